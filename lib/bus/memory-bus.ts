@@ -1,0 +1,175 @@
+import type { BatchHandler, Bus, BusRecord, SubscribeOptions, Subscription } from "./bus.ts";
+
+interface Waiter {
+  resolve: () => void;
+}
+
+/** A bounded FIFO per (topic, group); publishers wait for room, consumers wait for records. */
+class GroupQueue {
+  readonly records: BusRecord[] = [];
+  private spaceWaiters: Waiter[] = [];
+  private dataWaiters: Waiter[] = [];
+  /** Records taken but not yet committed, counted against capacity so a slow consumer still pushes back. */
+  inFlight = 0;
+  constructor(readonly capacity: number) {}
+
+  get size() {
+    return this.records.length + this.inFlight;
+  }
+
+  async put(record: BusRecord, closed: () => boolean) {
+    while (this.size >= this.capacity && !closed()) {
+      await new Promise<void>((resolve) => this.spaceWaiters.push({ resolve }));
+    }
+    this.records.push(record);
+    this.wake(this.dataWaiters);
+  }
+
+  async take(max: number, stopped: () => boolean): Promise<BusRecord[]> {
+    while (this.records.length === 0 && !stopped()) {
+      await new Promise<void>((resolve) => this.dataWaiters.push({ resolve }));
+    }
+    const batch = this.records.splice(0, max);
+    this.inFlight += batch.length;
+    return batch;
+  }
+
+  commit(count: number) {
+    this.inFlight -= count;
+    this.wakeAll(this.spaceWaiters);
+  }
+
+  /** Puts an uncommitted batch back at the head, for redelivery. */
+  requeue(batch: BusRecord[]) {
+    this.inFlight -= batch.length;
+    this.records.unshift(...batch);
+    this.wake(this.dataWaiters);
+  }
+
+  wakeEveryone() {
+    this.wakeAll(this.spaceWaiters);
+    this.wakeAll(this.dataWaiters);
+  }
+
+  private wake(list: Waiter[]) {
+    list.shift()?.resolve();
+  }
+  private wakeAll(list: Waiter[]) {
+    for (const w of list.splice(0)) w.resolve();
+  }
+}
+
+interface Topic {
+  groups: Map<string, GroupQueue>;
+  /** Holds records published before any group subscribed; the first group takes it over. */
+  unclaimed: GroupQueue;
+}
+
+export interface MemoryBusOptions {
+  capacity: number;
+  /** Delivery attempts before a batch's records go to the dead-letter hook. */
+  maxAttempts?: number;
+  retryDelayMs?: number;
+  onDeadLetter?: (topic: string, record: BusRecord, error: Error) => Promise<void>;
+}
+
+/** The embedded product's bus: same contract bytes and the same batch/commit shape as Kafka, in one process. */
+export class MemoryBus implements Bus {
+  private topics = new Map<string, Topic>();
+  private loops = new Set<Promise<void>>();
+  private closed = false;
+  private idleWaiters: Waiter[] = [];
+
+  constructor(private readonly options: MemoryBusOptions) {}
+
+  private topic(name: string): Topic {
+    let topic = this.topics.get(name);
+    if (!topic) {
+      topic = { groups: new Map(), unclaimed: new GroupQueue(this.options.capacity) };
+      this.topics.set(name, topic);
+    }
+    return topic;
+  }
+
+  async publish(topicName: string, records: BusRecord[]): Promise<void> {
+    if (this.closed) throw new Error(`bus is closed; cannot publish to ${topicName}`);
+    const topic = this.topic(topicName);
+    for (const record of records) {
+      const queues = topic.groups.size > 0 ? [...topic.groups.values()] : [topic.unclaimed];
+      for (const queue of queues) await queue.put(record, () => this.closed);
+    }
+  }
+
+  async subscribe(topicName: string, options: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
+    const topic = this.topic(topicName);
+    let queue = topic.groups.get(options.group);
+    if (!queue) {
+      queue = topic.groups.size === 0 ? topic.unclaimed : new GroupQueue(this.options.capacity);
+      topic.groups.set(options.group, queue);
+    }
+    const maxBatch = options.maxBatch ?? 16;
+    let stopped = false;
+    const isStopped = () => stopped || this.closed;
+    const q = queue;
+    const loop = (async () => {
+      while (!isStopped()) {
+        const batch = await q.take(maxBatch, isStopped);
+        if (batch.length === 0) continue;
+        await this.deliver(topicName, q, batch, handler);
+        this.notifyIfIdle();
+      }
+    })();
+    this.loops.add(loop);
+    void loop.finally(() => this.loops.delete(loop));
+    return {
+      stop: async () => {
+        stopped = true;
+        q.wakeEveryone();
+        await loop;
+      },
+    };
+  }
+
+  private async deliver(topic: string, queue: GroupQueue, batch: BusRecord[], handler: BatchHandler) {
+    const maxAttempts = this.options.maxAttempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await handler(batch, topic);
+        queue.commit(batch.length);
+        return;
+      } catch (err) {
+        if (attempt >= maxAttempts || this.closed) {
+          for (const record of batch) await this.options.onDeadLetter?.(topic, record, err as Error);
+          queue.commit(batch.length);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, (this.options.retryDelayMs ?? 50) * attempt));
+      }
+    }
+  }
+
+  private isIdle(): boolean {
+    for (const topic of this.topics.values()) {
+      for (const queue of topic.groups.values()) if (queue.size > 0) return false;
+    }
+    return true;
+  }
+
+  private notifyIfIdle() {
+    if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w.resolve();
+  }
+
+  async drain(): Promise<void> {
+    // Handlers publish downstream before committing, so "every group queue empty" means the pipeline is quiet.
+    while (!this.isIdle()) await new Promise<void>((resolve) => this.idleWaiters.push({ resolve }));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const topic of this.topics.values()) {
+      topic.unclaimed.wakeEveryone();
+      for (const queue of topic.groups.values()) queue.wakeEveryone();
+    }
+    await Promise.allSettled([...this.loops]);
+  }
+}

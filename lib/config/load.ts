@@ -1,0 +1,96 @@
+import { readFileSync, existsSync } from "node:fs";
+import path from "node:path";
+import { ConfigSchema, type Config } from "./schema.ts";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const ENV_PREFIX = "VIGIL_";
+/** Short names kept for the variables users already know. */
+const ENV_ALIASES: Record<string, string> = {
+  VIGIL_MODEL_MIRROR: "models.mirror",
+  VIGIL_DATA_DIR: "dataDir",
+  VIGIL_LOG_LEVEL: "log.level",
+};
+
+const camel = (s: string) => s.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+
+/** `VIGIL_DETECT__SCORE_THRESHOLD` → `detect.scoreThreshold`. */
+export function envKeyToPath(key: string): string | undefined {
+  if (ENV_ALIASES[key]) return ENV_ALIASES[key];
+  if (!key.startsWith(ENV_PREFIX)) return undefined;
+  return key.slice(ENV_PREFIX.length).split("__").map(camel).join(".");
+}
+
+function parseEnvValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function setPath(target: Record<string, unknown>, dotted: string, value: unknown) {
+  const parts = dotted.split(".");
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (typeof next !== "object" || next === null || Array.isArray(next)) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]!] = value;
+}
+
+export interface LoadOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  overrides?: Record<string, unknown>;
+}
+
+/** File first, then environment variables, then explicit (CLI) overrides; validated once, errors name the key. */
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const raw: Record<string, unknown> = {};
+  const origin = new Map<string, string>();
+  const file = opts.file ?? (existsSync("vigil.config.json") ? "vigil.config.json" : undefined);
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    try {
+      Object.assign(raw, JSON.parse(text));
+    } catch (err) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    const dotted = envKeyToPath(key);
+    if (!dotted || key === "VIGIL_CONFIG") continue;
+    setPath(raw, dotted, parseEnvValue(value));
+    origin.set(dotted, `environment variable ${key}`);
+  }
+  for (const [dotted, value] of Object.entries(opts.overrides ?? {})) {
+    if (value === undefined) continue;
+    setPath(raw, dotted, value);
+    origin.set(dotted, "command line");
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const key = issue.path.join(".") || "(root)";
+      const from = origin.get(key) ?? (file ? `config file ${file}` : "defaults");
+      return `  ${key}: ${issue.message} (from ${from})`;
+    });
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return parsed.data;
+}
+
+export function modelCacheDir(config: Config): string {
+  return path.resolve(config.models.cacheDir ?? path.join(config.dataDir, "models"));
+}

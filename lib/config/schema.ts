@@ -1,0 +1,86 @@
+import { z } from "zod";
+
+const positiveInt = z.number().int().positive();
+const fraction = z.number().min(0).max(1);
+
+export const CameraSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9._-]+$/, "camera ids are letters, digits, '.', '_' or '-'"),
+  url: z.string().min(1),
+  fps: z.number().positive().max(60).optional(),
+  loop: z.boolean().default(false),
+});
+
+/** The one configuration tree for the CLI, every service and the deploy manifests. */
+export const ConfigSchema = z.object({
+  /** Where Vigil keeps its own files (model cache, embedded store, sample media). */
+  dataDir: z.string().default(".vigil"),
+  log: z
+    .object({ level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info") })
+    .prefault({}),
+  models: z
+    .object({
+      /** Model cache; defaults to `<dataDir>/models`. */
+      cacheDir: z.string().optional(),
+      /** Local mirror directory searched before any network source (VIGIL_MODEL_MIRROR). */
+      mirror: z.string().optional(),
+      /** `auto` uses the default pack and falls back to the npm-only pack when its sources are unreachable. */
+      pack: z.enum(["auto", "yunet-reid0095", "faceplugin-npm"]).default("auto"),
+      executionProvider: z.enum(["cpu", "cuda", "tensorrt"]).default("cpu"),
+      /** 0 lets ONNX Runtime pick (one thread per core). */
+      intraOpThreads: z.number().int().min(0).default(0),
+    })
+    .prefault({}),
+  detect: z
+    .object({
+      /** Frames are resized so their longer side is at most this before detection (multiple of 32 after padding). */
+      maxSide: positiveInt.default(640),
+      scoreThreshold: fraction.default(0.6),
+      nmsIou: fraction.default(0.3),
+      maxBatch: positiveInt.default(4),
+      maxWaitMs: z.number().min(0).default(10),
+    })
+    .prefault({}),
+  quality: z
+    .object({
+      minFaceSize: z.number().min(0).default(32),
+      minInterOcular: z.number().min(0).default(14),
+      /** Variance of the Laplacian of the aligned grey crop; below it the face is too blurred to trust. */
+      minSharpness: z.number().min(0).default(15),
+      maxYawDeg: z.number().min(0).max(90).default(50),
+      maxPitchDeg: z.number().min(0).max(90).default(40),
+      minDetScore: fraction.default(0.7),
+    })
+    .prefault({}),
+  embed: z
+    .object({
+      /** Adds the horizontally flipped crop's embedding (better accuracy, twice the work). */
+      flip: z.boolean().default(true),
+      maxBatch: positiveInt.default(16),
+      maxWaitMs: z.number().min(0).default(15),
+    })
+    .prefault({}),
+  match: z
+    .object({
+      /** Overrides the calibrated threshold stored with the model. */
+      threshold: z.number().min(-1).max(1).optional(),
+      alertCooldownS: z.number().min(0).default(30),
+    })
+    .prefault({}),
+  ingest: z
+    .object({
+      fps: z.number().positive().max(60).default(5),
+      maxWidth: positiveInt.default(1280),
+    })
+    .prefault({}),
+  bus: z
+    .object({
+      kind: z.enum(["memory"]).default("memory"),
+      /** Messages a topic holds before publishers wait: the backpressure bound. */
+      queueCapacity: positiveInt.default(64),
+    })
+    .prefault({}),
+  cameras: z.array(CameraSchema).default([]),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type CameraConfig = z.infer<typeof CameraSchema>;
