@@ -1,0 +1,67 @@
+import type { Config } from "../../config/index.ts";
+import { fillTensor, resizeImage, type BgrImage } from "../image.ts";
+import type { ModelSpec, Point } from "../registry.ts";
+import { ort } from "../runtime.ts";
+import { nms, type Detection, type FaceDetector } from "./detection.ts";
+
+const STRIDES = [8, 16, 32] as const;
+
+/**
+ * YuNet (OpenCV zoo): anchor-free, one prediction per grid cell at strides 8/16/32, with class and objectness
+ * scores, box offsets (centre in cells, log size) and five keypoints. Decoding follows OpenCV's FaceDetectorYN.
+ */
+export class YuNetDetector implements FaceDetector {
+  readonly modelId: string;
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly spec: ModelSpec,
+    private readonly options: Config["detect"],
+  ) {
+    this.modelId = spec.id;
+  }
+
+  async detect(image: BgrImage): Promise<Detection[]> {
+    const scale = Math.min(1, this.options.maxSide / Math.max(image.width, image.height));
+    const w = Math.max(1, Math.round(image.width * scale));
+    const h = Math.max(1, Math.round(image.height * scale));
+    const resized = await resizeImage(image, w, h);
+    const stride = this.spec.input.stride ?? 32;
+    const padW = Math.ceil(w / stride) * stride;
+    const padH = Math.ceil(h / stride) * stride;
+    const input = new Float32Array(3 * padW * padH);
+    fillTensor(resized, this.spec.input, input, 0, padW, padH);
+    const out = await this.session.run({ input: new ort.Tensor("float32", input, [1, 3, padH, padW]) });
+    const found: Detection[] = [];
+    const sx = image.width / w;
+    const sy = image.height / h;
+    for (const s of STRIDES) {
+      const cls = out[`cls_${s}`]!.data as Float32Array;
+      const obj = out[`obj_${s}`]!.data as Float32Array;
+      const bbox = out[`bbox_${s}`]!.data as Float32Array;
+      const kps = out[`kps_${s}`]!.data as Float32Array;
+      const cols = padW / s;
+      for (let i = 0; i < cls.length; i++) {
+        const c = Math.min(1, Math.max(0, cls[i]!));
+        const o = Math.min(1, Math.max(0, obj[i]!));
+        const score = Math.sqrt(c * o);
+        if (score < this.options.scoreThreshold) continue;
+        const col = i % cols;
+        const row = Math.floor(i / cols);
+        const cx = (col + bbox[i * 4]!) * s;
+        const cy = (row + bbox[i * 4 + 1]!) * s;
+        const bw = Math.exp(bbox[i * 4 + 2]!) * s;
+        const bh = Math.exp(bbox[i * 4 + 3]!) * s;
+        const landmarks: Point[] = [];
+        for (let k = 0; k < 5; k++) {
+          landmarks.push([(kps[i * 10 + 2 * k]! + col) * s * sx, (kps[i * 10 + 2 * k + 1]! + row) * s * sy]);
+        }
+        found.push({
+          box: { x: (cx - bw / 2) * sx, y: (cy - bh / 2) * sy, width: bw * sx, height: bh * sy },
+          score,
+          landmarks,
+        });
+      }
+    }
+    return nms(found, this.options.nmsIou);
+  }
+}

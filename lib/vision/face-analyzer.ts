@@ -1,0 +1,37 @@
+import { alignFace } from "./align.ts";
+import type { Detection, FaceDetector } from "./detectors/detection.ts";
+import type { BgrImage } from "./image.ts";
+import { assessQuality, type QualityGateConfig, type QualityVerdict } from "./quality.ts";
+import type { Point } from "./registry.ts";
+
+export interface AlignedFace {
+  detection: Detection;
+  crop: BgrImage;
+  quality: QualityVerdict;
+}
+
+export interface AlignmentTarget {
+  width: number;
+  height: number;
+  template: Point[];
+}
+
+/** Detect → align to the embedder's template → quality: the path live video and enrolment photos share. */
+export class FaceAnalyzer {
+  constructor(
+    readonly detector: FaceDetector,
+    private readonly target: AlignmentTarget,
+    private readonly gate: QualityGateConfig,
+  ) {}
+
+  async analyze(image: BgrImage): Promise<AlignedFace[]> {
+    const detections = await this.detector.detect(image);
+    return detections.map((d) => this.alignDetection(image, d));
+  }
+
+  alignDetection(image: BgrImage, detection: Detection): AlignedFace {
+    const { crop } = alignFace(image, detection.landmarks, this.target.template, this.target.width, this.target.height);
+    const quality = assessQuality({ box: detection.box, landmarks: detection.landmarks, detScore: detection.score, crop }, this.gate);
+    return { detection, crop, quality };
+  }
+}

@@ -1,0 +1,128 @@
+import sharp from "sharp";
+
+/** Packed 8-bit BGR pixels: the one in-memory image format of the pipeline (what ffmpeg's bgr24 gives). */
+export interface BgrImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export class ImageDecodeError extends Error {
+  override name = "ImageDecodeError";
+}
+
+function swapRB(data: Uint8Array): Uint8Array {
+  for (let i = 0; i < data.length; i += 3) {
+    const r = data[i]!;
+    data[i] = data[i + 2]!;
+    data[i + 2] = r;
+  }
+  return data;
+}
+
+/** Decodes any image sharp reads (JPEG, PNG, WebP…), honouring EXIF orientation. */
+export async function decodeImage(input: Uint8Array | string, label = "image"): Promise<BgrImage> {
+  try {
+    const { data, info } = await sharp(input, { failOn: "error" })
+      .rotate()
+      .removeAlpha()
+      .toColourspace("srgb")
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`unexpected ${info.channels} channels`);
+    return { width: info.width, height: info.height, data: swapRB(new Uint8Array(data)) };
+  } catch (err) {
+    throw new ImageDecodeError(`${label} is not a readable image: ${(err as Error).message}`);
+  }
+}
+
+export async function encodeJpeg(image: BgrImage, quality = 85): Promise<Uint8Array> {
+  const rgb = swapRB(Uint8Array.from(image.data));
+  return new Uint8Array(
+    await sharp(rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).jpeg({ quality }).toBuffer(),
+  );
+}
+
+export async function encodePng(image: BgrImage): Promise<Uint8Array> {
+  const rgb = swapRB(Uint8Array.from(image.data));
+  return new Uint8Array(
+    await sharp(rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer(),
+  );
+}
+
+export async function resizeImage(image: BgrImage, width: number, height: number): Promise<BgrImage> {
+  if (width === image.width && height === image.height) return image;
+  const data = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize(width, height, { fit: "fill", kernel: "linear" })
+    .raw()
+    .toBuffer();
+  return { width, height, data: new Uint8Array(data) };
+}
+
+export function flipHorizontal(image: BgrImage): BgrImage {
+  const { width, height, data } = image;
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < height; y++) {
+    const row = y * width * 3;
+    for (let x = 0; x < width; x++) {
+      const s = row + x * 3;
+      const d = row + (width - 1 - x) * 3;
+      out[d] = data[s]!;
+      out[d + 1] = data[s + 1]!;
+      out[d + 2] = data[s + 2]!;
+    }
+  }
+  return { width, height, data: out };
+}
+
+export function toGray(image: BgrImage): Float32Array {
+  const out = new Float32Array(image.width * image.height);
+  for (let i = 0, p = 0; i < out.length; i++, p += 3) {
+    out[i] = 0.114 * image.data[p]! + 0.587 * image.data[p + 1]! + 0.299 * image.data[p + 2]!;
+  }
+  return out;
+}
+
+export interface TensorLayout {
+  channels: "bgr" | "rgb" | "gray";
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+/**
+ * Writes an image into a float NCHW tensor slot, in the model's channel order and normalisation.
+ * `target` may be larger than the image (zero padding at the right and bottom, as detectors expect).
+ */
+export function fillTensor(
+  image: BgrImage,
+  layout: TensorLayout,
+  out: Float32Array,
+  offset: number,
+  targetWidth = image.width,
+  targetHeight = image.height,
+) {
+  const plane = targetWidth * targetHeight;
+  const { data, width, height } = image;
+  if (layout.channels === "gray") {
+    const gray = toGray(image);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        out[offset + y * targetWidth + x] = (gray[y * width + x]! - layout.mean[0]) / layout.std[0];
+      }
+    }
+    return;
+  }
+  // Source bytes are B,G,R; pick per output channel.
+  const order = layout.channels === "bgr" ? [0, 1, 2] : [2, 1, 0];
+  for (let c = 0; c < 3; c++) {
+    const src = order[c]!;
+    const mean = layout.mean[c]!;
+    const inv = 1 / layout.std[c]!;
+    const base = offset + c * plane;
+    for (let y = 0; y < height; y++) {
+      const row = base + y * targetWidth;
+      let p = y * width * 3 + src;
+      for (let x = 0; x < width; x++, p += 3) out[row + x] = (data[p]! - mean) * inv;
+    }
+  }
+}

@@ -1,0 +1,189 @@
+import { createHash } from "node:crypto";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { applyGraphFixes } from "./graph-fixes.ts";
+import { convertIrToOnnx } from "./ir-to-onnx.ts";
+import type { ModelSource, ModelSpec } from "./registry.ts";
+
+const run = promisify(execFile);
+
+export class ChecksumError extends Error {
+  override name = "ChecksumError";
+}
+export class ModelUnavailableError extends Error {
+  override name = "ModelUnavailableError";
+}
+
+export const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+export interface ModelStoreOptions {
+  cacheDir: string;
+  mirror?: string;
+  /** Network sources (URL, npm) are skipped when false: tests of the mirror path, air-gapped sites. */
+  allowNetwork?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface PulledModel {
+  spec: ModelSpec;
+  path: string;
+  source: string;
+}
+
+/** Fetches, verifies, converts and caches models; the only code that touches model files on disk. */
+export class ModelStore {
+  private npmTarballs = new Map<string, Promise<string>>();
+  constructor(private readonly options: ModelStoreOptions) {}
+
+  artifactPath(spec: ModelSpec): string {
+    return path.join(this.options.cacheDir, `${spec.id}.onnx`);
+  }
+
+  /** The cached ONNX file when present and intact; otherwise pulls it. */
+  async ensure(spec: ModelSpec): Promise<PulledModel> {
+    const target = this.artifactPath(spec);
+    if (existsSync(target)) {
+      const actual = sha256(readFileSync(target));
+      if (!spec.artifactSha256 || actual === spec.artifactSha256) return { spec, path: target, source: "cache" };
+      this.log(`cached ${spec.id} has sha256 ${actual}, expected ${spec.artifactSha256}: fetching it again`);
+    }
+    return this.pull(spec);
+  }
+
+  async pull(spec: ModelSpec): Promise<PulledModel> {
+    const failures: string[] = [];
+    for (const source of spec.sources) {
+      const label = describeSource(source);
+      if (source.kind === "mirror" && !this.options.mirror) {
+        failures.push(`${label}: no mirror directory configured`);
+        continue;
+      }
+      if (source.kind !== "mirror" && this.options.allowNetwork === false) {
+        failures.push(`${label}: network sources disabled`);
+        continue;
+      }
+      let raw: Record<string, Uint8Array>;
+      try {
+        raw = await this.fetchFiles(source);
+      } catch (err) {
+        failures.push(`${label}: ${(err as Error).message}`);
+        continue;
+      }
+      for (const [name, bytes] of Object.entries(raw)) {
+        const expected = spec.files[name]?.sha256;
+        const actual = sha256(bytes);
+        if (expected !== actual) {
+          // A wrong file is worse than none: refuse it and say exactly what differed.
+          throw new ChecksumError(
+            `${spec.id}: file '${name}' from ${label} has sha256 ${actual}, expected ${expected}; refusing it`,
+          );
+        }
+      }
+      const artifact = this.build(spec, raw);
+      const actual = sha256(artifact);
+      if (spec.artifactSha256 && actual !== spec.artifactSha256) {
+        throw new ChecksumError(
+          `${spec.id}: converted model has sha256 ${actual}, expected ${spec.artifactSha256}; conversion is not reproducible`,
+        );
+      }
+      const target = this.artifactPath(spec);
+      mkdirSync(path.dirname(target), { recursive: true });
+      const partial = `${target}.${process.pid}.partial`;
+      writeFileSync(partial, artifact);
+      renameSync(partial, target);
+      this.log(`pulled ${spec.id} from ${label}`);
+      return { spec, path: target, source: label };
+    }
+    throw new ModelUnavailableError(`${spec.id}: no source could be reached:\n  ${failures.join("\n  ")}`);
+  }
+
+  /** Re-hashes the cached artifact; reports rather than throws so `models verify` can list every model. */
+  verify(spec: ModelSpec): { ok: boolean; detail: string } {
+    const target = this.artifactPath(spec);
+    if (!existsSync(target)) return { ok: false, detail: "not pulled" };
+    const actual = sha256(readFileSync(target));
+    if (spec.artifactSha256 && actual !== spec.artifactSha256) {
+      return { ok: false, detail: `sha256 ${actual} differs from the registry's ${spec.artifactSha256}` };
+    }
+    return { ok: true, detail: `sha256 ${actual}` };
+  }
+
+  private build(spec: ModelSpec, raw: Record<string, Uint8Array>): Uint8Array {
+    if (spec.format === "openvino-ir") {
+      const { model, report } = convertIrToOnnx(Buffer.from(raw.xml!).toString("utf8"), raw.bin!);
+      this.log(`converted ${spec.id} from OpenVINO IR: ${report.nodes} nodes, ${report.flushedDenormals} denormals flushed`);
+      return model;
+    }
+    if (spec.fixes.length === 0) return raw.model!;
+    const { model, report } = applyGraphFixes(raw.model!, spec.fixes);
+    this.log(`fixed ${spec.id}: ${report.flushedDenormals} denormals flushed, ${report.reshapesFreed} reshapes freed`);
+    return model;
+  }
+
+  private async fetchFiles(source: ModelSource): Promise<Record<string, Uint8Array>> {
+    const out: Record<string, Uint8Array> = {};
+    if (source.kind === "mirror") {
+      for (const [name, rel] of Object.entries(source.files)) {
+        const file = path.join(this.options.mirror!, rel);
+        if (!existsSync(file)) throw new Error(`${file} does not exist`);
+        out[name] = readFileSync(file);
+      }
+    } else if (source.kind === "url") {
+      for (const [name, url] of Object.entries(source.files)) {
+        const response = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+        if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+        out[name] = new Uint8Array(await response.arrayBuffer());
+      }
+    } else {
+      const dir = await this.npmPackage(source.package, source.version);
+      for (const [name, rel] of Object.entries(source.files)) out[name] = readFileSync(path.join(dir, rel));
+    }
+    return out;
+  }
+
+  /** `npm pack` uses the registry and proxy npm is set up with, so any machine that can install Vigil can get these. */
+  private npmPackage(pkg: string, version: string): Promise<string> {
+    const key = `${pkg}@${version}`;
+    let pending = this.npmTarballs.get(key);
+    if (!pending) {
+      pending = (async () => {
+        const dir = path.join(this.options.cacheDir, "npm", key.replace(/[/@]/g, "_"));
+        if (existsSync(path.join(dir, "package", "package.json"))) return dir;
+        const work = mkdtempSync(path.join(tmpdir(), "vigil-npm-"));
+        try {
+          const { stdout } = await run("npm", ["pack", key, "--silent", "--pack-destination", work], {
+            timeout: 300_000,
+            maxBuffer: 1 << 20,
+          });
+          const tarball = path.join(work, stdout.trim().split("\n").pop()!);
+          mkdirSync(dir, { recursive: true });
+          await run("tar", ["-xzf", tarball, "-C", dir]);
+          return dir;
+        } finally {
+          rmSync(work, { recursive: true, force: true });
+        }
+      })();
+      this.npmTarballs.set(key, pending);
+    }
+    return pending;
+  }
+
+  private log(line: string) {
+    this.options.log?.(line);
+  }
+}
+
+export function describeSource(source: ModelSource): string {
+  if (source.kind === "npm") return `npm ${source.package}@${source.version}`;
+  if (source.kind === "url") return `URL ${Object.values(source.files)[0]}`;
+  return `mirror ${Object.values(source.files).join(", ")}`;
+}
+
+/** Copies a file into a mirror-shaped directory; used by tests that build their own mirrors. */
+export function mirrorFile(from: string, mirrorDir: string, rel: string) {
+  mkdirSync(path.dirname(path.join(mirrorDir, rel)), { recursive: true });
+  copyFileSync(from, path.join(mirrorDir, rel));
+}

@@ -1,0 +1,100 @@
+import type { BgrImage } from "./image.ts";
+import { toGray } from "./image.ts";
+import type { Point } from "./registry.ts";
+import type { Config } from "../config/index.ts";
+import type { QualityScores } from "../contracts/index.ts";
+
+export type QualityGateConfig = Config["quality"];
+
+const deg = (rad: number) => (rad * 180) / Math.PI;
+const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+
+/** Variance of the 4-neighbour Laplacian over the grey image: low means blurred (Pech-Pacheco et al.). */
+export function sharpness(image: BgrImage): number {
+  const g = toGray(image);
+  const { width: w, height: h } = image;
+  let sum = 0, sumSq = 0, n = 0;
+  for (let y = 1; y < h - 1; y++) {
+    for (let x = 1; x < w - 1; x++) {
+      const i = y * w + x;
+      const lap = g[i - 1]! + g[i + 1]! + g[i - w]! + g[i + w]! - 4 * g[i]!;
+      sum += lap;
+      sumSq += lap * lap;
+      n++;
+    }
+  }
+  return n === 0 ? 0 : sumSq / n - (sum / n) ** 2;
+}
+
+/**
+ * Head pose from the five landmarks, after undoing in-plane roll: yaw from where the nose sits between the eyes,
+ * pitch from where it sits between the eye line and the mouth line. A coarse estimate, enough to gate on.
+ */
+export function poseFromLandmarks(landmarks: Point[]): { yawDeg: number; pitchDeg: number; rollDeg: number } {
+  const [le, re, nose, lm, rm] = landmarks as [Point, Point, Point, Point, Point];
+  const roll = Math.atan2(re[1] - le[1], re[0] - le[0]);
+  const cos = Math.cos(-roll), sin = Math.sin(-roll);
+  const r = (p: Point): Point => [p[0] * cos - p[1] * sin, p[0] * sin + p[1] * cos];
+  const [L, R, N, ML, MR] = [r(le), r(re), r(nose), r(lm), r(rm)];
+  const dl = N[0] - L[0];
+  const dr = R[0] - N[0];
+  const yawRatio = dl + dr === 0 ? 0 : (dl - dr) / (dl + dr);
+  const eyeY = (L[1] + R[1]) / 2;
+  const mouthY = (ML[1] + MR[1]) / 2;
+  const span = mouthY - eyeY;
+  // On a frontal face the nose tip sits ~49% of the way from the eye line to the mouth line (ArcFace template).
+  const t = span <= 0 ? 1 : (N[1] - eyeY) / span;
+  return {
+    yawDeg: deg(Math.asin(clamp(yawRatio, -1, 1))),
+    pitchDeg: deg(Math.asin(clamp((t - 0.49) * 2.5, -1, 1))),
+    rollDeg: deg(roll),
+  };
+}
+
+export interface QualityInput {
+  box: { width: number; height: number };
+  landmarks: Point[];
+  detScore: number;
+  /** The aligned crop; sharpness is measured there so it is comparable across face sizes. */
+  crop: BgrImage;
+}
+
+export interface QualityVerdict {
+  scores: QualityScores;
+  /** Empty when the face passes; otherwise one human-readable reason per failed check. */
+  reasons: string[];
+}
+
+export function assessQuality(input: QualityInput, gate: QualityGateConfig): QualityVerdict {
+  const [le, re] = input.landmarks as [Point, Point];
+  const interOcular = Math.hypot(re[0] - le[0], re[1] - le[1]);
+  const pose = poseFromLandmarks(input.landmarks);
+  const scores: QualityScores = {
+    faceSize: Math.min(input.box.width, input.box.height),
+    interOcular,
+    sharpness: sharpness(input.crop),
+    yawDeg: pose.yawDeg,
+    pitchDeg: pose.pitchDeg,
+    detScore: input.detScore,
+  };
+  const reasons: string[] = [];
+  const f1 = (v: number) => v.toFixed(1);
+  if (scores.faceSize < gate.minFaceSize) reasons.push(`too small: face ${f1(scores.faceSize)} px < ${gate.minFaceSize} px`);
+  if (interOcular < gate.minInterOcular)
+    reasons.push(`eyes too close: inter-ocular ${f1(interOcular)} px < ${gate.minInterOcular} px`);
+  if (scores.sharpness < gate.minSharpness)
+    reasons.push(`blurred: sharpness ${f1(scores.sharpness)} < ${gate.minSharpness}`);
+  if (Math.abs(scores.yawDeg) > gate.maxYawDeg)
+    reasons.push(`turned away: yaw ${f1(scores.yawDeg)}° beyond ±${gate.maxYawDeg}°`);
+  if (Math.abs(scores.pitchDeg) > gate.maxPitchDeg)
+    reasons.push(`tilted: pitch ${f1(scores.pitchDeg)}° beyond ±${gate.maxPitchDeg}°`);
+  if (scores.detScore < gate.minDetScore)
+    reasons.push(`uncertain detection: score ${scores.detScore.toFixed(2)} < ${gate.minDetScore}`);
+  return { scores, reasons };
+}
+
+/** One number to pick a track's best face by: sharp, frontal, large. */
+export function qualityRank(s: QualityScores): number {
+  const frontal = Math.cos((s.yawDeg * Math.PI) / 180) * Math.cos((s.pitchDeg * Math.PI) / 180);
+  return s.detScore * frontal * Math.min(1, s.interOcular / 40) * Math.min(1, s.sharpness / 100);
+}

