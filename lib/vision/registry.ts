@@ -99,7 +99,7 @@ export const MODELS: Record<string, ModelSpec> = {
       xml: { sha256: "ce53d2c9c08c0bd1c1660fb8a5b6d0e3e4ec19eb92f1036d2d83a85e83082dce" },
       bin: { sha256: "241229ca3d206321868d46ce74a3c0b06c49cea58db7dc70b2e842ff287545d1" },
     },
-    artifactSha256: "",
+    artifactSha256: "62da5108901c205e01d2291f9a2db656810ae5a68f96a7918b9ebfda10fcfc62",
     sources: [
       {
         kind: "mirror",
