@@ -12,7 +12,10 @@ describe("DynamicBatcher", () => {
     const results = await b.submitMany([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(Date.now() - started).toBeLessThan(1000);
     expect(results).toEqual([10, 20, 30, 40, 50, 60, 70, 80]);
-    expect(batches).toEqual([[1, 2, 3, 4], [5, 6, 7, 8]]);
+    expect(batches).toEqual([
+      [1, 2, 3, 4],
+      [5, 6, 7, 8],
+    ]);
   });
 
   it("flushes a partial batch when its oldest item has waited maxWaitMs", async () => {
@@ -26,12 +29,16 @@ describe("DynamicBatcher", () => {
   });
 
   it("returns each caller its own result when callers interleave (many cameras, one model)", async () => {
-    const b = new DynamicBatcher<{ cam: string; i: number }, string>({ maxBatch: 5, maxWaitMs: 5 }, async (xs) => {
-      await new Promise((r) => setTimeout(r, 2));
-      return xs.map((x) => `${x.cam}#${x.i}`);
-    });
+    const b = new DynamicBatcher<{ cam: string; i: number }, string>(
+      { maxBatch: 5, maxWaitMs: 5 },
+      async (xs) => {
+        await new Promise((r) => setTimeout(r, 2));
+        return xs.map((x) => `${x.cam}#${x.i}`);
+      },
+    );
     const calls = [];
-    for (let i = 0; i < 12; i++) for (const cam of ["a", "b", "c"]) calls.push(b.submit({ cam, i }).then((r) => [r, `${cam}#${i}`]));
+    for (let i = 0; i < 12; i++)
+      for (const cam of ["a", "b", "c"]) calls.push(b.submit({ cam, i }).then((r) => [r, `${cam}#${i}`]));
     for (const [got, want] of await Promise.all(calls)) expect(got).toBe(want);
     expect(Math.max(...b.batchSizes)).toBeLessThanOrEqual(5);
     expect(b.batchSizes.reduce((s, n) => s + n, 0)).toBe(36);

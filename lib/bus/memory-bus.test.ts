@@ -17,7 +17,10 @@ describe("MemoryBus", () => {
     await bus.subscribe("t", { group: "b" }, async (batch) => {
       b.push(...batch.map((r) => r.value[0]!));
     });
-    await bus.publish("t", Array.from({ length: 10 }, (_, i) => rec("k", i)));
+    await bus.publish(
+      "t",
+      Array.from({ length: 10 }, (_, i) => rec("k", i)),
+    );
     await bus.drain();
     expect(a).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(b).toEqual(a);
@@ -29,7 +32,11 @@ describe("MemoryBus", () => {
     const bus = new MemoryBus({ capacity: 10 });
     await bus.publish("t", [rec("k", 7)]);
     const got: number[] = [];
-    await bus.subscribe("t", { group: "late" }, async (batch) => void got.push(...batch.map((r) => r.value[0]!)));
+    await bus.subscribe(
+      "t",
+      { group: "late" },
+      async (batch) => void got.push(...batch.map((r) => r.value[0]!)),
+    );
     await bus.drain();
     expect(got).toEqual([7]);
     await bus.close();
@@ -40,8 +47,10 @@ describe("MemoryBus", () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let maxSeen = 0;
-    const topicSize = () => (bus as unknown as { topics: Map<string, { groups: Map<string, { size: number }> }> })
-      .topics.get("t")!.groups.get("g")!.size;
+    const topicSize = () =>
+      (bus as unknown as { topics: Map<string, { groups: Map<string, { size: number }> }> }).topics
+        .get("t")!
+        .groups.get("g")!.size;
     await bus.subscribe("t", { group: "g", maxBatch: 1 }, async () => {
       maxSeen = Math.max(maxSeen, topicSize());
       await gate;

@@ -100,7 +100,11 @@ export class MemoryBus implements Bus {
     }
   }
 
-  async subscribe(topicName: string, options: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
+  async subscribe(
+    topicName: string,
+    options: SubscribeOptions,
+    handler: BatchHandler,
+  ): Promise<Subscription> {
     const topic = this.topic(topicName);
     let queue = topic.groups.get(options.group);
     if (!queue) {

@@ -14,7 +14,10 @@ describe("config", () => {
   it("layers file, environment and overrides in that order", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "vigil-cfg-"));
     const file = path.join(dir, "c.json");
-    writeFileSync(file, JSON.stringify({ detect: { scoreThreshold: 0.5, maxSide: 320 }, embed: { flip: false } }));
+    writeFileSync(
+      file,
+      JSON.stringify({ detect: { scoreThreshold: 0.5, maxSide: 320 }, embed: { flip: false } }),
+    );
     const config = loadConfig({
       file,
       env: { VIGIL_DETECT__SCORE_THRESHOLD: "0.8", VIGIL_MODEL_MIRROR: "/m" },

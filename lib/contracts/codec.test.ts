@@ -65,12 +65,15 @@ describe("contracts", () => {
 
   it("rejects malformed messages with a reason", () => {
     const good = FrameContract.encode(frame());
+    expect(() => FrameContract.decode(new Uint8Array([1, 2, 3]))).toThrowError(ContractError);
     expect(() => FrameContract.decode(new Uint8Array([1, 2, 3]))).toThrowError(/shorter than the preamble/);
     const badMagic = good.slice();
     badMagic[0] = 0;
     expect(() => FrameContract.decode(badMagic)).toThrowError(/bad magic/);
     expect(() => AlertContract.decode(good)).toThrowError(/message type 1 where 5 \(alert\)/);
-    expect(() => FrameContract.decode(good.subarray(0, good.byteLength - 1))).toThrowError(/runs past the end/);
+    expect(() => FrameContract.decode(good.subarray(0, good.byteLength - 1))).toThrowError(
+      /runs past the end/,
+    );
     const trailing = new Uint8Array(good.byteLength + 3);
     trailing.set(good);
     expect(() => FrameContract.decode(trailing)).toThrowError(/trailing bytes/);

@@ -46,7 +46,8 @@ export function defineContract<H extends z.ZodType, B extends string>(
     }
     const blobs = spec.blobs.map((name) => {
       const blob = (message as Record<string, unknown>)[name];
-      if (!(blob instanceof Uint8Array)) throw new ContractError(`cannot encode ${spec.name}: ${name} is not bytes`);
+      if (!(blob instanceof Uint8Array))
+        throw new ContractError(`cannot encode ${spec.name}: ${name} is not bytes`);
       return blob;
     });
     const header = Buffer.from(
@@ -76,17 +77,23 @@ export function defineContract<H extends z.ZodType, B extends string>(
     };
     if (!(bytes instanceof Uint8Array)) fail("payload is not bytes");
     if (bytes.byteLength < PREAMBLE) fail(`only ${bytes.byteLength} bytes, shorter than the preamble`);
-    if (bytes[0] !== MAGIC[0] || bytes[1] !== MAGIC[1] || bytes[2] !== MAGIC[2]) fail("bad magic (not a Vigil message)");
+    if (bytes[0] !== MAGIC[0] || bytes[1] !== MAGIC[1] || bytes[2] !== MAGIC[2])
+      fail("bad magic (not a Vigil message)");
     if (bytes[3] !== FORMAT_VERSION) fail(`unsupported wire format version ${bytes[3]}`);
-    if (bytes[4] !== spec.typeId) fail(`message type ${bytes[4]} where ${spec.typeId} (${spec.name}) was expected`);
-    if (bytes[5] !== spec.version) fail(`contract version ${bytes[5]}, this build reads version ${spec.version}`);
+    if (bytes[4] !== spec.typeId)
+      fail(`message type ${bytes[4]} where ${spec.typeId} (${spec.name}) was expected`);
+    if (bytes[5] !== spec.version)
+      fail(`contract version ${bytes[5]}, this build reads version ${spec.version}`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const headerLength = view.getUint32(6);
-    if (headerLength > MAX_HEADER_BYTES) fail(`header of ${headerLength} bytes exceeds the ${MAX_HEADER_BYTES} limit`);
+    if (headerLength > MAX_HEADER_BYTES)
+      fail(`header of ${headerLength} bytes exceeds the ${MAX_HEADER_BYTES} limit`);
     if (PREAMBLE + headerLength > bytes.byteLength) fail("header runs past the end of the message");
     let json: unknown;
     try {
-      json = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + PREAMBLE, headerLength).toString("utf8"));
+      json = JSON.parse(
+        Buffer.from(bytes.buffer, bytes.byteOffset + PREAMBLE, headerLength).toString("utf8"),
+      );
     } catch (err) {
       fail(`header is not JSON (${(err as Error).message})`);
     }

@@ -175,7 +175,8 @@ export function vectorToBytes(vector: Float32Array): Uint8Array {
 }
 
 export function bytesToVector(bytes: Uint8Array): Float32Array {
-  if (bytes.byteLength % 4 !== 0) throw new RangeError(`vector byte length ${bytes.byteLength} is not a multiple of 4`);
+  if (bytes.byteLength % 4 !== 0)
+    throw new RangeError(`vector byte length ${bytes.byteLength} is not a multiple of 4`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(bytes.byteLength / 4);
   for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);

@@ -21,14 +21,17 @@ const imagePath = (name: string, index: string) => path.join(name, `${name}_${in
  * n mismatched rows (name1 i name2 j). Image paths are relative to the images directory.
  */
 export function parseLfwPairs(file: string): LfwPairs {
-  const lines = readFileSync(file, "utf8").split(/\r?\n/).filter((l) => l.trim().length > 0);
+  const lines = readFileSync(file, "utf8")
+    .split(/\r?\n/)
+    .filter((l) => l.trim().length > 0);
   const header = lines[0]?.trim().split(/\s+/).map(Number);
   if (!header || header.length !== 2 || !header.every((n) => Number.isInteger(n) && n > 0)) {
     throw new Error(`${file}: first line must be "<folds> <pairs per class>", found "${lines[0] ?? ""}"`);
   }
   const [folds, perClass] = header as [number, number];
   const expected = folds * perClass * 2;
-  if (lines.length - 1 < expected) throw new Error(`${file}: header promises ${expected} pairs, found ${lines.length - 1}`);
+  if (lines.length - 1 < expected)
+    throw new Error(`${file}: header promises ${expected} pairs, found ${lines.length - 1}`);
   const pairs: LfwPair[] = [];
   for (let i = 0; i < expected; i++) {
     const fields = lines[i + 1]!.trim().split(/\s+/);
@@ -39,7 +42,9 @@ export function parseLfwPairs(file: string): LfwPairs {
     } else if (!same && fields.length === 4) {
       pairs.push({ fold, same, a: imagePath(fields[0]!, fields[1]!), b: imagePath(fields[2]!, fields[3]!) });
     } else {
-      throw new Error(`${file}: line ${i + 2} should be a ${same ? "matched" : "mismatched"} pair: "${lines[i + 1]}"`);
+      throw new Error(
+        `${file}: line ${i + 2} should be a ${same ? "matched" : "mismatched"} pair: "${lines[i + 1]}"`,
+      );
     }
   }
   return { folds, perClass, pairs };

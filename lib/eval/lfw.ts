@@ -23,6 +23,11 @@ export interface LfwReport {
   /** Mean of the per-fold thresholds (cosine similarity). */
   threshold: number;
   tarAtFar1e3: { tar: number; threshold: number; achievedFar: number; impostorPairs: number };
+  /**
+   * Thresholds at target false-accept rates over every cross-identity pair of images in the set (millions of
+   * impostor pairs, so 1e-5 is measurable): the calibrated operating points stored with the model id.
+   */
+  calibration: { far: number; threshold: number; impostorPairs: number }[];
   noFace: { count: number; files: string[]; fallback: string };
   belowQualityGate: number;
   seconds: number;
@@ -30,7 +35,8 @@ export interface LfwReport {
 
 /** The face LFW means in each image: the detection nearest the centre, larger faces preferred on ties. */
 function centralFace(faces: AlignedFace[], image: BgrImage): AlignedFace | undefined {
-  const cx = image.width / 2, cy = image.height / 2;
+  const cx = image.width / 2,
+    cy = image.height / 2;
   let best: AlignedFace | undefined;
   let bestCost = Infinity;
   for (const f of faces) {
@@ -49,7 +55,10 @@ export async function evaluateLfw(
   vision: Vision,
   imagesDir: string,
   pairsFile: string,
-  onProgress: (phase: string, total: number) => { tick(): void; done(): void } = () => ({ tick() {}, done() {} }),
+  onProgress: (phase: string, total: number) => { tick(): void; done(): void } = () => ({
+    tick() {},
+    done() {},
+  }),
   flip = true,
 ): Promise<LfwReport> {
   const started = Date.now();
@@ -82,7 +91,9 @@ export async function evaluateLfw(
   detecting.done();
 
   // No face found: align with the mean landmark layout of this set's detected faces (LFW images are centred).
-  const meanLandmarks = landmarkSum.map(([x, y]) => [x / Math.max(1, detected), y / Math.max(1, detected)] as Point);
+  const meanLandmarks = landmarkSum.map(
+    ([x, y]) => [x / Math.max(1, detected), y / Math.max(1, detected)] as Point,
+  );
   for (const { file, image } of missing) {
     const points = meanLandmarks.map(([x, y]) => [x * image.width, y * image.height] as Point);
     crops.set(file, alignFace(image, points, embedder.template, embedder.width, embedder.height).crop);
@@ -105,6 +116,7 @@ export async function evaluateLfw(
     score: cosine(vectors.get(p.a)!, vectors.get(p.b)!),
   }));
   const cv = crossValidate(scored, folds);
+  const calibration = impostorCalibration(files, vectors, [1e-3, 1e-4, 1e-5]);
   const tar = tarAtFar(scored, 1e-3);
   return {
     protocol: `${folds}-fold LFW verification, threshold chosen on the other folds`,
@@ -119,6 +131,7 @@ export async function evaluateLfw(
     folds: cv.folds,
     threshold: cv.folds.reduce((s, f) => s + f.threshold, 0) / cv.folds.length,
     tarAtFar1e3: { ...tar, impostorPairs: scored.filter((p) => !p.same).length },
+    calibration,
     noFace: {
       count: missing.length,
       files: missing.map((m) => m.file),
@@ -127,4 +140,21 @@ export async function evaluateLfw(
     belowQualityGate: belowGate,
     seconds: (Date.now() - started) / 1000,
   };
+}
+
+const identity = (file: string) => path.dirname(file);
+
+export function impostorCalibration(files: string[], vectors: Map<string, Float32Array>, fars: number[]) {
+  const list = files.map((f) => ({ id: identity(f), v: vectors.get(f)! }));
+  const scores: number[] = [];
+  for (let i = 0; i < list.length; i++) {
+    for (let j = i + 1; j < list.length; j++) {
+      if (list[i]!.id !== list[j]!.id) scores.push(cosine(list[i]!.v, list[j]!.v));
+    }
+  }
+  const sorted = Float32Array.from(scores).sort().reverse();
+  return fars.map((far) => {
+    const allowed = Math.floor(far * sorted.length);
+    return { far, threshold: (sorted[allowed] ?? -1) + 1e-6, impostorPairs: sorted.length };
+  });
 }

@@ -16,7 +16,11 @@ export function accuracyAt(pairs: ScoredPair[], threshold: number): number {
 /** The threshold that maximises accuracy on `pairs` (midpoints between consecutive distinct scores). */
 export function bestThreshold(pairs: ScoredPair[]): number {
   const scores = [...new Set(pairs.map((p) => p.score))].sort((a, b) => a - b);
-  const candidates = [scores[0]! - 1e-6, ...scores.slice(1).map((s, i) => (s + scores[i]!) / 2), scores.at(-1)! + 1e-6];
+  const candidates = [
+    scores[0]! - 1e-6,
+    ...scores.slice(1).map((s, i) => (s + scores[i]!) / 2),
+    scores.at(-1)! + 1e-6,
+  ];
   // Sweep: sort once, count correct decisions incrementally.
   const sorted = [...pairs].sort((a, b) => a.score - b.score);
   let correct = sorted.filter((p) => p.same).length; // threshold below everything: all accepted
@@ -39,7 +43,10 @@ export interface FoldResult {
 }
 
 /** For each fold, the threshold is chosen on the other folds and applied to the held-out fold. */
-export function crossValidate(pairs: ScoredPair[], folds: number): { folds: FoldResult[]; mean: number; std: number } {
+export function crossValidate(
+  pairs: ScoredPair[],
+  folds: number,
+): { folds: FoldResult[]; mean: number; std: number } {
   const results: FoldResult[] = [];
   for (let f = 0; f < folds; f++) {
     const train = pairs.filter((p) => p.fold !== f);
@@ -56,8 +63,14 @@ export function crossValidate(pairs: ScoredPair[], folds: number): { folds: Fold
  * True-accept rate at the strictest threshold whose false-accept rate is at most `far`. With N impostor pairs
  * the smallest measurable FAR is 1/N; the achieved FAR is reported alongside.
  */
-export function tarAtFar(pairs: ScoredPair[], far: number): { tar: number; threshold: number; achievedFar: number } {
-  const impostors = pairs.filter((p) => !p.same).map((p) => p.score).sort((a, b) => b - a);
+export function tarAtFar(
+  pairs: ScoredPair[],
+  far: number,
+): { tar: number; threshold: number; achievedFar: number } {
+  const impostors = pairs
+    .filter((p) => !p.same)
+    .map((p) => p.score)
+    .sort((a, b) => b - a);
   const genuine = pairs.filter((p) => p.same).map((p) => p.score);
   const allowed = Math.floor(far * impostors.length);
   // Accept strictly above the (allowed+1)-th highest impostor score.

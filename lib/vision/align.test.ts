@@ -5,8 +5,18 @@ import type { Point } from "./registry.ts";
 describe("similarity transform", () => {
   it("recovers a hand-computed rotation, scale and translation exactly", () => {
     // x' = s·R(θ)·x + t with s = 2, θ = 90°, t = (10, 5): (1,0) → (10,7), (0,1) → (8,5), (0,0) → (10,5)
-    const src: Point[] = [[0, 0], [1, 0], [0, 1], [2, 3]];
-    const dst: Point[] = [[10, 5], [10, 7], [8, 5], [4, 9]];
+    const src: Point[] = [
+      [0, 0],
+      [1, 0],
+      [0, 1],
+      [2, 3],
+    ];
+    const dst: Point[] = [
+      [10, 5],
+      [10, 7],
+      [8, 5],
+      [4, 9],
+    ];
     const m = similarityTransform(src, dst);
     expect(m[0]).toBeCloseTo(0, 10); // s·cosθ
     expect(m[1]).toBeCloseTo(-2, 10); // −s·sinθ
@@ -17,15 +27,30 @@ describe("similarity transform", () => {
   });
 
   it("is the identity for identical point sets and a pure scale for scaled ones", () => {
-    const pts: Point[] = [[30, 50], [65, 50], [48, 70], [33, 92], [62, 92]];
+    const pts: Point[] = [
+      [30, 50],
+      [65, 50],
+      [48, 70],
+      [33, 92],
+      [62, 92],
+    ];
     const id = similarityTransform(pts, pts);
     [1, 0, 0, 0, 1, 0].forEach((v, i) => expect(id[i]).toBeCloseTo(v, 10));
-    const halved = similarityTransform(pts, pts.map(([x, y]) => [x / 2, y / 2] as Point));
+    const halved = similarityTransform(
+      pts,
+      pts.map(([x, y]) => [x / 2, y / 2] as Point),
+    );
     [0.5, 0, 0, 0, 0.5, 0].forEach((v, i) => expect(halved[i]).toBeCloseTo(v, 10));
   });
 
   it("gives the least-squares fit for noisy points (mean residual stays small, centroid maps to centroid)", () => {
-    const template: Point[] = [[38.29, 51.69], [73.53, 51.5], [56.02, 71.73], [41.54, 92.36], [70.72, 92.2]];
+    const template: Point[] = [
+      [38.29, 51.69],
+      [73.53, 51.5],
+      [56.02, 71.73],
+      [41.54, 92.36],
+      [70.72, 92.2],
+    ];
     const theta = 0.3;
     const noisy = template.map(([x, y], i) => {
       const rx = Math.cos(theta) * x - Math.sin(theta) * y;
@@ -34,7 +59,8 @@ describe("similarity transform", () => {
     });
     const m = similarityTransform(noisy, template);
     const mapped = noisy.map((p) => applyAffine(m, p));
-    const residual = mapped.reduce((s, p, i) => s + Math.hypot(p[0] - template[i]![0], p[1] - template[i]![1]), 0) / 5;
+    const residual =
+      mapped.reduce((s, p, i) => s + Math.hypot(p[0] - template[i]![0], p[1] - template[i]![1]), 0) / 5;
     expect(residual).toBeLessThan(0.2);
     expect(Math.hypot(m[0], m[3])).toBeCloseTo(1 / 3, 2);
     const cx = (pts: Point[]) => pts.reduce((s, p) => s + p[0], 0) / pts.length;
@@ -42,7 +68,16 @@ describe("similarity transform", () => {
   });
 
   it("inverts affines", () => {
-    const m = similarityTransform([[0, 0], [1, 0]], [[5, 5], [5, 8]]);
+    const m = similarityTransform(
+      [
+        [0, 0],
+        [1, 0],
+      ],
+      [
+        [5, 5],
+        [5, 8],
+      ],
+    );
     const back = applyAffine(invertAffine(m), applyAffine(m, [7, -3]));
     expect(back[0]).toBeCloseTo(7, 10);
     expect(back[1]).toBeCloseTo(-3, 10);

@@ -9,18 +9,32 @@ export type Affine = [number, number, number, number, number, number];
  * (Umeyama 1991 without reflection); the standard face alignment to a landmark template.
  */
 export function similarityTransform(src: Point[], dst: Point[]): Affine {
-  if (src.length !== dst.length || src.length < 2) throw new Error("need matching point sets of at least 2 points");
+  if (src.length !== dst.length || src.length < 2)
+    throw new Error("need matching point sets of at least 2 points");
   const n = src.length;
-  let sx = 0, sy = 0, dx = 0, dy = 0;
+  let sx = 0,
+    sy = 0,
+    dx = 0,
+    dy = 0;
   for (let i = 0; i < n; i++) {
-    sx += src[i]![0]; sy += src[i]![1]; dx += dst[i]![0]; dy += dst[i]![1];
+    sx += src[i]![0];
+    sy += src[i]![1];
+    dx += dst[i]![0];
+    dy += dst[i]![1];
   }
-  sx /= n; sy /= n; dx /= n; dy /= n;
+  sx /= n;
+  sy /= n;
+  dx /= n;
+  dy /= n;
   // With centred points p (source) and q (target), the optimal a = Σ(p·q)/Σ|p|², b = Σ(p×q)/Σ|p|².
-  let dot = 0, cross = 0, norm = 0;
+  let dot = 0,
+    cross = 0,
+    norm = 0;
   for (let i = 0; i < n; i++) {
-    const px = src[i]![0] - sx, py = src[i]![1] - sy;
-    const qx = dst[i]![0] - dx, qy = dst[i]![1] - dy;
+    const px = src[i]![0] - sx,
+      py = src[i]![1] - sy;
+    const qx = dst[i]![0] - dx,
+      qy = dst[i]![1] - dy;
     dot += px * qx + py * qy;
     cross += px * qy - py * qx;
     norm += px * px + py * py;
@@ -40,7 +54,10 @@ export function invertAffine(m: Affine): Affine {
   const [a, b, tx, c, d, ty] = m;
   const det = a * d - b * c;
   if (Math.abs(det) < 1e-12) throw new Error("affine transform is not invertible");
-  const ia = d / det, ib = -b / det, ic = -c / det, id = a / det;
+  const ia = d / det,
+    ib = -b / det,
+    ic = -c / det,
+    id = a / det;
   return [ia, ib, -(ia * tx + ib * ty), ic, id, -(ic * tx + id * ty)];
 }
 
@@ -65,7 +82,10 @@ export function warpAffine(image: BgrImage, m: Affine, width: number, height: nu
       const w10 = fx * (1 - fy);
       const w01 = (1 - fx) * fy;
       const w11 = fx * fy;
-      const inX0 = x0 >= 0, inX1 = x0 + 1 < W, inY0 = y0 >= 0, inY1 = y0 + 1 < H;
+      const inX0 = x0 >= 0,
+        inX1 = x0 + 1 < W,
+        inY0 = y0 >= 0,
+        inY1 = y0 + 1 < H;
       const p00 = y0 * stride + x0 * 3;
       for (let ch = 0; ch < 3; ch++) {
         let acc = 0;
@@ -80,7 +100,13 @@ export function warpAffine(image: BgrImage, m: Affine, width: number, height: nu
   return { width, height, data: out };
 }
 
-export function alignFace(image: BgrImage, landmarks: Point[], template: Point[], width: number, height: number) {
+export function alignFace(
+  image: BgrImage,
+  landmarks: Point[],
+  template: Point[],
+  width: number,
+  height: number,
+) {
   const transform = similarityTransform(landmarks, template);
   return { crop: warpAffine(image, transform, width, height), transform };
 }

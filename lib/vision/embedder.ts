@@ -62,11 +62,20 @@ export class FaceEmbedder {
     const input = new Float32Array(crops.length * 3 * plane);
     crops.forEach((crop, i) => {
       if (crop.width !== this.width || crop.height !== this.height) {
-        throw new Error(`crop is ${crop.width}×${crop.height}, ${this.modelId} takes ${this.width}×${this.height}`);
+        throw new Error(
+          `crop is ${crop.width}×${crop.height}, ${this.modelId} takes ${this.width}×${this.height}`,
+        );
       }
       fillTensor(crop, this.spec.input, input, i * 3 * plane);
     });
-    const feeds = { [this.session.inputNames[0]!]: new ort.Tensor("float32", input, [crops.length, 3, this.height, this.width]) };
+    const feeds = {
+      [this.session.inputNames[0]!]: new ort.Tensor("float32", input, [
+        crops.length,
+        3,
+        this.height,
+        this.width,
+      ]),
+    };
     const out = await this.session.run(feeds);
     const data = out[this.session.outputNames[0]!]!.data as Float32Array;
     if (data.length !== crops.length * this.dim) {

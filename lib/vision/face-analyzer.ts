@@ -30,8 +30,17 @@ export class FaceAnalyzer {
   }
 
   alignDetection(image: BgrImage, detection: Detection): AlignedFace {
-    const { crop } = alignFace(image, detection.landmarks, this.target.template, this.target.width, this.target.height);
-    const quality = assessQuality({ box: detection.box, landmarks: detection.landmarks, detScore: detection.score, crop }, this.gate);
+    const { crop } = alignFace(
+      image,
+      detection.landmarks,
+      this.target.template,
+      this.target.width,
+      this.target.height,
+    );
+    const quality = assessQuality(
+      { box: detection.box, landmarks: detection.landmarks, detScore: detection.score, crop },
+      this.gate,
+    );
     return { detection, crop, quality };
   }
 }

@@ -1,4 +1,12 @@
-import { decodeModel, encodeModel, flushDenormals, onnx, tensorFloats, type ModelProto, type TensorProto } from "./onnx-proto.ts";
+import {
+  decodeModel,
+  encodeModel,
+  flushDenormals,
+  onnx,
+  tensorFloats,
+  type ModelProto,
+  type TensorProto,
+} from "./onnx-proto.ts";
 import type { GraphFix } from "./registry.ts";
 
 export interface FixReport {
@@ -12,7 +20,10 @@ export interface FixReport {
  *   needs the batch dimension symbolic and Reshapes that copy it (shape value 0) instead of hard-coding 1.
  * - `flush-denormals`: denormal weights make CPU inference several times slower and change nothing.
  */
-export function applyGraphFixes(bytes: Uint8Array, fixes: GraphFix[]): { model: Uint8Array; report: FixReport } {
+export function applyGraphFixes(
+  bytes: Uint8Array,
+  fixes: GraphFix[],
+): { model: Uint8Array; report: FixReport } {
   const model = decodeModel(bytes);
   const report: FixReport = { flushedDenormals: 0, reshapesFreed: 0 };
   if (fixes.includes("flush-denormals")) report.flushedDenormals = flushAll(model);
@@ -66,6 +77,7 @@ function makeBatchDynamic(model: ModelProto): number {
 }
 
 function readInt64(tensor: TensorProto): BigInt64Array {
-  if (tensor.rawData && tensor.rawData.length > 0) return new BigInt64Array(new Uint8Array(tensor.rawData).buffer);
+  if (tensor.rawData && tensor.rawData.length > 0)
+    return new BigInt64Array(new Uint8Array(tensor.rawData).buffer);
   return BigInt64Array.from((tensor.int64Data ?? []).map((v) => BigInt(v.toString())));
 }

@@ -39,14 +39,18 @@ export async function decodeImage(input: Uint8Array | string, label = "image"): 
 export async function encodeJpeg(image: BgrImage, quality = 85): Promise<Uint8Array> {
   const rgb = swapRB(Uint8Array.from(image.data));
   return new Uint8Array(
-    await sharp(rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).jpeg({ quality }).toBuffer(),
+    await sharp(rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+      .jpeg({ quality })
+      .toBuffer(),
   );
 }
 
 export async function encodePng(image: BgrImage): Promise<Uint8Array> {
   const rgb = swapRB(Uint8Array.from(image.data));
   return new Uint8Array(
-    await sharp(rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer(),
+    await sharp(rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+      .png()
+      .toBuffer(),
   );
 }
 

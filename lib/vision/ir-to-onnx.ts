@@ -67,13 +67,18 @@ function parsePorts(raw: unknown): Port[] {
 }
 
 function parseLayers(xml: string): { layers: Map<number, Layer>; edges: { from: string; to: string }[] } {
-  const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "@_", parseAttributeValue: false });
+  const parser = new XMLParser({
+    ignoreAttributes: false,
+    attributeNamePrefix: "@_",
+    parseAttributeValue: false,
+  });
   const doc = parser.parse(xml) as { net?: { layers?: { layer?: unknown }; edges?: { edge?: unknown } } };
   if (!doc.net?.layers) throw new IrConversionError("not an OpenVINO IR file: no <net><layers>");
   const layers = new Map<number, Layer>();
   for (const raw of asArray(doc.net.layers.layer) as Record<string, unknown>[]) {
     const data: Record<string, string> = {};
-    for (const [k, v] of Object.entries((raw.data as Record<string, string>) ?? {})) data[k.replace(/^@_/, "")] = v;
+    for (const [k, v] of Object.entries((raw.data as Record<string, string>) ?? {}))
+      data[k.replace(/^@_/, "")] = v;
     const layer: Layer = {
       id: Number(raw["@_id"]),
       name: String(raw["@_name"]),
@@ -174,7 +179,13 @@ export function convertIrToOnnx(
   for (const layer of [...layers.values()].sort((a, b) => a.id - b.id)) {
     const node = (opType: string, nodeInputs: string[], attribute: ReturnType<typeof intsAttr>[] = []) =>
       nodes.push(
-        onnx.NodeProto.create({ name: layer.name, opType, input: nodeInputs, output: [outName(layer)], attribute }),
+        onnx.NodeProto.create({
+          name: layer.name,
+          opType,
+          input: nodeInputs,
+          output: [outName(layer)],
+          attribute,
+        }),
       );
     switch (layer.type) {
       case "Parameter": {
@@ -203,31 +214,42 @@ export function convertIrToOnnx(
         const w = constants.get(weightsName);
         if (!w) throw new IrConversionError(`${layer.type} ${layer.name} needs constant weights`);
         const group = layer.type === "GroupConvolution" ? w.dims[0]! : 1;
-        const dims = group > 1 || layer.type === "GroupConvolution" ? [w.dims[0]! * w.dims[1]!, ...w.dims.slice(2)] : w.dims;
+        const dims =
+          group > 1 || layer.type === "GroupConvolution"
+            ? [w.dims[0]! * w.dims[1]!, ...w.dims.slice(2)]
+            : w.dims;
         if (layer.data.auto_pad && !["explicit", "notset"].includes(layer.data.auto_pad)) {
           throw new IrConversionError(`${layer.name}: auto_pad=${layer.data.auto_pad} is not supported`);
         }
         const pads = [...ints(layer.data.pads_begin), ...ints(layer.data.pads_end)];
-        node("Conv", [ref(inputOf(layer, 0)), useConst(weightsName, dims)], [
-          intsAttr("kernel_shape", dims.slice(2)),
-          intsAttr("strides", ints(layer.data.strides)),
-          intsAttr("dilations", ints(layer.data.dilations)),
-          intsAttr("pads", pads),
-          intAttr("group", group),
-        ]);
+        node(
+          "Conv",
+          [ref(inputOf(layer, 0)), useConst(weightsName, dims)],
+          [
+            intsAttr("kernel_shape", dims.slice(2)),
+            intsAttr("strides", ints(layer.data.strides)),
+            intsAttr("dilations", ints(layer.data.dilations)),
+            intsAttr("pads", pads),
+            intAttr("group", group),
+          ],
+        );
         break;
       }
       case "PReLU": {
         const slopeName = inputOf(layer, 1);
         const slope = constants.get(slopeName);
         // IR slopes are per channel ([C]); ONNX broadcasts from the right, so they must become [C,1,1].
-        const dims = slope && slope.dims.length === 1 && slope.dims[0]! > 1 ? [slope.dims[0]!, 1, 1] : undefined;
+        const dims =
+          slope && slope.dims.length === 1 && slope.dims[0]! > 1 ? [slope.dims[0]!, 1, 1] : undefined;
         node("PRelu", [ref(inputOf(layer, 0)), useConst(slopeName, dims)]);
         break;
       }
       case "Add":
       case "Multiply":
-        node(layer.type === "Add" ? "Add" : "Mul", [useConst(inputOf(layer, 0)), useConst(inputOf(layer, 1))]);
+        node(layer.type === "Add" ? "Add" : "Mul", [
+          useConst(inputOf(layer, 0)),
+          useConst(inputOf(layer, 1)),
+        ]);
         break;
       case "AvgPool":
       case "MaxPool": {
@@ -244,7 +266,8 @@ export function convertIrToOnnx(
           intsAttr("pads", [...ints(layer.data.pads_begin), ...ints(layer.data.pads_end)]),
           intAttr("ceil_mode", layer.data.rounding_type === "ceil" ? 1 : 0),
         ];
-        if (layer.type === "AvgPool") attrs.push(intAttr("count_include_pad", layer.data["exclude-pad"] === "true" ? 0 : 1));
+        if (layer.type === "AvgPool")
+          attrs.push(intAttr("count_include_pad", layer.data["exclude-pad"] === "true" ? 0 : 1));
         node(layer.type === "AvgPool" ? "AveragePool" : "MaxPool", [ref(inputOf(layer, 0))], attrs);
         break;
       }
@@ -254,7 +277,14 @@ export function convertIrToOnnx(
         break;
       case "Result": {
         const source = ref(inputOf(layer, 0));
-        nodes.push(onnx.NodeProto.create({ name: layer.name, opType: "Identity", input: [source], output: [outputName] }));
+        nodes.push(
+          onnx.NodeProto.create({
+            name: layer.name,
+            opType: "Identity",
+            input: [source],
+            output: [outputName],
+          }),
+        );
         const dims = layer.inputs[0]!.dims;
         outputs.push(floatValueInfo(outputName, ["batch", ...dims.slice(1)]));
         break;
@@ -262,7 +292,9 @@ export function convertIrToOnnx(
     }
   }
   if (inputs.length !== 1 || outputs.length !== 1) {
-    throw new IrConversionError(`expected one input and one output, found ${inputs.length} and ${outputs.length}`);
+    throw new IrConversionError(
+      `expected one input and one output, found ${inputs.length} and ${outputs.length}`,
+    );
   }
   const model = onnx.ModelProto.create({
     irVersion: 7,

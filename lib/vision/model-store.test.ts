@@ -26,7 +26,12 @@ function tinyModel(): Uint8Array {
         ],
         initializer: [
           floatTensor("w", [2], w),
-          onnx.TensorProto.create({ name: "shape", dims: [2], dataType: onnx.TensorProto.DataType.INT64, int64Data: [1, -1] }),
+          onnx.TensorProto.create({
+            name: "shape",
+            dims: [2],
+            dataType: onnx.TensorProto.DataType.INT64,
+            int64Data: [1, -1],
+          }),
         ],
         input: [floatValueInfo("x", [1, 2, 2])],
         output: [floatValueInfo("y", [1, 4])],
@@ -73,7 +78,9 @@ describe("model store", () => {
     const store = new ModelStore({ cacheDir: tmp(), mirror, allowNetwork: false });
     const bad = spec(raw, "tiny.onnx", { files: { model: { sha256: "0".repeat(64) } } });
     await expect(store.pull(bad)).rejects.toThrowError(ChecksumError);
-    await expect(store.pull(bad)).rejects.toThrowError(/tiny: file 'model' from mirror tiny\.onnx has sha256 [0-9a-f]{64}, expected 0{64}/);
+    await expect(store.pull(bad)).rejects.toThrowError(
+      /tiny: file 'model' from mirror tiny\.onnx has sha256 [0-9a-f]{64}, expected 0{64}/,
+    );
     expect(existsSync(store.artifactPath(bad))).toBe(false);
   });
 
@@ -94,7 +101,9 @@ describe("model store", () => {
   it("says which sources it tried when none can be reached", async () => {
     const store = new ModelStore({ cacheDir: tmp(), allowNetwork: false });
     await expect(store.pull(spec(tinyModel(), "tiny.onnx"))).rejects.toThrowError(ModelUnavailableError);
-    await expect(store.pull(spec(tinyModel(), "tiny.onnx"))).rejects.toThrowError(/no mirror directory configured/);
+    await expect(store.pull(spec(tinyModel(), "tiny.onnx"))).rejects.toThrowError(
+      /no mirror directory configured/,
+    );
   });
 
   it("graph fixes are deterministic", () => {
@@ -123,7 +132,8 @@ describe("OpenVINO IR conversion", () => {
     [1, 0, 0, 2].forEach((v, i) => dv.setUint16(i * 2, f16(v), true)); // conv weights [2,2,1,1], offset 0, 8 bytes
     [-1, 0.5].forEach((v, i) => dv.setFloat32(8 + i * 4, v, true)); // bias [1,2,1,1], offset 8
     [0.1, 0.2].forEach((v, i) => dv.setFloat32(16 + i * 4, v, true)); // slopes [2], offset 16
-    const port = (id: number, dims: number[]) => `<port id="${id}">${dims.map((d) => `<dim>${d}</dim>`).join("")}</port>`;
+    const port = (id: number, dims: number[]) =>
+      `<port id="${id}">${dims.map((d) => `<dim>${d}</dim>`).join("")}</port>`;
     const xml = `<?xml version="1.0"?><net name="t" version="11"><layers>
       <layer id="0" name="x" type="Parameter" version="opset1"><data shape="1,2,2,2" element_type="f32"/><output>${port(0, [1, 2, 2, 2])}</output></layer>
       <layer id="1" name="w16" type="Const" version="opset1"><data element_type="f16" shape="2, 2, 1, 1" offset="0" size="8"/><output>${port(0, [2, 2, 1, 1])}</output></layer>
@@ -167,18 +177,23 @@ describe("OpenVINO IR conversion", () => {
   const irSpec = MODELS["reid-0095"]!;
   const haveIr = existsSync(path.join(mirror, "omz/face-reidentification-retail-0095.FP16.xml"));
   if (!haveIr) console.log(`skipping the real reid-0095 conversion test: no mirror at ${mirror}`);
-  it.skipIf(!haveIr)("converts the real face-reidentification-retail-0095 reproducibly to its registered hash", async () => {
-    const store = new ModelStore({ cacheDir: tmp(), mirror, allowNetwork: false });
-    const pulled = await store.pull(irSpec);
-    expect(sha256(readFileSync(pulled.path))).toBe(irSpec.artifactSha256);
-    const session = await ort.InferenceSession.create(pulled.path);
-    expect(session.inputNames).toEqual(["input"]);
-    const x = Float32Array.from({ length: 2 * 3 * 128 * 128 }, (_, i) => (i * 37) % 255);
-    const batched = await session.run({ input: new ort.Tensor("float32", x, [2, 3, 128, 128]) });
-    const single = await session.run({ input: new ort.Tensor("float32", x.slice(3 * 128 * 128), [1, 3, 128, 128]) });
-    expect(batched.output!.dims).toEqual([2, 256, 1, 1]);
-    const b = batched.output!.data as Float32Array;
-    const s = single.output!.data as Float32Array;
-    for (let i = 0; i < 256; i++) expect(b[256 + i]).toBeCloseTo(s[i]!, 3);
-  });
+  it.skipIf(!haveIr)(
+    "converts the real face-reidentification-retail-0095 reproducibly to its registered hash",
+    async () => {
+      const store = new ModelStore({ cacheDir: tmp(), mirror, allowNetwork: false });
+      const pulled = await store.pull(irSpec);
+      expect(sha256(readFileSync(pulled.path))).toBe(irSpec.artifactSha256);
+      const session = await ort.InferenceSession.create(pulled.path);
+      expect(session.inputNames).toEqual(["input"]);
+      const x = Float32Array.from({ length: 2 * 3 * 128 * 128 }, (_, i) => (i * 37) % 255);
+      const batched = await session.run({ input: new ort.Tensor("float32", x, [2, 3, 128, 128]) });
+      const single = await session.run({
+        input: new ort.Tensor("float32", x.slice(3 * 128 * 128), [1, 3, 128, 128]),
+      });
+      expect(batched.output!.dims).toEqual([2, 256, 1, 1]);
+      const b = batched.output!.data as Float32Array;
+      const s = single.output!.data as Float32Array;
+      for (let i = 0; i < 256; i++) expect(b[256 + i]).toBeCloseTo(s[i]!, 3);
+    },
+  );
 });

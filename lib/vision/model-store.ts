@@ -1,14 +1,10 @@
 import { createHash } from "node:crypto";
-import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { promisify } from "node:util";
+import { fetchNpmPackage } from "../util/npm-package.ts";
 import { applyGraphFixes } from "./graph-fixes.ts";
 import { convertIrToOnnx } from "./ir-to-onnx.ts";
 import type { ModelSource, ModelSpec } from "./registry.ts";
-
-const run = promisify(execFile);
 
 export class ChecksumError extends Error {
   override name = "ChecksumError";
@@ -35,7 +31,6 @@ export interface PulledModel {
 
 /** Fetches, verifies, converts and caches models; the only code that touches model files on disk. */
 export class ModelStore {
-  private npmTarballs = new Map<string, Promise<string>>();
   constructor(private readonly options: ModelStoreOptions) {}
 
   artifactPath(spec: ModelSpec): string {
@@ -47,7 +42,8 @@ export class ModelStore {
     const target = this.artifactPath(spec);
     if (existsSync(target)) {
       const actual = sha256(readFileSync(target));
-      if (!spec.artifactSha256 || actual === spec.artifactSha256) return { spec, path: target, source: "cache" };
+      if (!spec.artifactSha256 || actual === spec.artifactSha256)
+        return { spec, path: target, source: "cache" };
       this.log(`cached ${spec.id} has sha256 ${actual}, expected ${spec.artifactSha256}: fetching it again`);
     }
     return this.pull(spec);
@@ -114,12 +110,16 @@ export class ModelStore {
   private build(spec: ModelSpec, raw: Record<string, Uint8Array>): Uint8Array {
     if (spec.format === "openvino-ir") {
       const { model, report } = convertIrToOnnx(Buffer.from(raw.xml!).toString("utf8"), raw.bin!);
-      this.log(`converted ${spec.id} from OpenVINO IR: ${report.nodes} nodes, ${report.flushedDenormals} denormals flushed`);
+      this.log(
+        `converted ${spec.id} from OpenVINO IR: ${report.nodes} nodes, ${report.flushedDenormals} denormals flushed`,
+      );
       return model;
     }
     if (spec.fixes.length === 0) return raw.model!;
     const { model, report } = applyGraphFixes(raw.model!, spec.fixes);
-    this.log(`fixed ${spec.id}: ${report.flushedDenormals} denormals flushed, ${report.reshapesFreed} reshapes freed`);
+    this.log(
+      `fixed ${spec.id}: ${report.flushedDenormals} denormals flushed, ${report.reshapesFreed} reshapes freed`,
+    );
     return model;
   }
 
@@ -138,37 +138,10 @@ export class ModelStore {
         out[name] = new Uint8Array(await response.arrayBuffer());
       }
     } else {
-      const dir = await this.npmPackage(source.package, source.version);
+      const dir = await fetchNpmPackage(source.package, source.version, this.options.cacheDir);
       for (const [name, rel] of Object.entries(source.files)) out[name] = readFileSync(path.join(dir, rel));
     }
     return out;
-  }
-
-  /** `npm pack` uses the registry and proxy npm is set up with, so any machine that can install Vigil can get these. */
-  private npmPackage(pkg: string, version: string): Promise<string> {
-    const key = `${pkg}@${version}`;
-    let pending = this.npmTarballs.get(key);
-    if (!pending) {
-      pending = (async () => {
-        const dir = path.join(this.options.cacheDir, "npm", key.replace(/[/@]/g, "_"));
-        if (existsSync(path.join(dir, "package", "package.json"))) return dir;
-        const work = mkdtempSync(path.join(tmpdir(), "vigil-npm-"));
-        try {
-          const { stdout } = await run("npm", ["pack", key, "--silent", "--pack-destination", work], {
-            timeout: 300_000,
-            maxBuffer: 1 << 20,
-          });
-          const tarball = path.join(work, stdout.trim().split("\n").pop()!);
-          mkdirSync(dir, { recursive: true });
-          await run("tar", ["-xzf", tarball, "-C", dir]);
-          return dir;
-        } finally {
-          rmSync(work, { recursive: true, force: true });
-        }
-      })();
-      this.npmTarballs.set(key, pending);
-    }
-    return pending;
   }
 
   private log(line: string) {
@@ -180,10 +153,4 @@ export function describeSource(source: ModelSource): string {
   if (source.kind === "npm") return `npm ${source.package}@${source.version}`;
   if (source.kind === "url") return `URL ${Object.values(source.files)[0]}`;
   return `mirror ${Object.values(source.files).join(", ")}`;
-}
-
-/** Copies a file into a mirror-shaped directory; used by tests that build their own mirrors. */
-export function mirrorFile(from: string, mirrorDir: string, rel: string) {
-  mkdirSync(path.dirname(path.join(mirrorDir, rel)), { recursive: true });
-  copyFileSync(from, path.join(mirrorDir, rel));
 }

@@ -24,9 +24,15 @@ async function texturedImage(size: number, blurSigma?: number): Promise<BgrImage
   return { width: size, height: size, data: new Uint8Array(data) };
 }
 
-const scaled = (pts: Point[], s: number, dx = 0, dy = 0) => pts.map(([x, y]) => [x * s + dx, y * s + dy] as Point);
+const scaled = (pts: Point[], s: number, dx = 0, dy = 0) =>
+  pts.map(([x, y]) => [x * s + dx, y * s + dy] as Point);
 
-async function verdict(image: BgrImage, landmarks: Point[], box: { width: number; height: number }, detScore = 0.95) {
+async function verdict(
+  image: BgrImage,
+  landmarks: Point[],
+  box: { width: number; height: number },
+  detScore = 0.95,
+) {
   const { crop } = alignFace(image, landmarks, ARCFACE_TEMPLATE_112, 112, 112);
   return assessQuality({ box, landmarks, detScore, crop }, gate);
 }
@@ -58,7 +64,12 @@ describe("quality gate", () => {
     const image = await texturedImage(300);
     const theta = (35 * Math.PI) / 180;
     const rotation: [number, number, number, number, number, number] = [
-      2 * Math.cos(theta), -2 * Math.sin(theta), 120, 2 * Math.sin(theta), 2 * Math.cos(theta), 0,
+      2 * Math.cos(theta),
+      -2 * Math.sin(theta),
+      120,
+      2 * Math.sin(theta),
+      2 * Math.cos(theta),
+      0,
     ];
     const rolled = ARCFACE_TEMPLATE_112.map((p) => applyAffine(rotation, p));
     const rolledVerdict = await verdict(image, rolled, { width: 180, height: 200 });
@@ -67,7 +78,9 @@ describe("quality gate", () => {
 
     // Turned ~70°: the nose projects almost onto the far eye.
     const t = ARCFACE_TEMPLATE_112;
-    const turned: Point[] = [t[0]!, t[1]!, [t[1]![0] - 1, t[2]![1]], t[3]!, t[4]!].map(([x, y]) => [x * 2, y * 2]);
+    const turned: Point[] = ([t[0]!, t[1]!, [t[1]![0] - 1, t[2]![1]], t[3]!, t[4]!] as Point[]).map(
+      ([x, y]) => [x * 2, y * 2] as Point,
+    );
     const turnedVerdict = await verdict(image, turned, { width: 180, height: 200 });
     expect(turnedVerdict.scores.yawDeg).toBeGreaterThan(gate.maxYawDeg);
     expect(turnedVerdict.reasons.some((r) => r.startsWith("turned away"))).toBe(true);

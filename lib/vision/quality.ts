@@ -13,7 +13,9 @@ const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v
 export function sharpness(image: BgrImage): number {
   const g = toGray(image);
   const { width: w, height: h } = image;
-  let sum = 0, sumSq = 0, n = 0;
+  let sum = 0,
+    sumSq = 0,
+    n = 0;
   for (let y = 1; y < h - 1; y++) {
     for (let x = 1; x < w - 1; x++) {
       const i = y * w + x;
@@ -33,7 +35,8 @@ export function sharpness(image: BgrImage): number {
 export function poseFromLandmarks(landmarks: Point[]): { yawDeg: number; pitchDeg: number; rollDeg: number } {
   const [le, re, nose, lm, rm] = landmarks as [Point, Point, Point, Point, Point];
   const roll = Math.atan2(re[1] - le[1], re[0] - le[0]);
-  const cos = Math.cos(-roll), sin = Math.sin(-roll);
+  const cos = Math.cos(-roll),
+    sin = Math.sin(-roll);
   const r = (p: Point): Point => [p[0] * cos - p[1] * sin, p[0] * sin + p[1] * cos];
   const [L, R, N, ML, MR] = [r(le), r(re), r(nose), r(lm), r(rm)];
   const dl = N[0] - L[0];
@@ -79,7 +82,8 @@ export function assessQuality(input: QualityInput, gate: QualityGateConfig): Qua
   };
   const reasons: string[] = [];
   const f1 = (v: number) => v.toFixed(1);
-  if (scores.faceSize < gate.minFaceSize) reasons.push(`too small: face ${f1(scores.faceSize)} px < ${gate.minFaceSize} px`);
+  if (scores.faceSize < gate.minFaceSize)
+    reasons.push(`too small: face ${f1(scores.faceSize)} px < ${gate.minFaceSize} px`);
   if (interOcular < gate.minInterOcular)
     reasons.push(`eyes too close: inter-ocular ${f1(interOcular)} px < ${gate.minInterOcular} px`);
   if (scores.sharpness < gate.minSharpness)

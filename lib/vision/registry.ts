@@ -41,6 +41,8 @@ export interface ModelSpec {
   /** Embedders: the five-point template the crop is warped to, in input pixels. */
   template?: Point[];
   outputDim?: number;
+  /** Embedders: the operating point (cosine threshold at a target false-accept rate) and how it was measured. */
+  calibration?: { threshold: number; far: number; source: string };
   /** The batch the graph can take after fixes; 1 means items run one after another. */
   maxBatch: number;
   licence: string;
@@ -120,9 +122,16 @@ export const MODELS: Record<string, ModelSpec> = {
     input: { width: 128, height: 128, channels: "bgr", mean: [0, 0, 0], std: [1, 1, 1] },
     template: OMZ_TEMPLATE_128,
     outputDim: 256,
+    calibration: {
+      threshold: 0.4406,
+      far: 1e-4,
+      source:
+        "vigil eval lfw on LFW folds 1-3 (flip on): 2,687,149 cross-identity pairs; FAR 1e-3 → 0.3509, 1e-5 → 0.5401",
+    },
     maxBatch: 64,
     licence: "Apache-2.0 (Open Model Zoo)",
-    notes: "MobileFaceNet-SE trained with a cosine margin (AM-softmax, s=30, m=0.35); converted from OpenVINO IR.",
+    notes:
+      "MobileFaceNet-SE trained with a cosine margin (AM-softmax, s=30, m=0.35); converted from OpenVINO IR.",
   },
   "ultraface-rfb-320": {
     id: "ultraface-rfb-320",
@@ -130,7 +139,7 @@ export const MODELS: Record<string, ModelSpec> = {
     decoder: "ultraface",
     format: "onnx",
     files: { model: { sha256: "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854" } },
-    artifactSha256: "",
+    artifactSha256: "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854",
     sources: [{ ...FACEPLUGIN, files: { model: "package/model/fr_detect.onnx" } }],
     fixes: [],
     input: { width: 320, height: 240, channels: "rgb", mean: [127, 127, 127], std: [128, 128, 128] },
@@ -143,28 +152,36 @@ export const MODELS: Record<string, ModelSpec> = {
     task: "landmarks68",
     format: "onnx",
     files: { model: { sha256: "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258" } },
-    artifactSha256: "",
+    artifactSha256: "752ba43640a96ad0be8adc9c27f56b38e41acd34b5f535694a02304132cffdf6",
     sources: [{ ...FACEPLUGIN, files: { model: "package/model/fr_landmark.onnx" } }],
     fixes: ["flush-denormals"],
     input: { width: 64, height: 64, channels: "gray", mean: [0, 0, 0], std: [255, 255, 255] },
     maxBatch: 1,
     licence: "MIT as stated by the faceplugin package; weights' origin undocumented",
-    notes: "68 landmarks on a 64×64 grey crop (0–1), output normalised to the crop; ~26k denormal weights flushed.",
+    notes:
+      "68 landmarks on a 64×64 grey crop (0–1), output normalised to the crop; ~26k denormal weights flushed.",
   },
   "mobilefacenet-faceplugin": {
     id: "mobilefacenet-faceplugin",
     task: "embed",
     format: "onnx",
     files: { model: { sha256: "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581" } },
-    artifactSha256: "",
+    artifactSha256: "8a6232e9ed694065a9ae6f949ac390afa16fd3b551594b0da31f03201ed4c016",
     sources: [{ ...FACEPLUGIN, files: { model: "package/model/fr_feature.onnx" } }],
     fixes: ["dynamic-batch", "flush-denormals"],
     input: { width: 112, height: 112, channels: "rgb", mean: [127.5, 127.5, 127.5], std: [128, 128, 128] },
     template: ARCFACE_TEMPLATE_112,
     outputDim: 512,
+    calibration: {
+      threshold: 0.4142,
+      far: 1e-4,
+      source:
+        "vigil eval lfw on LFW folds 1-3 (flip on): 2,687,149 cross-identity pairs; FAR 1e-3 → 0.3386, 1e-5 → 0.4726",
+    },
     maxBatch: 64,
     licence: "MIT as stated by the faceplugin package; weights possibly InsightFace-derived (non-commercial)",
-    notes: "MobileFaceNet 512-D; shipped with batch fixed at 1 and ~9k denormal weights, both fixed at pull time.",
+    notes:
+      "MobileFaceNet 512-D; shipped with batch fixed at 1 and ~9k denormal weights, both fixed at pull time.",
   },
 };
 
@@ -181,7 +198,8 @@ export const PACKS: Record<string, Pack> = {
     id: "yunet-reid0095",
     detector: "yunet-2026may",
     embedder: "reid-0095",
-    description: "YuNet detector + five keypoints, Open Model Zoo face-reidentification-retail-0095 (AM-softmax)",
+    description:
+      "YuNet detector + five keypoints, Open Model Zoo face-reidentification-retail-0095 (AM-softmax)",
   },
   "faceplugin-npm": {
     id: "faceplugin-npm",

@@ -4,7 +4,10 @@ import type { Config } from "../config/index.ts";
 export { ort };
 
 /** One place that decides how ONNX Runtime sessions are made: execution provider, threads, denormals. */
-export async function createSession(modelPath: string, models: Config["models"]): Promise<ort.InferenceSession> {
+export async function createSession(
+  modelPath: string,
+  models: Config["models"],
+): Promise<ort.InferenceSession> {
   const providers: string[] =
     models.executionProvider === "cpu"
       ? ["cpu"]

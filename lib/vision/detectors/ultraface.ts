@@ -8,7 +8,8 @@ import sharp from "sharp";
 /** iBUG 68-point indices → the five alignment points (eye centres, nose tip, mouth corners). */
 export function fivePointsFrom68(p: Point[]): Point[] {
   const mean = (from: number, to: number): Point => {
-    let x = 0, y = 0;
+    let x = 0,
+      y = 0;
     for (let i = from; i <= to; i++) {
       x += p[i]![0];
       y += p[i]![1];
@@ -67,7 +68,8 @@ export class UltraFaceDetector implements FaceDetector {
     const left = Math.round(box.x + box.width / 2 - size / 2);
     const top = Math.round(box.y + box.height / 2 - size / 2);
     // Clamp the square crop into the frame; a face at the edge keeps a smaller, still square, window.
-    const l = Math.max(0, left), t = Math.max(0, top);
+    const l = Math.max(0, left),
+      t = Math.max(0, top);
     const side = Math.min(size, image.width - l, image.height - t);
     if (side < 8) return undefined;
     const lw = this.landmarkSpec.input.width!;

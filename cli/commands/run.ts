@@ -1,0 +1,108 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import type { Config } from "../../lib/config/index.ts";
+import { MemoryWatchlistStore } from "../../lib/store/memory-watchlist.ts";
+import { enrolPhotos, scanWatchlistFolder } from "../../lib/watchlist/enrol.ts";
+import type { Vision } from "../../lib/vision/vision.ts";
+import { thresholdFor } from "../../lib/vision/calibration.ts";
+import type { CameraSpec } from "../../services/ingest/camera-reader.ts";
+import { eventPrinter, type VigilEvent } from "../events.ts";
+import { EmbeddedPipeline } from "../pipeline.ts";
+import { UsageError } from "../context.ts";
+
+export interface RunOptions {
+  source: string[];
+  watchlist?: string;
+  events: "ndjson" | "text";
+}
+
+/** Cameras from --source (file paths or URLs, ids cam-1, cam-2, …) plus those in the config file. */
+export function camerasFor(config: Config, sources: string[]): CameraSpec[] {
+  const fromArgs = sources.map((url, i) => {
+    const isUrl = /^[a-z]+:\/\//i.test(url);
+    if (!isUrl && !existsSync(url)) throw new UsageError(`source ${url} does not exist`);
+    return {
+      id: `cam-${i + 1}`,
+      url: isUrl ? url : path.resolve(url),
+      fps: config.ingest.fps,
+      maxWidth: config.ingest.maxWidth,
+      loop: false,
+    };
+  });
+  const fromConfig = config.cameras.map((c) => ({
+    id: c.id,
+    url: c.url,
+    fps: c.fps ?? config.ingest.fps,
+    maxWidth: config.ingest.maxWidth,
+    loop: c.loop,
+  }));
+  const cameras = [...fromArgs, ...fromConfig];
+  if (cameras.length === 0)
+    throw new UsageError("no cameras: give --source <file|url> or list cameras in the config file");
+  const ids = new Set<string>();
+  for (const c of cameras) {
+    if (ids.has(c.id)) throw new UsageError(`camera id ${c.id} is used twice`);
+    ids.add(c.id);
+  }
+  return cameras;
+}
+
+/** The embedded product: enrol the watchlist folder, then run every camera through all stages in-process. */
+export async function runEmbedded(
+  config: Config,
+  vision: Vision,
+  options: RunOptions,
+  emit: (e: VigilEvent) => void = eventPrinter(options.events),
+) {
+  const started = Date.now();
+  const cameras = camerasFor(config, options.source);
+  const watchlist = new MemoryWatchlistStore();
+  if (vision.fallbackReason)
+    emit({ type: "warning", message: `running on the fallback pack ${vision.pack.id}` });
+  let enrolled = 0;
+  if (options.watchlist) {
+    const { people, skipped } = scanWatchlistFolder(options.watchlist);
+    for (const s of skipped) emit({ type: "warning", message: s });
+    for (const person of people) {
+      const outcomes = await enrolPhotos(vision, watchlist, person, person.files, (o) =>
+        emit({ type: "enrol", personId: o.personId, file: o.file, ok: o.ok, reason: o.reason }),
+      );
+      enrolled += outcomes.filter((o) => o.ok).length;
+    }
+    if (enrolled === 0)
+      emit({
+        type: "warning",
+        message: `no usable photo in watchlist ${options.watchlist}; no alerts can fire`,
+      });
+  }
+  const pipeline = await EmbeddedPipeline.start(config, vision, watchlist, emit);
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    const results = await Promise.all(cameras.map((c) => pipeline.runCamera(c, controller.signal)));
+    await pipeline.close();
+    const seconds = (Date.now() - started) / 1000;
+    const summary = {
+      type: "summary" as const,
+      pack: vision.pack.id,
+      cameras: cameras.length,
+      frames: pipeline.counts.frames,
+      faces: pipeline.detect.stats.faces,
+      rejectedFaces: pipeline.detect.stats.rejected,
+      rejectedBy: pipeline.detect.stats.rejectedBy,
+      enrolledPhotos: enrolled,
+      threshold: thresholdFor(vision.embedder.modelId, config),
+      alerts: pipeline.counts.alerts,
+      deadLetters: pipeline.counts.deadLetters,
+      cameraErrors: results.filter((r) => r.state === "error").length,
+      seconds,
+    };
+    emit(summary);
+    return { summary, results };
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
+}

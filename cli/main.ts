@@ -1,0 +1,182 @@
+import { Command, Option } from "commander";
+import { writeFileSync } from "node:fs";
+import { evaluateLfw } from "../lib/eval/lfw.ts";
+import { prepareSampleMedia } from "../lib/media/sample-media.ts";
+import { progress } from "../lib/telemetry/progress.ts";
+import { benchVision } from "./commands/bench-vision.ts";
+import { listModels, pullModels, verifyModels } from "./commands/models.ts";
+import { runEmbedded } from "./commands/run.ts";
+import { configFrom, reportFailure, visionFor, type GlobalOptions } from "./context.ts";
+
+const program = new Command();
+program
+  .name("vigil")
+  .description(
+    "Live face recognition over many camera streams: watchlist alerts, tracking and history search",
+  )
+  .option(
+    "-c, --config <file>",
+    "JSON config file (default: ./vigil.config.json if present, or $VIGIL_CONFIG)",
+  )
+  .showHelpAfterError();
+
+const globals = () => program.opts<GlobalOptions>();
+const action =
+  <A extends unknown[]>(fn: (...args: A) => Promise<void> | void) =>
+  async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      reportFailure(err);
+    }
+  };
+
+program
+  .command("run")
+  .description("run every stage in this process over the in-memory bus")
+  .option("-s, --source <url...>", "video file, RTSP/HTTP URL (repeatable; ids cam-1, cam-2, …)", [])
+  .option("-w, --watchlist <dir>", "watchlist folder: one sub-folder per person, photos inside")
+  .addOption(new Option("--events <format>", "event output").choices(["ndjson", "text"]).default("text"))
+  .option("--fps <n>", "frames per second to sample", Number)
+  .action(
+    action(
+      async (opts: { source: string[]; watchlist?: string; events: "ndjson" | "text"; fps?: number }) => {
+        const config = configFrom(globals(), { "ingest.fps": opts.fps });
+        const vision = await visionFor(config);
+        await runEmbedded(config, vision, {
+          source: opts.source,
+          watchlist: opts.watchlist,
+          events: opts.events,
+        });
+      },
+    ),
+  );
+
+program
+  .command("demo")
+  .description("the README's main job: sample media (MIT photos from npm) through the embedded pipeline")
+  .addOption(new Option("--events <format>", "event output").choices(["ndjson", "text"]).default("text"))
+  .action(
+    action(async (opts: { events: "ndjson" | "text" }) => {
+      const config = configFrom(globals());
+      const vision = await visionFor(config);
+      const media = await prepareSampleMedia(vision, config.dataDir);
+      process.stderr.write(
+        `vigil demo: video ${media.video}\nvigil demo: watchlist ${media.watchlistDir} (${media.people.map((p) => p.id).join(", ")})\n`,
+      );
+      await runEmbedded(config, vision, {
+        source: [media.video],
+        watchlist: media.watchlistDir,
+        events: opts.events,
+      });
+    }),
+  );
+
+const models = program.command("models").description("the model registry: list, pull and verify packs");
+models.command("list").action(action(() => listModels(configFrom(globals()))));
+models
+  .command("pull")
+  .option("--pack <id>", "only this pack's models")
+  .action(
+    action(async (opts: { pack?: string }) => {
+      const failures = await pullModels(configFrom(globals()), opts.pack);
+      if (failures.length > 0) process.exitCode = 1;
+    }),
+  );
+models
+  .command("verify")
+  .option("--pack <id>", "only this pack's models")
+  .action(
+    action((opts: { pack?: string }) => {
+      if (verifyModels(configFrom(globals()), opts.pack) > 0) process.exitCode = 1;
+    }),
+  );
+
+const evaluate = program.command("eval").description("accuracy evaluation");
+evaluate
+  .command("lfw")
+  .description("LFW verification, the standard n-fold protocol of pairs.txt")
+  .requiredOption("--images <dir>", "LFW images folder (<Name>/<Name>_<NNNN>.jpg)")
+  .requiredOption("--pairs <file>", "pairs.txt")
+  .option("--pack <id>", "model pack to evaluate")
+  .option("--no-flip", "no horizontal-flip test-time augmentation")
+  .option("--json", "one JSON object on stdout")
+  .option("--out <file>", "also write the full JSON report here")
+  .action(
+    action(
+      async (opts: {
+        images: string;
+        pairs: string;
+        pack?: string;
+        flip: boolean;
+        json?: boolean;
+        out?: string;
+      }) => {
+        const config = configFrom(globals(), { "models.pack": opts.pack, "embed.flip": opts.flip });
+        const vision = await visionFor(config);
+        const report = await evaluateLfw(
+          vision,
+          opts.images,
+          opts.pairs,
+          (phase, total) => progress(phase, total),
+          opts.flip,
+        );
+        if (opts.out) writeFileSync(opts.out, JSON.stringify(report, null, 2));
+        if (opts.json) {
+          console.log(JSON.stringify(report));
+          return;
+        }
+        const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
+        console.log(`LFW ${report.protocol}; ${report.pairs} pairs, ${report.images} images`);
+        console.log(
+          `pack ${report.pack}: detector ${report.detector}, embedder ${report.embedder}, flip ${report.flip ? "on" : "off"}`,
+        );
+        console.log(
+          `accuracy ${pct(report.accuracy)} ± ${pct(report.std)} (folds: ${report.folds.map((f) => pct(f.accuracy)).join(", ")})`,
+        );
+        console.log(`threshold ${report.threshold.toFixed(4)} (mean of per-fold thresholds)`);
+        console.log(
+          `TAR ${pct(report.tarAtFar1e3.tar)} at FAR ≤ 1e-3 (${report.tarAtFar1e3.impostorPairs} impostor pairs; threshold ${report.tarAtFar1e3.threshold.toFixed(4)})`,
+        );
+        console.log(
+          `calibration over ${report.calibration[0]?.impostorPairs ?? 0} cross-identity pairs: ${report.calibration.map((c) => `FAR ${c.far} → ${c.threshold.toFixed(4)}`).join(", ")}`,
+        );
+        console.log(
+          `no face detected in ${report.noFace.count} image(s)${report.noFace.count ? `: ${report.noFace.files.slice(0, 10).join(", ")}${report.noFace.count > 10 ? ", …" : ""}; ${report.noFace.fallback}` : ""}`,
+        );
+        console.log(
+          `below the quality gate (kept for the protocol): ${report.belowQualityGate}; ${report.seconds.toFixed(0)} s`,
+        );
+      },
+    ),
+  );
+
+const bench = program.command("bench").description("performance benchmarks");
+bench
+  .command("vision")
+  .description("detection and embedding latency on this machine")
+  .option("--json", "one JSON object on stdout")
+  .option("--runs <n>", "timed runs per measurement", Number, 40)
+  .action(
+    action(async (opts: { json?: boolean; runs: number }) => {
+      const config = configFrom(globals());
+      const vision = await visionFor(config);
+      const r = await benchVision(config, vision, opts.runs);
+      if (opts.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
+      const ms = (v: number) => `${v.toFixed(2)} ms`;
+      console.log(
+        `pack ${r.pack} (${r.executionProvider}); bench frame: ${r.image}, ${r.facesInBenchFrame} face(s); detector input ≤ ${r.detectorMaxSide}px`,
+      );
+      console.log(`detect 640×480:   median ${ms(r.detectMs640)}, p95 ${ms(r.detectP95Ms640)}`);
+      console.log(`detect 1280×720:  median ${ms(r.detectMs720p)}, p95 ${ms(r.detectP95Ms720p)}`);
+      console.log(`embed batch 1:    median ${ms(r.embedMsBatch1)}, p95 ${ms(r.embedP95MsBatch1)} per face`);
+      console.log(
+        `embed batch 16:   median ${ms(r.embedMsPerFaceBatch16)}, p95 ${ms(r.embedP95MsPerFaceBatch16)} per face`,
+      );
+    }),
+  );
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,169 @@
+import { MemoryBus } from "../lib/bus/index.ts";
+import type { Config } from "../lib/config/index.ts";
+import {
+  AlertContract,
+  CameraStatusContract,
+  DeadLetterContract,
+  EmbeddingContract,
+  Topics,
+} from "../lib/contracts/index.ts";
+import { runStage, type Emit } from "../lib/runtime/stage.ts";
+import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
+import type { Vision } from "../lib/vision/vision.ts";
+import { thresholdFor } from "../lib/vision/calibration.ts";
+import { readCamera, type CameraSpec, type ReadResult } from "../services/ingest/camera-reader.ts";
+import { DetectAlignStage } from "../services/detect-align/stage.ts";
+import { EmbedStage } from "../services/embed/stage.ts";
+import { MatchStage } from "../services/match/stage.ts";
+import type { VigilEvent } from "./events.ts";
+
+/**
+ * All four stages in one process over the in-memory bus: the default product. The same stage objects run as
+ * separate services over Kafka; only this wiring differs.
+ */
+export class EmbeddedPipeline {
+  readonly bus: MemoryBus;
+  readonly detect: DetectAlignStage;
+  readonly embed: EmbedStage;
+  readonly match: MatchStage;
+  private readonly subscriptions: { stop(): Promise<void> }[] = [];
+  readonly counts = { frames: 0, alerts: 0, deadLetters: 0 };
+
+  private constructor(
+    private readonly config: Config,
+    vision: Vision,
+    watchlist: WatchlistStore,
+    private readonly onEvent: (e: VigilEvent) => void,
+  ) {
+    this.bus = new MemoryBus({
+      capacity: config.bus.queueCapacity,
+      onDeadLetter: async (topic, record, error) => {
+        await this.bus.publish(Topics.dlq, [
+          {
+            key: topic,
+            value: DeadLetterContract.encode({
+              sourceTopic: topic,
+              key: record.key,
+              reason: error.message,
+              ts: Date.now(),
+              original: record.value,
+            }),
+          },
+        ]);
+      },
+    });
+    this.detect = new DetectAlignStage(vision.analyzer, {
+      maxBatch: config.detect.maxBatch,
+      maxWaitMs: config.detect.maxWaitMs,
+    });
+    this.embed = new EmbedStage(vision.embedder, {
+      maxBatch: config.embed.maxBatch,
+      maxWaitMs: config.embed.maxWaitMs,
+    });
+    this.match = new MatchStage(watchlist, {
+      thresholdFor: (modelId) => thresholdFor(modelId, config),
+      alertCooldownMs: config.match.alertCooldownS * 1000,
+    });
+  }
+
+  static async start(
+    config: Config,
+    vision: Vision,
+    watchlist: WatchlistStore,
+    onEvent: (e: VigilEvent) => void,
+  ) {
+    const p = new EmbeddedPipeline(config, vision, watchlist, onEvent);
+    await p.wire();
+    return p;
+  }
+
+  private async wire() {
+    const { bus } = this;
+    this.subscriptions.push(
+      await runStage(bus, this.detect, { maxBatch: this.config.detect.maxBatch }),
+      await runStage(bus, this.embed, { maxBatch: this.config.embed.maxBatch }),
+      await runStage(bus, this.match, { maxBatch: 32 }),
+    );
+    // The console is one more consumer group on the output topics, like the API will be.
+    const group = { group: "cli-events", maxBatch: 64 };
+    this.subscriptions.push(
+      await bus.subscribe(Topics.embeddings, group, async (records) => {
+        for (const r of records) {
+          const f = EmbeddingContract.decode(r.value);
+          this.onEvent({
+            type: "face",
+            cameraId: f.cameraId,
+            ts: f.captureTs,
+            faceId: f.faceId,
+            box: f.box,
+            quality: f.quality,
+            modelId: f.modelId,
+          });
+        }
+      }),
+      await bus.subscribe(Topics.alerts, group, async (records) => {
+        for (const r of records) {
+          const a = AlertContract.decode(r.value);
+          this.counts.alerts++;
+          this.onEvent({
+            type: "alert",
+            personId: a.personId,
+            name: a.personName,
+            score: a.score,
+            threshold: a.threshold,
+            cameraId: a.cameraId,
+            ts: a.ts,
+            faceId: a.faceId,
+            alertId: a.alertId,
+            modelId: a.modelId,
+          });
+        }
+      }),
+      await bus.subscribe(Topics.cameraStatus, group, async (records) => {
+        for (const r of records) {
+          const s = CameraStatusContract.decode(r.value);
+          this.onEvent({
+            type: "camera",
+            cameraId: s.cameraId,
+            state: s.state,
+            ts: s.ts,
+            lastError: s.lastError,
+            framesIn: s.framesIn,
+          });
+        }
+      }),
+      await bus.subscribe(Topics.dlq, group, async (records) => {
+        for (const r of records) {
+          const d = DeadLetterContract.decode(r.value);
+          this.counts.deadLetters++;
+          this.onEvent({
+            type: "dead-letter",
+            sourceTopic: d.sourceTopic,
+            key: d.key,
+            reason: d.reason,
+            ts: d.ts,
+          });
+        }
+      }),
+    );
+  }
+
+  /** Reads a camera until it ends (files) or `signal` aborts; frames flow through the bus with backpressure. */
+  async runCamera(camera: CameraSpec, signal?: AbortSignal): Promise<ReadResult> {
+    const emit = async (e: Emit) => {
+      if (e.topic === Topics.frames) this.counts.frames++;
+      await this.bus.publish(e.topic, [{ key: e.key, value: e.value }]);
+    };
+    return readCamera(camera, emit, signal);
+  }
+
+  async drain() {
+    await this.bus.drain();
+  }
+
+  async close() {
+    await this.bus.drain();
+    for (const s of this.subscriptions) await s.stop();
+    await this.bus.close();
+  }
+}

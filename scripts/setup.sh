@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs whatever is missing for Vigil on a Debian machine: system packages, npm dependencies, models.
+# Safe to run again: every step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+apt_packages=()
+command -v ffmpeg >/dev/null 2>&1 || apt_packages+=(ffmpeg)
+command -v ffprobe >/dev/null 2>&1 || apt_packages+=(ffmpeg)
+if [ "${VIGIL_SETUP_TEST_DEPS:-0}" = "1" ]; then
+  # The real RTSP server the ingest tests run against: GStreamer's, driven from the system python3.
+  /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' >/dev/null 2>&1 ||
+    apt_packages+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base
+      gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav)
+fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  log "installing ${apt_packages[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+# onnxruntime-node's install script tries to download CUDA libraries; the CPU library ships in the package.
+export ONNXRUNTIME_NODE_INSTALL=skip
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+source scripts/env.sh
+log "pulling models (mirror: ${VIGIL_MODEL_MIRROR:-none})"
+# A pack that cannot be pulled is not fatal here: `vigil` falls back to the npm-only pack and says so.
+node bin/vigil.js models pull >&2 || log "some models could not be pulled; see above"
