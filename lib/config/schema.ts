@@ -25,6 +25,8 @@ export const ConfigSchema = z.object({
       mirror: z.string().optional(),
       /** `auto` uses the default pack and falls back to the npm-only pack when its sources are unreachable. */
       pack: z.enum(["auto", "yunet-reid0095", "faceplugin-npm"]).default("auto"),
+      /** Source kinds Vigil may fetch from, in registry order; air-gapped sites keep only `mirror`. */
+      sources: z.array(z.enum(["mirror", "url", "npm"])).default(["mirror", "url", "npm"]),
       executionProvider: z.enum(["cpu", "cuda", "tensorrt"]).default("cpu"),
       /** 0 lets ONNX Runtime pick (one thread per core). */
       intraOpThreads: z.number().int().min(0).default(0),

@@ -61,7 +61,7 @@ describe("model store", () => {
     const raw = tinyModel();
     writeFileSync(path.join(mirror, "tiny.onnx"), raw);
     const lines: string[] = [];
-    const store = new ModelStore({ cacheDir: tmp(), mirror, allowNetwork: false, log: (l) => lines.push(l) });
+    const store = new ModelStore({ cacheDir: tmp(), mirror, sources: ["mirror"], log: (l) => lines.push(l) });
     const pulled = await store.pull(spec(raw, "tiny.onnx"));
     expect(lines.join("\n")).toMatch(/1 denormals flushed, 1 reshapes freed/);
     const session = await ort.InferenceSession.create(pulled.path);
@@ -75,7 +75,7 @@ describe("model store", () => {
     const mirror = tmp();
     const raw = tinyModel();
     writeFileSync(path.join(mirror, "tiny.onnx"), raw);
-    const store = new ModelStore({ cacheDir: tmp(), mirror, allowNetwork: false });
+    const store = new ModelStore({ cacheDir: tmp(), mirror, sources: ["mirror"] });
     const bad = spec(raw, "tiny.onnx", { files: { model: { sha256: "0".repeat(64) } } });
     await expect(store.pull(bad)).rejects.toThrowError(ChecksumError);
     await expect(store.pull(bad)).rejects.toThrowError(
@@ -88,7 +88,7 @@ describe("model store", () => {
     const mirror = tmp();
     const raw = tinyModel();
     writeFileSync(path.join(mirror, "tiny.onnx"), raw);
-    const store = new ModelStore({ cacheDir: tmp(), mirror, allowNetwork: false });
+    const store = new ModelStore({ cacheDir: tmp(), mirror, sources: ["mirror"] });
     const first = await store.pull(spec(raw, "tiny.onnx"));
     const pinned = spec(raw, "tiny.onnx", { artifactSha256: sha256(readFileSync(first.path)) });
     writeFileSync(first.path, "garbage");
@@ -99,7 +99,7 @@ describe("model store", () => {
   });
 
   it("says which sources it tried when none can be reached", async () => {
-    const store = new ModelStore({ cacheDir: tmp(), allowNetwork: false });
+    const store = new ModelStore({ cacheDir: tmp(), sources: ["mirror"] });
     await expect(store.pull(spec(tinyModel(), "tiny.onnx"))).rejects.toThrowError(ModelUnavailableError);
     await expect(store.pull(spec(tinyModel(), "tiny.onnx"))).rejects.toThrowError(
       /no mirror directory configured/,
@@ -180,7 +180,7 @@ describe("OpenVINO IR conversion", () => {
   it.skipIf(!haveIr)(
     "converts the real face-reidentification-retail-0095 reproducibly to its registered hash",
     async () => {
-      const store = new ModelStore({ cacheDir: tmp(), mirror, allowNetwork: false });
+      const store = new ModelStore({ cacheDir: tmp(), mirror, sources: ["mirror"] });
       const pulled = await store.pull(irSpec);
       expect(sha256(readFileSync(pulled.path))).toBe(irSpec.artifactSha256);
       const session = await ort.InferenceSession.create(pulled.path);

@@ -18,8 +18,8 @@ export const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).
 export interface ModelStoreOptions {
   cacheDir: string;
   mirror?: string;
-  /** Network sources (URL, npm) are skipped when false: tests of the mirror path, air-gapped sites. */
-  allowNetwork?: boolean;
+  /** Source kinds that may be used; the rest are skipped (air-gapped sites keep only the mirror). */
+  sources?: ModelSource["kind"][];
   log?: (line: string) => void;
 }
 
@@ -57,8 +57,8 @@ export class ModelStore {
         failures.push(`${label}: no mirror directory configured`);
         continue;
       }
-      if (source.kind !== "mirror" && this.options.allowNetwork === false) {
-        failures.push(`${label}: network sources disabled`);
+      if (this.options.sources && !this.options.sources.includes(source.kind)) {
+        failures.push(`${label}: ${source.kind} sources are not enabled (models.sources)`);
         continue;
       }
       let raw: Record<string, Uint8Array>;

@@ -19,16 +19,26 @@ export interface Vision {
 }
 
 export function modelStoreFor(config: Config, log: (line: string) => void): ModelStore {
-  return new ModelStore({ cacheDir: modelCacheDir(config), mirror: config.models.mirror, log });
+  return new ModelStore({
+    cacheDir: modelCacheDir(config),
+    mirror: config.models.mirror,
+    sources: config.models.sources,
+    log,
+  });
 }
 
+/** Said once per process: a silent fallback would hide a real drop in accuracy. */
 let fallbackAnnounced = false;
 
 /**
  * Resolves the pack (`auto` = default, falling back to the npm-only pack when the default's sources are
  * unreachable), pulls what is missing and opens the sessions.
  */
-export async function loadVision(config: Config, log: (line: string) => void = () => {}): Promise<Vision> {
+export async function loadVision(
+  config: Config,
+  log: (line: string) => void = () => {},
+  warn: (message: string) => void = (m) => process.stderr.write(m),
+): Promise<Vision> {
   const store = modelStoreFor(config, log);
   const wanted = config.models.pack === "auto" ? DEFAULT_PACK : config.models.pack;
   let pack = PACKS[wanted]!;
@@ -41,7 +51,7 @@ export async function loadVision(config: Config, log: (line: string) => void = (
     pack = PACKS[FALLBACK_PACK]!;
     if (!fallbackAnnounced) {
       fallbackAnnounced = true;
-      process.stderr.write(
+      warn(
         `\n*** vigil: the default model pack (${DEFAULT_PACK}) is unavailable; using the npm-only pack ` +
           `${FALLBACK_PACK} instead (lower accuracy; weights' licence undocumented). Reason:\n${err.message}\n` +
           `*** Set models.mirror / VIGIL_MODEL_MIRROR to a directory holding the default pack to fix this.\n\n`,
