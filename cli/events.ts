@@ -10,6 +10,9 @@ export type VigilEvent =
       ts: number;
       lastError: string | null;
       framesIn: number;
+      framesDropped: number;
+      framesUndecodable: number;
+      reconnects: number;
     }
   | {
       type: "face";

@@ -11,7 +11,8 @@ import { runStage, type Emit } from "../lib/runtime/stage.ts";
 import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
 import type { Vision } from "../lib/vision/vision.ts";
 import { thresholdFor } from "../lib/vision/calibration.ts";
-import { readCamera, type CameraSpec, type ReadResult } from "../services/ingest/camera-reader.ts";
+import { CameraManager } from "../services/ingest/camera-manager.ts";
+import type { CameraSpec } from "../services/ingest/camera.ts";
 import { DetectAlignStage } from "../services/detect-align/stage.ts";
 import { EmbedStage } from "../services/embed/stage.ts";
 import { MatchStage } from "../services/match/stage.ts";
@@ -122,13 +123,18 @@ export class EmbeddedPipeline {
       await bus.subscribe(Topics.cameraStatus, group, async (records) => {
         for (const r of records) {
           const s = CameraStatusContract.decode(r.value);
+          const { cameraId, state, ts, lastError, framesIn, framesDropped, framesUndecodable, reconnects } =
+            s;
           this.onEvent({
             type: "camera",
-            cameraId: s.cameraId,
-            state: s.state,
-            ts: s.ts,
-            lastError: s.lastError,
-            framesIn: s.framesIn,
+            cameraId,
+            state,
+            ts,
+            lastError,
+            framesIn,
+            framesDropped,
+            framesUndecodable,
+            reconnects,
           });
         }
       }),
@@ -148,13 +154,13 @@ export class EmbeddedPipeline {
     );
   }
 
-  /** Reads a camera until it ends (files) or `signal` aborts; frames flow through the bus with backpressure. */
-  async runCamera(camera: CameraSpec, signal?: AbortSignal): Promise<ReadResult> {
+  /** Starts the cameras; frames flow through the bus with backpressure (live sources drop, never block). */
+  startCameras(cameras: CameraSpec[]): CameraManager {
     const emit = async (e: Emit) => {
       if (e.topic === Topics.frames) this.counts.frames++;
       await this.bus.publish(e.topic, [{ key: e.key, value: e.value }]);
     };
-    return readCamera(camera, emit, signal);
+    return new CameraManager(cameras, emit, this.config.ingest).start();
   }
 
   async drain() {

@@ -5,7 +5,7 @@ import { MemoryWatchlistStore } from "../../lib/store/memory-watchlist.ts";
 import { enrolPhotos, scanWatchlistFolder } from "../../lib/watchlist/enrol.ts";
 import type { Vision } from "../../lib/vision/vision.ts";
 import { thresholdFor } from "../../lib/vision/calibration.ts";
-import type { CameraSpec } from "../../services/ingest/camera-reader.ts";
+import { isHttpUrl, isLiveUrl, resolveCamera, type CameraSpec } from "../../services/ingest/camera.ts";
 import { eventPrinter, type VigilEvent } from "../events.ts";
 import { EmbeddedPipeline } from "../pipeline.ts";
 import { UsageError } from "../context.ts";
@@ -19,23 +19,14 @@ export interface RunOptions {
 /** Cameras from --source (file paths or URLs, ids cam-1, cam-2, …) plus those in the config file. */
 export function camerasFor(config: Config, sources: string[]): CameraSpec[] {
   const fromArgs = sources.map((url, i) => {
-    const isUrl = /^[a-z]+:\/\//i.test(url);
+    const isUrl = isLiveUrl(url) || isHttpUrl(url) || /^[a-z]+:\/\//i.test(url);
     if (!isUrl && !existsSync(url)) throw new UsageError(`source ${url} does not exist`);
-    return {
-      id: `cam-${i + 1}`,
-      url: isUrl ? url : path.resolve(url),
-      fps: config.ingest.fps,
-      maxWidth: config.ingest.maxWidth,
-      loop: false,
-    };
+    return resolveCamera(
+      { id: `cam-${i + 1}`, url: isUrl ? url : path.resolve(url), loop: false },
+      config.ingest,
+    );
   });
-  const fromConfig = config.cameras.map((c) => ({
-    id: c.id,
-    url: c.url,
-    fps: c.fps ?? config.ingest.fps,
-    maxWidth: config.ingest.maxWidth,
-    loop: c.loop,
-  }));
+  const fromConfig = config.cameras.map((c) => resolveCamera(c, config.ingest));
   const cameras = [...fromArgs, ...fromConfig];
   if (cameras.length === 0)
     throw new UsageError("no cameras: give --source <file|url> or list cameras in the config file");
@@ -76,12 +67,13 @@ export async function runEmbedded(
       });
   }
   const pipeline = await EmbeddedPipeline.start(config, vision, watchlist, emit);
-  const controller = new AbortController();
-  const stop = () => controller.abort();
+  const manager = pipeline.startCameras(cameras);
+  // Live cameras run until interrupted; every ffmpeg child is stopped before the process exits.
+  const stop = () => void manager.stop();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
-    const results = await Promise.all(cameras.map((c) => pipeline.runCamera(c, controller.signal)));
+    const results = await manager.done();
     await pipeline.close();
     const seconds = (Date.now() - started) / 1000;
     const summary = {

@@ -6,7 +6,14 @@ const fraction = z.number().min(0).max(1);
 export const CameraSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]+$/, "camera ids are letters, digits, '.', '_' or '-'"),
   url: z.string().min(1),
+  /** Overrides of the `ingest` defaults for this camera. */
   fps: z.number().positive().max(60).optional(),
+  width: z.number().int().positive().optional(),
+  height: z.number().int().positive().optional(),
+  transport: z.enum(["tcp", "udp"]).optional(),
+  keyframesOnly: z.boolean().optional(),
+  hwaccel: z.string().optional(),
+  /** Files only: start again at the end (demos). */
   loop: z.boolean().default(false),
 });
 
@@ -71,7 +78,25 @@ export const ConfigSchema = z.object({
   ingest: z
     .object({
       fps: z.number().positive().max(60).default(5),
+      /** Files: decode width cap (aspect kept). Live streams: frames are letterboxed into width × height. */
       maxWidth: positiveInt.default(1280),
+      width: positiveInt.default(1280),
+      height: positiveInt.default(720),
+      /** RTSP transport; TCP survives lossy networks without smearing frames. */
+      transport: z.enum(["tcp", "udp"]).default("tcp"),
+      keyframesOnly: z.boolean().default(false),
+      /** ffmpeg `-hwaccel` value (e.g. `cuda`); off by default. */
+      hwaccel: z.string().optional(),
+      /** No frame for this long: the camera is stalled, its decoder is killed and reconnected. */
+      stallTimeoutS: z.number().positive().default(10),
+      /** Socket I/O timeout given to ffmpeg, so a frozen server cannot hang a read forever. */
+      ioTimeoutS: z.number().positive().default(5),
+      backoffInitialMs: z.number().positive().default(250),
+      backoffMaxMs: z.number().positive().default(2000),
+      /** After SIGTERM, how long a decoder gets before SIGKILL (a frozen reader ignores the first SIGTERM). */
+      killGraceMs: z.number().positive().default(2000),
+      /** While live, a status event this often (frame counters), besides every state change. */
+      statusEveryS: z.number().positive().default(5),
     })
     .prefault({}),
   bus: z

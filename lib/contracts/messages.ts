@@ -93,7 +93,10 @@ export const CameraStatusHeader = z.object({
   ts: timestamp,
   lastError: z.string().nullable(),
   framesIn: z.number().int().nonnegative(),
+  /** Frames dropped because the pipeline was behind (live sources keep the newest frame). */
   framesDropped: z.number().int().nonnegative(),
+  /** Packets or frames ffmpeg could not decode; counted, never fatal. */
+  framesUndecodable: z.number().int().nonnegative(),
   reconnects: z.number().int().nonnegative(),
 });
 

@@ -1,4 +1,5 @@
 import ffmpeg from "fluent-ffmpeg";
+import type { ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 
 export class VideoSourceError extends Error {
@@ -12,7 +13,7 @@ export interface ProbeResult {
   durationS: number | undefined;
 }
 
-/** Reads a source's video geometry with ffprobe; a clear error when it is not a video at all. */
+/** Reads a file's video geometry with ffprobe; a clear error when it is not a video at all. */
 export function probeVideo(url: string, timeoutMs = 15_000): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
@@ -54,7 +55,14 @@ export interface DecodeOptions {
   fps: number;
   width: number;
   height: number;
+  /**
+   * Letterbox into width×height whatever the source's size: the output geometry then survives a camera that
+   * changes resolution mid-stream (ffmpeg reconfigures its scaler, our frame size stays put).
+   */
+  letterbox?: boolean;
   loop?: boolean;
+  /** Decode keyframes only: a fraction of the CPU for a frame every GOP. */
+  keyframesOnly?: boolean;
   inputOptions?: string[];
 }
 
@@ -63,7 +71,20 @@ export interface DecodedFrame {
   width: number;
   height: number;
   data: Uint8Array;
+  /** Wall-clock ms when the decoded frame reached Vigil. */
+  receivedAt: number;
 }
+
+export interface DecoderExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The last stderr lines, for the camera's error message. */
+  stderr: string[];
+}
+
+/** ffmpeg's stderr lines that mean a packet or frame could not be decoded (counted, never fatal). */
+const UNDECODABLE =
+  /error while decoding|corrupt|concealing|invalid nal|missing picture|decode_slice_header error|no frame!/i;
 
 /** Output size no wider than `maxWidth`, aspect kept, both sides even (what H.264 sources and scalers like). */
 export function outputSize(
@@ -76,35 +97,55 @@ export function outputSize(
   return { width: even(width), height: even(height) };
 }
 
+export interface Decoder {
+  frames: AsyncGenerator<DecodedFrame>;
+  /** Resolves when the ffmpeg process has exited, however it ended. */
+  exited: Promise<DecoderExit>;
+  pid(): number | undefined;
+  kill(signal: NodeJS.Signals): void;
+  /** Undecodable packets/frames ffmpeg reported so far. */
+  undecodable(): number;
+}
+
 /**
- * Decodes a source to packed BGR frames at a fixed rate and size. The async iterator applies backpressure
- * (ffmpeg blocks on its pipe when the consumer is behind); `stop()` kills the decoder.
+ * Starts ffmpeg decoding a source to packed BGR frames at a fixed rate and size. The async iterator applies
+ * backpressure (ffmpeg blocks on its pipe when the consumer is behind).
  */
-export function decodeFrames(url: string, options: DecodeOptions) {
-  const frameBytes = options.width * options.height * 3;
+export function startDecoder(url: string, options: DecodeOptions): Decoder {
+  const { width, height } = options;
+  const frameBytes = width * height * 3;
+  const scale = options.letterbox
+    ? `scale=${width}:${height}:force_original_aspect_ratio=decrease,pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2`
+    : `scale=${width}:${height}`;
   const command = ffmpeg(url)
-    .inputOptions([...(options.loop ? ["-stream_loop", "-1"] : []), ...(options.inputOptions ?? [])])
-    .outputOptions([
-      "-an",
-      "-vf",
-      `fps=${options.fps},scale=${options.width}:${options.height}`,
-      "-pix_fmt",
-      "bgr24",
-      "-f",
-      "rawvideo",
-    ]);
-  let failure: Error | undefined;
-  let stopped = false;
-  const stderrTail: string[] = [];
-  command.on("stderr", (line: string) => {
-    stderrTail.push(line);
-    if (stderrTail.length > 20) stderrTail.shift();
+    .inputOptions([
+      "-hide_banner",
+      ...(options.loop ? ["-stream_loop", "-1"] : []),
+      ...(options.keyframesOnly ? ["-skip_frame", "nokey"] : []),
+      ...(options.inputOptions ?? []),
+    ])
+    .outputOptions(["-an", "-vf", `fps=${options.fps},${scale}`, "-pix_fmt", "bgr24", "-f", "rawvideo"]);
+  const stderr: string[] = [];
+  let undecodable = 0;
+  let proc: ChildProcess | undefined;
+  let resolveExit!: (e: DecoderExit) => void;
+  const exited = new Promise<DecoderExit>((r) => (resolveExit = r));
+  command.on("start", () => {
+    proc = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
+    if (!proc) return;
+    proc.once("exit", (code, signal) => resolveExit({ code, signal, stderr: stderr.slice(-15) }));
   });
+  command.on("stderr", (line: string) => {
+    if (UNDECODABLE.test(line)) undecodable++;
+    stderr.push(line);
+    if (stderr.length > 50) stderr.shift();
+  });
+  // fluent-ffmpeg reports non-zero exits and spawn failures here; the exit promise carries the details.
   command.on("error", (err: Error) => {
-    if (!stopped)
-      failure = new VideoSourceError(`decoding ${url} failed: ${lastMeaningful(stderrTail) ?? err.message}`);
+    if (!proc) resolveExit({ code: null, signal: null, stderr: [err.message] });
   });
   const stream = command.pipe() as Readable;
+  stream.on("error", () => {});
 
   async function* frames(): AsyncGenerator<DecodedFrame> {
     let pending = Buffer.alloc(0);
@@ -115,26 +156,28 @@ export function decodeFrames(url: string, options: DecodeOptions) {
         // Copy out: the frame outlives the pipe's buffer and travels on the bus.
         const data = new Uint8Array(pending.subarray(0, frameBytes));
         pending = pending.subarray(frameBytes);
-        yield { index: index++, width: options.width, height: options.height, data };
+        yield { index: index++, width, height, data, receivedAt: Date.now() };
       }
     }
-    // Let the 'error' event, which fires after the pipe ends, land before deciding how decoding ended.
-    await new Promise((r) => setImmediate(r));
-    if (failure) throw failure;
   }
 
   return {
     frames: frames(),
-    stop() {
-      stopped = true;
-      command.kill("SIGKILL");
+    exited,
+    pid: () => proc?.pid,
+    kill: (signal) => {
+      if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     },
+    undecodable: () => undecodable,
   };
 }
 
-function lastMeaningful(lines: string[]): string | undefined {
-  return [...lines]
+/** The most telling of ffmpeg's last stderr lines, for an operator-facing reason. */
+export function ffmpegReason(lines: string[]): string | undefined {
+  const telling = [...lines]
     .reverse()
-    .find((l) => /error|invalid|no such|failed|refused|denied/i.test(l))
-    ?.trim();
+    .find((l) =>
+      /error|invalid|no such|failed|refused|denied|unauthori[sz]ed|not found|timed out|forbidden/i.test(l),
+    );
+  return (telling ?? lines.at(-1))?.trim();
 }

@@ -26,6 +26,7 @@ class EchoStage implements Stage<FrameMessage> {
         lastError: null,
         framesIn: f.seq,
         framesDropped: 0,
+        framesUndecodable: 0,
         reconnects: 0,
       }),
     }));

@@ -1,0 +1,284 @@
+import type { Config } from "../../lib/config/index.ts";
+import {
+  CameraStatusContract,
+  FrameContract,
+  Topics,
+  type CameraStatusMessage,
+} from "../../lib/contracts/index.ts";
+import {
+  ffmpegReason,
+  outputSize,
+  probeVideo,
+  startDecoder,
+  type DecodedFrame,
+  type Decoder,
+} from "../../lib/media/ffmpeg.ts";
+import type { Emit } from "../../lib/runtime/stage.ts";
+import { isHttpUrl, isLiveUrl, type CameraSpec } from "./camera.ts";
+
+export type CameraState = CameraStatusMessage["state"];
+type Timing = Pick<
+  Config["ingest"],
+  "stallTimeoutS" | "ioTimeoutS" | "backoffInitialMs" | "backoffMaxMs" | "killGraceMs" | "statusEveryS"
+>;
+
+/** Failures no retry will fix: the camera goes to `error` and waits for an operator. */
+const PERMANENT =
+  /401|403|404|unauthori[sz]ed|forbidden|not found|no such file|protocol not found|invalid argument|option .* not found/i;
+
+export interface CameraStatus {
+  cameraId: string;
+  state: CameraState;
+  lastError: string | null;
+  framesIn: number;
+  framesDropped: number;
+  framesUndecodable: number;
+  reconnects: number;
+}
+
+/**
+ * Runs one camera's decoder and keeps it running: reconnects with capped exponential backoff and jitter, treats
+ * ffmpeg exiting 0 on a live stream as a disconnect, kills a stalled decoder (SIGTERM, then SIGKILL), and stops
+ * for good only on failures no retry can fix (bad URL, refused credentials) or at the end of a file.
+ */
+export class CameraSupervisor {
+  private status: CameraStatus;
+  private stopped = false;
+  private decoder: Decoder | undefined;
+  private wake: (() => void) | undefined;
+  private seq: number;
+  private publishing = false;
+  private newest: DecodedFrame | undefined;
+  private publishDone: Promise<void> = Promise.resolve();
+  private readonly live: boolean;
+  /** Files decode faster than real time; their frames are stamped on the media clock from this instant. */
+  private mediaStart = 0;
+
+  constructor(
+    readonly camera: CameraSpec,
+    private readonly emit: (e: Emit) => Promise<void>,
+    private readonly timing: Timing,
+    private readonly clock: () => number = Date.now,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.status = {
+      cameraId: camera.id,
+      state: "connecting",
+      lastError: null,
+      framesIn: 0,
+      framesDropped: 0,
+      framesUndecodable: 0,
+      reconnects: 0,
+    };
+    this.live = isLiveUrl(camera.url) || isHttpUrl(camera.url);
+    // Sequence numbers start from the wall clock (µs), so frame ids stay unique across process restarts.
+    this.seq = clock() * 1000;
+  }
+
+  snapshot(): CameraStatus {
+    return { ...this.status };
+  }
+
+  pid(): number | undefined {
+    return this.decoder?.pid();
+  }
+
+  async run(): Promise<CameraStatus> {
+    let attempt = 0;
+    while (!this.stopped) {
+      await this.setState("connecting");
+      let decoder: Decoder;
+      try {
+        decoder = await this.startDecoder();
+      } catch (err) {
+        // Files that cannot be probed are not going to become readable by waiting.
+        await this.setState("error", (err as Error).message);
+        return this.snapshot();
+      }
+      this.decoder = decoder;
+      const outcome = await this.consume(decoder);
+      const exit = await decoder.exited;
+      this.status.framesUndecodable += decoder.undecodable();
+      this.decoder = undefined;
+      if (this.stopped) break;
+      if (outcome.gotFrames) attempt = 0;
+      if (!this.live && !this.camera.loop && exit.code === 0) {
+        await this.publishDone;
+        await this.setState("ended");
+        return this.snapshot();
+      }
+      const reason = outcome.stalled
+        ? `no frame for ${this.timing.stallTimeoutS} s`
+        : exit.code === 0
+          ? "stream ended (the server closed it)"
+          : (ffmpegReason(exit.stderr) ?? `ffmpeg exited with ${exit.code ?? exit.signal}`);
+      if (!outcome.stalled && exit.code !== 0 && PERMANENT.test(reason)) {
+        await this.setState("error", reason);
+        return this.snapshot();
+      }
+      this.status.reconnects++;
+      await this.setState("backoff", reason);
+      await this.sleep(this.backoffMs(attempt++));
+    }
+    return this.snapshot();
+  }
+
+  /** Stops the camera and resolves once its ffmpeg process is gone. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    const decoder = this.decoder;
+    if (decoder) await this.terminate(decoder);
+  }
+
+  backoffMs(attempt: number): number {
+    const base = Math.min(this.timing.backoffMaxMs, this.timing.backoffInitialMs * 2 ** attempt);
+    // ±20% jitter: many cameras behind one failed switch must not reconnect in lockstep.
+    return base * (0.8 + 0.4 * this.random());
+  }
+
+  private async startDecoder(): Promise<Decoder> {
+    const c = this.camera;
+    const input: string[] = [];
+    if (/^rtsps?:/i.test(c.url))
+      input.push("-rtsp_transport", c.transport, "-timeout", String(this.timing.ioTimeoutS * 1e6));
+    else if (isHttpUrl(c.url)) input.push("-rw_timeout", String(this.timing.ioTimeoutS * 1e6));
+    if (c.hwaccel) input.push("-hwaccel", c.hwaccel);
+    if (this.live) {
+      return startDecoder(c.url, {
+        fps: c.fps,
+        width: c.width,
+        height: c.height,
+        letterbox: true,
+        keyframesOnly: c.keyframesOnly,
+        inputOptions: input,
+      });
+    }
+    const probe = await probeVideo(c.url);
+    this.mediaStart = this.clock();
+    const size = outputSize(probe.width, probe.height, c.maxWidth);
+    return startDecoder(c.url, {
+      fps: c.fps,
+      ...size,
+      loop: c.loop,
+      keyframesOnly: c.keyframesOnly,
+      inputOptions: input,
+    });
+  }
+
+  private async consume(decoder: Decoder): Promise<{ gotFrames: boolean; stalled: boolean }> {
+    let lastFrameAt = this.clock();
+    let lastStatusAt = 0;
+    let stalled = false;
+    let gotFrames = false;
+    const watchdog = setInterval(() => {
+      if (this.clock() - lastFrameAt > this.timing.stallTimeoutS * 1000 && !stalled) {
+        stalled = true;
+        void this.setState("stalled", `no frame for ${this.timing.stallTimeoutS} s`);
+        void this.terminate(decoder);
+      }
+    }, 200);
+    try {
+      for await (const frame of decoder.frames) {
+        if (this.stopped) break;
+        lastFrameAt = this.clock();
+        if (!gotFrames) {
+          gotFrames = true;
+          await this.setState("live");
+          lastStatusAt = this.clock();
+        }
+        this.status.framesIn++;
+        await this.deliver(frame);
+        if (this.clock() - lastStatusAt > this.timing.statusEveryS * 1000) {
+          lastStatusAt = this.clock();
+          await this.report();
+        }
+      }
+    } catch {
+      // The pipe broke because the process died; the exit status says why.
+    } finally {
+      clearInterval(watchdog);
+    }
+    return { gotFrames, stalled };
+  }
+
+  /**
+   * Files block ffmpeg until the pipeline takes each frame (nothing is lost). Live sources never block the
+   * decoder: while a frame is being published, only the newest waits; older ones are dropped and counted.
+   */
+  private async deliver(frame: DecodedFrame) {
+    if (!this.live) {
+      await this.publish(frame);
+      return;
+    }
+    if (this.publishing) {
+      if (this.newest) this.status.framesDropped++;
+      this.newest = frame;
+      return;
+    }
+    this.publishing = true;
+    this.publishDone = (async () => {
+      let next: DecodedFrame | undefined = frame;
+      while (next) {
+        await this.publish(next);
+        next = this.newest;
+        this.newest = undefined;
+      }
+      this.publishing = false;
+    })();
+  }
+
+  private publish(frame: DecodedFrame) {
+    return this.emit({
+      topic: Topics.frames,
+      key: this.camera.id,
+      value: FrameContract.encode({
+        cameraId: this.camera.id,
+        seq: this.seq++,
+        // Live: when the decoded frame reached Vigil (sender clocks are not trusted). Files: the media clock.
+        captureTs: this.live
+          ? frame.receivedAt
+          : Math.round(this.mediaStart + (frame.index * 1000) / this.camera.fps),
+        width: frame.width,
+        height: frame.height,
+        format: "bgr24",
+        image: frame.data,
+      }),
+    });
+  }
+
+  private async terminate(decoder: Decoder) {
+    decoder.kill("SIGTERM");
+    const timer = setTimeout(() => decoder.kill("SIGKILL"), this.timing.killGraceMs);
+    await decoder.exited;
+    clearTimeout(timer);
+  }
+
+  private sleep(ms: number) {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private async setState(state: CameraState, lastError: string | null = null) {
+    this.status.state = state;
+    if (lastError !== null || state === "live") this.status.lastError = lastError;
+    await this.report();
+  }
+
+  private report() {
+    const status = {
+      ...this.status,
+      framesUndecodable: this.status.framesUndecodable + (this.decoder?.undecodable() ?? 0),
+    };
+    return this.emit({
+      topic: Topics.cameraStatus,
+      key: this.camera.id,
+      value: CameraStatusContract.encode({ ...status, ts: this.clock() }),
+    });
+  }
+}
