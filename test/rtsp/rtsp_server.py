@@ -53,7 +53,12 @@ def main():
         factory.set_launch(launch_line(spec))
         factory.set_shared(True)
         if credentials:
-            factory.add_role("user", [["media.factory.access", bool, True], ["media.factory.construct", bool, True]])
+            # add_role() is variadic and invisible to gi; the structure form says the same thing.
+            factory.add_role_from_structure(
+                Gst.Structure.new_from_string(
+                    "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+                )
+            )
         server.get_mount_points().add_factory(path, factory)
     if server.attach(None) == 0:
         print(f"FAILED to listen on {port}", flush=True)
