@@ -3,6 +3,7 @@ import { writeFileSync } from "node:fs";
 import { evaluateLfw } from "../lib/eval/lfw.ts";
 import { prepareSampleMedia } from "../lib/media/sample-media.ts";
 import { progress } from "../lib/telemetry/progress.ts";
+import { benchIngest } from "./commands/bench-ingest.ts";
 import { benchVision } from "./commands/bench-vision.ts";
 import { listModels, pullModels, verifyModels } from "./commands/models.ts";
 import { runEmbedded } from "./commands/run.ts";
@@ -176,6 +177,41 @@ bench
       console.log(
         `embed batch 16:   median ${ms(r.embedMsPerFaceBatch16)}, p95 ${ms(r.embedP95MsPerFaceBatch16)} per face`,
       );
+    }),
+  );
+
+bench
+  .command("ingest")
+  .description("N simulated 720p25 RTSP cameras through the camera manager: delivery, decoder CPU, latency")
+  .option("--cameras <n>", "number of cameras", Number, 8)
+  .option("--seconds <n>", "measured seconds (after a 4 s warm-up)", Number, 20)
+  .option("--keyframes-only", "decode keyframes only (one frame per GOP, a fraction of the CPU)")
+  .option("--json", "one JSON object on stdout")
+  .action(
+    action(async (opts: { cameras: number; seconds: number; keyframesOnly?: boolean; json?: boolean }) => {
+      const r = await benchIngest(
+        configFrom(globals()),
+        opts.cameras,
+        opts.seconds,
+        opts.keyframesOnly ?? false,
+      );
+      if (opts.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(
+        `${r.cameras} cameras × 720p25 RTSP sampled at ${r.fps} fps${r.keyframesOnly ? " (keyframes only)" : ""} for ${r.seconds.toFixed(1)} s`,
+      );
+      console.log(
+        `delivered ${r.framesDelivered}/${r.framesExpected} frames: ratio ${r.deliveredRatio.toFixed(3)}`,
+      );
+      console.log(
+        `decoder CPU ${r.cpuPerCamera.toFixed(3)} of a core per camera (RTSP server itself: ${r.serverCpuCores.toFixed(2)} cores)`,
+      );
+      console.log(
+        `p95 latency ingest → consumer ${r.p95LatencyMs.toFixed(1)} ms; p95 lag behind source cadence ${r.p95CadenceLagMs.toFixed(0)} ms`,
+      );
+      console.log(`reconnects ${r.reconnects}, frames dropped ${r.framesDropped}`);
     }),
   );
 

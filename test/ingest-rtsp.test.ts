@@ -12,7 +12,7 @@ import {
 import type { Emit } from "../lib/runtime/stage.ts";
 import { CameraManager } from "../services/ingest/camera-manager.ts";
 import { resolveCamera } from "../services/ingest/camera.ts";
-import { RtspTestServer } from "./rtsp/server.ts";
+import { RtspTestServer } from "../lib/testing/rtsp/server.ts";
 import { tempDir } from "./helpers.ts";
 
 const ingest = loadConfig({

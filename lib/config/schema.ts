@@ -85,6 +85,11 @@ export const ConfigSchema = z.object({
       /** RTSP transport; TCP survives lossy networks without smearing frames. */
       transport: z.enum(["tcp", "udp"]).default("tcp"),
       keyframesOnly: z.boolean().default(false),
+      /**
+       * Decoder threads per camera. One is cheapest per frame (no frame-threading sync, no extra frames of
+       * latency); parallelism comes from running many cameras. 0 lets ffmpeg choose.
+       */
+      decoderThreads: z.number().int().min(0).default(1),
       /** ffmpeg `-hwaccel` value (e.g. `cuda`); off by default. */
       hwaccel: z.string().optional(),
       /** No frame for this long: the camera is stalled, its decoder is killed and reconnected. */

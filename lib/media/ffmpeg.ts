@@ -124,7 +124,17 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
       ...(options.keyframesOnly ? ["-skip_frame", "nokey"] : []),
       ...(options.inputOptions ?? []),
     ])
-    .outputOptions(["-an", "-vf", `fps=${options.fps},${scale}`, "-pix_fmt", "bgr24", "-f", "rawvideo"]);
+    // Keyframes arrive once per GOP; the fps filter would duplicate them up to the rate, so pass them through.
+    .outputOptions([
+      "-an",
+      "-vf",
+      options.keyframesOnly ? scale : `fps=${options.fps},${scale}`,
+      ...(options.keyframesOnly ? ["-vsync", "passthrough"] : []),
+      "-pix_fmt",
+      "bgr24",
+      "-f",
+      "rawvideo",
+    ]);
   const stderr: string[] = [];
   let undecodable = 0;
   let proc: ChildProcess | undefined;
@@ -148,15 +158,24 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   stream.on("error", () => {});
 
   async function* frames(): AsyncGenerator<DecodedFrame> {
-    let pending = Buffer.alloc(0);
+    // Each byte is copied once, into its frame: pipe chunks are 64 KiB and a 720p frame is 2.7 MB, so
+    // re-concatenating a growing buffer per chunk would copy every frame dozens of times.
+    let frame = new Uint8Array(frameBytes);
+    let filled = 0;
     let index = 0;
     for await (const chunk of stream) {
-      pending = pending.length === 0 ? (chunk as Buffer) : Buffer.concat([pending, chunk as Buffer]);
-      while (pending.length >= frameBytes) {
-        // Copy out: the frame outlives the pipe's buffer and travels on the bus.
-        const data = new Uint8Array(pending.subarray(0, frameBytes));
-        pending = pending.subarray(frameBytes);
-        yield { index: index++, width, height, data, receivedAt: Date.now() };
+      const bytes = chunk as Buffer;
+      let offset = 0;
+      while (offset < bytes.length) {
+        const take = Math.min(frameBytes - filled, bytes.length - offset);
+        frame.set(bytes.subarray(offset, offset + take), filled);
+        filled += take;
+        offset += take;
+        if (filled === frameBytes) {
+          yield { index: index++, width, height, data: frame, receivedAt: Date.now() };
+          frame = new Uint8Array(frameBytes);
+          filled = 0;
+        }
       }
     }
   }

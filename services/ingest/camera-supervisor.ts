@@ -19,7 +19,13 @@ import { isHttpUrl, isLiveUrl, type CameraSpec } from "./camera.ts";
 export type CameraState = CameraStatusMessage["state"];
 type Timing = Pick<
   Config["ingest"],
-  "stallTimeoutS" | "ioTimeoutS" | "backoffInitialMs" | "backoffMaxMs" | "killGraceMs" | "statusEveryS"
+  | "stallTimeoutS"
+  | "ioTimeoutS"
+  | "backoffInitialMs"
+  | "backoffMaxMs"
+  | "killGraceMs"
+  | "statusEveryS"
+  | "decoderThreads"
 >;
 
 /** Failures no retry will fix: the camera goes to `error` and waits for an operator. */
