@@ -14,6 +14,8 @@ export interface RunOptions {
   source: string[];
   watchlist?: string;
   events: "ndjson" | "text";
+  /** Stops live cameras (files end on their own); the CLI wires SIGINT/SIGTERM to it. */
+  signal?: AbortSignal;
 }
 
 /** Cameras from --source (file paths or URLs, ids cam-1, cam-2, …) plus those in the config file. */
@@ -72,6 +74,7 @@ export async function runEmbedded(
   const stop = () => void manager.stop();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  options.signal?.addEventListener("abort", stop);
   try {
     const results = await manager.done();
     await pipeline.close();
@@ -96,5 +99,6 @@ export async function runEmbedded(
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
+    options.signal?.removeEventListener("abort", stop);
   }
 }
