@@ -35,6 +35,16 @@ export type VigilEvent =
       alertId: string;
       modelId: string;
     }
+  | {
+      type: "sighting";
+      sightingId: string;
+      cameraId: string;
+      startTs: number;
+      endTs: number;
+      faces: number;
+      personId: string | null;
+      score: number | null;
+    }
   | { type: "enrol"; personId: string; file: string; ok: boolean; reason?: string }
   | { type: "dead-letter"; sourceTopic: string; key: string; reason: string; ts: number }
   | { type: "warning"; message: string }
@@ -62,6 +72,8 @@ function describe(e: VigilEvent): string {
       return `${time(e.ts)} ${e.cameraId} face ${e.faceId} at ${Math.round(e.box.x)},${Math.round(e.box.y)} ${Math.round(e.box.width)}px (yaw ${Math.round(e.quality.yawDeg)}°, sharpness ${Math.round(e.quality.sharpness)})`;
     case "alert":
       return `${time(e.ts)} ${e.cameraId} ALERT ${e.name} (${e.personId}) score ${round(e.score)} ≥ ${round(e.threshold)}  face ${e.faceId}`;
+    case "sighting":
+      return `${time(e.startTs)}–${time(e.endTs)} ${e.cameraId} sighting ${e.sightingId} (${e.faces} faces)${e.personId ? ` = ${e.personId} ${round(e.score ?? 0)}` : ""}`;
     case "enrol":
       return e.ok
         ? `enrolled ${e.personId} from ${e.file}`

@@ -3,12 +3,14 @@ import type { Config } from "../lib/config/index.ts";
 import {
   AlertContract,
   CameraStatusContract,
+  SightingContract,
   DeadLetterContract,
   EmbeddingContract,
   Topics,
 } from "../lib/contracts/index.ts";
 import { runStage, type Emit } from "../lib/runtime/stage.ts";
 import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
+import type { SightingStore } from "../lib/store/sighting-store.ts";
 import type { Vision } from "../lib/vision/vision.ts";
 import { thresholdFor } from "../lib/vision/calibration.ts";
 import { CameraManager } from "../services/ingest/camera-manager.ts";
@@ -34,6 +36,7 @@ export class EmbeddedPipeline {
     private readonly config: Config,
     vision: Vision,
     watchlist: WatchlistStore,
+    history: SightingStore,
     private readonly onEvent: (e: VigilEvent) => void,
   ) {
     this.bus = new MemoryBus({
@@ -61,19 +64,26 @@ export class EmbeddedPipeline {
       maxBatch: config.embed.maxBatch,
       maxWaitMs: config.embed.maxWaitMs,
     });
-    this.match = new MatchStage(watchlist, {
+    this.match = new MatchStage(watchlist, history, {
       thresholdFor: (modelId) => thresholdFor(modelId, config),
       alertCooldownMs: config.match.alertCooldownS * 1000,
+      tracker: {
+        timeoutMs: config.match.trackTimeoutS * 1000,
+        similarity: config.match.trackSimilarity,
+        iou: config.match.trackIou,
+        reacquire: config.match.trackReacquire,
+      },
+      exclusionSimilarity: config.match.exclusionSimilarity,
     });
   }
 
   static async start(
     config: Config,
     vision: Vision,
-    watchlist: WatchlistStore,
+    stores: { watchlist: WatchlistStore; history: SightingStore },
     onEvent: (e: VigilEvent) => void,
   ) {
-    const p = new EmbeddedPipeline(config, vision, watchlist, onEvent);
+    const p = new EmbeddedPipeline(config, vision, stores.watchlist, stores.history, onEvent);
     await p.wire();
     return p;
   }
@@ -117,6 +127,21 @@ export class EmbeddedPipeline {
             faceId: a.faceId,
             alertId: a.alertId,
             modelId: a.modelId,
+          });
+        }
+      }),
+      await bus.subscribe(Topics.sightings, group, async (records) => {
+        for (const r of records) {
+          const s = SightingContract.decode(r.value);
+          this.onEvent({
+            type: "sighting",
+            sightingId: s.sightingId,
+            cameraId: s.cameraId,
+            startTs: s.startTs,
+            endTs: s.endTs,
+            faces: s.faces,
+            personId: s.match?.personId ?? null,
+            score: s.match?.score ?? null,
           });
         }
       }),
@@ -168,6 +193,10 @@ export class EmbeddedPipeline {
   }
 
   async close() {
+    await this.bus.drain();
+    // Tracks still open at the end of the input become sightings too.
+    for (const out of await this.match.flush())
+      await this.bus.publish(out.topic, [{ key: out.key, value: out.value }]);
     await this.bus.drain();
     for (const s of this.subscriptions) await s.stop();
     await this.bus.close();

@@ -27,7 +27,12 @@ export function testConfig(overrides: Record<string, unknown> = {}): Config {
     env: {
       ...(process.env.VIGIL_MODEL_MIRROR ? { VIGIL_MODEL_MIRROR: process.env.VIGIL_MODEL_MIRROR } : {}),
     },
-    overrides: { dataDir: path.resolve(".vigil"), "log.level": "warn", ...overrides },
+    overrides: {
+      dataDir: path.resolve(".vigil"),
+      "store.path": path.join(tempDir("vigil-store-"), "vigil.db"),
+      "log.level": "warn",
+      ...overrides,
+    },
   });
 }
 

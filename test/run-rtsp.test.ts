@@ -40,7 +40,7 @@ describe("vigil run with RTSP cameras from the config file", () => {
     const config = loadConfig({
       file: configFile,
       env: process.env.VIGIL_MODEL_MIRROR ? { VIGIL_MODEL_MIRROR: process.env.VIGIL_MODEL_MIRROR } : {},
-      overrides: { dataDir: path.resolve(".vigil") },
+      overrides: { dataDir: path.resolve(".vigil"), "store.path": path.join(dir, "vigil.db") },
     });
     const { events, emit } = collect();
     const controller = new AbortController();

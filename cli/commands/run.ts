@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
-import { MemoryWatchlistStore } from "../../lib/store/memory-watchlist.ts";
+import { storePath } from "../../lib/config/index.ts";
+import { SqliteStore } from "../../lib/store/sqlite-store.ts";
 import { enrolPhotos, scanWatchlistFolder } from "../../lib/watchlist/enrol.ts";
 import type { Vision } from "../../lib/vision/vision.ts";
 import { thresholdFor } from "../../lib/vision/calibration.ts";
@@ -16,6 +17,8 @@ export interface RunOptions {
   events: "ndjson" | "text";
   /** Stops live cameras (files end on their own); the CLI wires SIGINT/SIGTERM to it. */
   signal?: AbortSignal;
+  /** The embedded store's file; `:memory:` for a throw-away run. Default: `store.path` / `<dataDir>/vigil.db`. */
+  storeFile?: string;
 }
 
 /** Cameras from --source (file paths or URLs, ids cam-1, cam-2, …) plus those in the config file. */
@@ -49,7 +52,8 @@ export async function runEmbedded(
 ) {
   const started = Date.now();
   const cameras = camerasFor(config, options.source);
-  const watchlist = new MemoryWatchlistStore();
+  const store = new SqliteStore(options.storeFile ?? storePath(config));
+  const watchlist = store;
   if (vision.fallbackReason)
     emit({ type: "warning", message: `running on the fallback pack ${vision.pack.id}` });
   let enrolled = 0;
@@ -68,7 +72,13 @@ export async function runEmbedded(
         message: `no usable photo in watchlist ${options.watchlist}; no alerts can fire`,
       });
   }
-  const pipeline = await EmbeddedPipeline.start(config, vision, watchlist, emit);
+  const purged = await store.purgeBefore(Date.now() - config.store.retentionDays * 86_400_000);
+  if (purged > 0)
+    emit({
+      type: "warning",
+      message: `retention: deleted ${purged} sighting(s) older than ${config.store.retentionDays} days`,
+    });
+  const pipeline = await EmbeddedPipeline.start(config, vision, { watchlist: store, history: store }, emit);
   const manager = pipeline.startCameras(cameras);
   // Live cameras run until interrupted; every ffmpeg child is stopped before the process exits.
   const stop = () => void manager.stop();
@@ -90,6 +100,7 @@ export async function runEmbedded(
       enrolledPhotos: enrolled,
       threshold: thresholdFor(vision.embedder.modelId, config),
       alerts: pipeline.counts.alerts,
+      sightings: pipeline.match.stats.sightings,
       deadLetters: pipeline.counts.deadLetters,
       cameraErrors: results.filter((r) => r.state === "error").length,
       seconds,
@@ -97,6 +108,7 @@ export async function runEmbedded(
     emit(summary);
     return { summary, results };
   } finally {
+    store.close();
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
     options.signal?.removeEventListener("abort", stop);

@@ -94,3 +94,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 export function modelCacheDir(config: Config): string {
   return path.resolve(config.models.cacheDir ?? path.join(config.dataDir, "models"));
 }
+
+export function storePath(config: Config): string {
+  return path.resolve(config.store.path ?? path.join(config.dataDir, "vigil.db"));
+}

@@ -73,6 +73,25 @@ export const ConfigSchema = z.object({
       /** Overrides the calibrated threshold stored with the model. */
       threshold: z.number().min(-1).max(1).optional(),
       alertCooldownS: z.number().min(0).default(30),
+      /** A track with no new face for this long (capture time) ends and becomes a sighting. */
+      trackTimeoutS: z.number().positive().default(2),
+      /** Least embedding similarity for a face to continue a track (with overlapping boxes). */
+      trackSimilarity: z.number().min(-1).max(1).default(0.3),
+      /** Least box overlap (IoU) that lets a merely similar face continue a track. */
+      trackIou: fraction.default(0.1),
+      /** Similarity at which a face continues a track wherever it appears in the frame. */
+      trackReacquire: z.number().min(-1).max(1).default(0.55),
+      /** A face at least this similar to one of a person's exclusions never alerts for that person. */
+      exclusionSimilarity: z.number().min(-1).max(1).default(0.5),
+    })
+    .prefault({}),
+  store: z
+    .object({
+      kind: z.enum(["embedded"]).default("embedded"),
+      /** SQLite file of the embedded store; defaults to `<dataDir>/vigil.db`. */
+      path: z.string().optional(),
+      /** Sightings (and their crops) older than this are deleted. */
+      retentionDays: z.number().positive().default(30),
     })
     .prefault({}),
   ingest: z

@@ -15,7 +15,8 @@ export interface Stage<M> {
   readonly name: string;
   readonly input: { topic: TopicName; contract: { decode(bytes: Uint8Array): M } };
   handle(batch: M[]): Promise<Emit[]>;
-  close?(): Promise<void>;
+  /** Outputs held back until the input ends (open tracks, say); called on shutdown. */
+  flush?(): Promise<Emit[]>;
 }
 
 export interface StageRunOptions {

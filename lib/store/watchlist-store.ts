@@ -19,6 +19,15 @@ export interface WatchlistMatch {
   score: number;
 }
 
+/** A confirmed false match ("this is not X"): faces close to it never alert for that person again. */
+export interface Exclusion {
+  id: string;
+  personId: string;
+  modelId: string;
+  vector: Float32Array;
+  note: string;
+}
+
 /** The watchlist behind one interface; the embedded (in-memory / SQLite) and Qdrant stores implement it. */
 export interface WatchlistStore {
   upsertPerson(person: Person): Promise<void>;
@@ -26,6 +35,12 @@ export interface WatchlistStore {
   removePerson(personId: string): Promise<boolean>;
   removeFace(faceId: string): Promise<boolean>;
   listPeople(): Promise<(Person & { faces: number })[]>;
-  /** Best-scoring people for `vector` among faces of the same model, one entry per person, best first. */
-  match(modelId: string, vector: Float32Array, k: number): Promise<WatchlistMatch[]>;
+  /** Best-scoring people for each vector among faces of the same model, one entry per person, best first. */
+  match(modelId: string, vectors: Float32Array[], k: number): Promise<WatchlistMatch[][]>;
+  addExclusion(exclusion: Exclusion): Promise<void>;
+  /** Highest similarity between `vector` and the person's exclusions (−1 when none). */
+  exclusionScore(personId: string, modelId: string, vector: Float32Array): Promise<number>;
+  /** A per-watchlist threshold overrides the model's calibrated one. */
+  setWatchlistThreshold(watchlistId: string, threshold: number | null): Promise<void>;
+  watchlistThreshold(watchlistId: string): Promise<number | undefined>;
 }

@@ -1,0 +1,46 @@
+import type { QualityScores } from "../contracts/index.ts";
+
+export interface SightingRecord {
+  id: string;
+  trackId: string;
+  cameraId: string;
+  startTs: number;
+  endTs: number;
+  faces: number;
+  modelId: string;
+  quality: QualityScores;
+  match: { personId: string; name: string; score: number } | null;
+}
+
+export interface Sighting extends SightingRecord {
+  vector: Float32Array;
+  /** JPEG of the track's best face. */
+  crop: Uint8Array;
+}
+
+export interface SightingQuery {
+  modelId: string;
+  vector: Float32Array;
+  cameras?: string[];
+  since?: number;
+  until?: number;
+  top: number;
+}
+
+export interface SightingHit {
+  sighting: SightingRecord;
+  score: number;
+}
+
+/** Every sighting, searchable by face with camera and time filters; the embedded and Qdrant stores implement it. */
+export interface SightingStore {
+  /** Idempotent by id: a replayed sighting replaces itself. */
+  addSightings(sightings: Sighting[]): Promise<void>;
+  search(query: SightingQuery): Promise<SightingHit[]>;
+  /** Sightings matched to a person, oldest first. */
+  byPerson(personId: string, range?: { since?: number; until?: number }): Promise<SightingRecord[]>;
+  crop(id: string): Promise<Uint8Array | undefined>;
+  /** Deletes sightings (and their crops) that ended before `ts`; returns how many. */
+  purgeBefore(ts: number): Promise<number>;
+  count(): Promise<number>;
+}

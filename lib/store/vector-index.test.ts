@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { l2normalize } from "../vision/embedder.ts";
+import { VectorIndex } from "./vector-index.ts";
+
+function randomUnit(dim: number, seed: number): Float32Array {
+  let s = seed;
+  const v = new Float32Array(dim).map(() => {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    return s / 0x7fffffff - 0.5;
+  });
+  return l2normalize(v);
+}
+
+const exactTop = (vectors: Float32Array[], q: Float32Array, k: number) =>
+  vectors
+    .map((v, row) => ({ row, score: v.reduce((s, x, i) => s + x * q[i]!, 0) }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, k);
+
+describe("VectorIndex", () => {
+  it("float32 search is exact, batched, and honours the row filter", async () => {
+    const vectors = Array.from({ length: 500 }, (_, i) => randomUnit(64, i + 1));
+    const index = new VectorIndex(64, "float32", 16);
+    vectors.forEach((v) => index.add(v));
+    const queries = [randomUnit(64, 9999), vectors[42]!];
+    const [a, b] = await index.search(queries, 5);
+    const want = exactTop(vectors, queries[0]!, 5);
+    expect(a!.map((h) => h.row)).toEqual(want.map((h) => h.row));
+    a!.forEach((h, i) => expect(h.score).toBeCloseTo(want[i]!.score, 5));
+    expect(b![0]).toMatchObject({ row: 42 });
+    expect(b![0]!.score).toBeCloseTo(1, 5);
+    const [even] = await index.search([vectors[42]!], 3, (row) => row % 2 === 1);
+    expect(even!.every((h) => h.row % 2 === 1)).toBe(true);
+  });
+
+  it("int8 scores approximate cosine closely and rank near-duplicates first", async () => {
+    const vectors = Array.from({ length: 2000 }, (_, i) => randomUnit(256, i + 7));
+    const index = new VectorIndex(256, "int8");
+    vectors.forEach((v) => index.add(v));
+    const [hits] = await index.search([vectors[1234]!], 10);
+    expect(hits![0]!.row).toBe(1234);
+    expect(hits![0]!.score).toBeCloseTo(1, 2);
+    const exact = exactTop(vectors, vectors[1234]!, 10);
+    hits!.slice(1).forEach((h) => {
+      const e = vectors[h.row]!.reduce((s, x, i) => s + x * vectors[1234]![i]!, 0);
+      expect(Math.abs(h.score - e)).toBeLessThan(0.01);
+    });
+    expect(exact[0]!.row).toBe(1234);
+    expect(index.memoryBytes).toBeLessThan(2000 * 256 * 1.6 + 2000 * 4 * 1.6);
+  });
+
+  it("removes rows by moving the last one into the gap", async () => {
+    const index = new VectorIndex(8, "float32");
+    const vs = [1, 2, 3].map((s) => randomUnit(8, s));
+    vs.forEach((v) => index.add(v));
+    expect(index.swapRemove(0)).toBe(2);
+    expect(index.size).toBe(2);
+    const [hits] = await index.search([vs[2]!], 1);
+    expect(hits![0]!.row).toBe(0);
+  });
+});
