@@ -7,6 +7,14 @@ import { benchIngest } from "./commands/bench-ingest.ts";
 import { benchVision } from "./commands/bench-vision.ts";
 import { listModels, pullModels, verifyModels } from "./commands/models.ts";
 import { runEmbedded } from "./commands/run.ts";
+import { searchCommand, timelineCommand } from "./commands/history.ts";
+import {
+  enrolCommand,
+  excludeCommand,
+  listPeopleCommand,
+  removeCommand,
+  thresholdCommand,
+} from "./commands/watchlist.ts";
 import { configFrom, reportFailure, visionFor, type GlobalOptions } from "./context.ts";
 
 const program = new Command();
@@ -71,6 +79,112 @@ program
         events: opts.events,
       });
     }),
+  );
+
+program
+  .command("enroll")
+  .description("add photos of a person to the watchlist (or a folder: one sub-folder per person)")
+  .argument("[photos...]", "photos of the person")
+  .option("--person <id>", "the person's id")
+  .option("--name <name>", "display name (default: the id)")
+  .option("--folder <dir>", "import a folder with one sub-folder per person")
+  .option("--watchlist <id>", "which watchlist", "default")
+  .option("--json", "outcomes as JSON")
+  .action(
+    action(
+      async (
+        photos: string[],
+        opts: { person?: string; name?: string; folder?: string; watchlist: string; json?: boolean },
+      ) => {
+        const outcomes = await enrolCommand(configFrom(globals()), photos, opts);
+        if (!outcomes.some((o) => o.ok)) process.exitCode = 1;
+      },
+    ),
+  );
+
+program
+  .command("people")
+  .description("list the watchlist")
+  .option("--json", "as JSON")
+  .action(action((opts: { json?: boolean }) => listPeopleCommand(configFrom(globals()), !!opts.json)));
+
+program
+  .command("remove")
+  .description("remove a person (and their photos) or one photo from the watchlist")
+  .option("--person <id>")
+  .option("--photo <person:file>")
+  .action(action((opts: { person?: string; photo?: string }) => removeCommand(configFrom(globals()), opts)));
+
+program
+  .command("exclude")
+  .description('"this is not X": faces like the one in the photo stop alerting for the person')
+  .requiredOption("--person <id>")
+  .requiredOption("--image <photo>", "e.g. the crop of a false alert")
+  .option("--note <text>")
+  .action(
+    action((opts: { person: string; image: string; note?: string }) =>
+      excludeCommand(configFrom(globals()), opts),
+    ),
+  );
+
+program
+  .command("threshold")
+  .description("show or override a watchlist's match threshold (default: the model's calibrated one)")
+  .option("--watchlist <id>", "which watchlist", "default")
+  .option("--value <cosine>", "threshold to use", Number)
+  .option("--clear", "go back to the calibrated threshold")
+  .action(
+    action((opts: { watchlist: string; value?: number; clear?: boolean }) =>
+      thresholdCommand(configFrom(globals()), opts),
+    ),
+  );
+
+program
+  .command("search")
+  .description("where has this face been? stored sightings by similarity")
+  .requiredOption("--image <photo>", "a photo showing one face")
+  .option("--camera <id...>", "only these cameras")
+  .option("--since <time>", "ISO time, epoch ms, or 15m / 6h / 3d ago")
+  .option("--until <time>")
+  .option("--top <k>", "how many", Number, 20)
+  .option("--json", "as JSON")
+  .action(
+    action(
+      async (opts: {
+        image: string;
+        camera?: string[];
+        since?: string;
+        until?: string;
+        top: number;
+        json?: boolean;
+      }) => {
+        await searchCommand(configFrom(globals()), opts);
+      },
+    ),
+  );
+
+program
+  .command("timeline")
+  .description("a person's sightings across cameras in time order, consecutive ones per camera merged")
+  .option("--person <id>", "by their watchlist matches")
+  .option("--image <photo>", "by a photo")
+  .option("--since <time>")
+  .option("--until <time>")
+  .option("--merge-gap <seconds>", "merge sightings on one camera closer than this", Number, 60)
+  .option("--json", "as JSON")
+  .action(
+    action(
+      async (opts: {
+        person?: string;
+        image?: string;
+        since?: string;
+        until?: string;
+        mergeGap: number;
+        json?: boolean;
+      }) => {
+        await timelineCommand(configFrom(globals()), { ...opts, mergeGapS: opts.mergeGap });
+      },
+    ),
   );
 
 const models = program.command("models").description("the model registry: list, pull and verify packs");

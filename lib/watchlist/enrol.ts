@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import type { WatchlistStore } from "../store/watchlist-store.ts";
-import { decodeImage } from "../vision/image.ts";
+import { embedSingleFace } from "./photo.ts";
 import type { Vision } from "../vision/vision.ts";
 
 export interface PhotoOutcome {
@@ -43,25 +43,13 @@ async function enrolOne(
   personId: string,
   file: string,
 ): Promise<PhotoOutcome> {
-  const reject = (reason: string): PhotoOutcome => ({ file, personId, ok: false, reason });
-  let image;
-  try {
-    image = await decodeImage(file, file);
-  } catch (err) {
-    return reject(`not an image: ${(err as Error).message.replace(`${file} is not a readable image: `, "")}`);
-  }
-  const faces = await vision.analyzer.analyze(image);
-  if (faces.length === 0) return reject("no face found");
-  if (faces.length > 1) return reject(`${faces.length} faces found; a watchlist photo must show one person`);
-  const face = faces[0]!;
-  if (face.quality.reasons.length > 0)
-    return reject(`below the quality gate: ${face.quality.reasons.join("; ")}`);
-  const [vector] = await vision.embedder.embed([face.crop]);
+  const result = await embedSingleFace(vision, file, file);
+  if (!result.ok) return { file, personId, ok: false, reason: result.reason };
   await store.addFace({
     faceId: `${personId}:${path.basename(file)}`,
     personId,
-    modelId: vision.embedder.modelId,
-    vector: vector!,
+    modelId: result.modelId,
+    vector: result.vector,
     source: file,
   });
   return { file, personId, ok: true };

@@ -190,7 +190,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
       const match = this.trackMatches.get(t.id) ?? null;
       this.trackMatches.delete(t.id);
       sightings.push({
-        id: `sighting:${t.id}`,
+        id: `sighting:${t.firstFaceId}`,
         trackId: t.id,
         cameraId: t.cameraId,
         startTs: t.startTs,

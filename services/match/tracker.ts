@@ -21,6 +21,8 @@ export interface TrackedFace {
 
 export interface Track<F extends TrackedFace = TrackedFace> {
   id: string;
+  /** The face that opened the track: deterministic from camera + frame, so replays give the same ids. */
+  firstFaceId: string;
   cameraId: string;
   startTs: number;
   lastTs: number;
@@ -61,7 +63,8 @@ export class CameraTracker<F extends TrackedFace = TrackedFace> {
     const rank = qualityRank(face.quality);
     if (!best) {
       const track: Track<F> = {
-        id: `${this.cameraId}:${face.faceId}`,
+        id: `track:${face.faceId}`,
+        firstFaceId: face.faceId,
         cameraId: this.cameraId,
         startTs: face.ts,
         lastTs: face.ts,
