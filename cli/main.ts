@@ -5,6 +5,7 @@ import { prepareSampleMedia } from "../lib/media/sample-media.ts";
 import { progress } from "../lib/telemetry/progress.ts";
 import { benchIngest } from "./commands/bench-ingest.ts";
 import { benchVision } from "./commands/bench-vision.ts";
+import { benchSearch } from "./commands/bench-search.ts";
 import { listModels, pullModels, verifyModels } from "./commands/models.ts";
 import { runEmbedded } from "./commands/run.ts";
 import { searchCommand, timelineCommand } from "./commands/history.ts";
@@ -326,6 +327,39 @@ bench
         `p95 latency ingest → consumer ${r.p95LatencyMs.toFixed(1)} ms; p95 lag behind source cadence ${r.p95CadenceLagMs.toFixed(0)} ms`,
       );
       console.log(`reconnects ${r.reconnects}, frames dropped ${r.framesDropped}`);
+    }),
+  );
+
+bench
+  .command("search")
+  .description(
+    "history search latency and recall over N synthetic sightings; watchlist matching at 10k people",
+  )
+  .option("--sightings <n>", "number of sightings", Number, 100_000)
+  .option("--queries <n>", "timed queries", Number, 100)
+  .option("--json", "one JSON object on stdout")
+  .action(
+    action(async (opts: { sightings: number; queries: number; json?: boolean }) => {
+      const r = await benchSearch(configFrom(globals()), opts.sightings, opts.queries);
+      if (opts.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(
+        `${r.sightings} sightings × ${r.dim}-D (stored in ${r.buildSeconds.toFixed(0)} s), ${r.queries} queries`,
+      );
+      console.log(
+        `search top-10:            p50 ${r.p50Ms.toFixed(1)} ms, p95 ${r.p95Ms.toFixed(1)} ms, recall@10 ${r.recallAt10.toFixed(4)}`,
+      );
+      console.log(
+        `with camera + time filter: p50 ${r.p50FilteredMs.toFixed(1)} ms, p95 ${r.p95FilteredMs.toFixed(1)} ms (${(r.filterSelectivity * 100).toFixed(1)}% of rows pass)`,
+      );
+      console.log(
+        `index memory ${r.indexMemoryMB.toFixed(0)} MB (int8 + scales + row data); process RSS ${r.rssMB.toFixed(0)} MB`,
+      );
+      console.log(
+        `watchlist of ${r.watchlistPeople} people × 3 photos: ${r.watchlistMsPerFaceBatch1.toFixed(2)} ms per face alone, ${r.watchlistMsPerFaceBatch16.toFixed(2)} ms per face in batches of 16`,
+      );
     }),
   );
 
