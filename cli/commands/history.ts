@@ -4,7 +4,7 @@ import type { SightingRecord } from "../../lib/store/sighting-store.ts";
 import { thresholdFor } from "../../lib/vision/calibration.ts";
 import { embedSingleFace } from "../../lib/watchlist/photo.ts";
 import { UsageError, visionFor } from "../context.ts";
-import { openStore } from "./watchlist.ts";
+import { openStore } from "../../lib/store/open-store.ts";
 
 const iso = (ts: number) => new Date(ts).toISOString();
 

@@ -1,8 +1,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
-import { storePath } from "../../lib/config/index.ts";
-import { SqliteStore } from "../../lib/store/sqlite-store.ts";
+import { openStore } from "../../lib/store/open-store.ts";
 import { enrolPhotos, scanWatchlistFolder } from "../../lib/watchlist/enrol.ts";
 import type { Vision } from "../../lib/vision/vision.ts";
 import { thresholdFor } from "../../lib/vision/calibration.ts";
@@ -52,7 +51,7 @@ export async function runEmbedded(
 ) {
   const started = Date.now();
   const cameras = camerasFor(config, options.source);
-  const store = new SqliteStore(options.storeFile ?? storePath(config));
+  const store = openStore(config, options.storeFile);
   const watchlist = store;
   if (vision.fallbackReason)
     emit({ type: "warning", message: `running on the fallback pack ${vision.pack.id}` });

@@ -1,14 +1,9 @@
 import type { Config } from "../../lib/config/index.ts";
-import { storePath } from "../../lib/config/index.ts";
-import { SqliteStore } from "../../lib/store/sqlite-store.ts";
+import { openStore } from "../../lib/store/open-store.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { enrolPhotos, scanWatchlistFolder, type PhotoOutcome } from "../../lib/watchlist/enrol.ts";
 import { embedSingleFace } from "../../lib/watchlist/photo.ts";
 import { UsageError, visionFor } from "../context.ts";
-
-export function openStore(config: Config): SqliteStore {
-  return new SqliteStore(storePath(config));
-}
 
 export interface EnrolOptions {
   person?: string;

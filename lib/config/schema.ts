@@ -87,7 +87,11 @@ export const ConfigSchema = z.object({
     .prefault({}),
   store: z
     .object({
-      kind: z.enum(["embedded"]).default("embedded"),
+      kind: z.enum(["embedded", "qdrant"]).default("embedded"),
+      qdrantUrl: z.string().url().optional(),
+      qdrantApiKey: z.string().optional(),
+      /** Collection name prefix, so several deployments can share one Qdrant. */
+      qdrantPrefix: z.string().default("vigil"),
       /** SQLite file of the embedded store; defaults to `<dataDir>/vigil.db`. */
       path: z.string().optional(),
       /** Sightings (and their crops) older than this are deleted. */

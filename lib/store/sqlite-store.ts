@@ -56,12 +56,35 @@ const toRecord = (r: SightingRow): SightingRecord => ({
   match: r.person_id ? { personId: r.person_id, name: r.person_name ?? "", score: r.score ?? 0 } : null,
 });
 
-/** Per-model in-memory search state for sightings; rows align with `rowids`. */
+/**
+ * Per-model in-memory search state for sightings; rows align with the columns. Columns are typed arrays (camera
+ * as a code into `cameraNames`): a million-element JS array of numbers or strings is a GC burden at every query.
+ */
 interface SightingIndex {
   index: VectorIndex;
-  rowids: number[];
-  cameras: string[];
-  start: number[];
+  rowids: Column;
+  start: Column;
+  camera: Column;
+}
+
+/** A growable Float64Array. */
+class Column {
+  private data = new Float64Array(1024);
+  length = 0;
+  push(v: number) {
+    if (this.length === this.data.length) {
+      const grown = new Float64Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = v;
+  }
+  get(i: number): number {
+    return this.data[i]!;
+  }
+  get bytes() {
+    return this.data.byteLength;
+  }
 }
 
 /**
@@ -73,6 +96,7 @@ export class SqliteStore implements WatchlistStore, SightingStore {
   private faceIndexes = new Map<string, { index: VectorIndex; faceIds: string[] }>();
   private sightingIndexes = new Map<string, SightingIndex>();
   private people = new Map<string, Person>();
+  private cameraCodes = new Map<string, number>();
   private facePerson = new Map<string, string>();
 
   constructor(readonly file: string) {
@@ -272,19 +296,24 @@ export class SqliteStore implements WatchlistStore, SightingStore {
   async search(q: SightingQuery): Promise<SightingHit[]> {
     const entry = this.sightingIndexes.get(q.modelId);
     if (!entry || q.top <= 0) return [];
-    const cameras = q.cameras && q.cameras.length > 0 ? new Set(q.cameras) : undefined;
+    const cameras =
+      q.cameras && q.cameras.length > 0
+        ? new Set(q.cameras.map((c) => this.cameraCodes.get(c) ?? -1))
+        : undefined;
+    const since = q.since ?? -Infinity;
+    const until = q.until ?? Infinity;
     const accept =
       cameras || q.since !== undefined || q.until !== undefined
-        ? (row: number) =>
-            (!cameras || cameras.has(entry.cameras[row]!)) &&
-            (q.since === undefined || entry.start[row]! >= q.since) &&
-            (q.until === undefined || entry.start[row]! <= q.until)
+        ? (row: number) => {
+            const start = entry.start.get(row);
+            return start >= since && start <= until && (!cameras || cameras.has(entry.camera.get(row)));
+          }
         : undefined;
     // int8 scores pick candidates; the stored float vectors decide the order.
     const [candidates] = await entry.index.search([q.vector], Math.max(q.top * 10, 100), accept);
     const read = this.db.prepare("SELECT vector FROM sightings WHERE rowid = ?");
     const rescored = candidates!.map((c) => {
-      const rowid = entry.rowids[c.row]!;
+      const rowid = entry.rowids.get(c.row);
       const { vector } = read.get(rowid) as { vector: Buffer };
       return { rowid, score: cosine(bytesToVector(vector), q.vector) };
     });
@@ -352,12 +381,22 @@ export class SqliteStore implements WatchlistStore, SightingStore {
   ) {
     let entry = this.sightingIndexes.get(modelId);
     if (!entry) {
-      entry = { index: new VectorIndex(vector.length, "int8"), rowids: [], cameras: [], start: [] };
+      entry = {
+        index: new VectorIndex(vector.length, "int8"),
+        rowids: new Column(),
+        camera: new Column(),
+        start: new Column(),
+      };
       this.sightingIndexes.set(modelId, entry);
+    }
+    let code = this.cameraCodes.get(cameraId);
+    if (code === undefined) {
+      code = this.cameraCodes.size;
+      this.cameraCodes.set(cameraId, code);
     }
     entry.index.add(vector);
     entry.rowids.push(rowid);
-    entry.cameras.push(cameraId);
+    entry.camera.push(code);
     entry.start.push(startTs);
   }
 }

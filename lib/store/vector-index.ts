@@ -11,6 +11,8 @@ import { encodeModel, onnx } from "../vision/onnx-proto.ts";
 export type Precision = "float32" | "int8";
 
 const sessions = new Map<Precision, Promise<ort.InferenceSession>>();
+/** Below this share of rows passing a filter, the passing rows are scored directly. */
+const PREFILTER_FRACTION = 0.1;
 
 function valueInfo(name: string, type: number, dims: (number | string)[]) {
   return onnx.ValueInfoProto.create({
@@ -110,6 +112,13 @@ export class VectorIndex {
    */
   async search(queries: Float32Array[], k: number, accept?: (row: number) => boolean): Promise<Hit[][]> {
     if (this.count === 0 || queries.length === 0) return queries.map(() => []);
+    if (accept) {
+      // A selective filter (one camera, one week) leaves few rows: scoring just those beats a full matrix pass.
+      const rows: number[] = [];
+      for (let row = 0; row < this.count; row++) if (accept(row)) rows.push(row);
+      if (rows.length < this.count * PREFILTER_FRACTION)
+        return queries.map((v) => this.scoreRows(v, rows, k));
+    }
     const session = await scoringSession(this.precision);
     const q = queries.length;
     let matrix: ort.Tensor;
@@ -146,6 +155,20 @@ export class VectorIndex {
       }
       return top.sorted();
     });
+  }
+
+  /** Scores chosen rows directly (dequantised), for pre-filtered searches. */
+  private scoreRows(v: Float32Array, rows: number[], k: number): Hit[] {
+    const top = new TopK(k);
+    const { dim, data } = this;
+    for (const row of rows) {
+      const base = row * dim;
+      let dot = 0;
+      for (let i = 0; i < dim; i++) dot += data[base + i]! * v[i]!;
+      const score = this.precision === "int8" ? dot * this.scales[row]! : dot;
+      if (score > top.floor) top.push(row, score);
+    }
+    return top.sorted();
   }
 
   private write(row: number, vector: Float32Array) {
