@@ -6,6 +6,7 @@ import { progress } from "../lib/telemetry/progress.ts";
 import { benchIngest } from "./commands/bench-ingest.ts";
 import { benchVision } from "./commands/bench-vision.ts";
 import { benchSearch } from "./commands/bench-search.ts";
+import { benchE2e } from "./commands/bench-e2e.ts";
 import { listModels, pullModels, verifyModels } from "./commands/models.ts";
 import { runEmbedded } from "./commands/run.ts";
 import { searchCommand, timelineCommand } from "./commands/history.ts";
@@ -359,6 +360,39 @@ bench
       );
       console.log(
         `watchlist of ${r.watchlistPeople} people × 3 photos: ${r.watchlistMsPerFaceBatch1.toFixed(2)} ms per face alone, ${r.watchlistMsPerFaceBatch16.toFixed(2)} ms per face in batches of 16`,
+      );
+    }),
+  );
+
+bench
+  .command("e2e")
+  .description(
+    "N RTSP cameras looping a face video through every stage: backlog, faces/s, capture → alert latency",
+  )
+  .option("--cameras <n>", "number of cameras", Number, 8)
+  .option("--seconds <n>", "measured seconds (after a 6 s warm-up)", Number, 30)
+  .option(
+    "--video <file>",
+    "face video to loop (default: the development talking-head clip, else npm photos)",
+  )
+  .option("--json", "one JSON object on stdout")
+  .action(
+    action(async (opts: { cameras: number; seconds: number; video?: string; json?: boolean }) => {
+      const config = configFrom(globals());
+      const r = await benchE2e(config, await visionFor(config), opts.cameras, opts.seconds, opts.video);
+      if (opts.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(
+        `${r.cameras} RTSP cameras (${r.video}, 1280×720) at ${r.fps} fps for ${r.seconds.toFixed(1)} s; flip ${r.flip ? "on" : "off"}`,
+      );
+      console.log(
+        `frames processed ${r.framesProcessed} of ${r.framesOffered} offered: ratio ${r.processedRatio.toFixed(3)} (${r.framesDropped} dropped at ingest)`,
+      );
+      console.log(`faces/s ${r.facesPerSecond.toFixed(1)}; p95 capture → face ${r.p95FaceMs.toFixed(0)} ms`);
+      console.log(
+        `alerts ${r.alerts}: capture → alert p50 ${r.p50AlertMs.toFixed(0)} ms, p95 ${r.p95AlertMs.toFixed(0)} ms`,
       );
     }),
   );

@@ -41,6 +41,7 @@ export class EmbeddedPipeline {
   ) {
     this.bus = new MemoryBus({
       capacity: config.bus.queueCapacity,
+      topicCapacity: { [Topics.frames]: config.bus.frameQueueCapacity },
       onDeadLetter: async (topic, record, error) => {
         await this.bus.publish(Topics.dlq, [
           {

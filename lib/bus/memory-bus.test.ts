@@ -28,6 +28,25 @@ describe("MemoryBus", () => {
     await bus.close();
   });
 
+  it("bounds a topic by its own capacity when one is given", async () => {
+    const bus = new MemoryBus({ capacity: 100, topicCapacity: { small: 2 } });
+    let published = 0;
+    void (async () => {
+      for (let i = 0; i < 5; i++) {
+        await bus.publish("small", [rec("k", i)]);
+        published++;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(published).toBe(2);
+    const got: number[] = [];
+    await bus.subscribe("small", { group: "g" }, async (b) => void got.push(...b.map((r) => r.value[0]!)));
+    await new Promise((r) => setTimeout(r, 30));
+    await bus.drain();
+    expect(got).toEqual([0, 1, 2, 3, 4]);
+    await bus.close();
+  });
+
   it("keeps records published before anyone subscribed", async () => {
     const bus = new MemoryBus({ capacity: 10 });
     await bus.publish("t", [rec("k", 7)]);

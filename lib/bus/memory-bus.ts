@@ -67,6 +67,8 @@ interface Topic {
 
 export interface MemoryBusOptions {
   capacity: number;
+  /** Per-topic bounds where one size does not fit all. */
+  topicCapacity?: Record<string, number>;
   /** Delivery attempts before a batch's records go to the dead-letter hook. */
   maxAttempts?: number;
   retryDelayMs?: number;
@@ -85,10 +87,14 @@ export class MemoryBus implements Bus {
   private topic(name: string): Topic {
     let topic = this.topics.get(name);
     if (!topic) {
-      topic = { groups: new Map(), unclaimed: new GroupQueue(this.options.capacity) };
+      topic = { groups: new Map(), unclaimed: new GroupQueue(this.capacityOf(name)) };
       this.topics.set(name, topic);
     }
     return topic;
+  }
+
+  private capacityOf(topic: string): number {
+    return this.options.topicCapacity?.[topic] ?? this.options.capacity;
   }
 
   async publish(topicName: string, records: BusRecord[]): Promise<void> {
@@ -108,7 +114,7 @@ export class MemoryBus implements Bus {
     const topic = this.topic(topicName);
     let queue = topic.groups.get(options.group);
     if (!queue) {
-      queue = topic.groups.size === 0 ? topic.unclaimed : new GroupQueue(this.options.capacity);
+      queue = topic.groups.size === 0 ? topic.unclaimed : new GroupQueue(this.capacityOf(topicName));
       topic.groups.set(options.group, queue);
     }
     const maxBatch = options.maxBatch ?? 16;

@@ -37,6 +37,11 @@ export const ConfigSchema = z.object({
       executionProvider: z.enum(["cpu", "cuda", "tensorrt"]).default("cpu"),
       /** 0 lets ONNX Runtime pick (one thread per core). */
       intraOpThreads: z.number().int().min(0).default(0),
+      /**
+       * Let idle inference threads spin: a little lower latency when inference has the machine to itself, CPU
+       * taken from the decoders when it does not.
+       */
+      spinWait: z.boolean().default(false),
     })
     .prefault({}),
   detect: z
@@ -131,7 +136,12 @@ export const ConfigSchema = z.object({
     .object({
       kind: z.enum(["memory"]).default("memory"),
       /** Messages a topic holds before publishers wait: the backpressure bound. */
-      queueCapacity: positiveInt.default(64),
+      queueCapacity: positiveInt.default(32),
+      /**
+       * The frames topic's bound, kept small on purpose: a live frame that waits is worth less than a newer one,
+       * so when detection is behind, cameras drop old frames at ingest instead of queueing seconds of video.
+       */
+      frameQueueCapacity: positiveInt.default(8),
     })
     .prefault({}),
   cameras: z.array(CameraSchema).default([]),

@@ -21,6 +21,13 @@ export async function createSession(
     logSeverityLevel: 3,
     ...(models.intraOpThreads > 0 ? { intraOpNumThreads: models.intraOpThreads } : {}),
     // Denormal activations cost several times the time of normal ones on x86 and change no result we keep.
-    extra: { session: { set_denormal_as_zero: "1" } },
+    // Idle ORT workers spin by default; next to many ffmpeg decoders on few cores that spinning steals their CPU.
+    extra: {
+      session: {
+        set_denormal_as_zero: "1",
+        intra_op: { allow_spinning: models.spinWait ? "1" : "0" },
+        inter_op: { allow_spinning: models.spinWait ? "1" : "0" },
+      },
+    },
   });
 }

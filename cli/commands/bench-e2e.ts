@@ -1,0 +1,147 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import type { Config } from "../../lib/config/index.ts";
+import { cropLargestFace, samplePhotos, slideshowVideo } from "../../lib/media/sample-media.ts";
+import { SqliteStore } from "../../lib/store/sqlite-store.ts";
+import { progress } from "../../lib/telemetry/progress.ts";
+import { cameraStream } from "../../lib/testing/rtsp/media.ts";
+import { RtspTestServer, type MountSpec } from "../../lib/testing/rtsp/server.ts";
+import { tempDirFor } from "../../lib/util/temp.ts";
+import type { Vision } from "../../lib/vision/vision.ts";
+import { enrolPhotos } from "../../lib/watchlist/enrol.ts";
+import { resolveCamera } from "../../services/ingest/camera.ts";
+import type { VigilEvent } from "../events.ts";
+import { EmbeddedPipeline } from "../pipeline.ts";
+import { percentile } from "./bench-vision.ts";
+
+export interface E2eBenchResult {
+  cameras: number;
+  fps: number;
+  seconds: number;
+  video: string;
+  flip: boolean;
+  framesOffered: number;
+  framesProcessed: number;
+  processedRatio: number;
+  framesDropped: number;
+  facesPerSecond: number;
+  alerts: number;
+  p50AlertMs: number;
+  p95AlertMs: number;
+  p95FaceMs: number;
+}
+
+/** A face video: the one given, the development talking-head clip when present, else a slideshow of npm photos. */
+async function faceVideo(config: Config, dir: string, given?: string): Promise<string> {
+  if (given) return given;
+  const shared = path.join(
+    process.env.VIGIL_SHARED_DATA ?? path.resolve("../shared/data"),
+    "video",
+    "talking-d0.mp4",
+  );
+  if (existsSync(shared)) return shared;
+  const photos = await samplePhotos(path.resolve(config.dataDir, "cache"));
+  const out = path.join(dir, "faces.mp4");
+  await slideshowVideo(photos.slice(0, 3), out, { secondsEach: 3 });
+  return out;
+}
+
+/**
+ * N RTSP cameras (GStreamer's server looping a face video) at the configured fps through every stage, with a
+ * watchlist that matches the person in the video; alerts use a 2 s cool-down so latency has many samples.
+ */
+export async function benchE2e(
+  config: Config,
+  vision: Vision,
+  cameras: number,
+  seconds: number,
+  video?: string,
+): Promise<E2eBenchResult> {
+  const dir = tempDirFor(config, "bench-e2e");
+  const source = await faceVideo(config, dir, video);
+  const warmupS = 6;
+  const stream = cameraStream(
+    source,
+    path.resolve(config.dataDir, "bench"),
+    seconds + warmupS + 15,
+    1280,
+    720,
+  );
+  const still = path.join(dir, "still.jpg");
+  execFileSync("ffmpeg", ["-y", "-loglevel", "error", "-ss", "1", "-i", source, "-frames:v", "1", still]);
+  await cropLargestFace(vision, still, path.join(dir, "watchlist", "subject", "subject.jpg"));
+  const store = new SqliteStore(":memory:");
+  await enrolPhotos(vision, store, { id: "subject", name: "subject" }, [
+    path.join(dir, "watchlist", "subject", "subject.jpg"),
+  ]);
+  const mounts: Record<string, MountSpec> = {};
+  for (let i = 0; i < cameras; i++) mounts[`/cam${i + 1}`] = { kind: "file", path: stream };
+  const server = await RtspTestServer.start(mounts);
+  const benchConfig: Config = { ...config, match: { ...config.match, alertCooldownS: 2 } };
+  let measuring = false;
+  const alertLatency: number[] = [];
+  const faceLatency: number[] = [];
+  const onEvent = (e: VigilEvent) => {
+    if (!measuring) return;
+    if (e.type === "alert") alertLatency.push(Date.now() - e.ts);
+    if (e.type === "face") faceLatency.push(Date.now() - e.ts);
+  };
+  const pipeline = await EmbeddedPipeline.start(
+    benchConfig,
+    vision,
+    { watchlist: store, history: store },
+    onEvent,
+  );
+  const specs = Object.keys(mounts).map((m, i) =>
+    resolveCamera({ id: `cam${i + 1}`, url: server.url(m), loop: false }, config.ingest),
+  );
+  const manager = pipeline.startCameras(specs);
+  const bar = progress(`bench e2e (${cameras} cameras)`, warmupS + seconds);
+  const sleep = () => new Promise((r) => setTimeout(r, 1000));
+  try {
+    for (let i = 0; i < warmupS; i++, bar.tick()) await sleep();
+    const offered = () => manager.status().reduce((s, c) => s + c.framesIn, 0);
+    const dropped = () => manager.status().reduce((s, c) => s + c.framesDropped, 0);
+    const [o0, d0, p0, f0] = [
+      offered(),
+      dropped(),
+      pipeline.detect.stats.frames,
+      pipeline.detect.stats.faces,
+    ];
+    const t0 = Date.now();
+    measuring = true;
+    for (let i = 0; i < seconds; i++, bar.tick()) await sleep();
+    measuring = false;
+    const elapsed = (Date.now() - t0) / 1000;
+    const [o1, d1, p1, f1] = [
+      offered(),
+      dropped(),
+      pipeline.detect.stats.frames,
+      pipeline.detect.stats.faces,
+    ];
+    bar.done();
+    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+    return {
+      cameras,
+      fps: config.ingest.fps,
+      seconds: elapsed,
+      video: path.basename(source),
+      flip: config.embed.flip,
+      framesOffered: o1 - o0,
+      framesProcessed: p1 - p0,
+      processedRatio: (p1 - p0) / Math.max(1, o1 - o0),
+      framesDropped: d1 - d0,
+      facesPerSecond: (f1 - f0) / elapsed,
+      alerts: alertLatency.length,
+      p50AlertMs: percentile(sorted(alertLatency), 0.5),
+      p95AlertMs: percentile(sorted(alertLatency), 0.95),
+      p95FaceMs: percentile(sorted(faceLatency), 0.95),
+    };
+  } finally {
+    await manager.stop();
+    await pipeline.close();
+    await server.kill();
+    store.close();
+  }
+}
