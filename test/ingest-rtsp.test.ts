@@ -1,5 +1,4 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../lib/config/index.ts";
@@ -14,6 +13,7 @@ import { CameraManager } from "../services/ingest/camera-manager.ts";
 import { resolveCamera } from "../services/ingest/camera.ts";
 import { RtspTestServer } from "../lib/testing/rtsp/server.ts";
 import { tempDir } from "./helpers.ts";
+import { generateVideo, type H264Options } from "../lib/media/generate.ts";
 
 const ingest = loadConfig({
   env: {},
@@ -199,40 +199,9 @@ describe("ingest against a real RTSP server (GStreamer)", () => {
     const a = path.join(dir, "a.ts");
     const b = path.join(dir, "b.ts");
     const joined = path.join(dir, "joined.ts");
-    const enc = [
-      "-c:v",
-      "libx264",
-      "-preset",
-      "ultrafast",
-      "-g",
-      "10",
-      "-pix_fmt",
-      "yuv420p",
-      "-f",
-      "mpegts",
-    ];
-    execFileSync("ffmpeg", [
-      "-y",
-      "-loglevel",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      "testsrc2=size=640x360:rate=25:duration=4",
-      ...enc,
-      a,
-    ]);
-    execFileSync("ffmpeg", [
-      "-y",
-      "-loglevel",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      "testsrc2=size=320x240:rate=25:duration=4",
-      ...enc,
-      b,
-    ]);
+    const enc: H264Options = { preset: "ultrafast", gop: 10, container: "mpegts" };
+    generateVideo("testsrc2=size=640x360:rate=25:duration=4", a, enc);
+    generateVideo("testsrc2=size=320x240:rate=25:duration=4", b, enc);
     const bytes = Buffer.concat([readFileSync(a), readFileSync(b)]);
     // Smash payload bytes in the middle of the first part (TS packets are 188 bytes; keep the sync bytes).
     for (let p = 188 * 200; p < 188 * 260; p += 188)

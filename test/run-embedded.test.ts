@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync, copyFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
+import { generateVideo } from "../lib/media/generate.ts";
 import { runEmbedded } from "../cli/commands/run.ts";
 import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
 import { collect, ofType, sharedData, sharedVision, skipReason, tempDir, testConfig } from "./helpers.ts";
@@ -43,20 +44,7 @@ describe("vigil run, on media generated here (always runs)", () => {
     const vision = await sharedVision();
     const dir = tempDir();
     const video = path.join(dir, "testsrc.mp4");
-    execFileSync("ffmpeg", [
-      "-y",
-      "-loglevel",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      "testsrc2=size=640x360:rate=25:duration=3",
-      "-c:v",
-      "libx264",
-      "-pix_fmt",
-      "yuv420p",
-      video,
-    ]);
+    generateVideo("testsrc2=size=640x360:rate=25:duration=3", video);
     const { events, emit } = collect();
     const { summary } = await runEmbedded(config, vision, { source: [video], events: "ndjson" }, emit);
     expect(summary.frames).toBe(15);
@@ -73,20 +61,7 @@ describe("vigil run, bad input", () => {
     const bogus = path.join(dir, "not-a-video.mp4");
     writeFileSync(bogus, "this is text, not H.264");
     const good = path.join(dir, "ok.mp4");
-    execFileSync("ffmpeg", [
-      "-y",
-      "-loglevel",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      "testsrc2=size=320x240:rate=25:duration=1",
-      "-c:v",
-      "libx264",
-      "-pix_fmt",
-      "yuv420p",
-      good,
-    ]);
+    generateVideo("testsrc2=size=320x240:rate=25:duration=1", good);
     const { events, emit } = collect();
     const { summary, results } = await runEmbedded(
       config,
@@ -115,20 +90,7 @@ describe("vigil run, bad input", () => {
     copyFileSync(photos[1]!, path.join(person, "group.jpg"));
     await cropLargestFace(vision, photos[2]!, path.join(person, "good.jpg"));
     const video = path.join(dir, "v.mp4");
-    execFileSync("ffmpeg", [
-      "-y",
-      "-loglevel",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      "testsrc2=size=320x240:rate=25:duration=1",
-      "-c:v",
-      "libx264",
-      "-pix_fmt",
-      "yuv420p",
-      video,
-    ]);
+    generateVideo("testsrc2=size=320x240:rate=25:duration=1", video);
     const { events, emit } = collect();
     await runEmbedded(
       config,

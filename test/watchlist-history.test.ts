@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import { runEmbedded } from "../cli/commands/run.ts";
 import { buildTimeline } from "../lib/history/timeline.ts";
+import { generateImage } from "../lib/media/generate.ts";
 import { samplePhotos, slideshowVideo, cropLargestFace } from "../lib/media/sample-media.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { thresholdFor } from "../lib/vision/calibration.ts";
@@ -83,18 +83,7 @@ describe("history search and person timeline across cameras (always runs)", () =
     const person = path.join(dir, "person.jpg");
     await cropLargestFace(vision, photos[0]!, person, 0.9);
     const blank = path.join(dir, "blank.png");
-    execFileSync("ffmpeg", [
-      "-y",
-      "-loglevel",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      "color=c=gray:s=640x480",
-      "-frames:v",
-      "1",
-      blank,
-    ]);
+    generateImage("color=c=gray:s=640x480", blank);
     const door = path.join(dir, "door.mp4");
     const lobby = path.join(dir, "lobby.mp4");
     await slideshowVideo([person, blank], door, { secondsEach: 2, width: 640, height: 480 });

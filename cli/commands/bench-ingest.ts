@@ -1,9 +1,9 @@
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { MemoryBus } from "../../lib/bus/index.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { FrameContract, Topics } from "../../lib/contracts/index.ts";
+import { generateVideo } from "../../lib/media/generate.ts";
 import { processCpuSeconds } from "../../lib/media/proc-stats.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { RtspTestServer, type MountSpec } from "../../lib/testing/rtsp/server.ts";
@@ -20,28 +20,12 @@ export function benchStreamFile(dataDir: string, seconds: number): string {
   const file = path.join(dir, `camera-720p25-${seconds}s.ts`);
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
-    execFileSync("ffmpeg", [
-      "-y",
-      "-loglevel",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      `testsrc2=size=1280x720:rate=25:duration=${seconds}`,
-      "-c:v",
-      "libx264",
-      "-preset",
-      "veryfast",
-      "-g",
-      "25",
-      "-b:v",
-      "2500k",
-      "-pix_fmt",
-      "yuv420p",
-      "-f",
-      "mpegts",
-      file,
-    ]);
+    generateVideo(`testsrc2=size=1280x720:rate=25:duration=${seconds}`, file, {
+      gop: 25,
+      cameraLike: true,
+      bitrate: "2500k",
+      container: "mpegts",
+    });
   }
   return file;
 }

@@ -30,6 +30,13 @@ describe("MemoryBus", () => {
 
   it("bounds a topic by its own capacity when one is given", async () => {
     const bus = new MemoryBus({ capacity: 100, topicCapacity: { small: 2 } });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const got: number[] = [];
+    await bus.subscribe("small", { group: "g", maxBatch: 1 }, async (b) => {
+      await gate;
+      got.push(...b.map((r) => r.value[0]!));
+    });
     let published = 0;
     void (async () => {
       for (let i = 0; i < 5; i++) {
@@ -39,11 +46,27 @@ describe("MemoryBus", () => {
     })();
     await new Promise((r) => setTimeout(r, 30));
     expect(published).toBe(2);
-    const got: number[] = [];
-    await bus.subscribe("small", { group: "g" }, async (b) => void got.push(...b.map((r) => r.value[0]!)));
+    release();
     await new Promise((r) => setTimeout(r, 30));
     await bus.drain();
     expect(got).toEqual([0, 1, 2, 3, 4]);
+    await bus.close();
+  });
+
+  it("never blocks a producer on a topic nobody consumes; keeps the newest records for a late subscriber", async () => {
+    const bus = new MemoryBus({ capacity: 3 });
+    await bus.publish(
+      "status",
+      [0, 1, 2, 3, 4, 5].map((n) => rec("k", n)),
+    );
+    const got: number[] = [];
+    await bus.subscribe(
+      "status",
+      { group: "late" },
+      async (b) => void got.push(...b.map((r) => r.value[0]!)),
+    );
+    await bus.drain();
+    expect(got).toEqual([3, 4, 5]);
     await bus.close();
   });
 

@@ -61,7 +61,7 @@ class GroupQueue {
 
 interface Topic {
   groups: Map<string, GroupQueue>;
-  /** Holds records published before any group subscribed; the first group takes it over. */
+  /** The newest records published before any group subscribed; the first group takes them over. */
   unclaimed: GroupQueue;
 }
 
@@ -101,8 +101,14 @@ export class MemoryBus implements Bus {
     if (this.closed) throw new Error(`bus is closed; cannot publish to ${topicName}`);
     const topic = this.topic(topicName);
     for (const record of records) {
-      const queues = topic.groups.size > 0 ? [...topic.groups.values()] : [topic.unclaimed];
-      for (const queue of queues) await queue.put(record, () => this.closed);
+      if (topic.groups.size === 0) {
+        // Nobody consumes this topic yet. Like Kafka, retain rather than push back (a producer must not stall
+        // on a topic no one reads), keeping the newest records up to the bound.
+        topic.unclaimed.records.push(record);
+        if (topic.unclaimed.records.length > topic.unclaimed.capacity) topic.unclaimed.records.shift();
+        continue;
+      }
+      for (const queue of topic.groups.values()) await queue.put(record, () => this.closed);
     }
   }
 

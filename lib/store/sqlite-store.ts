@@ -127,6 +127,12 @@ export class SqliteStore implements WatchlistStore, SightingStore {
       .iterate() as Iterable<{ face_id: string; person_id: string; model_id: string; vector: Buffer }>) {
       this.indexFace(f.face_id, f.person_id, f.model_id, bytesToVector(f.vector));
     }
+    this.indexAllSightings();
+  }
+
+  /** (Re)builds the in-memory sighting indexes from the file. */
+  private indexAllSightings() {
+    this.sightingIndexes.clear();
     const rows = this.db
       .prepare("SELECT rowid, camera_id, start_ts, model_id, vector FROM sightings ORDER BY start_ts")
       .iterate() as Iterable<{
@@ -343,20 +349,8 @@ export class SqliteStore implements WatchlistStore, SightingStore {
 
   async purgeBefore(ts: number) {
     const removed = this.db.prepare("DELETE FROM sightings WHERE end_ts < ?").run(ts).changes;
-    if (removed > 0) {
-      this.sightingIndexes.clear();
-      const rows = this.db
-        .prepare("SELECT rowid, camera_id, start_ts, model_id, vector FROM sightings ORDER BY start_ts")
-        .iterate() as Iterable<{
-        rowid: number;
-        camera_id: string;
-        start_ts: number;
-        model_id: string;
-        vector: Buffer;
-      }>;
-      for (const r of rows)
-        this.indexSighting(r.rowid, r.model_id, r.camera_id, r.start_ts, bytesToVector(r.vector));
-    }
+    // Rows moved: rebuilding is simpler than patching and retention runs rarely.
+    if (removed > 0) this.indexAllSightings();
     return removed;
   }
 

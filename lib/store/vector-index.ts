@@ -13,7 +13,6 @@ export type Precision = "float32" | "int8";
 const sessions = new Map<Precision, Promise<ort.InferenceSession>>();
 /** Below this share of rows passing a filter, the passing rows are scored directly. */
 const PREFILTER_FRACTION = 0.1;
-const SPLIT_ROWS = 200_000;
 
 function valueInfo(name: string, type: number, dims: (number | string)[]) {
   return onnx.ValueInfoProto.create({
@@ -122,46 +121,38 @@ export class VectorIndex {
     }
     const session = await scoringSession(this.precision);
     const q = queries.length;
-    const int8 = this.precision === "int8";
-    const qScales = new Float32Array(q);
+    let matrix: ort.Tensor;
     let queryTensor: ort.Tensor;
-    if (int8) {
+    const qScales = new Float32Array(q);
+    if (this.precision === "int8") {
       const packed = new Int8Array(this.dim * q);
       queries.forEach((v, j) => {
         qScales[j] = quantise(v, (i, value) => (packed[i * q + j] = value));
       });
+      matrix = new ort.Tensor("int8", (this.data as Int8Array).subarray(0, this.count * this.dim), [
+        this.count,
+        this.dim,
+      ]);
       queryTensor = new ort.Tensor("int8", packed, [this.dim, q]);
     } else {
       const packed = new Float32Array(this.dim * q);
       queries.forEach((v, j) => v.forEach((value, i) => (packed[i * q + j] = value)));
+      matrix = new ort.Tensor("float32", (this.data as Float32Array).subarray(0, this.count * this.dim), [
+        this.count,
+        this.dim,
+      ]);
       queryTensor = new ort.Tensor("float32", packed, [this.dim, q]);
     }
-    // Large matrices are scored as two halves run concurrently: measured ~12% faster than one run on two cores.
-    const parts = this.count >= SPLIT_ROWS ? 2 : 1;
-    const bounds = Array.from({ length: parts + 1 }, (_, i) => Math.round((i * this.count) / parts));
-    const partScores = await Promise.all(
-      bounds.slice(0, -1).map(async (from, i) => {
-        const rows = bounds[i + 1]! - from;
-        const slice = this.data.subarray(from * this.dim, (from + rows) * this.dim);
-        const matrix = int8
-          ? new ort.Tensor("int8", slice as Int8Array, [rows, this.dim])
-          : new ort.Tensor("float32", slice as Float32Array, [rows, this.dim]);
-        const out = await session.run({ matrix, queries: queryTensor });
-        return out.scores!.data as Float32Array | Int32Array;
-      }),
-    );
+    const out = await session.run({ matrix, queries: queryTensor });
+    const scores = out.scores!.data as Float32Array | Int32Array;
     return queries.map((_, j) => {
       const top = new TopK(k);
-      partScores.forEach((scores, p) => {
-        const from = bounds[p]!;
-        const rows = bounds[p + 1]! - from;
-        for (let r = 0; r < rows; r++) {
-          const row = from + r;
-          const raw = scores[r * q + j]!;
-          const score = int8 ? raw * this.scales[row]! * qScales[j]! : raw;
-          if (score > top.floor && (!accept || accept(row))) top.push(row, score);
-        }
-      });
+      const int8 = this.precision === "int8";
+      for (let row = 0; row < this.count; row++) {
+        const raw = scores[row * q + j]!;
+        const score = int8 ? raw * this.scales[row]! * qScales[j]! : raw;
+        if (score > top.floor && (!accept || accept(row))) top.push(row, score);
+      }
       return top.sorted();
     });
   }

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
+import { h264Args } from "../../media/generate.ts";
 
 /**
  * Re-encodes a clip, repeated to at least `seconds`, as camera-like H.264 in MPEG-TS (1 s GOP, no B-frames) for
@@ -32,18 +33,7 @@ export function cameraStream(
     "-an",
     "-vf",
     `scale=${width}:${height}:force_original_aspect_ratio=decrease,pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2,fps=25`,
-    "-c:v",
-    "libx264",
-    "-preset",
-    "veryfast",
-    "-tune",
-    "zerolatency",
-    "-g",
-    "25",
-    "-pix_fmt",
-    "yuv420p",
-    "-f",
-    "mpegts",
+    ...h264Args({ gop: 25, cameraLike: true, container: "mpegts" }),
     out,
   ]);
   return out;
