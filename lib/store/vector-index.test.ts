@@ -46,7 +46,8 @@ describe("VectorIndex", () => {
       expect(Math.abs(h.score - e)).toBeLessThan(0.01);
     });
     expect(exact[0]!.row).toBe(1234);
-    expect(index.memoryBytes).toBeLessThan(2000 * 256 * 1.6 + 2000 * 4 * 1.6);
+    // int8 rows, the half-row copy for two-stage search, and scales: 1.5 bytes a dimension plus growth slack
+    expect(index.memoryBytes).toBeLessThan((2000 * 256 * 1.5 + 2000 * 4) * 1.6);
   });
 
   it("removes rows by moving the last one into the gap", async () => {
@@ -57,5 +58,35 @@ describe("VectorIndex", () => {
     expect(index.size).toBe(2);
     const [hits] = await index.search([vs[2]!], 1);
     expect(hits![0]!.row).toBe(0);
+  });
+});
+
+describe("VectorIndex two-stage search (large int8 indexes)", () => {
+  it("returns hits as good as the exact top 10, within int8 quantisation error", async () => {
+    const dim = 64;
+    const rows = 210_000; // above the two-stage threshold
+    const index = new VectorIndex(dim, "int8", rows);
+    const vectors: Float32Array[] = [];
+    let s = 12345;
+    const next = () => (s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff - 0.5;
+    const base = Array.from({ length: 500 }, () => new Float32Array(dim).map(next));
+    for (let r = 0; r < rows; r++) {
+      const centre = base[r % 500]!;
+      const v = l2normalize(new Float32Array(dim).map((_, i) => centre[i]! + 0.8 * next()));
+      vectors.push(v);
+      index.add(v);
+    }
+    const query = l2normalize(Float32Array.from(base[7]!));
+    const exact = vectors.map((v) => v.reduce((a, x, i) => a + x * query[i]!, 0)).sort((a, b) => b - a);
+    const tenth = exact[9]!;
+    const [hits] = await index.search([query], 10);
+    expect(hits).toHaveLength(10);
+    for (const h of hits!) {
+      const truth = vectors[h.row]!.reduce((a, x, i) => a + x * query[i]!, 0);
+      expect(truth).toBeGreaterThan(tenth - 0.02);
+    }
+    // and with a filter the two stages respect it
+    const [odd] = await index.search([query], 5, (row) => row % 2 === 1);
+    expect(odd!.every((h) => h.row % 2 === 1)).toBe(true);
   });
 });

@@ -13,6 +13,13 @@ export type Precision = "float32" | "int8";
 const sessions = new Map<Precision, Promise<ort.InferenceSession>>();
 /** Below this share of rows passing a filter, the passing rows are scored directly. */
 const PREFILTER_FRACTION = 0.1;
+/**
+ * From this many int8 rows on, search runs in two stages: every row is scored on the first half of its
+ * dimensions (a contiguous copy: half the memory traffic of the memory-bound full pass), then the best
+ * candidates are scored on all dimensions. Recall is measured by `vigil bench search`.
+ */
+const TWO_STAGE_ROWS = 200_000;
+const STAGE_ONE_MIN = 2000;
 
 function valueInfo(name: string, type: number, dims: (number | string)[]) {
   return onnx.ValueInfoProto.create({
@@ -60,6 +67,9 @@ export class VectorIndex {
   private data: Float32Array | Int8Array;
   /** int8 only: each row's dequantisation scale. */
   private scales = new Float32Array(0);
+  /** int8 only: the first `headDim` values of every row, contiguous, for the first stage of large searches. */
+  private head = new Int8Array(0);
+  private readonly headDim: number;
 
   constructor(
     readonly dim: number,
@@ -68,7 +78,11 @@ export class VectorIndex {
   ) {
     this.data =
       precision === "int8" ? new Int8Array(initialCapacity * dim) : new Float32Array(initialCapacity * dim);
-    if (precision === "int8") this.scales = new Float32Array(initialCapacity);
+    this.headDim = Math.floor(dim / 2);
+    if (precision === "int8") {
+      this.scales = new Float32Array(initialCapacity);
+      this.head = new Int8Array(initialCapacity * this.headDim);
+    }
   }
 
   get size(): number {
@@ -77,7 +91,7 @@ export class VectorIndex {
 
   /** Bytes held by the vectors (and scales). */
   get memoryBytes(): number {
-    return this.data.byteLength + this.scales.byteLength;
+    return this.data.byteLength + this.scales.byteLength + this.head.byteLength;
   }
 
   /** Appends a vector; returns its row. */
@@ -100,7 +114,10 @@ export class VectorIndex {
     const last = this.count - 1;
     if (row !== last) {
       this.data.copyWithin(row * this.dim, last * this.dim, (last + 1) * this.dim);
-      if (this.precision === "int8") this.scales[row] = this.scales[last]!;
+      if (this.precision === "int8") {
+        this.scales[row] = this.scales[last]!;
+        this.head.copyWithin(row * this.headDim, last * this.headDim, (last + 1) * this.headDim);
+      }
     }
     this.count--;
     return row === last ? -1 : last;
@@ -118,6 +135,9 @@ export class VectorIndex {
       for (let row = 0; row < this.count; row++) if (accept(row)) rows.push(row);
       if (rows.length < this.count * PREFILTER_FRACTION)
         return queries.map((v) => this.scoreRows(v, rows, k));
+    }
+    if (this.precision === "int8" && this.count >= TWO_STAGE_ROWS) {
+      return Promise.all(queries.map((v) => this.twoStage(v, k, accept)));
     }
     const session = await scoringSession(this.precision);
     const q = queries.length;
@@ -157,6 +177,29 @@ export class VectorIndex {
     });
   }
 
+  private async twoStage(v: Float32Array, k: number, accept?: (row: number) => boolean): Promise<Hit[]> {
+    const session = await scoringSession("int8");
+    const h = this.headDim;
+    const packed = new Int8Array(this.dim);
+    // The query's own scale is the same for every row, so ranking can ignore it.
+    quantise(v, (i, value) => (packed[i] = value));
+    const out = await session.run({
+      matrix: new ort.Tensor("int8", this.head.subarray(0, this.count * h), [this.count, h]),
+      queries: new ort.Tensor("int8", packed.subarray(0, h), [h, 1]),
+    });
+    const partial = out.scores!.data as Int32Array;
+    const stageOne = new TopK(Math.max(k * 10, STAGE_ONE_MIN));
+    for (let row = 0; row < this.count; row++) {
+      const score = partial[row]! * this.scales[row]!;
+      if (score > stageOne.floor && (!accept || accept(row))) stageOne.push(row, score);
+    }
+    return this.scoreRows(
+      v,
+      stageOne.sorted().map((c) => c.row),
+      k,
+    );
+  }
+
   /** Scores chosen rows directly (dequantised), for pre-filtered searches. */
   private scoreRows(v: Float32Array, rows: number[], k: number): Hit[] {
     const top = new TopK(k);
@@ -176,6 +219,7 @@ export class VectorIndex {
       const base = row * this.dim;
       const data = this.data as Int8Array;
       this.scales[row] = quantise(vector, (i, v) => (data[base + i] = v));
+      this.head.set(data.subarray(base, base + this.headDim), row * this.headDim);
     } else {
       (this.data as Float32Array).set(vector, row * this.dim);
     }
@@ -193,6 +237,9 @@ export class VectorIndex {
       const scales = new Float32Array(next);
       scales.set(this.scales.subarray(0, this.count));
       this.scales = scales;
+      const head = new Int8Array(next * this.headDim);
+      head.set(this.head.subarray(0, this.count * this.headDim));
+      this.head = head;
     }
   }
 }
