@@ -9,7 +9,7 @@ import { benchSearch } from "./commands/bench-search.ts";
 import { benchE2e } from "./commands/bench-e2e.ts";
 import { listModels, pullModels, verifyModels } from "./commands/models.ts";
 import { runEmbedded } from "./commands/run.ts";
-import { searchCommand, timelineCommand } from "./commands/history.ts";
+import { searchCommand, timelineCommand, type SearchOptions } from "./commands/history.ts";
 import {
   enrolCommand,
   excludeCommand,
@@ -151,18 +151,9 @@ program
   .option("--top <k>", "how many", Number, 20)
   .option("--json", "as JSON")
   .action(
-    action(
-      async (opts: {
-        image: string;
-        camera?: string[];
-        since?: string;
-        until?: string;
-        top: number;
-        json?: boolean;
-      }) => {
-        await searchCommand(configFrom(globals()), opts);
-      },
-    ),
+    action(async (opts: SearchOptions) => {
+      await searchCommand(configFrom(globals()), opts);
+    }),
   );
 
 program

@@ -1,11 +1,12 @@
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { createHash } from "node:crypto";
-import type {
-  Sighting,
-  SightingHit,
-  SightingQuery,
-  SightingRecord,
-  SightingStore,
+import {
+  flattenSighting,
+  type Sighting,
+  type SightingHit,
+  type SightingQuery,
+  type SightingRecord,
+  type SightingStore,
 } from "./sighting-store.ts";
 import type { EnrolledFace, Exclusion, Person, WatchlistMatch, WatchlistStore } from "./watchlist-store.ts";
 
@@ -242,17 +243,7 @@ export class QdrantStore implements WatchlistStore, SightingStore {
           id: pointId(s.id),
           vector: Array.from(s.vector),
           payload: {
-            id: s.id,
-            trackId: s.trackId,
-            cameraId: s.cameraId,
-            startTs: s.startTs,
-            endTs: s.endTs,
-            faces: s.faces,
-            modelId: s.modelId,
-            quality: s.quality,
-            personId: s.match?.personId ?? null,
-            personName: s.match?.name ?? null,
-            score: s.match?.score ?? null,
+            ...flattenSighting(s),
             // Qdrant payloads are JSON; the crop is a small JPEG thumbnail.
             crop: Buffer.from(s.crop).toString("base64"),
           },

@@ -44,3 +44,20 @@ export interface SightingStore {
   purgeBefore(ts: number): Promise<number>;
   count(): Promise<number>;
 }
+
+/** A sighting record as flat columns/payload fields (the match spread out), shared by the stores. */
+export function flattenSighting(s: SightingRecord) {
+  return {
+    id: s.id,
+    trackId: s.trackId,
+    cameraId: s.cameraId,
+    startTs: s.startTs,
+    endTs: s.endTs,
+    faces: s.faces,
+    modelId: s.modelId,
+    quality: s.quality,
+    personId: s.match?.personId ?? null,
+    personName: s.match?.name ?? null,
+    score: s.match?.score ?? null,
+  };
+}

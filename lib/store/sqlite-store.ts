@@ -4,12 +4,13 @@ import path from "node:path";
 import { bytesToVector, vectorToBytes } from "../contracts/index.ts";
 import { cosine } from "../vision/embedder.ts";
 import { VectorIndex } from "./vector-index.ts";
-import type {
-  Sighting,
-  SightingHit,
-  SightingQuery,
-  SightingRecord,
-  SightingStore,
+import {
+  flattenSighting,
+  type Sighting,
+  type SightingHit,
+  type SightingQuery,
+  type SightingRecord,
+  type SightingStore,
 } from "./sighting-store.ts";
 import type { EnrolledFace, Exclusion, Person, WatchlistMatch, WatchlistStore } from "./watchlist-store.ts";
 
@@ -279,19 +280,10 @@ export class SqliteStore implements WatchlistStore, SightingStore {
       for (const s of sightings) {
         const existed = known.get(s.id) !== undefined;
         const row = upsert.get({
-          id: s.id,
-          trackId: s.trackId,
-          cameraId: s.cameraId,
-          startTs: s.startTs,
-          endTs: s.endTs,
-          faces: s.faces,
-          modelId: s.modelId,
+          ...flattenSighting(s),
           vector: vectorToBytes(s.vector),
           crop: s.crop,
           quality: JSON.stringify(s.quality),
-          personId: s.match?.personId ?? null,
-          personName: s.match?.name ?? null,
-          score: s.match?.score ?? null,
         }) as { rowid: number };
         if (!existed) fresh.push({ rowid: row.rowid, s });
       }
