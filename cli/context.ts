@@ -1,4 +1,4 @@
-import { loadConfig, ConfigError, type Config } from "../lib/config/index.ts";
+import { loadConfig, type Config } from "../lib/config/index.ts";
 import { loadVision, type Vision } from "../lib/vision/vision.ts";
 
 export interface GlobalOptions {
@@ -31,7 +31,7 @@ export function reportFailure(err: unknown): never {
     "ModelUnavailableError",
     "IrConversionError",
   ];
-  if (err instanceof Error && (known.includes(err.name) || err instanceof ConfigError)) {
+  if (err instanceof Error && known.includes(err.name)) {
     process.stderr.write(`vigil: ${err.message}\n`);
   } else {
     process.stderr.write(

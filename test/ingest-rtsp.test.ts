@@ -215,7 +215,7 @@ describe("ingest against a real RTSP server (GStreamer)", () => {
     // The file is 8 s long; frames must keep arriving after the resolution change at 4 s.
     await until(() => rec.framesOf("clip").length >= 30, 20_000, "frames through the change");
     const status = manager.status()[0]!;
-    expect(status.framesUndecodable + (rec.statuses.at(-1)?.framesUndecodable ?? 0)).toBeGreaterThan(0);
+    expect(status.framesUndecodable).toBeGreaterThan(0);
     expect(rec.framesOf("clip").every((f) => f.width === 640 && f.height === 360)).toBe(true);
     await manager.stop();
   });

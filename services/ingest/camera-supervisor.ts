@@ -81,8 +81,12 @@ export class CameraSupervisor {
     this.seq = clock() * 1000;
   }
 
+  /** Counters include what the running decoder has reported so far, so status events and snapshots agree. */
   snapshot(): CameraStatus {
-    return { ...this.status };
+    return {
+      ...this.status,
+      framesUndecodable: this.status.framesUndecodable + (this.decoder?.undecodable() ?? 0),
+    };
   }
 
   pid(): number | undefined {
@@ -277,14 +281,10 @@ export class CameraSupervisor {
   }
 
   private report() {
-    const status = {
-      ...this.status,
-      framesUndecodable: this.status.framesUndecodable + (this.decoder?.undecodable() ?? 0),
-    };
     return this.emit({
       topic: Topics.cameraStatus,
       key: this.camera.id,
-      value: CameraStatusContract.encode({ ...status, ts: this.clock() }),
+      value: CameraStatusContract.encode({ ...this.snapshot(), ts: this.clock() }),
     });
   }
 }
