@@ -12,6 +12,9 @@ import { runStage, type Emit } from "../lib/runtime/stage.ts";
 import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
 import type { SightingStore } from "../lib/store/sighting-store.ts";
 import type { Vision } from "../lib/vision/vision.ts";
+import type { Embedder } from "../lib/vision/embedder.ts";
+import type { FrameAnalyzer } from "../lib/vision/face-analyzer.ts";
+import { startVisionThreads } from "../lib/vision/vision-thread.ts";
 import { thresholdFor } from "../lib/vision/calibration.ts";
 import { CameraManager } from "../services/ingest/camera-manager.ts";
 import type { CameraSpec } from "../services/ingest/camera.ts";
@@ -34,7 +37,8 @@ export class EmbeddedPipeline {
 
   private constructor(
     private readonly config: Config,
-    vision: Vision,
+    vision: { analyzer: FrameAnalyzer; embedder: Embedder },
+    private readonly closeVision: () => Promise<void>,
     watchlist: WatchlistStore,
     history: SightingStore,
     private readonly onEvent: (e: VigilEvent) => void,
@@ -57,10 +61,14 @@ export class EmbeddedPipeline {
         ]);
       },
     });
-    this.detect = new DetectAlignStage(vision.analyzer, {
-      maxBatch: config.detect.maxBatch,
-      maxWaitMs: config.detect.maxWaitMs,
-    });
+    this.detect = new DetectAlignStage(
+      vision.analyzer,
+      {
+        maxBatch: config.detect.maxBatch,
+        maxWaitMs: config.detect.maxWaitMs,
+      },
+      config.detect.embedGate,
+    );
     this.embed = new EmbedStage(vision.embedder, {
       maxBatch: config.embed.maxBatch,
       maxWaitMs: config.embed.maxWaitMs,
@@ -84,7 +92,15 @@ export class EmbeddedPipeline {
     stores: { watchlist: WatchlistStore; history: SightingStore },
     onEvent: (e: VigilEvent) => void,
   ) {
-    const p = new EmbeddedPipeline(config, vision, stores.watchlist, stores.history, onEvent);
+    const threads = config.models.inferenceWorkers ? await startVisionThreads(config, vision) : undefined;
+    const p = new EmbeddedPipeline(
+      config,
+      threads ?? vision,
+      async () => threads?.close(),
+      stores.watchlist,
+      stores.history,
+      onEvent,
+    );
     await p.wire();
     return p;
   }
@@ -201,5 +217,6 @@ export class EmbeddedPipeline {
     await this.bus.drain();
     for (const s of this.subscriptions) await s.stop();
     await this.bus.close();
+    await this.closeVision();
   }
 }

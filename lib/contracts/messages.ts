@@ -26,8 +26,11 @@ export const FrameHeader = z.object({
   captureTs: timestamp,
   width: z.number().int().positive(),
   height: z.number().int().positive(),
-  /** `bgr24` is packed rows, width × height × 3; `jpeg` is a baseline JPEG. */
-  format: z.enum(["bgr24", "jpeg"]),
+  /**
+   * `yuv420p` is planar Y then half-size U and V (what live cameras give); `bgr24` is packed rows, width ×
+   * height × 3; `jpeg` is a baseline JPEG.
+   */
+  format: z.enum(["yuv420p", "bgr24", "jpeg"]),
 });
 
 export const QualityScores = z.object({

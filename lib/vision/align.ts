@@ -1,4 +1,5 @@
-import type { BgrImage } from "./image.ts";
+import type { BgrImage, FrameImage } from "./image.ts";
+import { isYuv420, warpYuv420 } from "./yuv.ts";
 import type { Point } from "./registry.ts";
 
 /** 2×3 affine matrix [a, b, tx, c, d, ty]: x' = a·x + b·y + tx, y' = c·x + d·y + ty. */
@@ -62,8 +63,9 @@ export function invertAffine(m: Affine): Affine {
 }
 
 /** Warps `image` through `m` (source → output) into a width×height crop, bilinear, black outside. */
-export function warpAffine(image: BgrImage, m: Affine, width: number, height: number): BgrImage {
+export function warpAffine(image: FrameImage, m: Affine, width: number, height: number): BgrImage {
   const inv = invertAffine(m);
+  if (isYuv420(image)) return warpYuv420(image, inv, width, height);
   const out = new Uint8Array(width * height * 3);
   const { data, width: W, height: H } = image;
   const stride = W * 3;
@@ -101,7 +103,7 @@ export function warpAffine(image: BgrImage, m: Affine, width: number, height: nu
 }
 
 export function alignFace(
-  image: BgrImage,
+  image: FrameImage,
   landmarks: Point[],
   template: Point[],
   width: number,

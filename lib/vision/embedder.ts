@@ -16,8 +16,15 @@ export function cosine(a: Float32Array, b: Float32Array): number {
   return dot;
 }
 
+/** What the embed stage needs: aligned crops in, L2-normalised vectors of `modelId` out. */
+export interface Embedder {
+  readonly modelId: string;
+  readonly dim: number;
+  embed(crops: BgrImage[]): Promise<Float32Array[]>;
+}
+
 /** Runs an embedding model over aligned crops; every vector is L2-normalised and belongs to `modelId`. */
-export class FaceEmbedder {
+export class FaceEmbedder implements Embedder {
   readonly modelId: string;
   readonly dim: number;
   readonly width: number;

@@ -1,6 +1,6 @@
 import { alignFace } from "./align.ts";
 import type { Detection, FaceDetector } from "./detectors/detection.ts";
-import type { BgrImage } from "./image.ts";
+import type { BgrImage, FrameImage } from "./image.ts";
 import { assessQuality, type QualityGateConfig, type QualityVerdict } from "./quality.ts";
 import type { Point } from "./registry.ts";
 
@@ -16,20 +16,30 @@ export interface AlignmentTarget {
   template: Point[];
 }
 
+/** What the detect-align stage needs: frames in, aligned and quality-scored faces out. */
+export interface FrameAnalyzer {
+  readonly detectorModelId: string;
+  analyze(image: FrameImage): Promise<AlignedFace[]>;
+}
+
 /** Detect → align to the embedder's template → quality: the path live video and enrolment photos share. */
-export class FaceAnalyzer {
+export class FaceAnalyzer implements FrameAnalyzer {
   constructor(
     readonly detector: FaceDetector,
     private readonly target: AlignmentTarget,
     private readonly gate: QualityGateConfig,
   ) {}
 
-  async analyze(image: BgrImage): Promise<AlignedFace[]> {
+  get detectorModelId(): string {
+    return this.detector.modelId;
+  }
+
+  async analyze(image: FrameImage): Promise<AlignedFace[]> {
     const detections = await this.detector.detect(image);
     return detections.map((d) => this.alignDetection(image, d));
   }
 
-  alignDetection(image: BgrImage, detection: Detection): AlignedFace {
+  alignDetection(image: FrameImage, detection: Detection): AlignedFace {
     const { crop } = alignFace(
       image,
       detection.landmarks,

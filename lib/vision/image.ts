@@ -1,10 +1,18 @@
 import sharp from "sharp";
+import { fillTensorFromYuv420, isYuv420, yuv420ToBgr, type Yuv420Image } from "./yuv.ts";
 
 /** Packed 8-bit BGR pixels: the one in-memory image format of the pipeline (what ffmpeg's bgr24 gives). */
 export interface BgrImage {
   width: number;
   height: number;
   data: Uint8Array;
+}
+
+/** What a detector and the aligner take: a photo's BGR pixels or a live frame as the decoder gave it. */
+export type FrameImage = BgrImage | Yuv420Image;
+
+export function toBgr(image: FrameImage): BgrImage {
+  return isYuv420(image) ? yuv420ToBgr(image) : image;
 }
 
 export class ImageDecodeError extends Error {
@@ -129,4 +137,22 @@ export function fillTensor(
       for (let x = 0; x < width; x++, p += 3) out[row + x] = (data[p]! - mean) * inv;
     }
   }
+}
+
+/** Resizes any frame to width×height into a tensor slot (zero padding up to the target size, as in fillTensor). */
+export async function fillResizedTensor(
+  image: FrameImage,
+  width: number,
+  height: number,
+  layout: TensorLayout,
+  out: Float32Array,
+  offset: number,
+  targetWidth = width,
+  targetHeight = height,
+) {
+  if (isYuv420(image)) {
+    fillTensorFromYuv420(image, width, height, layout, out, offset, targetWidth, targetHeight);
+    return;
+  }
+  fillTensor(await resizeImage(image, width, height), layout, out, offset, targetWidth, targetHeight);
 }

@@ -1,12 +1,17 @@
 import { DynamicBatcher, type BatcherOptions } from "../../lib/batching/dynamic-batcher.ts";
 import { FaceContract, FrameContract, Topics, type FrameMessage } from "../../lib/contracts/index.ts";
 import { deadLetter, type Emit, type Stage } from "../../lib/runtime/stage.ts";
-import type { AlignedFace, FaceAnalyzer } from "../../lib/vision/face-analyzer.ts";
-import { decodeImage, type BgrImage } from "../../lib/vision/image.ts";
+import type { AlignedFace, FrameAnalyzer } from "../../lib/vision/face-analyzer.ts";
+import { decodeImage, type FrameImage } from "../../lib/vision/image.ts";
+import { yuv420Bytes } from "../../lib/vision/yuv.ts";
+import { EmbedGate, type EmbedGateOptions } from "./embed-gate.ts";
 
 export interface DetectAlignStats {
   frames: number;
+  /** Faces that passed the quality gate. */
   faces: number;
+  /** Of those, the ones sent on to be embedded (the rest continue a face embedded moments ago). */
+  embedded: number;
   rejected: number;
   /** Rejections by the first word of their reason ("blurred", "too small", …). */
   rejectedBy: Record<string, number>;
@@ -17,24 +22,33 @@ export interface DetectAlignStats {
 export class DetectAlignStage implements Stage<FrameMessage> {
   readonly name = "detect-align";
   readonly input = { topic: Topics.frames, contract: FrameContract };
-  readonly stats: DetectAlignStats = { frames: 0, faces: 0, rejected: 0, rejectedBy: {}, corruptFrames: 0 };
-  private readonly batcher: DynamicBatcher<BgrImage, AlignedFace[]>;
+  readonly stats: DetectAlignStats = {
+    frames: 0,
+    faces: 0,
+    embedded: 0,
+    rejected: 0,
+    rejectedBy: {},
+    corruptFrames: 0,
+  };
+  private readonly batcher: DynamicBatcher<FrameImage, AlignedFace[]>;
+  private readonly gate: EmbedGate;
 
   constructor(
-    private readonly analyzer: FaceAnalyzer,
+    private readonly analyzer: FrameAnalyzer,
     batching: BatcherOptions,
+    gate: EmbedGateOptions,
   ) {
-    this.batcher = new DynamicBatcher(batching, async (images) => {
-      const out: AlignedFace[][] = [];
-      for (const image of images) out.push(await this.analyzer.analyze(image));
-      return out;
-    });
+    this.gate = new EmbedGate(gate);
+    // All of a batch's frames are handed over at once, so a worker-thread analyzer never waits on a round trip.
+    this.batcher = new DynamicBatcher(batching, (images) =>
+      Promise.all(images.map((image) => this.analyzer.analyze(image))),
+    );
   }
 
   async handle(frames: FrameMessage[]): Promise<Emit[]> {
     const emits: Emit[] = [];
     const jobs = frames.map(async (frame) => {
-      let image: BgrImage;
+      let image: FrameImage;
       try {
         image = await frameImage(frame);
       } catch (err) {
@@ -51,16 +65,27 @@ export class DetectAlignStage implements Stage<FrameMessage> {
       }
       this.stats.frames++;
       const faces = await this.batcher.submit(image);
+      const passed: { face: AlignedFace; index: number }[] = [];
       faces.forEach((face, index) => {
-        if (face.quality.reasons.length > 0) {
-          this.stats.rejected++;
-          for (const reason of face.quality.reasons) {
-            const key = reason.split(":")[0]!;
-            this.stats.rejectedBy[key] = (this.stats.rejectedBy[key] ?? 0) + 1;
-          }
+        if (face.quality.reasons.length === 0) {
+          passed.push({ face, index });
           return;
         }
-        this.stats.faces++;
+        this.stats.rejected++;
+        for (const reason of face.quality.reasons) {
+          const key = reason.split(":")[0]!;
+          this.stats.rejectedBy[key] = (this.stats.rejectedBy[key] ?? 0) + 1;
+        }
+      });
+      this.stats.faces += passed.length;
+      const decisions = this.gate.decide(
+        frame.cameraId,
+        frame.captureTs,
+        passed.map(({ face }) => ({ box: face.detection.box, quality: face.quality.scores })),
+      );
+      passed.forEach(({ face, index }, i) => {
+        if (decisions[i] === "same") return;
+        this.stats.embedded++;
         emits.push({
           topic: Topics.faces,
           key: frame.cameraId,
@@ -74,7 +99,7 @@ export class DetectAlignStage implements Stage<FrameMessage> {
             box: face.detection.box,
             landmarks: face.detection.landmarks,
             quality: face.quality.scores,
-            detectorModel: this.analyzer.detector.modelId,
+            detectorModel: this.analyzer.detectorModelId,
             cropSize: { width: face.crop.width, height: face.crop.height },
             crop: face.crop.data,
           }),
@@ -86,13 +111,25 @@ export class DetectAlignStage implements Stage<FrameMessage> {
   }
 }
 
-async function frameImage(frame: FrameMessage): Promise<BgrImage> {
+async function frameImage(frame: FrameMessage): Promise<FrameImage> {
   if (frame.format === "jpeg") {
     const image = await decodeImage(frame.image, `frame ${frame.cameraId}#${frame.seq}`);
     if (image.width !== frame.width || image.height !== frame.height) {
       throw new Error(`JPEG is ${image.width}×${image.height}, header says ${frame.width}×${frame.height}`);
     }
     return image;
+  }
+  if (frame.format === "yuv420p") {
+    if (frame.width % 2 !== 0 || frame.height % 2 !== 0) {
+      throw new Error(`yuv420p needs even sides, header says ${frame.width}×${frame.height}`);
+    }
+    const expected = yuv420Bytes(frame.width, frame.height);
+    if (frame.image.byteLength !== expected) {
+      throw new Error(
+        `${frame.image.byteLength} bytes of yuv420p for ${frame.width}×${frame.height}, not ${expected}`,
+      );
+    }
+    return { format: "yuv420p", width: frame.width, height: frame.height, data: frame.image };
   }
   if (frame.image.byteLength !== frame.width * frame.height * 3) {
     throw new Error(`${frame.image.byteLength} bytes of bgr24 for ${frame.width}×${frame.height}`);

@@ -7,7 +7,7 @@ import {
   type FaceMessage,
 } from "../../lib/contracts/index.ts";
 import type { Emit, Stage } from "../../lib/runtime/stage.ts";
-import type { FaceEmbedder } from "../../lib/vision/embedder.ts";
+import type { Embedder } from "../../lib/vision/embedder.ts";
 import type { BgrImage } from "../../lib/vision/image.ts";
 
 /** aligned faces → L2-normalised embeddings, batched across cameras; every vector carries its model id. */
@@ -17,7 +17,7 @@ export class EmbedStage implements Stage<FaceMessage> {
   private readonly batcher: DynamicBatcher<BgrImage, Float32Array>;
 
   constructor(
-    private readonly embedder: FaceEmbedder,
+    private readonly embedder: Embedder,
     batching: BatcherOptions,
   ) {
     this.batcher = new DynamicBatcher(batching, (crops) => this.embedder.embed(crops));

@@ -251,7 +251,7 @@ export class CameraSupervisor {
           : Math.round(this.mediaStart + (frame.index * 1000) / this.camera.fps),
         width: frame.width,
         height: frame.height,
-        format: "bgr24",
+        format: frame.format,
         image: frame.data,
       }),
     });

@@ -1,4 +1,4 @@
-import type { BgrImage } from "../image.ts";
+import type { FrameImage } from "../image.ts";
 import type { Point } from "../registry.ts";
 
 export interface Box {
@@ -17,7 +17,7 @@ export interface Detection {
 
 export interface FaceDetector {
   readonly modelId: string;
-  detect(image: BgrImage): Promise<Detection[]>;
+  detect(image: FrameImage): Promise<Detection[]>;
 }
 
 export function iou(a: Box, b: Box): number {

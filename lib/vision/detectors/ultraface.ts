@@ -1,5 +1,5 @@
 import type { Config } from "../../config/index.ts";
-import { fillTensor, resizeImage, type BgrImage } from "../image.ts";
+import { fillResizedTensor, fillTensor, toBgr, type BgrImage, type FrameImage } from "../image.ts";
 import type { ModelSpec, Point } from "../registry.ts";
 import { ort } from "../runtime.ts";
 import { nms, type Box, type Detection, type FaceDetector } from "./detection.ts";
@@ -35,12 +35,11 @@ export class UltraFaceDetector implements FaceDetector {
     this.modelId = `${spec.id}+${landmarkSpec.id}`;
   }
 
-  async detect(image: BgrImage): Promise<Detection[]> {
+  async detect(frame: FrameImage): Promise<Detection[]> {
     const w = this.spec.input.width!;
     const h = this.spec.input.height!;
-    const resized = await resizeImage(image, w, h);
     const input = new Float32Array(3 * w * h);
-    fillTensor(resized, this.spec.input, input, 0);
+    await fillResizedTensor(frame, w, h, this.spec.input, input, 0);
     const out = await this.session.run({ input: new ort.Tensor("float32", input, [1, 3, h, w]) });
     const scores = out.scores!.data as Float32Array;
     const boxes = out.boxes!.data as Float32Array;
@@ -48,13 +47,16 @@ export class UltraFaceDetector implements FaceDetector {
     for (let i = 0; i < scores.length / 2; i++) {
       const score = scores[i * 2 + 1]!;
       if (score < this.options.scoreThreshold) continue;
-      const x1 = boxes[i * 4]! * image.width;
-      const y1 = boxes[i * 4 + 1]! * image.height;
-      const x2 = boxes[i * 4 + 2]! * image.width;
-      const y2 = boxes[i * 4 + 3]! * image.height;
+      const x1 = boxes[i * 4]! * frame.width;
+      const y1 = boxes[i * 4 + 1]! * frame.height;
+      const x2 = boxes[i * 4 + 2]! * frame.width;
+      const y2 = boxes[i * 4 + 3]! * frame.height;
       found.push({ box: { x: x1, y: y1, width: x2 - x1, height: y2 - y1 }, score });
     }
     const kept = nms(found, this.options.nmsIou);
+    if (kept.length === 0) return [];
+    // The landmark model's patches are cut with sharp, which takes packed pixels.
+    const image = toBgr(frame);
     const detections: Detection[] = [];
     for (const k of kept) {
       const landmarks = await this.landmarks(image, k.box);

@@ -1,5 +1,5 @@
 import type { Config } from "../../config/index.ts";
-import { fillTensor, resizeImage, type BgrImage } from "../image.ts";
+import { fillResizedTensor, type FrameImage } from "../image.ts";
 import type { ModelSpec, Point } from "../registry.ts";
 import { ort } from "../runtime.ts";
 import { nms, type Detection, type FaceDetector } from "./detection.ts";
@@ -12,6 +12,12 @@ const STRIDES = [8, 16, 32] as const;
  */
 export class YuNetDetector implements FaceDetector {
   readonly modelId: string;
+  /**
+   * Input tensors of the last frame size, reused: a 720p frame's is 3 MB, and allocating one per frame at
+   * 40 frames a second keeps V8's collector busy on external-memory pressure. One per call in flight.
+   */
+  private spares: Float32Array[] = [];
+  private sparesShape = "";
   constructor(
     private readonly session: ort.InferenceSession,
     private readonly spec: ModelSpec,
@@ -20,17 +26,22 @@ export class YuNetDetector implements FaceDetector {
     this.modelId = spec.id;
   }
 
-  async detect(image: BgrImage): Promise<Detection[]> {
+  async detect(image: FrameImage): Promise<Detection[]> {
     const scale = Math.min(1, this.options.maxSide / Math.max(image.width, image.height));
     const w = Math.max(1, Math.round(image.width * scale));
     const h = Math.max(1, Math.round(image.height * scale));
-    const resized = await resizeImage(image, w, h);
     const stride = this.spec.input.stride ?? 32;
     const padW = Math.ceil(w / stride) * stride;
     const padH = Math.ceil(h / stride) * stride;
-    const input = new Float32Array(3 * padW * padH);
-    fillTensor(resized, this.spec.input, input, 0, padW, padH);
-    const out = await this.session.run({ input: new ort.Tensor("float32", input, [1, 3, padH, padW]) });
+    const input = this.takeInput(w, h, padW, padH);
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      // Only the w×h corner is written; the padding stays zero because a reused buffer always had this size.
+      await fillResizedTensor(image, w, h, this.spec.input, input, 0, padW, padH);
+      out = await this.session.run({ input: new ort.Tensor("float32", input, [1, 3, padH, padW]) });
+    } finally {
+      if (this.sparesShape === shapeKey(w, h, padW, padH) && this.spares.length < 4) this.spares.push(input);
+    }
     const found: Detection[] = [];
     const sx = image.width / w;
     const sy = image.height / h;
@@ -64,4 +75,16 @@ export class YuNetDetector implements FaceDetector {
     }
     return nms(found, this.options.nmsIou);
   }
+
+  private takeInput(w: number, h: number, padW: number, padH: number): Float32Array {
+    const shape = shapeKey(w, h, padW, padH);
+    if (shape !== this.sparesShape) {
+      // Another frame size: the old tensors' zero padding is in the wrong place.
+      this.spares = [];
+      this.sparesShape = shape;
+    }
+    return this.spares.pop() ?? new Float32Array(3 * padW * padH);
+  }
 }
+
+const shapeKey = (w: number, h: number, padW: number, padH: number) => `${w}x${h} in ${padW}x${padH}`;

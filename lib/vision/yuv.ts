@@ -1,0 +1,244 @@
+import type { BgrImage, TensorLayout } from "./image.ts";
+
+/**
+ * Planar 4:2:0 (ffmpeg's yuv420p): a full-size Y plane, then U and V at half width and height. Live frames
+ * stay in this form from the decoder to the detector: half the bytes of BGR through the pipe and the bus, no
+ * colour conversion in ffmpeg, and BGR is computed only where it is looked at (the detector's downscaled
+ * tensor and each face's 112×112 warp).
+ */
+export interface Yuv420Image {
+  format: "yuv420p";
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export function isYuv420(image: object): image is Yuv420Image {
+  return "format" in image && image.format === "yuv420p";
+}
+
+export function yuv420Bytes(width: number, height: number): number {
+  return width * height + 2 * (width / 2) * (height / 2);
+}
+
+// BT.601 limited range: what ffmpeg's scaler assumes for untagged video, so crops match the old bgr24 path.
+const KY = 1.164;
+const KRV = 1.596;
+const KGU = -0.392;
+const KGV = -0.813;
+const KBU = 2.017;
+
+const clamp255 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+/** Converts a whole frame to packed BGR (for paths that need every pixel, such as the fallback detector). */
+export function yuv420ToBgr(image: Yuv420Image): BgrImage {
+  const { width, height, data } = image;
+  const cw = width / 2;
+  const uBase = width * height;
+  const vBase = uBase + cw * (height / 2);
+  const out = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const crow = (y >> 1) * cw;
+    for (let x = 0; x < width; x++) {
+      const c = crow + (x >> 1);
+      const yy = KY * (data[y * width + x]! - 16);
+      const u = data[uBase + c]! - 128;
+      const v = data[vBase + c]! - 128;
+      const o = (y * width + x) * 3;
+      out[o] = Math.round(clamp255(yy + KBU * u));
+      out[o + 1] = Math.round(clamp255(yy + KGU * u + KGV * v));
+      out[o + 2] = Math.round(clamp255(yy + KRV * v));
+    }
+  }
+  return { width, height, data: out };
+}
+
+/**
+ * Warps a frame through the inverse affine `inv` (output → source) into a width×height packed BGR crop:
+ * bilinear luma (black outside the frame), bilinear chroma centred between its luma pixels (edge-clamped).
+ * One tight loop, as it runs for every face of every frame.
+ */
+export function warpYuv420(
+  image: Yuv420Image,
+  inv: readonly number[],
+  width: number,
+  height: number,
+): BgrImage {
+  const { width: W, height: H, data } = image;
+  const cw = W / 2;
+  const ch = H / 2;
+  const uBase = W * H;
+  const vBase = uBase + cw * ch;
+  const out = new Uint8Array(width * height * 3);
+  const [a, b, tx, c, d, ty] = inv as [number, number, number, number, number, number];
+  let o = 0;
+  for (let v = 0; v < height; v++) {
+    let x = b * v + tx;
+    let y = d * v + ty;
+    for (let u = 0; u < width; u++, x += a, y += c, o += 3) {
+      const x0 = Math.floor(x);
+      const y0 = Math.floor(y);
+      if (x0 < -1 || y0 < -1 || x0 >= W || y0 >= H) continue;
+      const fx = x - x0;
+      const fy = y - y0;
+      const p = y0 * W + x0;
+      const inX0 = x0 >= 0,
+        inX1 = x0 + 1 < W,
+        inY0 = y0 >= 0,
+        inY1 = y0 + 1 < H;
+      let luma = 0;
+      if (inY0 && inX0) luma += (1 - fx) * (1 - fy) * data[p]!;
+      if (inY0 && inX1) luma += fx * (1 - fy) * data[p + 1]!;
+      if (inY1 && inX0) luma += (1 - fx) * fy * data[p + W]!;
+      if (inY1 && inX1) luma += fx * fy * data[p + W + 1]!;
+      const cx = Math.min(Math.max((x - 0.5) / 2, 0), cw - 1);
+      const cy = Math.min(Math.max((y - 0.5) / 2, 0), ch - 1);
+      const cx0 = Math.floor(cx);
+      const cy0 = Math.floor(cy);
+      const gx = cx - cx0;
+      const gy = cy - cy0;
+      const cx1 = cx0 + 1 < cw ? 1 : 0;
+      const cy1 = cy0 + 1 < ch ? cw : 0;
+      const q = cy0 * cw + cx0;
+      const w00 = (1 - gx) * (1 - gy),
+        w10 = gx * (1 - gy),
+        w01 = (1 - gx) * gy,
+        w11 = gx * gy;
+      const uu =
+        w00 * data[uBase + q]! +
+        w10 * data[uBase + q + cx1]! +
+        w01 * data[uBase + q + cy1]! +
+        w11 * data[uBase + q + cy1 + cx1]! -
+        128;
+      const vv =
+        w00 * data[vBase + q]! +
+        w10 * data[vBase + q + cx1]! +
+        w01 * data[vBase + q + cy1]! +
+        w11 * data[vBase + q + cy1 + cx1]! -
+        128;
+      const l = KY * (luma - 16);
+      out[o] = Math.round(clamp255(l + KBU * uu));
+      out[o + 1] = Math.round(clamp255(l + KGU * uu + KGV * vv));
+      out[o + 2] = Math.round(clamp255(l + KRV * vv));
+    }
+  }
+  return { width, height, data: out };
+}
+
+/**
+ * Downscales a frame straight into a float NCHW tensor: luma is the area average of each output pixel's block,
+ * chroma (already at half size, and smooth) is read at the block's centre. No intermediate image is allocated:
+ * at 40 frames a second, every megabyte allocated per frame is GC work on a machine that has none to spare.
+ */
+export function fillTensorFromYuv420(
+  image: Yuv420Image,
+  outWidth: number,
+  outHeight: number,
+  layout: TensorLayout,
+  out: Float32Array,
+  offset: number,
+  targetWidth = outWidth,
+  targetHeight = outHeight,
+) {
+  const { width: W, height: H, data } = image;
+  const cw = W / 2;
+  const uBase = W * H;
+  const vBase = uBase + cw * (H / 2);
+  const plane = targetWidth * targetHeight;
+  const xs = blockBounds(W, outWidth);
+  const ys = blockBounds(H, outHeight);
+  const chromaCol = new Int32Array(outWidth);
+  for (let ox = 0; ox < outWidth; ox++) chromaCol[ox] = (xs[2 * ox]! + xs[2 * ox + 1]! - 1) >> 2;
+  // Where each of B, G, R goes and how it is normalised, in the model's channel order.
+  const slot = (bgrIndex: number) => {
+    const c = layout.channels === "rgb" ? 2 - bgrIndex : bgrIndex;
+    return { base: offset + c * plane, mean: layout.mean[c]!, inv: 1 / layout.std[c]! };
+  };
+  const [b, g, r] = [slot(0), slot(1), slot(2)];
+  const gray = layout.channels === "gray";
+  if (!gray && W === 2 * outWidth && H === 2 * outHeight) {
+    fillHalved(image, out, outWidth, outHeight, targetWidth, [b, g, r]);
+    return;
+  }
+  for (let oy = 0; oy < outHeight; oy++) {
+    const y0 = ys[2 * oy]!;
+    const y1 = ys[2 * oy + 1]!;
+    const chromaRow = ((y0 + y1 - 1) >> 2) * cw;
+    const row = oy * targetWidth;
+    for (let ox = 0; ox < outWidth; ox++) {
+      const x0 = xs[2 * ox]!;
+      const x1 = xs[2 * ox + 1]!;
+      let sum = 0;
+      for (let y = y0; y < y1; y++) {
+        const p = y * W;
+        for (let x = x0; x < x1; x++) sum += data[p + x]!;
+      }
+      const mean = sum / ((y1 - y0) * (x1 - x0));
+      const l = KY * (mean - 16);
+      if (gray) {
+        out[b.base + row + ox] = (l - b.mean) * b.inv;
+        continue;
+      }
+      const c = chromaRow + chromaCol[ox]!;
+      const u = data[uBase + c]! - 128;
+      const v = data[vBase + c]! - 128;
+      const vb = l + KBU * u;
+      const vg = l + KGU * u + KGV * v;
+      const vr = l + KRV * v;
+      out[b.base + row + ox] = ((vb < 0 ? 0 : vb > 255 ? 255 : vb) - b.mean) * b.inv;
+      out[g.base + row + ox] = ((vg < 0 ? 0 : vg > 255 ? 255 : vg) - g.mean) * g.inv;
+      out[r.base + row + ox] = ((vr < 0 ? 0 : vr > 255 ? 255 : vr) - r.mean) * r.inv;
+    }
+  }
+}
+
+/** The default 720p → 360p case, unrolled: each output pixel is one 2×2 luma block and one chroma sample. */
+function fillHalved(
+  image: Yuv420Image,
+  out: Float32Array,
+  outWidth: number,
+  outHeight: number,
+  targetWidth: number,
+  [b, g, r]: { base: number; mean: number; inv: number }[],
+) {
+  const { width: W, height: H, data } = image;
+  const uBase = W * H;
+  const vBase = uBase + (W / 2) * (H / 2);
+  const bBase = b!.base,
+    bMean = b!.mean,
+    bInv = b!.inv;
+  const gBase = g!.base,
+    gMean = g!.mean,
+    gInv = g!.inv;
+  const rBase = r!.base,
+    rMean = r!.mean,
+    rInv = r!.inv;
+  for (let oy = 0; oy < outHeight; oy++) {
+    const top = 2 * oy * W;
+    const chroma = oy * outWidth;
+    const row = oy * targetWidth;
+    for (let ox = 0; ox < outWidth; ox++) {
+      const p = top + 2 * ox;
+      const l = KY * ((data[p]! + data[p + 1]! + data[p + W]! + data[p + W + 1]!) * 0.25 - 16);
+      const u = data[uBase + chroma + ox]! - 128;
+      const v = data[vBase + chroma + ox]! - 128;
+      const vb = l + KBU * u;
+      const vg = l + KGU * u + KGV * v;
+      const vr = l + KRV * v;
+      out[bBase + row + ox] = ((vb < 0 ? 0 : vb > 255 ? 255 : vb) - bMean) * bInv;
+      out[gBase + row + ox] = ((vg < 0 ? 0 : vg > 255 ? 255 : vg) - gMean) * gInv;
+      out[rBase + row + ox] = ((vr < 0 ? 0 : vr > 255 ? 255 : vr) - rMean) * rInv;
+    }
+  }
+}
+
+/** [start, end) source indices per output index; never empty, so upscaling repeats pixels. */
+function blockBounds(source: number, output: number): Int32Array {
+  const bounds = new Int32Array(2 * output);
+  for (let i = 0; i < output; i++) {
+    const start = Math.min(source - 1, Math.floor((i * source) / output));
+    bounds[2 * i] = start;
+    bounds[2 * i + 1] = Math.max(start + 1, Math.min(source, Math.floor(((i + 1) * source) / output)));
+  }
+  return bounds;
+}
