@@ -372,6 +372,10 @@ bench
     "--video <file>",
     "face video to loop (default: the development talking-head clip, else npm photos)",
   )
+  .option(
+    "--synchronized",
+    "start every camera at once: each loop of the clip shows new faces on all together",
+  )
   .option("--json", "one JSON object on stdout")
   .action(
     action(
@@ -379,6 +383,7 @@ bench
         cameras: number;
         seconds: number;
         cameraFps: number;
+        synchronized?: boolean;
         video?: string;
         json?: boolean;
       }) => {
@@ -386,13 +391,14 @@ bench
         const r = await benchE2e(config, await visionFor(config), opts.cameras, opts.seconds, {
           video: opts.video,
           cameraFps: opts.cameraFps,
+          synchronized: opts.synchronized,
         });
         if (opts.json) {
           console.log(JSON.stringify(r));
           return;
         }
         console.log(
-          `${r.cameras} RTSP cameras (${r.video}, 1280×720 at ${r.cameraFps} fps) sampled at ${r.fps} fps for ${r.seconds.toFixed(1)} s; flip ${r.flip ? "on" : "off"}`,
+          `${r.cameras} RTSP cameras (${r.video}, 1280×720 at ${r.cameraFps} fps) sampled at ${r.fps} fps for ${r.seconds.toFixed(1)} s; flip ${r.flip ? "on" : "off"}; ${r.synchronized ? "synchronized" : "staggered"} starts`,
         );
         console.log(
           `frames processed ${r.framesProcessed} of ${r.framesOffered} offered: ratio ${r.processedRatio.toFixed(3)} (${r.framesDropped} dropped at ingest)`,

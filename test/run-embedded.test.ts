@@ -158,7 +158,7 @@ describe.skipIf(!!missing)("vigil run, on real face videos from ../shared/data/v
     const summary = ofType(events, "summary")[0]!;
     // head-and-shoulders clips: a face passes the quality gate in most sampled frames…
     expect(summary.faces).toBeGreaterThan(framesIn * 0.6);
-    // …but one speaker who barely moves is embedded again only every second or on a clearly better look.
+    // …but one speaker who barely moves is embedded again only every 1.5 s or on a clearly better look.
     expect(summary.embeddedFaces).toBe(faces.length);
     expect(faces.length).toBeLessThan(Number(summary.faces) * 0.6);
     expect(faces.filter((f) => f.cameraId === "cam-1").length).toBeGreaterThan(0);

@@ -11,12 +11,16 @@ import { tempDirFor } from "../../lib/util/temp.ts";
 import type { Vision } from "../../lib/vision/vision.ts";
 import { enrolPhotos } from "../../lib/watchlist/enrol.ts";
 import { resolveCamera } from "../../services/ingest/camera.ts";
+import type { CameraManager } from "../../services/ingest/camera-manager.ts";
+import { probeVideo } from "../../lib/media/ffmpeg.ts";
 import type { VigilEvent } from "../events.ts";
 import { EmbeddedPipeline } from "../pipeline.ts";
 import { percentile } from "./bench-vision.ts";
 
 export interface E2eBenchResult {
   cameras: number;
+  /** All cameras started together, so a looped clip shows every new face on all of them at once. */
+  synchronized: boolean;
   /** Frames per second each camera streams. */
   cameraFps: number;
   /** Frames per second the pipeline samples from each camera. */
@@ -61,7 +65,7 @@ export async function benchE2e(
   vision: Vision,
   cameras: number,
   seconds: number,
-  options: { video?: string; cameraFps: number },
+  options: { video?: string; cameraFps: number; synchronized?: boolean },
 ): Promise<E2eBenchResult> {
   const dir = tempDirFor(config, "bench-e2e");
   const source = await faceVideo(config, dir, options.video);
@@ -102,9 +106,23 @@ export async function benchE2e(
   const specs = Object.keys(mounts).map((m, i) =>
     resolveCamera({ id: `cam${i + 1}`, url: server.url(m), loop: false }, config.ingest),
   );
-  const manager = pipeline.startCameras(specs);
+  // Each mount plays its loop from when its camera connects. Connecting them all at once would make 8 cameras
+  // show the same frame at the same instant, every new face arriving on all of them together each loop: no
+  // real site looks like that. Spread over one loop of the clip, they are independent; --synchronized keeps
+  // the worst case.
+  const clipS = (await probeVideo(source)).durationS ?? 4;
+  const staggerMs = options.synchronized ? 0 : (Math.min(clipS, 4) * 1000) / cameras;
+  const managers: CameraManager[] = [];
+  const sleep = (ms = 1000) => new Promise((r) => setTimeout(r, ms));
+  for (const spec of specs) {
+    managers.push(pipeline.startCameras([spec]));
+    if (staggerMs > 0) await sleep(staggerMs);
+  }
+  const manager = {
+    status: () => managers.flatMap((m) => m.status()),
+    stop: () => Promise.all(managers.map((m) => m.stop())),
+  };
   const bar = progress(`bench e2e (${cameras} cameras)`, warmupS + seconds);
-  const sleep = () => new Promise((r) => setTimeout(r, 1000));
   try {
     for (let i = 0; i < warmupS; i++, bar.tick()) await sleep();
     const offered = () => manager.status().reduce((s, c) => s + c.framesIn, 0);
@@ -121,6 +139,7 @@ export async function benchE2e(
     const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
     return {
       cameras,
+      synchronized: staggerMs === 0,
       cameraFps: options.cameraFps,
       fps: config.ingest.fps,
       seconds: elapsed,

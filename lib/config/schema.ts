@@ -48,6 +48,10 @@ export const ConfigSchema = z
          * main one (ONNX Runtime blocks the thread it runs on). Off: everything on the main thread.
          */
         inferenceWorkers: z.boolean().default(true),
+        /** Detect-align worker threads (frames go to the least busy); detection is the pipeline's largest cost. */
+        detectWorkers: positiveInt.default(2),
+        /** Embedding worker threads: two absorb the burst when several cameras show new faces at once. */
+        embedWorkers: positiveInt.default(2),
       })
       .prefault({}),
     detect: z
@@ -64,7 +68,7 @@ export const ConfigSchema = z
          */
         embedGate: z
           .object({
-            reembedAfterMs: z.number().min(0).default(1000),
+            reembedAfterMs: z.number().min(0).default(1500),
             qualityGain: z.number().min(0).default(0.25),
             iou: fraction.default(0.3),
             forgetAfterMs: z.number().positive().default(1000),
@@ -96,8 +100,12 @@ export const ConfigSchema = z
         /** Overrides the calibrated threshold stored with the model. */
         threshold: z.number().min(-1).max(1).optional(),
         alertCooldownS: z.number().min(0).default(30),
-        /** A track with no new face for this long (capture time) ends and becomes a sighting. */
-        trackTimeoutS: z.number().positive().default(2),
+        /**
+         * A track with no new face for this long (capture time) ends and becomes a sighting. Above
+         * detect.embedGate.reembedAfterMs with room for a missed detection or two; trackers such as ByteTrack
+         * keep lost tracks about as long (30 frames).
+         */
+        trackTimeoutS: z.number().positive().default(3),
         /** Least embedding similarity for a face to continue a track (with overlapping boxes). */
         trackSimilarity: z.number().min(-1).max(1).default(0.3),
         /** Least box overlap (IoU) that lets a merely similar face continue a track. */

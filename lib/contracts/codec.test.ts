@@ -31,6 +31,21 @@ describe("contracts", () => {
     expect(bytes.byteLength).toBeLessThan(24 + 200);
   });
 
+  it("can put a message in shared memory, which a decoded blob still views without a copy", () => {
+    const msg = {
+      ...frame(),
+      format: "yuv420p" as const,
+      image: Uint8Array.from({ length: 12 }, (_, i) => i),
+    };
+    const bytes = FrameContract.encode(msg, { shared: true });
+    expect(bytes.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const back = FrameContract.decode(bytes);
+    expect(back.format).toBe("yuv420p");
+    expect(back.image.buffer).toBe(bytes.buffer);
+    expect(Array.from(back.image)).toEqual(Array.from(msg.image));
+    expect(FrameContract.encode(msg).buffer).toBeInstanceOf(ArrayBuffer);
+  });
+
   it("round-trips an embedding with a float vector and a crop", () => {
     const vector = Float32Array.from([0.6, -0.8, 0, 1e-7]);
     const msg: EmbeddingMessage = {

@@ -28,14 +28,22 @@ export interface ContractSpec<H extends z.ZodType, B extends string> {
 export type MessageOf<H extends z.ZodType, B extends string> = z.infer<H> & { [K in B]: Uint8Array };
 
 export interface Contract<H extends z.ZodType, B extends string> extends ContractSpec<H, B> {
-  encode(message: MessageOf<H, B>): Uint8Array;
+  encode(message: MessageOf<H, B>, options?: EncodeOptions): Uint8Array;
   decode(bytes: Uint8Array): MessageOf<H, B>;
+}
+
+export interface EncodeOptions {
+  /**
+   * Put the bytes in a SharedArrayBuffer: a worker thread can then read a decoded message's blobs where they
+   * are, with no copy (frames: 1.4 MB each, 40 a second).
+   */
+  shared?: boolean;
 }
 
 export function defineContract<H extends z.ZodType, B extends string>(
   spec: ContractSpec<H, B>,
 ): Contract<H, B> {
-  const encode = (message: MessageOf<H, B>): Uint8Array => {
+  const encode = (message: MessageOf<H, B>, options: EncodeOptions = {}): Uint8Array => {
     const headerFields: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(message as Record<string, unknown>)) {
       if (!(spec.blobs as readonly string[]).includes(k)) headerFields[k] = v;
@@ -55,7 +63,7 @@ export function defineContract<H extends z.ZodType, B extends string>(
       "utf8",
     );
     const total = PREAMBLE + header.byteLength + blobs.reduce((n, b) => n + b.byteLength, 0);
-    const out = new Uint8Array(total);
+    const out = new Uint8Array(options.shared ? new SharedArrayBuffer(total) : new ArrayBuffer(total));
     const view = new DataView(out.buffer);
     out.set(MAGIC, 0);
     out[3] = FORMAT_VERSION;

@@ -31,6 +31,24 @@ describe("vision worker threads", () => {
     expect(crops[0]!.data.length).toBe(crops[0]!.width * crops[0]!.height * 3);
   });
 
+  it("spreads frames and a batch of crops over several workers, with results in order", async () => {
+    const vision = await sharedVision();
+    const threads = await startVisionThreads(
+      { ...config, models: { ...config.models, detectWorkers: 2, embedWorkers: 2 } },
+      vision,
+    );
+    cleanups.push(threads.close);
+    const photos = await samplePhotos(path.resolve(config.dataDir, "cache"));
+    const images = await Promise.all(photos.slice(0, 3).map((p) => decodeImage(p)));
+    const here = await Promise.all(images.map((i) => vision.analyzer.analyze(i)));
+    const there = await Promise.all(images.map((i) => threads.analyzer.analyze(i)));
+    expect(there.map((faces) => faces.length)).toEqual(here.map((faces) => faces.length));
+    const crops = here.flat().map((f) => f.crop);
+    expect(crops.length).toBeGreaterThan(2);
+    const [a, b] = [await vision.embedder.embed(crops), await threads.embedder.embed(crops)];
+    expect(b.map((v) => Array.from(v))).toEqual(a.map((v) => Array.from(v)));
+  });
+
   it("fails the requests of a worker that dies and serves the next ones from a fresh worker", async () => {
     const vision = await sharedVision();
     const workerConfig = { ...config, models: { ...config.models, pack: vision.pack.id as "auto" } };

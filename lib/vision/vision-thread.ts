@@ -38,6 +38,7 @@ export class VisionThread {
   private ready: Promise<void> | undefined;
   private pending = new Map<number, Pending>();
   private nextId = 1;
+  private outstanding = 0;
   private closed = false;
 
   constructor(
@@ -89,23 +90,32 @@ export class VisionThread {
   }
 
   async request(request: VisionRequest, transfer: ArrayBuffer[]): Promise<VisionResponse> {
-    await this.start();
-    const worker = this.worker!;
-    return new Promise<VisionResponse>((resolve, reject) => {
-      this.pending.set(request.id, { resolve, reject });
-      worker.postMessage(request, transfer);
-    }).then((r) => {
+    this.outstanding++;
+    try {
+      await this.start();
+      const worker = this.worker!;
+      const r = await new Promise<VisionResponse>((resolve, reject) => {
+        this.pending.set(request.id, { resolve, reject });
+        worker.postMessage(request, transfer);
+      });
       if (!r.ok) {
         const e = new Error(r.error.message);
         e.name = r.error.name;
         throw e;
       }
       return r;
-    });
+    } finally {
+      this.outstanding--;
+    }
   }
 
   id(): number {
     return this.nextId++;
+  }
+
+  /** Requests made and not yet answered (counted from the call, before the worker is even up). */
+  get inFlight(): number {
+    return this.outstanding;
   }
 
   async close() {
@@ -116,46 +126,71 @@ export class VisionThread {
   }
 }
 
-/** A copy the worker can own: a view's bytes may sit in a larger buffer the bus still holds. */
-function ownedCopy(data: Uint8Array): Uint8Array {
-  return data.slice();
+/**
+ * Bytes for the worker, and what to transfer: shared memory is read in place; otherwise a copy the worker can
+ * own, since a view's bytes may sit in a larger buffer the bus still holds for redelivery.
+ */
+function forWorker(data: Uint8Array): { data: Uint8Array; transfer: ArrayBuffer[] } {
+  if (data.buffer instanceof SharedArrayBuffer) return { data, transfer: [] };
+  const copy = data.slice();
+  return { data: copy, transfer: [copy.buffer] };
 }
 
+const leastBusy = (threads: VisionThread[]) => threads.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+
+/** Frames go to whichever detect-align worker has the fewest waiting: one per core keeps every core busy. */
 export class ThreadedAnalyzer implements FrameAnalyzer {
+  private readonly threads: VisionThread[];
+
   constructor(
-    private readonly thread: VisionThread,
+    threads: VisionThread | VisionThread[],
     readonly detectorModelId: string,
-  ) {}
+  ) {
+    this.threads = Array.isArray(threads) ? threads : [threads];
+  }
 
   async analyze(image: FrameImage): Promise<AlignedFace[]> {
-    const data = ownedCopy(image.data);
-    const r = await this.thread.request({ id: this.thread.id(), op: "analyze", image: { ...image, data } }, [
-      data.buffer as ArrayBuffer,
-    ]);
+    const thread = leastBusy(this.threads);
+    const { data, transfer } = forWorker(image.data);
+    const r = await thread.request({ id: thread.id(), op: "analyze", image: { ...image, data } }, transfer);
     return "faces" in r ? r.faces : [];
   }
 }
 
+/** A batch of crops is split across the embed workers, so a burst of new faces is embedded in parallel. */
 export class ThreadedEmbedder implements Embedder {
+  private readonly threads: VisionThread[];
+
   constructor(
-    private readonly thread: VisionThread,
+    threads: VisionThread | VisionThread[],
     readonly modelId: string,
     readonly dim: number,
-  ) {}
+  ) {
+    this.threads = Array.isArray(threads) ? threads : [threads];
+  }
 
   async embed(crops: BgrImage[]): Promise<Float32Array[]> {
-    const owned = crops.map((c) => ({ ...c, data: ownedCopy(c.data) }));
-    const r = await this.thread.request(
-      { id: this.thread.id(), op: "embed", crops: owned },
-      owned.map((c) => c.data.buffer as ArrayBuffer),
+    const per = Math.ceil(crops.length / this.threads.length);
+    const chunks: BgrImage[][] = [];
+    for (let i = 0; i < crops.length; i += per) chunks.push(crops.slice(i, i + per));
+    const results = await Promise.all(chunks.map((chunk) => this.embedOn(leastBusy(this.threads), chunk)));
+    return results.flat();
+  }
+
+  private async embedOn(thread: VisionThread, crops: BgrImage[]): Promise<Float32Array[]> {
+    const parts = crops.map((c) => forWorker(c.data));
+    const r = await thread.request(
+      { id: thread.id(), op: "embed", crops: crops.map((c, i) => ({ ...c, data: parts[i]!.data })) },
+      parts.flatMap((p) => p.transfer),
     );
     return "vectors" in r ? r.vectors : [];
   }
 }
 
 /**
- * Detection and embedding each in their own worker, with the pack the main thread resolved (so a fallback is
- * decided once). Their sessions run single-threaded: the parallelism is the two workers beside the main thread.
+ * Detection and embedding in worker threads (`models.detectWorkers`, `models.embedWorkers`), with the pack the main
+ * thread resolved (so a fallback is decided once). Their sessions run single-threaded: the parallelism is the
+ * workers beside the main thread, and single-threaded inference is the cheapest per frame.
  */
 export async function startVisionThreads(config: Config, vision: Vision) {
   const workerConfig: Config = {
@@ -166,14 +201,26 @@ export async function startVisionThreads(config: Config, vision: Vision) {
       intraOpThreads: config.models.intraOpThreads || 1,
     },
   };
-  const detect = new VisionThread("detect-align", workerConfig);
-  const embed = new VisionThread("embed", workerConfig);
-  await Promise.all([detect.start(), embed.start()]);
+  const detect = Array.from(
+    { length: config.models.detectWorkers },
+    (_, i) => new VisionThread(`detect-align#${i + 1}`, workerConfig),
+  );
+  const embed = Array.from(
+    { length: config.models.embedWorkers },
+    (_, i) => new VisionThread(`embed#${i + 1}`, workerConfig),
+  );
+  const all = [...detect, ...embed];
+  try {
+    await Promise.all(all.map((t) => t.start()));
+  } catch (err) {
+    await Promise.all(all.map((t) => t.close()));
+    throw err;
+  }
   return {
     analyzer: new ThreadedAnalyzer(detect, vision.analyzer.detectorModelId),
     embedder: new ThreadedEmbedder(embed, vision.embedder.modelId, vision.embedder.dim),
     close: async () => {
-      await Promise.all([detect.close(), embed.close()]);
+      await Promise.all(all.map((t) => t.close()));
     },
   };
 }

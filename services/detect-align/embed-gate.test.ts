@@ -56,14 +56,14 @@ describe("embed gate", () => {
   });
 
   it("is configured shorter than a track's time-out, or the config is refused", () => {
-    expect(() => loadConfig({ env: {}, overrides: { "detect.embedGate.reembedAfterMs": 2500 } })).toThrow(
+    expect(() => loadConfig({ env: {}, overrides: { "detect.embedGate.reembedAfterMs": 3000 } })).toThrow(
       /reembedAfterMs must be shorter than match.trackTimeoutS/,
     );
     expect(
       loadConfig({
         env: {},
-        overrides: { "detect.embedGate.reembedAfterMs": 2500, "match.trackTimeoutS": 4 },
+        overrides: { "detect.embedGate.reembedAfterMs": 3000, "match.trackTimeoutS": 4 },
       }).detect.embedGate.reembedAfterMs,
-    ).toBe(2500);
+    ).toBe(3000);
   });
 });

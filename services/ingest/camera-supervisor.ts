@@ -222,7 +222,10 @@ export class CameraSupervisor {
       return;
     }
     if (this.publishing) {
-      if (this.newest) this.status.framesDropped++;
+      if (this.newest) {
+        this.status.framesDropped++;
+        this.newest.release();
+      }
       this.newest = frame;
       return;
     }
@@ -239,10 +242,8 @@ export class CameraSupervisor {
   }
 
   private publish(frame: DecodedFrame) {
-    return this.emit({
-      topic: Topics.frames,
-      key: this.camera.id,
-      value: FrameContract.encode({
+    const value = FrameContract.encode(
+      {
         cameraId: this.camera.id,
         seq: this.seq++,
         // Live: when the decoded frame reached Vigil (sender clocks are not trusted). Files: the media clock.
@@ -253,8 +254,12 @@ export class CameraSupervisor {
         height: frame.height,
         format: frame.format,
         image: frame.data,
-      }),
-    });
+      },
+      // Shared, so the detect-align worker reads the frame where it lies instead of copying it.
+      { shared: true },
+    );
+    frame.release();
+    return this.emit({ topic: Topics.frames, key: this.camera.id, value });
   }
 
   private async terminate(decoder: Decoder) {
