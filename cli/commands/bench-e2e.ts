@@ -128,13 +128,24 @@ export async function benchE2e(
     const offered = () => manager.status().reduce((s, c) => s + c.framesIn, 0);
     const dropped = () => manager.status().reduce((s, c) => s + c.framesDropped, 0);
     const stats = pipeline.detect.stats;
-    const [o0, d0, p0, f0, e0] = [offered(), dropped(), stats.frames, stats.faces, stats.embedded];
+    // Processed frames are those captured inside the window, counted once the queues have drained: frames
+    // still queued at either edge would otherwise count against one window and for the other.
+    const window = { start: Infinity, end: Infinity, processed: 0 };
+    pipeline.detect.onFrameProcessed = ({ captureTs }) => {
+      if (captureTs >= window.start && captureTs < window.end) window.processed++;
+    };
+    const [o0, d0, f0, e0] = [offered(), dropped(), stats.faces, stats.embedded];
     const t0 = Date.now();
+    window.start = t0;
     measuring = true;
     for (let i = 0; i < seconds; i++, bar.tick()) await sleep();
     measuring = false;
-    const elapsed = (Date.now() - t0) / 1000;
-    const [o1, d1, p1, f1, e1] = [offered(), dropped(), stats.frames, stats.faces, stats.embedded];
+    const t1 = Date.now();
+    window.end = t1;
+    const elapsed = (t1 - t0) / 1000;
+    const [o1, d1, f1, e1] = [offered(), dropped(), stats.faces, stats.embedded];
+    await manager.stop();
+    await pipeline.drain();
     bar.done();
     const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
     return {
@@ -146,8 +157,8 @@ export async function benchE2e(
       video: path.basename(source),
       flip: config.embed.flip,
       framesOffered: o1 - o0,
-      framesProcessed: p1 - p0,
-      processedRatio: (p1 - p0) / Math.max(1, o1 - o0),
+      framesProcessed: window.processed,
+      processedRatio: window.processed / Math.max(1, o1 - o0),
       framesDropped: d1 - d0,
       facesPerSecond: (f1 - f0) / elapsed,
       embeddedPerSecond: (e1 - e0) / elapsed,

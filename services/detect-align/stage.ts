@@ -32,6 +32,8 @@ export class DetectAlignStage implements Stage<FrameMessage> {
   };
   private readonly batcher: DynamicBatcher<FrameImage, AlignedFace[]>;
   private readonly gate: EmbedGate;
+  /** Told of every frame detection has run on (metrics, benchmarks). */
+  onFrameProcessed?: (frame: { cameraId: string; captureTs: number }) => void;
 
   constructor(
     private readonly analyzer: FrameAnalyzer,
@@ -65,6 +67,7 @@ export class DetectAlignStage implements Stage<FrameMessage> {
       }
       this.stats.frames++;
       const faces = await this.batcher.submit(image);
+      this.onFrameProcessed?.(frame);
       const passed: { face: AlignedFace; index: number }[] = [];
       faces.forEach((face, index) => {
         if (face.quality.reasons.length === 0) {
