@@ -34,6 +34,7 @@ export class EmbeddedPipeline {
   readonly match: MatchStage;
   private readonly subscriptions: { stop(): Promise<void> }[] = [];
   readonly counts = { frames: 0, alerts: 0, deadLetters: 0 };
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly config: Config,
@@ -101,7 +102,12 @@ export class EmbeddedPipeline {
       stores.history,
       onEvent,
     );
-    await p.wire();
+    try {
+      await p.wire();
+    } catch (err) {
+      await threads?.close();
+      throw err;
+    }
     return p;
   }
 
@@ -209,14 +215,21 @@ export class EmbeddedPipeline {
     await this.bus.drain();
   }
 
-  async close() {
-    await this.bus.drain();
-    // Tracks still open at the end of the input become sightings too.
-    for (const out of await this.match.flush())
-      await this.bus.publish(out.topic, [{ key: out.key, value: out.value }]);
-    await this.bus.drain();
-    for (const s of this.subscriptions) await s.stop();
-    await this.bus.close();
-    await this.closeVision();
+  /** Idempotent; the vision workers are stopped whatever else fails, so they never keep the process alive. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.bus.drain();
+        // Tracks still open at the end of the input become sightings too.
+        for (const out of await this.match.flush())
+          await this.bus.publish(out.topic, [{ key: out.key, value: out.value }]);
+        await this.bus.drain();
+        for (const s of this.subscriptions) await s.stop();
+        await this.bus.close();
+      } finally {
+        await this.closeVision();
+      }
+    })();
+    return this.closing;
   }
 }

@@ -108,6 +108,7 @@ export async function runEmbedded(
     emit(summary);
     return { summary, results };
   } finally {
+    await pipeline.close().catch(() => {});
     store.close();
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);

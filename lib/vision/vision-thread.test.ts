@@ -52,7 +52,7 @@ describe("vision worker threads", () => {
   it("fails the requests of a worker that dies and serves the next ones from a fresh worker", async () => {
     const vision = await sharedVision();
     const workerConfig = { ...config, models: { ...config.models, pack: vision.pack.id as "auto" } };
-    const thread = new VisionThread("test", workerConfig);
+    const thread = new VisionThread("test", workerConfig, "analyzer");
     cleanups.push(() => thread.close());
     const analyzer = new ThreadedAnalyzer(thread, vision.analyzer.detectorModelId);
     const [photo] = await samplePhotos(path.resolve(config.dataDir, "cache"));
@@ -71,7 +71,7 @@ describe("vision worker threads", () => {
       ...config,
       models: { ...config.models, cacheDir: "/nonexistent", sources: [] as never[] },
     };
-    const thread = new VisionThread("detect-align", broken);
+    const thread = new VisionThread("detect-align", broken, "analyzer");
     cleanups.push(() => thread.close());
     await expect(thread.start()).rejects.toThrow(/detect-align worker could not load its models/);
   });

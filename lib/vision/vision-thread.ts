@@ -8,6 +8,7 @@ import type { Vision } from "./vision.ts";
 
 export interface VisionWorkerData {
   config: Config;
+  role: "analyzer" | "embedder";
 }
 
 export type VisionRequest =
@@ -44,6 +45,7 @@ export class VisionThread {
   constructor(
     private readonly name: string,
     private readonly config: Config,
+    private readonly role: VisionWorkerData["role"],
   ) {}
 
   /** Starts the worker now, so model loading happens before the first frame rather than during it. */
@@ -52,6 +54,7 @@ export class VisionThread {
     if (this.ready) return this.ready;
     const worker = startTsWorker(new URL("./vision-worker.ts", import.meta.url), {
       config: this.config,
+      role: this.role,
     } satisfies VisionWorkerData);
     this.worker = worker;
     this.ready = new Promise<void>((resolve, reject) => {
@@ -203,11 +206,11 @@ export async function startVisionThreads(config: Config, vision: Vision) {
   };
   const detect = Array.from(
     { length: config.models.detectWorkers },
-    (_, i) => new VisionThread(`detect-align#${i + 1}`, workerConfig),
+    (_, i) => new VisionThread(`detect-align#${i + 1}`, workerConfig, "analyzer"),
   );
   const embed = Array.from(
     { length: config.models.embedWorkers },
-    (_, i) => new VisionThread(`embed#${i + 1}`, workerConfig),
+    (_, i) => new VisionThread(`embed#${i + 1}`, workerConfig, "embedder"),
   );
   const all = [...detect, ...embed];
   try {

@@ -1,26 +1,29 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { Config } from "../config/index.ts";
 import type { BgrImage, FrameImage } from "./image.ts";
-import { loadVision } from "./vision.ts";
+import { loadVisionPart } from "./vision.ts";
 import type { VisionRequest, VisionResponse, VisionWorkerData } from "./vision-thread.ts";
 
 // Entry of a vision worker thread: opens the sessions of the pack the main thread resolved, then serves
 // requests one at a time (ONNX Runtime's run blocks this thread, which is the point: not the main one).
-const { config } = workerData as VisionWorkerData;
+const { config, role } = workerData as VisionWorkerData;
 const port = parentPort!;
 
 const transferables = (crops: BgrImage[]) => crops.map((c) => c.data.buffer as ArrayBuffer);
 
 try {
-  const vision = await loadVision(config as Config);
+  const analyzer = role === "analyzer" ? await loadVisionPart(config as Config, "analyzer") : undefined;
+  const embedder = role === "embedder" ? await loadVisionPart(config as Config, "embedder") : undefined;
   port.on("message", async (request: VisionRequest) => {
     try {
       if (request.op === "analyze") {
-        const faces = await vision.analyzer.analyze(request.image as FrameImage);
+        if (!analyzer) throw new Error("this worker embeds; it has no detector");
+        const faces = await analyzer.analyze(request.image as FrameImage);
         const reply: VisionResponse = { id: request.id, ok: true, faces };
         port.postMessage(reply, transferables(faces.map((f) => f.crop)));
       } else {
-        const vectors = await vision.embedder.embed(request.crops);
+        if (!embedder) throw new Error("this worker detects; it has no embedder");
+        const vectors = await embedder.embed(request.crops);
         const reply: VisionResponse = { id: request.id, ok: true, vectors };
         port.postMessage(
           reply,

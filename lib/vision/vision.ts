@@ -3,7 +3,7 @@ import { modelCacheDir } from "../config/index.ts";
 import { YuNetDetector } from "./detectors/yunet.ts";
 import type { FaceDetector } from "./detectors/detection.ts";
 import { FaceEmbedder } from "./embedder.ts";
-import { FaceAnalyzer } from "./face-analyzer.ts";
+import { FaceAnalyzer, type AlignmentTarget } from "./face-analyzer.ts";
 import { ModelStore, ModelUnavailableError } from "./model-store.ts";
 import { DEFAULT_PACK, FALLBACK_PACK, PACKS, modelSpec, packModels, type Pack } from "./registry.ts";
 import { createSession } from "./runtime.ts";
@@ -32,13 +32,13 @@ let fallbackAnnounced = false;
 
 /**
  * Resolves the pack (`auto` = default, falling back to the npm-only pack when the default's sources are
- * unreachable), pulls what is missing and opens the sessions.
+ * unreachable) and pulls what is missing.
  */
-export async function loadVision(
+async function resolvePack(
   config: Config,
-  log: (line: string) => void = () => {},
-  warn: (message: string) => void = (m) => process.stderr.write(m),
-): Promise<Vision> {
+  log: (line: string) => void,
+  warn: (message: string) => void,
+): Promise<{ store: ModelStore; pack: Pack; fallbackReason?: string }> {
   const store = modelStoreFor(config, log);
   const wanted = config.models.pack === "auto" ? DEFAULT_PACK : config.models.pack;
   let pack = PACKS[wanted]!;
@@ -59,20 +59,66 @@ export async function loadVision(
     }
     for (const spec of packModels(pack)) await store.ensure(spec);
   }
-  const session = async (id: string) => createSession(store.artifactPath(modelSpec(id)), config.models);
-  const embedSpec = modelSpec(pack.embedder);
-  const embedder = new FaceEmbedder(await session(pack.embedder), embedSpec, config.embed.flip);
+  return { store, pack, fallbackReason };
+}
+
+const session = (store: ModelStore, config: Config, id: string) =>
+  createSession(store.artifactPath(modelSpec(id)), config.models);
+
+async function openEmbedder(store: ModelStore, config: Config, pack: Pack): Promise<FaceEmbedder> {
+  return new FaceEmbedder(
+    await session(store, config, pack.embedder),
+    modelSpec(pack.embedder),
+    config.embed.flip,
+  );
+}
+
+async function openDetector(store: ModelStore, config: Config, pack: Pack): Promise<FaceDetector> {
   const detectSpec = modelSpec(pack.detector);
-  const detector: FaceDetector =
-    detectSpec.decoder === "yunet"
-      ? new YuNetDetector(await session(pack.detector), detectSpec, config.detect)
-      : new UltraFaceDetector(
-          await session(pack.detector),
-          detectSpec,
-          await session(pack.landmarks!),
-          modelSpec(pack.landmarks!),
-          config.detect,
-        );
+  return detectSpec.decoder === "yunet"
+    ? new YuNetDetector(await session(store, config, pack.detector), detectSpec, config.detect)
+    : new UltraFaceDetector(
+        await session(store, config, pack.detector),
+        detectSpec,
+        await session(store, config, pack.landmarks!),
+        modelSpec(pack.landmarks!),
+        config.detect,
+      );
+}
+
+/** The embedder's crop size and landmark template, read from the registry (no session needed). */
+function alignmentTarget(pack: Pack): AlignmentTarget {
+  const spec = modelSpec(pack.embedder);
+  return { width: spec.input.width!, height: spec.input.height!, template: spec.template! };
+}
+
+export async function loadVision(
+  config: Config,
+  log: (line: string) => void = () => {},
+  warn: (message: string) => void = (m) => process.stderr.write(m),
+): Promise<Vision> {
+  const { store, pack, fallbackReason } = await resolvePack(config, log, warn);
+  const embedder = await openEmbedder(store, config, pack);
+  const detector = await openDetector(store, config, pack);
   const analyzer = new FaceAnalyzer(detector, embedder, config.quality);
   return { pack, detector, embedder, analyzer, fallbackReason };
+}
+
+/**
+ * Only the half a worker thread needs: detect-align workers open no embedding session, embed workers no
+ * detector (each session costs tens of MB).
+ */
+export async function loadVisionPart(config: Config, part: "analyzer"): Promise<FaceAnalyzer>;
+export async function loadVisionPart(config: Config, part: "embedder"): Promise<FaceEmbedder>;
+export async function loadVisionPart(
+  config: Config,
+  part: "analyzer" | "embedder",
+): Promise<FaceAnalyzer | FaceEmbedder> {
+  const { store, pack } = await resolvePack(
+    config,
+    () => {},
+    () => {},
+  );
+  if (part === "embedder") return openEmbedder(store, config, pack);
+  return new FaceAnalyzer(await openDetector(store, config, pack), alignmentTarget(pack), config.quality);
 }
