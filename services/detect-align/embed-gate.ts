@@ -33,12 +33,36 @@ export type GateDecision = "new" | "due" | "better" | "same";
  */
 export class EmbedGate {
   private readonly cameras = new Map<string, GateTrack[]>();
+  /** Each camera's recent decisions by frame seq: a redelivered frame gets the same answer, so nothing is lost. */
+  private readonly recent = new Map<string, Map<number, GateDecision[]>>();
 
   constructor(private readonly options: EmbedGateOptions) {}
 
-  /** One decision per face of one frame, in the order given; faces are claimed by the best-overlapping track. */
-  decide(cameraId: string, ts: number, faces: { box: Box; quality: QualityScores }[]): GateDecision[] {
+  /**
+   * One decision per face of one frame, in the order given; faces are claimed by the best-overlapping track.
+   * Deciding a frame (camera + seq) again returns the first answer and changes nothing.
+   */
+  decide(
+    cameraId: string,
+    frame: { seq: number; ts: number },
+    faces: { box: Box; quality: QualityScores }[],
+  ): GateDecision[] {
     if (this.options.reembedAfterMs <= 0) return faces.map(() => "new");
+    let recent = this.recent.get(cameraId);
+    if (!recent) this.recent.set(cameraId, (recent = new Map()));
+    const before = recent.get(frame.seq);
+    if (before) return before;
+    const decisions = this.decideNew(cameraId, frame.ts, faces);
+    recent.set(frame.seq, decisions);
+    if (recent.size > 256) recent.delete(recent.keys().next().value!);
+    return decisions;
+  }
+
+  private decideNew(
+    cameraId: string,
+    ts: number,
+    faces: { box: Box; quality: QualityScores }[],
+  ): GateDecision[] {
     const tracks = (this.cameras.get(cameraId) ?? []).filter(
       (t) => ts - t.lastSeenTs <= this.options.forgetAfterMs && t.lastSeenTs <= ts,
     );

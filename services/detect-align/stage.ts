@@ -83,7 +83,7 @@ export class DetectAlignStage implements Stage<FrameMessage> {
       this.stats.faces += passed.length;
       const decisions = this.gate.decide(
         frame.cameraId,
-        frame.captureTs,
+        { seq: frame.seq, ts: frame.captureTs },
         passed.map(({ face }) => ({ box: face.detection.box, quality: face.quality.scores })),
       );
       passed.forEach(({ face, index }, i) => {
