@@ -220,14 +220,18 @@ evaluate
         json?: boolean;
         out?: string;
       }) => {
-        const config = configFrom(globals(), { "models.pack": opts.pack, "embed.flip": opts.flip });
+        // --no-flip overrides; without it the config (file, VIGIL_EMBED__FLIP) decides, as for every command.
+        const config = configFrom(globals(), {
+          "models.pack": opts.pack,
+          "embed.flip": opts.flip ? undefined : false,
+        });
         const vision = await visionFor(config);
         const report = await evaluateLfw(
           vision,
           opts.images,
           opts.pairs,
           (phase, total) => progress(phase, total),
-          opts.flip,
+          config.embed.flip,
         );
         if (opts.out) writeFileSync(opts.out, JSON.stringify(report, null, 2));
         if (opts.json) {
