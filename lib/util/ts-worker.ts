@@ -4,13 +4,17 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 
+let tsxApi: string | undefined;
+
 /** tsx's ESM register API, found through its package exports (require.resolve would give the CJS build). */
 function tsxApiUrl(): string {
+  if (tsxApi) return tsxApi;
   const manifest = createRequire(import.meta.url).resolve("tsx/package.json");
   const pkg = JSON.parse(readFileSync(manifest, "utf8")) as {
     exports: Record<string, { import: { default: string } }>;
   };
-  return pathToFileURL(path.join(path.dirname(manifest), pkg.exports["./esm/api"]!.import.default)).href;
+  tsxApi = pathToFileURL(path.join(path.dirname(manifest), pkg.exports["./esm/api"]!.import.default)).href;
+  return tsxApi;
 }
 
 /**

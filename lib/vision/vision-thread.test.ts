@@ -54,7 +54,7 @@ describe("vision worker threads", () => {
     const workerConfig = { ...config, models: { ...config.models, pack: vision.pack.id as "auto" } };
     const thread = new VisionThread("test", workerConfig, "analyzer");
     cleanups.push(() => thread.close());
-    const analyzer = new ThreadedAnalyzer(thread, vision.analyzer.detectorModelId);
+    const analyzer = new ThreadedAnalyzer([thread], vision.analyzer.detectorModelId);
     const [photo] = await samplePhotos(path.resolve(config.dataDir, "cache"));
     const image = await decodeImage(photo!);
     await thread.start();

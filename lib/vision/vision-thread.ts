@@ -11,8 +11,8 @@ export interface VisionWorkerData {
   role: "analyzer" | "embedder";
 }
 
-export type VisionRequest =
-  { id: number; op: "analyze"; image: FrameImage } | { id: number; op: "embed"; crops: BgrImage[] };
+export type VisionJob = { op: "analyze"; image: FrameImage } | { op: "embed"; crops: BgrImage[] };
+export type VisionRequest = VisionJob & { id: number };
 
 export type VisionResponse =
   | { id: number; ok: true; faces: AlignedFace[] }
@@ -92,7 +92,8 @@ export class VisionThread {
     return this.ready;
   }
 
-  async request(request: VisionRequest, transfer: ArrayBuffer[]): Promise<VisionResponse> {
+  async request(job: VisionJob, transfer: ArrayBuffer[]): Promise<VisionResponse> {
+    const request: VisionRequest = { ...job, id: this.nextId++ };
     this.outstanding++;
     try {
       await this.start();
@@ -110,10 +111,6 @@ export class VisionThread {
     } finally {
       this.outstanding--;
     }
-  }
-
-  id(): number {
-    return this.nextId++;
   }
 
   /** Requests made and not yet answered (counted from the call, before the worker is even up). */
@@ -143,34 +140,26 @@ const leastBusy = (threads: VisionThread[]) => threads.reduce((a, b) => (b.inFli
 
 /** Frames go to whichever detect-align worker has the fewest waiting: one per core keeps every core busy. */
 export class ThreadedAnalyzer implements FrameAnalyzer {
-  private readonly threads: VisionThread[];
-
   constructor(
-    threads: VisionThread | VisionThread[],
+    private readonly threads: VisionThread[],
     readonly detectorModelId: string,
-  ) {
-    this.threads = Array.isArray(threads) ? threads : [threads];
-  }
+  ) {}
 
   async analyze(image: FrameImage): Promise<AlignedFace[]> {
     const thread = leastBusy(this.threads);
     const { data, transfer } = forWorker(image.data);
-    const r = await thread.request({ id: thread.id(), op: "analyze", image: { ...image, data } }, transfer);
+    const r = await thread.request({ op: "analyze", image: { ...image, data } }, transfer);
     return "faces" in r ? r.faces : [];
   }
 }
 
 /** A batch of crops is split across the embed workers, so a burst of new faces is embedded in parallel. */
 export class ThreadedEmbedder implements Embedder {
-  private readonly threads: VisionThread[];
-
   constructor(
-    threads: VisionThread | VisionThread[],
+    private readonly threads: VisionThread[],
     readonly modelId: string,
     readonly dim: number,
-  ) {
-    this.threads = Array.isArray(threads) ? threads : [threads];
-  }
+  ) {}
 
   async embed(crops: BgrImage[]): Promise<Float32Array[]> {
     const per = Math.ceil(crops.length / this.threads.length);
@@ -183,7 +172,7 @@ export class ThreadedEmbedder implements Embedder {
   private async embedOn(thread: VisionThread, crops: BgrImage[]): Promise<Float32Array[]> {
     const parts = crops.map((c) => forWorker(c.data));
     const r = await thread.request(
-      { id: thread.id(), op: "embed", crops: crops.map((c, i) => ({ ...c, data: parts[i]!.data })) },
+      { op: "embed", crops: crops.map((c, i) => ({ ...c, data: parts[i]!.data })) },
       parts.flatMap((p) => p.transfer),
     );
     return "vectors" in r ? r.vectors : [];

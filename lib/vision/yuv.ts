@@ -30,24 +30,62 @@ const KBU = 2.017;
 
 const clamp255 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
 
+/** Where the planes of a yuv420p buffer start, and the chroma planes' size. */
+function planes(image: Yuv420Image) {
+  const cw = image.width / 2;
+  const ch = image.height / 2;
+  const uBase = image.width * image.height;
+  return { cw, ch, uBase, vBase: uBase + cw * ch };
+}
+
+/** Writes the BGR of luma `y` and centred chroma `u`, `v` (minus 128) as bytes at out[o..o+2]. */
+function storeBgr(out: Uint8Array, o: number, y: number, u: number, v: number) {
+  const l = KY * (y - 16);
+  out[o] = Math.round(clamp255(l + KBU * u));
+  out[o + 1] = Math.round(clamp255(l + KGU * u + KGV * v));
+  out[o + 2] = Math.round(clamp255(l + KRV * v));
+}
+
+/** Where one of B, G, R goes in a tensor and how it is normalised. */
+interface ChannelSlot {
+  base: number;
+  mean: number;
+  inv: number;
+}
+
+/** Writes the normalised BGR of luma `y` and centred chroma `u`, `v` into the three planes at `at`. */
+function storeTensor(
+  out: Float32Array,
+  at: number,
+  y: number,
+  u: number,
+  v: number,
+  b: ChannelSlot,
+  g: ChannelSlot,
+  r: ChannelSlot,
+) {
+  const l = KY * (y - 16);
+  out[b.base + at] = (clamp255(l + KBU * u) - b.mean) * b.inv;
+  out[g.base + at] = (clamp255(l + KGU * u + KGV * v) - g.mean) * g.inv;
+  out[r.base + at] = (clamp255(l + KRV * v) - r.mean) * r.inv;
+}
+
 /** Converts a whole frame to packed BGR (for paths that need every pixel, such as the fallback detector). */
 export function yuv420ToBgr(image: Yuv420Image): BgrImage {
   const { width, height, data } = image;
-  const cw = width / 2;
-  const uBase = width * height;
-  const vBase = uBase + cw * (height / 2);
+  const { cw, uBase, vBase } = planes(image);
   const out = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y++) {
     const crow = (y >> 1) * cw;
     for (let x = 0; x < width; x++) {
       const c = crow + (x >> 1);
-      const yy = KY * (data[y * width + x]! - 16);
-      const u = data[uBase + c]! - 128;
-      const v = data[vBase + c]! - 128;
-      const o = (y * width + x) * 3;
-      out[o] = Math.round(clamp255(yy + KBU * u));
-      out[o + 1] = Math.round(clamp255(yy + KGU * u + KGV * v));
-      out[o + 2] = Math.round(clamp255(yy + KRV * v));
+      storeBgr(
+        out,
+        (y * width + x) * 3,
+        data[y * width + x]!,
+        data[uBase + c]! - 128,
+        data[vBase + c]! - 128,
+      );
     }
   }
   return { width, height, data: out };
@@ -65,10 +103,7 @@ export function warpYuv420(
   height: number,
 ): BgrImage {
   const { width: W, height: H, data } = image;
-  const cw = W / 2;
-  const ch = H / 2;
-  const uBase = W * H;
-  const vBase = uBase + cw * ch;
+  const { cw, ch, uBase, vBase } = planes(image);
   const out = new Uint8Array(width * height * 3);
   const [a, b, tx, c, d, ty] = inv as [number, number, number, number, number, number];
   let o = 0;
@@ -116,10 +151,7 @@ export function warpYuv420(
         w01 * data[vBase + q + cy1]! +
         w11 * data[vBase + q + cy1 + cx1]! -
         128;
-      const l = KY * (luma - 16);
-      out[o] = Math.round(clamp255(l + KBU * uu));
-      out[o + 1] = Math.round(clamp255(l + KGU * uu + KGV * vv));
-      out[o + 2] = Math.round(clamp255(l + KRV * vv));
+      storeBgr(out, o, luma, uu, vv);
     }
   }
   return { width, height, data: out };
@@ -141,25 +173,23 @@ export function fillTensorFromYuv420(
   targetHeight = outHeight,
 ) {
   const { width: W, height: H, data } = image;
-  const cw = W / 2;
-  const uBase = W * H;
-  const vBase = uBase + cw * (H / 2);
+  const { cw, uBase, vBase } = planes(image);
   const plane = targetWidth * targetHeight;
-  const xs = blockBounds(W, outWidth);
-  const ys = blockBounds(H, outHeight);
-  const chromaCol = new Int32Array(outWidth);
-  for (let ox = 0; ox < outWidth; ox++) chromaCol[ox] = (xs[2 * ox]! + xs[2 * ox + 1]! - 1) >> 2;
   // Where each of B, G, R goes and how it is normalised, in the model's channel order.
-  const slot = (bgrIndex: number) => {
+  const slot = (bgrIndex: number): ChannelSlot => {
     const c = layout.channels === "rgb" ? 2 - bgrIndex : bgrIndex;
     return { base: offset + c * plane, mean: layout.mean[c]!, inv: 1 / layout.std[c]! };
   };
   const [b, g, r] = [slot(0), slot(1), slot(2)];
   const gray = layout.channels === "gray";
   if (!gray && W === 2 * outWidth && H === 2 * outHeight) {
-    fillHalved(image, out, outWidth, outHeight, targetWidth, [b, g, r]);
+    fillHalved(image, out, outWidth, outHeight, targetWidth, b, g, r);
     return;
   }
+  const xs = blockBounds(W, outWidth);
+  const ys = blockBounds(H, outHeight);
+  const chromaCol = new Int32Array(outWidth);
+  for (let ox = 0; ox < outWidth; ox++) chromaCol[ox] = (xs[2 * ox]! + xs[2 * ox + 1]! - 1) >> 2;
   for (let oy = 0; oy < outHeight; oy++) {
     const y0 = ys[2 * oy]!;
     const y1 = ys[2 * oy + 1]!;
@@ -174,20 +204,12 @@ export function fillTensorFromYuv420(
         for (let x = x0; x < x1; x++) sum += data[p + x]!;
       }
       const mean = sum / ((y1 - y0) * (x1 - x0));
-      const l = KY * (mean - 16);
       if (gray) {
-        out[b.base + row + ox] = (l - b.mean) * b.inv;
+        out[b.base + row + ox] = (KY * (mean - 16) - b.mean) * b.inv;
         continue;
       }
       const c = chromaRow + chromaCol[ox]!;
-      const u = data[uBase + c]! - 128;
-      const v = data[vBase + c]! - 128;
-      const vb = l + KBU * u;
-      const vg = l + KGU * u + KGV * v;
-      const vr = l + KRV * v;
-      out[b.base + row + ox] = ((vb < 0 ? 0 : vb > 255 ? 255 : vb) - b.mean) * b.inv;
-      out[g.base + row + ox] = ((vg < 0 ? 0 : vg > 255 ? 255 : vg) - g.mean) * g.inv;
-      out[r.base + row + ox] = ((vr < 0 ? 0 : vr > 255 ? 255 : vr) - r.mean) * r.inv;
+      storeTensor(out, row + ox, mean, data[uBase + c]! - 128, data[vBase + c]! - 128, b, g, r);
     }
   }
 }
@@ -199,35 +221,21 @@ function fillHalved(
   outWidth: number,
   outHeight: number,
   targetWidth: number,
-  [b, g, r]: { base: number; mean: number; inv: number }[],
+  b: ChannelSlot,
+  g: ChannelSlot,
+  r: ChannelSlot,
 ) {
-  const { width: W, height: H, data } = image;
-  const uBase = W * H;
-  const vBase = uBase + (W / 2) * (H / 2);
-  const bBase = b!.base,
-    bMean = b!.mean,
-    bInv = b!.inv;
-  const gBase = g!.base,
-    gMean = g!.mean,
-    gInv = g!.inv;
-  const rBase = r!.base,
-    rMean = r!.mean,
-    rInv = r!.inv;
+  const { width: W, data } = image;
+  const { uBase, vBase } = planes(image);
   for (let oy = 0; oy < outHeight; oy++) {
     const top = 2 * oy * W;
     const chroma = oy * outWidth;
     const row = oy * targetWidth;
     for (let ox = 0; ox < outWidth; ox++) {
       const p = top + 2 * ox;
-      const l = KY * ((data[p]! + data[p + 1]! + data[p + W]! + data[p + W + 1]!) * 0.25 - 16);
-      const u = data[uBase + chroma + ox]! - 128;
-      const v = data[vBase + chroma + ox]! - 128;
-      const vb = l + KBU * u;
-      const vg = l + KGU * u + KGV * v;
-      const vr = l + KRV * v;
-      out[bBase + row + ox] = ((vb < 0 ? 0 : vb > 255 ? 255 : vb) - bMean) * bInv;
-      out[gBase + row + ox] = ((vg < 0 ? 0 : vg > 255 ? 255 : vg) - gMean) * gInv;
-      out[rBase + row + ox] = ((vr < 0 ? 0 : vr > 255 ? 255 : vr) - rMean) * rInv;
+      const mean = (data[p]! + data[p + 1]! + data[p + W]! + data[p + W + 1]!) * 0.25;
+      const c = chroma + ox;
+      storeTensor(out, row + ox, mean, data[uBase + c]! - 128, data[vBase + c]! - 128, b, g, r);
     }
   }
 }

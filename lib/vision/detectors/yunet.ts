@@ -33,14 +33,16 @@ export class YuNetDetector implements FaceDetector {
     const stride = this.spec.input.stride ?? 32;
     const padW = Math.ceil(w / stride) * stride;
     const padH = Math.ceil(h / stride) * stride;
-    const input = this.takeInput(w, h, padW, padH);
+    // Reused tensors are keyed by where the image sits in them: the zero padding must be where it was.
+    const shape = `${w}x${h} in ${padW}x${padH}`;
+    const input = this.takeInput(shape, 3 * padW * padH);
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
       // Only the w×h corner is written; the padding stays zero because a reused buffer always had this size.
       await fillResizedTensor(image, w, h, this.spec.input, input, 0, padW, padH);
       out = await this.session.run({ input: new ort.Tensor("float32", input, [1, 3, padH, padW]) });
     } finally {
-      if (this.sparesShape === shapeKey(w, h, padW, padH) && this.spares.length < 4) this.spares.push(input);
+      if (this.sparesShape === shape && this.spares.length < 4) this.spares.push(input);
     }
     const found: Detection[] = [];
     const sx = image.width / w;
@@ -76,15 +78,12 @@ export class YuNetDetector implements FaceDetector {
     return nms(found, this.options.nmsIou);
   }
 
-  private takeInput(w: number, h: number, padW: number, padH: number): Float32Array {
-    const shape = shapeKey(w, h, padW, padH);
+  private takeInput(shape: string, length: number): Float32Array {
     if (shape !== this.sparesShape) {
       // Another frame size: the old tensors' zero padding is in the wrong place.
       this.spares = [];
       this.sparesShape = shape;
     }
-    return this.spares.pop() ?? new Float32Array(3 * padW * padH);
+    return this.spares.pop() ?? new Float32Array(length);
   }
 }
-
-const shapeKey = (w: number, h: number, padW: number, padH: number) => `${w}x${h} in ${padW}x${padH}`;
