@@ -1,5 +1,5 @@
 import { loadConfig, type Config } from "../lib/config/index.ts";
-import { loadVision, type Vision } from "../lib/vision/vision.ts";
+import { loadVision, type Vision } from "../lib/vision/inference/vision.ts";
 
 export interface GlobalOptions {
   config?: string;

@@ -11,11 +11,11 @@ import {
 import { runStage, type Emit } from "../lib/runtime/stage.ts";
 import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
 import type { SightingStore } from "../lib/store/sighting-store.ts";
-import type { Vision } from "../lib/vision/vision.ts";
-import type { Embedder } from "../lib/vision/embedder.ts";
-import type { FrameAnalyzer } from "../lib/vision/face-analyzer.ts";
-import { startVisionThreads } from "../lib/vision/vision-thread.ts";
-import { thresholdFor } from "../lib/vision/calibration.ts";
+import type { Vision } from "../lib/vision/inference/vision.ts";
+import type { Embedder } from "../lib/vision/inference/embedder.ts";
+import type { FrameAnalyzer } from "../lib/vision/inference/face-analyzer.ts";
+import { startVisionThreads } from "../lib/vision/threads/vision-thread.ts";
+import { thresholdFor } from "../lib/vision/models/calibration.ts";
 import { CameraManager } from "../services/ingest/camera-manager.ts";
 import type { CameraSpec } from "../services/ingest/camera.ts";
 import { DetectAlignStage } from "../services/detect-align/stage.ts";

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { loadConfig, type Config } from "../lib/config/index.ts";
-import { loadVision, type Vision } from "../lib/vision/vision.ts";
+import { loadVision, type Vision } from "../lib/vision/inference/vision.ts";
 import type { VigilEvent } from "../cli/events.ts";
 
 /** The development data beside the project (../shared/data), or VIGIL_SHARED_DATA. */

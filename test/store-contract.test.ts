@@ -4,9 +4,9 @@ import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { QdrantStore } from "../lib/store/qdrant-store.ts";
 import type { SightingStore } from "../lib/store/sighting-store.ts";
 import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
-import { l2normalize } from "../lib/vision/embedder.ts";
 import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
 import { tempDir } from "./helpers.ts";
+import { l2normalize } from "../lib/geometry/index.ts";
 
 type Store = WatchlistStore & SightingStore;
 const q = { faceSize: 80, interOcular: 30, sharpness: 100, yawDeg: 0, pitchDeg: 0, detScore: 0.9 };

@@ -6,7 +6,7 @@ import { buildTimeline } from "../lib/history/timeline.ts";
 import { generateImage } from "../lib/media/generate.ts";
 import { samplePhotos, slideshowVideo, cropLargestFace } from "../lib/media/sample-media.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { thresholdFor } from "../lib/vision/calibration.ts";
+import { thresholdFor } from "../lib/vision/models/calibration.ts";
 import { embedSingleFace } from "../lib/watchlist/photo.ts";
 import { collect, ofType, sharedData, sharedVision, skipReason, tempDir, testConfig } from "./helpers.ts";
 

@@ -8,7 +8,7 @@ import { progress } from "../../lib/telemetry/progress.ts";
 import { cameraStream } from "../../lib/testing/rtsp/media.ts";
 import { RtspTestServer, type MountSpec } from "../../lib/testing/rtsp/server.ts";
 import { tempDirFor } from "../../lib/util/temp.ts";
-import type { Vision } from "../../lib/vision/vision.ts";
+import type { Vision } from "../../lib/vision/inference/vision.ts";
 import { enrolPhotos } from "../../lib/watchlist/enrol.ts";
 import { resolveCamera } from "../../services/ingest/camera.ts";
 import type { CameraManager } from "../../services/ingest/camera-manager.ts";

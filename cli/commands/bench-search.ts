@@ -5,10 +5,10 @@ import type { Sighting } from "../../lib/store/sighting-store.ts";
 import { SqliteStore } from "../../lib/store/sqlite-store.ts";
 import { VectorIndex } from "../../lib/store/vector-index.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
-import { l2normalize } from "../../lib/vision/embedder.ts";
-import { modelSpec, PACKS, DEFAULT_PACK } from "../../lib/vision/registry.ts";
+import { modelSpec, PACKS, DEFAULT_PACK } from "../../lib/vision/models/registry.ts";
 import { tempDirFor } from "../../lib/util/temp.ts";
 import { percentile } from "./bench-vision.ts";
+import { l2normalize } from "../../lib/geometry/index.ts";
 
 /** Deterministic Gaussian-ish noise (sum of uniforms), so runs are comparable. */
 function rng(seed: number) {

@@ -2,13 +2,13 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
 import { samplePhotos } from "../../lib/media/sample-media.ts";
-import { FaceEmbedder } from "../../lib/vision/embedder.ts";
-import { decodeImage, resizeImage, type BgrImage } from "../../lib/vision/image.ts";
-import { modelSpec } from "../../lib/vision/registry.ts";
-import { createSession } from "../../lib/vision/runtime.ts";
-import type { Vision } from "../../lib/vision/vision.ts";
+import { FaceEmbedder } from "../../lib/vision/inference/embedder.ts";
+import { decodeImage, resizeImage, type BgrImage } from "../../lib/vision/pixels/image.ts";
+import { modelSpec } from "../../lib/vision/models/registry.ts";
+import { createSession } from "../../lib/vision/inference/runtime.ts";
+import type { Vision } from "../../lib/vision/inference/vision.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
-import { modelStoreFor } from "../../lib/vision/vision.ts";
+import { modelStoreFor } from "../../lib/vision/inference/vision.ts";
 import { logToStderr } from "../context.ts";
 
 export interface Timing {

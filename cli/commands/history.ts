@@ -1,7 +1,7 @@
 import type { Config } from "../../lib/config/index.ts";
 import { buildTimeline, parseTime } from "../../lib/history/timeline.ts";
 import type { SightingRecord } from "../../lib/store/sighting-store.ts";
-import { thresholdFor } from "../../lib/vision/calibration.ts";
+import { thresholdFor } from "../../lib/vision/models/calibration.ts";
 import { embedSingleFace } from "../../lib/watchlist/photo.ts";
 import { UsageError, visionFor } from "../context.ts";
 import { openStore } from "../../lib/store/open-store.ts";

@@ -1,8 +1,8 @@
 import type { Config } from "../../lib/config/index.ts";
-import { modelStoreFor } from "../../lib/vision/vision.ts";
-import { MODELS, PACKS, packModels, DEFAULT_PACK, FALLBACK_PACK } from "../../lib/vision/registry.ts";
+import { modelStoreFor } from "../../lib/vision/inference/vision.ts";
+import { MODELS, PACKS, packModels, DEFAULT_PACK, FALLBACK_PACK } from "../../lib/vision/models/registry.ts";
 import { logToStderr, UsageError } from "../context.ts";
-import { describeSource } from "../../lib/vision/model-store.ts";
+import { describeSource } from "../../lib/vision/models/model-store.ts";
 
 export function listModels(config: Config) {
   const store = modelStoreFor(config, logToStderr);

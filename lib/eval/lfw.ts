@@ -1,12 +1,11 @@
 import path from "node:path";
-import { alignFace } from "../vision/align.ts";
-import { cosine } from "../vision/embedder.ts";
-import type { AlignedFace } from "../vision/face-analyzer.ts";
-import { decodeImage, type BgrImage } from "../vision/image.ts";
-import type { Point } from "../vision/registry.ts";
-import type { Vision } from "../vision/vision.ts";
+import { alignFace } from "../vision/pixels/align.ts";
+import type { AlignedFace } from "../vision/inference/face-analyzer.ts";
+import { decodeImage, type BgrImage } from "../vision/pixels/image.ts";
+import type { Vision } from "../vision/inference/vision.ts";
 import { parseLfwPairs } from "./lfw-pairs.ts";
 import { crossValidate, tarAtFar, type FoldResult, type ScoredPair } from "./verification.ts";
+import { cosine, type Point } from "../geometry/index.ts";
 
 export interface LfwReport {
   protocol: string;

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "../../test/helpers.ts";
-import { yuv420Bytes } from "../vision/yuv.ts";
+import { yuv420Bytes } from "../vision/pixels/yuv.ts";
 import { startDecoder, type DecodedFrame } from "./ffmpeg.ts";
 
 describe("ffmpeg decoder", () => {

@@ -1,7 +1,7 @@
 import ffmpeg from "fluent-ffmpeg";
 import type { ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
-import { yuv420Bytes } from "../vision/yuv.ts";
+import { yuv420Bytes } from "../vision/pixels/yuv.ts";
 
 export class VideoSourceError extends Error {
   override name = "VideoSourceError";

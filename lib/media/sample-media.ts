@@ -4,8 +4,8 @@ import path from "node:path";
 import { promisify } from "node:util";
 import sharp from "sharp";
 import { fetchNpmPackage } from "../util/npm-package.ts";
-import type { Vision } from "../vision/vision.ts";
-import { decodeImage } from "../vision/image.ts";
+import type { Vision } from "../vision/inference/vision.ts";
+import { decodeImage } from "../vision/pixels/image.ts";
 
 const run = promisify(execFile);
 

@@ -2,7 +2,6 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { bytesToVector, vectorToBytes } from "../contracts/index.ts";
-import { cosine } from "../vision/embedder.ts";
 import { VectorIndex } from "./vector-index.ts";
 import {
   flattenSighting,
@@ -13,6 +12,7 @@ import {
   type SightingStore,
 } from "./sighting-store.ts";
 import type { EnrolledFace, Exclusion, Person, WatchlistMatch, WatchlistStore } from "./watchlist-store.ts";
+import { cosine } from "../geometry/index.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, name TEXT NOT NULL, watchlist_id TEXT NOT NULL);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { l2normalize } from "../vision/embedder.ts";
 import { VectorIndex } from "./vector-index.ts";
+import { l2normalize } from "../geometry/index.ts";
 
 function randomUnit(dim: number, seed: number): Float32Array {
   let s = seed;

@@ -1,5 +1,5 @@
 import * as ort from "onnxruntime-node";
-import { encodeModel, onnx } from "../vision/onnx-proto.ts";
+import { encodeModel, onnx } from "../vision/models/onnx-proto.ts";
 
 /**
  * Brute-force similarity search over a growing set of vectors, scored by ONNX Runtime's SIMD matrix kernels

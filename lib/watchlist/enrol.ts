@@ -2,7 +2,7 @@ import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import type { WatchlistStore } from "../store/watchlist-store.ts";
 import { embedSingleFace } from "./photo.ts";
-import type { Vision } from "../vision/vision.ts";
+import type { Vision } from "../vision/inference/vision.ts";
 
 export interface PhotoOutcome {
   file: string;

@@ -1,5 +1,5 @@
-import { decodeImage } from "../vision/image.ts";
-import type { Vision } from "../vision/vision.ts";
+import { decodeImage } from "../vision/pixels/image.ts";
+import type { Vision } from "../vision/inference/vision.ts";
 
 export type PhotoEmbedding =
   { ok: true; vector: Float32Array; modelId: string } | { ok: false; reason: string };

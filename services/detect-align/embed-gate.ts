@@ -1,6 +1,6 @@
-import { iou, type Box } from "../../lib/vision/detectors/detection.ts";
-import { qualityRank } from "../../lib/vision/quality.ts";
+import { qualityRank } from "../../lib/vision/pixels/quality.ts";
 import type { QualityScores } from "../../lib/contracts/index.ts";
+import { iou, type Box } from "../../lib/geometry/index.ts";
 
 export interface EmbedGateOptions {
   /** A face that continues one embedded less than this long ago (capture time) is not embedded again; 0 embeds all. */

@@ -1,9 +1,9 @@
 import { DynamicBatcher, type BatcherOptions } from "../../lib/batching/dynamic-batcher.ts";
 import { FaceContract, FrameContract, Topics, type FrameMessage } from "../../lib/contracts/index.ts";
 import { deadLetter, type Emit, type Stage } from "../../lib/runtime/stage.ts";
-import type { AlignedFace, FrameAnalyzer } from "../../lib/vision/face-analyzer.ts";
-import { decodeImage, type FrameImage } from "../../lib/vision/image.ts";
-import { yuv420Bytes } from "../../lib/vision/yuv.ts";
+import type { AlignedFace, FrameAnalyzer } from "../../lib/vision/inference/face-analyzer.ts";
+import { decodeImage, type FrameImage } from "../../lib/vision/pixels/image.ts";
+import { yuv420Bytes } from "../../lib/vision/pixels/yuv.ts";
 import { EmbedGate, type EmbedGateOptions } from "./embed-gate.ts";
 
 export interface DetectAlignStats {

@@ -7,8 +7,8 @@ import {
   type FaceMessage,
 } from "../../lib/contracts/index.ts";
 import type { Emit, Stage } from "../../lib/runtime/stage.ts";
-import type { Embedder } from "../../lib/vision/embedder.ts";
-import type { BgrImage } from "../../lib/vision/image.ts";
+import type { Embedder } from "../../lib/vision/inference/embedder.ts";
+import type { BgrImage } from "../../lib/vision/pixels/image.ts";
 
 /** aligned faces → L2-normalised embeddings, batched across cameras; every vector carries its model id. */
 export class EmbedStage implements Stage<FaceMessage> {

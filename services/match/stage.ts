@@ -10,8 +10,9 @@ import {
 import type { Emit, Stage } from "../../lib/runtime/stage.ts";
 import type { Sighting, SightingStore } from "../../lib/store/sighting-store.ts";
 import type { WatchlistMatch, WatchlistStore } from "../../lib/store/watchlist-store.ts";
-import { encodeJpeg } from "../../lib/vision/image.ts";
-import { CameraTracker, normalised, type Track, type TrackedFace, type TrackerOptions } from "./tracker.ts";
+import { encodeJpeg } from "../../lib/vision/pixels/image.ts";
+import { CameraTracker, type Track, type TrackedFace, type TrackerOptions } from "./tracker.ts";
+import { normalised } from "../../lib/geometry/index.ts";
 
 export interface MatchOptions {
   /** Calibrated threshold for a model (a per-watchlist threshold in the store overrides it). */

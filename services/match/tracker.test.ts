@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { l2normalize } from "../../lib/vision/embedder.ts";
 import { CameraTracker, type TrackedFace } from "./tracker.ts";
+import { l2normalize } from "../../lib/geometry/index.ts";
 
 const q = { faceSize: 80, interOcular: 30, sharpness: 100, yawDeg: 0, pitchDeg: 0, detScore: 0.9 };
 const unit = (seed: number) => {

@@ -1,7 +1,6 @@
-import { iou, type Box } from "../../lib/vision/detectors/detection.ts";
-import { cosine } from "../../lib/vision/embedder.ts";
-import { qualityRank } from "../../lib/vision/quality.ts";
+import { qualityRank } from "../../lib/vision/pixels/quality.ts";
 import type { QualityScores } from "../../lib/contracts/index.ts";
+import { cosine, iou, normalised, type Box } from "../../lib/geometry/index.ts";
 
 export interface TrackerOptions {
   timeoutMs: number;
@@ -104,11 +103,4 @@ export class CameraTracker<F extends TrackedFace = TrackedFace> {
     this.active = [];
     return all;
   }
-}
-
-export function normalised(v: Float32Array): Float32Array {
-  let n = 0;
-  for (const x of v) n += x * x;
-  const inv = n > 0 ? 1 / Math.sqrt(n) : 0;
-  return v.map((x) => x * inv);
 }

@@ -1,20 +1,7 @@
-import { fillTensor, flipHorizontal, type BgrImage } from "./image.ts";
-import type { ModelSpec, Point } from "./registry.ts";
+import { fillTensor, flipHorizontal, type BgrImage } from "../pixels/image.ts";
+import type { ModelSpec } from "../models/registry.ts";
 import { ort } from "./runtime.ts";
-
-export function l2normalize(v: Float32Array): Float32Array {
-  let sum = 0;
-  for (const x of v) sum += x * x;
-  const inv = sum > 0 ? 1 / Math.sqrt(sum) : 0;
-  for (let i = 0; i < v.length; i++) v[i]! *= inv;
-  return v;
-}
-
-export function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  for (let i = 0; i < a.length; i++) dot += a[i]! * b[i]!;
-  return dot;
-}
+import { l2normalize, type Point } from "../../geometry/index.ts";
 
 /** What the embed stage needs: aligned crops in, L2-normalised vectors of `modelId` out. */
 export interface Embedder {

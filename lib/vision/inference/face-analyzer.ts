@@ -1,8 +1,8 @@
-import { alignFace } from "./align.ts";
+import { alignFace } from "../pixels/align.ts";
 import type { Detection, FaceDetector } from "./detectors/detection.ts";
-import type { BgrImage, FrameImage } from "./image.ts";
-import { assessQuality, type QualityGateConfig, type QualityVerdict } from "./quality.ts";
-import type { Point } from "./registry.ts";
+import type { BgrImage, FrameImage } from "../pixels/image.ts";
+import { assessQuality, type QualityGateConfig, type QualityVerdict } from "../pixels/quality.ts";
+import { type Point } from "../../geometry/index.ts";
 
 export interface AlignedFace {
   detection: Detection;

@@ -1,11 +1,11 @@
-import type { Config } from "../config/index.ts";
-import { modelCacheDir } from "../config/index.ts";
+import type { Config } from "../../config/index.ts";
+import { modelCacheDir } from "../../config/index.ts";
 import { YuNetDetector } from "./detectors/yunet.ts";
 import type { FaceDetector } from "./detectors/detection.ts";
 import { FaceEmbedder } from "./embedder.ts";
 import { FaceAnalyzer, type AlignmentTarget } from "./face-analyzer.ts";
-import { ModelStore, ModelUnavailableError } from "./model-store.ts";
-import { DEFAULT_PACK, FALLBACK_PACK, PACKS, modelSpec, packModels, type Pack } from "./registry.ts";
+import { ModelStore, ModelUnavailableError } from "../models/model-store.ts";
+import { DEFAULT_PACK, FALLBACK_PACK, PACKS, modelSpec, packModels, type Pack } from "../models/registry.ts";
 import { createSession } from "./runtime.ts";
 import { UltraFaceDetector } from "./detectors/ultraface.ts";
 

@@ -1,6 +1,6 @@
 import type { BgrImage, FrameImage } from "./image.ts";
 import { isYuv420, warpYuv420 } from "./yuv.ts";
-import type { Point } from "./registry.ts";
+import { type Point } from "../../geometry/index.ts";
 
 /** 2×3 affine matrix [a, b, tx, c, d, ty]: x' = a·x + b·y + tx, y' = c·x + d·y + ty. */
 export type Affine = [number, number, number, number, number, number];

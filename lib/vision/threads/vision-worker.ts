@@ -1,7 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
-import type { Config } from "../config/index.ts";
-import type { BgrImage, FrameImage } from "./image.ts";
-import { loadVisionPart } from "./vision.ts";
+import type { Config } from "../../config/index.ts";
+import type { BgrImage, FrameImage } from "../pixels/image.ts";
+import { loadVisionPart } from "../inference/vision.ts";
 import type { VisionRequest, VisionResponse, VisionWorkerData } from "./vision-thread.ts";
 
 // Entry of a vision worker thread: opens the sessions of the pack the main thread resolved, then serves

@@ -1,10 +1,10 @@
 import type { Worker } from "node:worker_threads";
-import type { Config } from "../config/index.ts";
-import { startTsWorker } from "../util/ts-worker.ts";
-import type { Embedder } from "./embedder.ts";
-import type { AlignedFace, FrameAnalyzer } from "./face-analyzer.ts";
-import type { BgrImage, FrameImage } from "./image.ts";
-import type { Vision } from "./vision.ts";
+import type { Config } from "../../config/index.ts";
+import { startTsWorker } from "../../util/ts-worker.ts";
+import type { Embedder } from "../inference/embedder.ts";
+import type { AlignedFace, FrameAnalyzer } from "../inference/face-analyzer.ts";
+import type { BgrImage, FrameImage } from "../pixels/image.ts";
+import type { Vision } from "../inference/vision.ts";
 
 export interface VisionWorkerData {
   config: Config;

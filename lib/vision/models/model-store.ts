@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fetchNpmPackage } from "../util/npm-package.ts";
+import { fetchNpmPackage } from "../../util/npm-package.ts";
 import { applyGraphFixes } from "./graph-fixes.ts";
 import { convertIrToOnnx } from "./ir-to-onnx.ts";
 import type { ModelSource, ModelSpec } from "./registry.ts";

@@ -1,8 +1,8 @@
 import type { BgrImage } from "./image.ts";
 import { toGray } from "./image.ts";
-import type { Point } from "./registry.ts";
-import type { Config } from "../config/index.ts";
-import type { QualityScores } from "../contracts/index.ts";
+import type { Config } from "../../config/index.ts";
+import type { QualityScores } from "../../contracts/index.ts";
+import { type Point } from "../../geometry/index.ts";
 
 export type QualityGateConfig = Config["quality"];
 

@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import sharp from "sharp";
-import { loadConfig } from "../config/index.ts";
+import { loadConfig } from "../../config/index.ts";
 import { alignFace, applyAffine } from "./align.ts";
 import type { BgrImage } from "./image.ts";
 import { assessQuality, poseFromLandmarks, sharpness } from "./quality.ts";
-import { ARCFACE_TEMPLATE_112, type Point } from "./registry.ts";
+import { ARCFACE_TEMPLATE_112 } from "../models/registry.ts";
+import { type Point } from "../../geometry/index.ts";
 
 const gate = loadConfig({ env: {} }).quality;
 

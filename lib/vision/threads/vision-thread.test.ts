@@ -1,8 +1,8 @@
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { samplePhotos } from "../media/sample-media.ts";
-import { sharedVision, testConfig } from "../../test/helpers.ts";
-import { decodeImage } from "./image.ts";
+import { samplePhotos } from "../../media/sample-media.ts";
+import { sharedVision, testConfig } from "../../../test/helpers.ts";
+import { decodeImage } from "../pixels/image.ts";
 import { startVisionThreads, VisionThread, ThreadedAnalyzer } from "./vision-thread.ts";
 
 const config = testConfig();

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { loadConfig } from "../config/index.ts";
-import { tempDir } from "../../test/helpers.ts";
-import { FALLBACK_PACK, PACKS, packModels } from "./registry.ts";
+import { loadConfig } from "../../config/index.ts";
+import { tempDir } from "../../../test/helpers.ts";
+import { FALLBACK_PACK, PACKS, packModels } from "../models/registry.ts";
 import { loadVision } from "./vision.ts";
-import { ModelUnavailableError } from "./model-store.ts";
+import { ModelUnavailableError } from "../models/model-store.ts";
 
 const projectCache = path.resolve(".vigil/models");
 const fallbackCached = packModels(PACKS[FALLBACK_PACK]!).every((m) =>

@@ -1,8 +1,9 @@
-import type { Config } from "../../config/index.ts";
-import { fillResizedTensor, type FrameImage } from "../image.ts";
-import type { ModelSpec, Point } from "../registry.ts";
+import type { Config } from "../../../config/index.ts";
+import { fillResizedTensor, type FrameImage } from "../../pixels/image.ts";
+import type { ModelSpec } from "../../models/registry.ts";
 import { ort } from "../runtime.ts";
-import { nms, type Detection, type FaceDetector } from "./detection.ts";
+import { type Detection, type FaceDetector } from "./detection.ts";
+import { nms, type Point } from "../../../geometry/index.ts";
 
 const STRIDES = [8, 16, 32] as const;
 

@@ -1,9 +1,10 @@
-import type { Config } from "../../config/index.ts";
-import { fillResizedTensor, fillTensor, toBgr, type BgrImage, type FrameImage } from "../image.ts";
-import type { ModelSpec, Point } from "../registry.ts";
+import type { Config } from "../../../config/index.ts";
+import { fillResizedTensor, fillTensor, toBgr, type BgrImage, type FrameImage } from "../../pixels/image.ts";
+import type { ModelSpec } from "../../models/registry.ts";
 import { ort } from "../runtime.ts";
-import { nms, type Box, type Detection, type FaceDetector } from "./detection.ts";
+import { type Detection, type FaceDetector } from "./detection.ts";
 import sharp from "sharp";
+import { nms, type Box, type Point } from "../../../geometry/index.ts";
 
 /** iBUG 68-point indices → the five alignment points (eye centres, nose tip, mouth corners). */
 export function fivePointsFrom68(p: Point[]): Point[] {

@@ -1,9 +1,8 @@
+import type { Point } from "../../geometry/index.ts";
 /**
  * The model registry: every model Vigil can run, with what it expects and where to get it. Colour order, range
  * and alignment template live here, never in code paths, because they differ per model.
  */
-
-export type Point = [number, number];
 
 export type ModelSource =
   /** A file in the local mirror directory (`models.mirror` / VIGIL_MODEL_MIRROR). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { applyAffine, invertAffine, similarityTransform, warpAffine } from "./align.ts";
-import type { Point } from "./registry.ts";
+import { type Point } from "../../geometry/index.ts";
 
 describe("similarity transform", () => {
   it("recovers a hand-computed rotation, scale and translation exactly", () => {

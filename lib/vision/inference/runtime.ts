@@ -1,5 +1,5 @@
 import * as ort from "onnxruntime-node";
-import type { Config } from "../config/index.ts";
+import type { Config } from "../../config/index.ts";
 
 export { ort };
 
