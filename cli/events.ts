@@ -1,54 +1,6 @@
-import type { QualityScores } from "../lib/contracts/index.ts";
+import type { VigilEvent } from "../lib/events/events.ts";
 
-type Box = { x: number; y: number; width: number; height: number };
-
-export type VigilEvent =
-  | {
-      type: "camera";
-      cameraId: string;
-      state: string;
-      ts: number;
-      lastError: string | null;
-      framesIn: number;
-      framesDropped: number;
-      framesUndecodable: number;
-      reconnects: number;
-    }
-  | {
-      type: "face";
-      cameraId: string;
-      ts: number;
-      faceId: string;
-      box: Box;
-      quality: QualityScores;
-      modelId: string;
-    }
-  | {
-      type: "alert";
-      personId: string;
-      name: string;
-      score: number;
-      threshold: number;
-      cameraId: string;
-      ts: number;
-      faceId: string;
-      alertId: string;
-      modelId: string;
-    }
-  | {
-      type: "sighting";
-      sightingId: string;
-      cameraId: string;
-      startTs: number;
-      endTs: number;
-      faces: number;
-      personId: string | null;
-      score: number | null;
-    }
-  | { type: "enrol"; personId: string; file: string; ok: boolean; reason?: string }
-  | { type: "dead-letter"; sourceTopic: string; key: string; reason: string; ts: number }
-  | { type: "warning"; message: string }
-  | { type: "summary"; [k: string]: unknown };
+export type { VigilEvent };
 
 const time = (ts: number) => new Date(ts).toISOString().slice(11, 23);
 const round = (v: number, d = 3) => Math.round(v * 10 ** d) / 10 ** d;

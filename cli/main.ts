@@ -54,11 +54,18 @@ program
       async (opts: { source: string[]; watchlist?: string; events: "ndjson" | "text"; fps?: number }) => {
         const config = configFrom(globals(), { "ingest.fps": opts.fps });
         const vision = await visionFor(config);
-        await runEmbedded(config, vision, {
+        const { results } = await runEmbedded(config, vision, {
           source: opts.source,
           watchlist: opts.watchlist,
           events: opts.events,
         });
+        // A run in which no camera produced anything is a failure scripts must notice.
+        if (results.length > 0 && results.every((r) => r.state === "error")) {
+          process.stderr.write(
+            `vigil: every camera failed (${results.length}); see the camera errors above\n`,
+          );
+          process.exitCode = 2;
+        }
       },
     ),
   );

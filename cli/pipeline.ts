@@ -1,38 +1,36 @@
-import { MemoryBus } from "../lib/bus/index.ts";
+import { MemoryBus, type Subscription } from "../lib/bus/index.ts";
 import type { Config } from "../lib/config/index.ts";
-import {
-  AlertContract,
-  CameraStatusContract,
-  SightingContract,
-  DeadLetterContract,
-  EmbeddingContract,
-  Topics,
-} from "../lib/contracts/index.ts";
-import { runStage, type Emit } from "../lib/runtime/stage.ts";
-import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
+import { Topics } from "../lib/contracts/index.ts";
+import { EventTopics, projectRecord, type VigilEvent } from "../lib/events/events.ts";
+import { publishGrouped, StageRunner } from "../lib/runtime/runner.ts";
+import type { Emit } from "../lib/runtime/stage.ts";
 import type { SightingStore } from "../lib/store/sighting-store.ts";
-import type { Vision } from "../lib/vision/inference/vision.ts";
+import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
 import type { Embedder } from "../lib/vision/inference/embedder.ts";
 import type { FrameAnalyzer } from "../lib/vision/inference/face-analyzer.ts";
+import type { Vision } from "../lib/vision/inference/vision.ts";
 import { startVisionThreads } from "../lib/vision/threads/vision-thread.ts";
-import { thresholdFor } from "../lib/vision/models/calibration.ts";
-import { CameraManager } from "../services/ingest/camera-manager.ts";
+import { createDetectAlign } from "../services/detect-align/index.ts";
+import type { DetectAlignStage } from "../services/detect-align/stage.ts";
+import { createEmbed } from "../services/embed/index.ts";
+import type { EmbedStage } from "../services/embed/stage.ts";
+import { createIngest } from "../services/ingest/index.ts";
+import type { CameraManager } from "../services/ingest/camera-manager.ts";
 import type { CameraSpec } from "../services/ingest/camera.ts";
-import { DetectAlignStage } from "../services/detect-align/stage.ts";
-import { EmbedStage } from "../services/embed/stage.ts";
-import { MatchStage } from "../services/match/stage.ts";
-import type { VigilEvent } from "./events.ts";
+import { createMatch } from "../services/match/index.ts";
+import type { MatchStage } from "../services/match/stage.ts";
 
 /**
- * All four stages in one process over the in-memory bus: the default product. The same stage objects run as
- * separate services over Kafka; only this wiring differs.
+ * `vigil run`: the in-memory bus and all four stages' composition roots in one process, the default product.
+ * A service (`vigil serve <stage>`) is the same composition root on the Kafka bus, one stage per process.
  */
 export class EmbeddedPipeline {
   readonly bus: MemoryBus;
   readonly detect: DetectAlignStage;
   readonly embed: EmbedStage;
   readonly match: MatchStage;
-  private readonly subscriptions: { stop(): Promise<void> }[] = [];
+  private readonly runners: StageRunner<never>[];
+  private events: Subscription | undefined;
   readonly counts = { frames: 0, alerts: 0, deadLetters: 0 };
   private closing: Promise<void> | undefined;
 
@@ -40,51 +38,24 @@ export class EmbeddedPipeline {
     private readonly config: Config,
     vision: { analyzer: FrameAnalyzer; embedder: Embedder },
     private readonly closeVision: () => Promise<void>,
-    watchlist: WatchlistStore,
-    history: SightingStore,
+    stores: { watchlist: WatchlistStore; history: SightingStore },
     private readonly onEvent: (e: VigilEvent) => void,
   ) {
     this.bus = new MemoryBus({
       capacity: config.bus.queueCapacity,
       topicCapacity: { [Topics.frames]: config.bus.frameQueueCapacity },
-      onDeadLetter: async (topic, record, error) => {
-        await this.bus.publish(Topics.dlq, [
-          {
-            key: topic,
-            value: DeadLetterContract.encode({
-              sourceTopic: topic,
-              key: record.key,
-              reason: error.message,
-              ts: Date.now(),
-              original: record.value,
-            }),
-          },
-        ]);
-      },
     });
-    this.detect = new DetectAlignStage(
-      vision.analyzer,
-      {
-        maxBatch: config.detect.maxBatch,
-        maxWaitMs: config.detect.maxWaitMs,
-      },
-      config.detect.embedGate,
-    );
-    this.embed = new EmbedStage(vision.embedder, {
-      maxBatch: config.embed.maxBatch,
-      maxWaitMs: config.embed.maxWaitMs,
-    });
-    this.match = new MatchStage(watchlist, history, {
-      thresholdFor: (modelId) => thresholdFor(modelId, config),
-      alertCooldownMs: config.match.alertCooldownS * 1000,
-      tracker: {
-        timeoutMs: config.match.trackTimeoutS * 1000,
-        similarity: config.match.trackSimilarity,
-        iou: config.match.trackIou,
-        reacquire: config.match.trackReacquire,
-      },
-      exclusionSimilarity: config.match.exclusionSimilarity,
-    });
+    const detect = createDetectAlign(config, { analyzer: vision.analyzer });
+    const embed = createEmbed(config, { embedder: vision.embedder });
+    const match = createMatch(config, stores);
+    this.detect = detect.stage;
+    this.embed = embed.stage;
+    this.match = match.stage;
+    this.runners = [
+      new StageRunner(this.bus, detect.stage, detect.run),
+      new StageRunner(this.bus, embed.stage, embed.run),
+      new StageRunner(this.bus, match.stage, match.run),
+    ] as StageRunner<never>[];
   }
 
   static async start(
@@ -94,14 +65,7 @@ export class EmbeddedPipeline {
     onEvent: (e: VigilEvent) => void,
   ) {
     const threads = config.models.inferenceWorkers ? await startVisionThreads(config, vision) : undefined;
-    const p = new EmbeddedPipeline(
-      config,
-      threads ?? vision,
-      async () => threads?.close(),
-      stores.watchlist,
-      stores.history,
-      onEvent,
-    );
+    const p = new EmbeddedPipeline(config, threads ?? vision, async () => threads?.close(), stores, onEvent);
     try {
       await p.wire();
     } catch (err) {
@@ -112,103 +76,30 @@ export class EmbeddedPipeline {
   }
 
   private async wire() {
-    const { bus } = this;
-    this.subscriptions.push(
-      await runStage(bus, this.detect, { maxBatch: this.config.detect.maxBatch }),
-      await runStage(bus, this.embed, { maxBatch: this.config.embed.maxBatch }),
-      await runStage(bus, this.match, { maxBatch: 32 }),
-    );
-    // The console is one more consumer group on the output topics, like the API will be.
-    const group = { group: "cli-events", maxBatch: 64 };
-    this.subscriptions.push(
-      await bus.subscribe(Topics.embeddings, group, async (records) => {
+    for (const runner of this.runners) await runner.start();
+    // The console is one more consumer group on the output topics, as the API is.
+    this.events = await this.bus.subscribe(
+      EventTopics,
+      { group: "cli-events", maxBatch: 64 },
+      async (records) => {
         for (const r of records) {
-          const f = EmbeddingContract.decode(r.value);
-          this.onEvent({
-            type: "face",
-            cameraId: f.cameraId,
-            ts: f.captureTs,
-            faceId: f.faceId,
-            box: f.box,
-            quality: f.quality,
-            modelId: f.modelId,
-          });
+          const event = projectRecord(r.topic, r.value);
+          if (!event) continue;
+          if (event.type === "alert") this.counts.alerts++;
+          if (event.type === "dead-letter") this.counts.deadLetters++;
+          this.onEvent(event);
         }
-      }),
-      await bus.subscribe(Topics.alerts, group, async (records) => {
-        for (const r of records) {
-          const a = AlertContract.decode(r.value);
-          this.counts.alerts++;
-          this.onEvent({
-            type: "alert",
-            personId: a.personId,
-            name: a.personName,
-            score: a.score,
-            threshold: a.threshold,
-            cameraId: a.cameraId,
-            ts: a.ts,
-            faceId: a.faceId,
-            alertId: a.alertId,
-            modelId: a.modelId,
-          });
-        }
-      }),
-      await bus.subscribe(Topics.sightings, group, async (records) => {
-        for (const r of records) {
-          const s = SightingContract.decode(r.value);
-          this.onEvent({
-            type: "sighting",
-            sightingId: s.sightingId,
-            cameraId: s.cameraId,
-            startTs: s.startTs,
-            endTs: s.endTs,
-            faces: s.faces,
-            personId: s.match?.personId ?? null,
-            score: s.match?.score ?? null,
-          });
-        }
-      }),
-      await bus.subscribe(Topics.cameraStatus, group, async (records) => {
-        for (const r of records) {
-          const s = CameraStatusContract.decode(r.value);
-          const { cameraId, state, ts, lastError, framesIn, framesDropped, framesUndecodable, reconnects } =
-            s;
-          this.onEvent({
-            type: "camera",
-            cameraId,
-            state,
-            ts,
-            lastError,
-            framesIn,
-            framesDropped,
-            framesUndecodable,
-            reconnects,
-          });
-        }
-      }),
-      await bus.subscribe(Topics.dlq, group, async (records) => {
-        for (const r of records) {
-          const d = DeadLetterContract.decode(r.value);
-          this.counts.deadLetters++;
-          this.onEvent({
-            type: "dead-letter",
-            sourceTopic: d.sourceTopic,
-            key: d.key,
-            reason: d.reason,
-            ts: d.ts,
-          });
-        }
-      }),
+      },
     );
   }
 
   /** Starts the cameras; frames flow through the bus with backpressure (live sources drop, never block). */
   startCameras(cameras: CameraSpec[]): CameraManager {
-    const emit = async (e: Emit) => {
+    const publish = async (e: Emit) => {
       if (e.topic === Topics.frames) this.counts.frames++;
-      await this.bus.publish(e.topic, [{ key: e.key, value: e.value }]);
+      await publishGrouped(this.bus, [e]);
     };
-    return new CameraManager(cameras, emit, this.config.ingest).start();
+    return createIngest(this.config, { publish, cameras }).start();
   }
 
   async drain() {
@@ -220,11 +111,13 @@ export class EmbeddedPipeline {
     this.closing ??= (async () => {
       try {
         await this.bus.drain();
-        // Tracks still open at the end of the input become sightings too.
-        for (const out of await this.match.flush())
-          await this.bus.publish(out.topic, [{ key: out.key, value: out.value }]);
-        await this.bus.drain();
-        for (const s of this.subscriptions) await s.stop();
+        // Upstream first, each flushed once its input is quiet: tracks still open at the end of the input
+        // become sightings too.
+        for (const runner of this.runners) {
+          await runner.stop({ flush: true });
+          await this.bus.drain();
+        }
+        await this.events?.stop();
         await this.bus.close();
       } finally {
         await this.closeVision();

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync, copyFileSync } from "node:fs";
@@ -75,6 +76,19 @@ describe("vigil run, bad input", () => {
     expect(results.map((r) => r.state)).toEqual(["error", "ended"]);
     expect(summary.frames).toBe(5);
     expect(summary.cameraErrors).toBe(1);
+  });
+
+  it("exits non-zero from the CLI when every camera failed, naming the file", () => {
+    const bogus = path.join(tempDir(), "broken.mp4");
+    writeFileSync(bogus, "this is text, not H.264");
+    const run = spawnSync(process.execPath, ["bin/vigil.js", "run", "--source", bogus], {
+      encoding: "utf8",
+      env: { ...process.env, VIGIL_STORE__PATH: path.join(tempDir(), "vigil.db") },
+      timeout: 120_000,
+    });
+    expect(run.status).toBe(2);
+    expect(run.stdout).toContain("broken.mp4");
+    expect(run.stderr).toContain("every camera failed");
   });
 
   it("rejects watchlist files that are not images, show no face, or show several faces, naming each file", async () => {

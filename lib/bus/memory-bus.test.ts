@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { MemoryBus } from "./memory-bus.ts";
-import type { BusRecord } from "./bus.ts";
+import type { OutRecord, TopicPartition } from "./bus.ts";
 
-const rec = (key: string, n: number): BusRecord => ({ key, value: Uint8Array.of(n) });
+const rec = (key: string, n: number): OutRecord => ({ key, value: Uint8Array.of(n) });
 
 describe("MemoryBus", () => {
   it("delivers in order per topic, in batches, to every group", async () => {
@@ -114,28 +114,54 @@ describe("MemoryBus", () => {
     await bus.close();
   });
 
-  it("redelivers a failed batch, then dead-letters it with the error", async () => {
-    const dead: string[] = [];
+  it("redelivers a rejected batch until it succeeds (at-least-once), telling of each failure", async () => {
+    const failures: number[] = [];
     const bus = new MemoryBus({
       capacity: 10,
-      maxAttempts: 3,
       retryDelayMs: 1,
-      onDeadLetter: async (topic, record, err) => void dead.push(`${topic}/${record.key}: ${err.message}`),
+      onHandlerError: (_err, attempt) => void failures.push(attempt),
     });
     let attempts = 0;
     const ok: number[] = [];
     await bus.subscribe("t", { group: "g", maxBatch: 1 }, async (batch) => {
-      if (batch[0]!.key === "poison") {
-        attempts++;
-        throw new Error("boom");
-      }
+      if (batch[0]!.key === "flaky" && ++attempts < 3) throw new Error("store away");
       ok.push(batch[0]!.value[0]!);
     });
-    await bus.publish("t", [rec("poison", 1), rec("fine", 2)]);
+    await bus.publish("t", [rec("flaky", 1), rec("fine", 2)]);
     await bus.drain();
-    expect(attempts).toBe(3);
-    expect(dead).toEqual(["t/poison: boom"]);
-    expect(ok).toEqual([2]);
+    expect(failures).toEqual([1, 2]);
+    expect(ok).toEqual([1, 2]);
+    await bus.close();
+  });
+
+  it("gives records their topic, partition, increasing offsets and a timestamp; tells of assign and revoke", async () => {
+    const bus = new MemoryBus({ capacity: 10 });
+    const events: string[] = [];
+    const seen: { topic: string; partition: number; offset: string; timestamp: number }[] = [];
+    const before = Date.now();
+    const sub = await bus.subscribe(
+      ["a", "b"],
+      {
+        group: "g",
+        onAssign: (ps: TopicPartition[]) => void events.push(`assign ${ps.map((p) => p.topic).join(",")}`),
+        onRevoke: (ps: TopicPartition[]) => void events.push(`revoke ${ps.map((p) => p.topic).join(",")}`),
+      },
+      async (batch) => {
+        for (const { topic, partition, offset, timestamp } of batch)
+          seen.push({ topic, partition, offset, timestamp });
+      },
+    );
+    await bus.publish("a", [rec("k", 1), rec("k", 2)]);
+    await bus.publish("b", [rec("k", 3)]);
+    await bus.drain();
+    await sub.stop();
+    expect(events).toEqual(["assign a,b", "revoke a,b"]);
+    expect(seen.map((r) => `${r.topic}:${r.partition}@${r.offset}`).sort()).toEqual([
+      "a:0@0",
+      "a:0@1",
+      "b:0@0",
+    ]);
+    for (const r of seen) expect(r.timestamp).toBeGreaterThanOrEqual(before);
     await bus.close();
   });
 });

@@ -1,4 +1,12 @@
-import type { BatchHandler, Bus, BusRecord, SubscribeOptions, Subscription } from "./bus.ts";
+import type {
+  BatchContext,
+  BatchHandler,
+  Bus,
+  BusRecord,
+  OutRecord,
+  SubscribeOptions,
+  Subscription,
+} from "./bus.ts";
 
 interface Waiter {
   resolve: () => void;
@@ -60,6 +68,7 @@ class GroupQueue {
 }
 
 interface Topic {
+  nextOffset: number;
   groups: Map<string, GroupQueue>;
   /** The newest records published before any group subscribed; the first group takes them over. */
   unclaimed: GroupQueue;
@@ -69,10 +78,10 @@ export interface MemoryBusOptions {
   capacity: number;
   /** Per-topic bounds where one size does not fit all. */
   topicCapacity?: Record<string, number>;
-  /** Delivery attempts before a batch's records go to the dead-letter hook. */
-  maxAttempts?: number;
+  /** Pause before a rejected batch is delivered again (grows with each attempt, capped at 20×). */
   retryDelayMs?: number;
-  onDeadLetter?: (topic: string, record: BusRecord, error: Error) => Promise<void>;
+  /** Told of every rejected delivery (logs, metrics); the batch is delivered again. */
+  onHandlerError?: (error: Error, attempt: number) => void;
 }
 
 /** The embedded product's bus: same contract bytes and the same batch/commit shape as Kafka, in one process. */
@@ -87,7 +96,7 @@ export class MemoryBus implements Bus {
   private topic(name: string): Topic {
     let topic = this.topics.get(name);
     if (!topic) {
-      topic = { groups: new Map(), unclaimed: new GroupQueue(this.capacityOf(name)) };
+      topic = { nextOffset: 0, groups: new Map(), unclaimed: new GroupQueue(this.capacityOf(name)) };
       this.topics.set(name, topic);
     }
     return topic;
@@ -97,10 +106,18 @@ export class MemoryBus implements Bus {
     return this.options.topicCapacity?.[topic] ?? this.options.capacity;
   }
 
-  async publish(topicName: string, records: BusRecord[]): Promise<void> {
+  async publish(topicName: string, records: OutRecord[]): Promise<void> {
     if (this.closed) throw new Error(`bus is closed; cannot publish to ${topicName}`);
     const topic = this.topic(topicName);
-    for (const record of records) {
+    for (const { key, value } of records) {
+      const record: BusRecord = {
+        topic: topicName,
+        partition: 0,
+        offset: String(topic.nextOffset++),
+        timestamp: Date.now(),
+        key,
+        value,
+      };
       if (topic.groups.size === 0) {
         // Nobody consumes this topic yet. Like Kafka, retain rather than push back (a producer must not stall
         // on a topic no one reads), keeping the newest records up to the bound.
@@ -112,11 +129,35 @@ export class MemoryBus implements Bus {
     }
   }
 
+  /** One partition per topic: a group has one member here, which owns partition 0 of each of its topics. */
   async subscribe(
-    topicName: string,
+    topics: string | readonly string[],
     options: SubscribeOptions,
     handler: BatchHandler,
   ): Promise<Subscription> {
+    const names = typeof topics === "string" ? [topics] : [...topics];
+    const partitions = names.map((topic) => ({ topic, partition: 0 }));
+    await options.onAssign?.(partitions);
+    let stopped = false;
+    const isStopped = () => stopped || this.closed;
+    const loops = names.map((name) => this.consume(name, options, handler, isStopped));
+    return {
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        for (const name of names) this.topics.get(name)?.groups.get(options.group)?.wakeEveryone();
+        await Promise.all(loops);
+        await options.onRevoke?.(partitions);
+      },
+    };
+  }
+
+  private consume(
+    topicName: string,
+    options: SubscribeOptions,
+    handler: BatchHandler,
+    isStopped: () => boolean,
+  ): Promise<void> {
     const topic = this.topic(topicName);
     let queue = topic.groups.get(options.group);
     if (!queue) {
@@ -124,44 +165,42 @@ export class MemoryBus implements Bus {
       topic.groups.set(options.group, queue);
     }
     const maxBatch = options.maxBatch ?? 16;
-    let stopped = false;
-    const isStopped = () => stopped || this.closed;
     const q = queue;
     const loop = (async () => {
       while (!isStopped()) {
         const batch = await q.take(maxBatch, isStopped);
         if (batch.length === 0) continue;
-        await this.deliver(topicName, q, batch, handler);
+        await this.deliver(q, batch, handler);
         this.notifyIfIdle();
       }
     })();
     this.loops.add(loop);
     void loop.finally(() => this.loops.delete(loop));
-    return {
-      stop: async () => {
-        stopped = true;
-        q.wakeEveryone();
-        await loop;
-      },
-    };
+    return loop;
   }
 
-  private async deliver(topic: string, queue: GroupQueue, batch: BusRecord[], handler: BatchHandler) {
-    const maxAttempts = this.options.maxAttempts ?? 3;
+  /** At-least-once: a rejected batch is delivered again after a pause, until it succeeds or the bus closes. */
+  private async deliver(queue: GroupQueue, batch: BusRecord[], handler: BatchHandler) {
+    const context: BatchContext = { heartbeat: async () => {} };
     for (let attempt = 1; ; attempt++) {
       try {
-        await handler(batch, topic);
+        await handler(batch, context);
         queue.commit(batch.length);
         return;
       } catch (err) {
-        if (attempt >= maxAttempts || this.closed) {
-          for (const record of batch) await this.options.onDeadLetter?.(topic, record, err as Error);
+        if (this.closed) {
           queue.commit(batch.length);
           return;
         }
-        await new Promise((r) => setTimeout(r, (this.options.retryDelayMs ?? 50) * attempt));
+        this.options.onHandlerError?.(err as Error, attempt);
+        const delay = (this.options.retryDelayMs ?? 50) * Math.min(attempt, 20);
+        await new Promise((r) => setTimeout(r, delay));
       }
     }
+  }
+
+  healthy(): boolean {
+    return !this.closed;
   }
 
   private isIdle(): boolean {

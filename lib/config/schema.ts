@@ -63,6 +63,11 @@ export const ConfigSchema = z
         maxBatch: positiveInt.default(4),
         maxWaitMs: z.number().min(0).default(10),
         /**
+         * A frame older than this when detect-align receives it is dropped and counted as stale: the newer
+         * frames behind it are worth more. Kafka never makes a camera wait, so this is live backpressure there.
+         */
+        maxFrameAgeMs: z.number().positive().default(2000),
+        /**
          * Which faces are embedded (see services/detect-align/embed-gate.ts): a face that continues one embedded
          * less than `reembedAfterMs` ago is passed over unless it looks `qualityGain` better. 0 embeds every face.
          */

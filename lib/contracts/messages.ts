@@ -9,6 +9,7 @@ export const Topics = {
   sightings: "vigil.sightings",
   alerts: "vigil.alerts",
   cameraStatus: "vigil.camera-status",
+  watchlistChanges: "vigil.watchlist-changes",
   dlq: "vigil.dlq",
 } as const;
 export type TopicName = (typeof Topics)[keyof typeof Topics];
@@ -103,6 +104,14 @@ export const CameraStatusHeader = z.object({
   reconnects: z.number().int().nonnegative(),
 });
 
+export const WatchlistChangeHeader = z.object({
+  kind: z.enum(["enrolled", "removed", "excluded", "threshold"]),
+  watchlistId: z.string().min(1),
+  /** Absent for a watchlist-wide change (a threshold). */
+  personId: z.string().min(1).optional(),
+  ts: timestamp,
+});
+
 export const DeadLetterHeader = z.object({
   sourceTopic: z.string(),
   key: z.string(),
@@ -163,12 +172,21 @@ export const DeadLetterContract = defineContract({
   blobs: ["original"] as const,
 });
 
+export const WatchlistChangeContract = defineContract({
+  typeId: 8,
+  name: "watchlist-change",
+  version: 1,
+  header: WatchlistChangeHeader,
+  blobs: [] as const,
+});
+
 export type FrameMessage = MessageOf<typeof FrameHeader, "image">;
 export type FaceMessage = MessageOf<typeof FaceHeader, "crop">;
 export type EmbeddingMessage = MessageOf<typeof EmbeddingHeader, "vector" | "crop">;
 export type SightingMessage = MessageOf<typeof SightingHeader, "vector" | "crop">;
 export type AlertMessage = MessageOf<typeof AlertHeader, "crop">;
 export type CameraStatusMessage = MessageOf<typeof CameraStatusHeader, never>;
+export type WatchlistChangeMessage = MessageOf<typeof WatchlistChangeHeader, never>;
 export type DeadLetterMessage = MessageOf<typeof DeadLetterHeader, "original">;
 export type QualityScores = z.infer<typeof QualityScores>;
 

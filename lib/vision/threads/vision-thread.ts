@@ -184,7 +184,11 @@ export class ThreadedEmbedder implements Embedder {
  * thread resolved (so a fallback is decided once). Their sessions run single-threaded: the parallelism is the
  * workers beside the main thread, and single-threaded inference is the cheapest per frame.
  */
-export async function startVisionThreads(config: Config, vision: Vision) {
+export async function startVisionThreads(
+  config: Config,
+  vision: Vision,
+  roles: { analyzer?: boolean; embedder?: boolean } = { analyzer: true, embedder: true },
+) {
   const workerConfig: Config = {
     ...config,
     models: {
@@ -194,11 +198,11 @@ export async function startVisionThreads(config: Config, vision: Vision) {
     },
   };
   const detect = Array.from(
-    { length: config.models.detectWorkers },
+    { length: roles.analyzer ? config.models.detectWorkers : 0 },
     (_, i) => new VisionThread(`detect-align#${i + 1}`, workerConfig, "analyzer"),
   );
   const embed = Array.from(
-    { length: config.models.embedWorkers },
+    { length: roles.embedder ? config.models.embedWorkers : 0 },
     (_, i) => new VisionThread(`embed#${i + 1}`, workerConfig, "embedder"),
   );
   const all = [...detect, ...embed];
@@ -209,8 +213,11 @@ export async function startVisionThreads(config: Config, vision: Vision) {
     throw err;
   }
   return {
-    analyzer: new ThreadedAnalyzer(detect, vision.analyzer.detectorModelId),
-    embedder: new ThreadedEmbedder(embed, vision.embedder.modelId, vision.embedder.dim),
+    // A role without threads keeps the in-process half (a service that only embeds never detects).
+    analyzer: detect.length ? new ThreadedAnalyzer(detect, vision.analyzer.detectorModelId) : vision.analyzer,
+    embedder: embed.length
+      ? new ThreadedEmbedder(embed, vision.embedder.modelId, vision.embedder.dim)
+      : vision.embedder,
     close: async () => {
       await Promise.all(all.map((t) => t.close()));
     },

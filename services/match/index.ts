@@ -1,0 +1,28 @@
+import type { Config } from "../../lib/config/index.ts";
+import type { EmbeddingMessage } from "../../lib/contracts/index.ts";
+import type { StageDefinition } from "../../lib/runtime/runner.ts";
+import type { SightingStore } from "../../lib/store/sighting-store.ts";
+import type { WatchlistStore } from "../../lib/store/watchlist-store.ts";
+import { thresholdFor } from "../../lib/vision/models/calibration.ts";
+import { MatchStage } from "./stage.ts";
+
+export interface MatchDeps {
+  watchlist: WatchlistStore;
+  history: SightingStore;
+}
+
+/** embeddings → tracks, sightings and alerts: the stage and how it runs, from the one config tree. */
+export function createMatch(config: Config, deps: MatchDeps): StageDefinition<EmbeddingMessage, MatchStage> {
+  const stage = new MatchStage(deps.watchlist, deps.history, {
+    thresholdFor: (modelId) => thresholdFor(modelId, config),
+    alertCooldownMs: config.match.alertCooldownS * 1000,
+    tracker: {
+      timeoutMs: config.match.trackTimeoutS * 1000,
+      similarity: config.match.trackSimilarity,
+      iou: config.match.trackIou,
+      reacquire: config.match.trackReacquire,
+    },
+    exclusionSimilarity: config.match.exclusionSimilarity,
+  });
+  return { stage, run: { maxBatch: 32 } };
+}
