@@ -165,7 +165,7 @@ export const ConfigSchema = z
       .prefault({}),
     bus: z
       .object({
-        kind: z.enum(["memory"]).default("memory"),
+        kind: z.enum(["memory", "kafka"]).default("memory"),
         /** Messages a topic holds before publishers wait: the backpressure bound. */
         queueCapacity: positiveInt.default(32),
         /**
@@ -173,6 +173,53 @@ export const ConfigSchema = z
          * so when detection is behind, cameras drop old frames at ingest instead of queueing seconds of video.
          */
         frameQueueCapacity: positiveInt.default(8),
+        /** `kind: "kafka"`: the broker connection and client tuning (env: VIGIL_BUS__KAFKA__BROKERS='["h:9092"]'). */
+        kafka: z
+          .object({
+            brokers: z.array(z.string().min(1)).min(1).default(["127.0.0.1:9092"]),
+            clientId: z.string().min(1).default("vigil"),
+            ssl: z.boolean().default(false),
+            sasl: z
+              .object({
+                mechanism: z.enum(["plain", "scram-sha-256", "scram-sha-512"]),
+                username: z.string().min(1),
+                password: z.string(),
+              })
+              .optional(),
+            /** gzip is the codec kafkajs has built in; the others need native modules. */
+            compression: z.enum(["none", "gzip"]).default("none"),
+            /** A member silent this long is dropped from its group and its partitions go to the others. */
+            sessionTimeoutMs: positiveInt.default(30_000),
+            heartbeatIntervalMs: positiveInt.default(3_000),
+            /** How long a fetch waits on an idle partition; also how soon an idle member notices a rebalance. */
+            maxWaitMs: positiveInt.default(500),
+            /** One fetch's bound across partitions, so a GPU stage can fill its batch from one fetch. */
+            fetchMaxBytes: positiveInt.default(32 * 1024 * 1024),
+            connectionTimeoutMs: positiveInt.default(3_000),
+            requestTimeoutMs: positiveInt.default(30_000),
+            /** `vigil topics create`: partitions per topic where the topic table's default does not fit. */
+            partitions: z.record(z.string(), positiveInt).default({}),
+            /** `vigil topics create`: replicas per partition; the broker's default.replication.factor if unset. */
+            replicationFactor: positiveInt.optional(),
+          })
+          .refine((k) => k.heartbeatIntervalMs < k.sessionTimeoutMs, {
+            message: "heartbeatIntervalMs must be shorter than sessionTimeoutMs",
+            path: ["heartbeatIntervalMs"],
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    /** A stage run as its own process (`vigil serve <stage>`): its HTTP endpoints and shutdown bound. */
+    service: z
+      .object({
+        /** /healthz, /readyz and /metrics listen here; port 0 picks a free port (tests). */
+        host: z.string().default("0.0.0.0"),
+        port: z.number().int().min(0).max(65535).default(9464),
+        /**
+         * SIGTERM: stop fetching, finish the batch, commit, exit 0 within this; past it the process exits 1.
+         * Kubernetes' terminationGracePeriodSeconds must be longer.
+         */
+        shutdownTimeoutS: z.number().positive().default(20),
       })
       .prefault({}),
     cameras: z.array(CameraSchema).default([]),
