@@ -7,6 +7,7 @@ import { benchIngest } from "./commands/bench-ingest.ts";
 import { benchVision } from "./commands/bench-vision.ts";
 import { benchSearch } from "./commands/bench-search.ts";
 import { benchE2e } from "./commands/bench-e2e.ts";
+import { benchFrames } from "./commands/bench-frames.ts";
 import { listModels, pullModels, verifyModels } from "./commands/models.ts";
 import { runEmbedded } from "./commands/run.ts";
 import { searchCommand, timelineCommand, type SearchOptions } from "./commands/history.ts";
@@ -363,6 +364,27 @@ bench
       console.log(
         `watchlist of ${r.watchlistPeople} people × 3 photos: ${r.watchlistMsPerFaceBatch1.toFixed(2)} ms per face alone, ${r.watchlistMsPerFaceBatch16.toFixed(2)} ms per face in batches of 16`,
       );
+    }),
+  );
+
+bench
+  .command("frames")
+  .description("what a 720p frame costs on Kafka in each encoding: bytes, CPU at ingest and at detect-align")
+  .option("--frames <n>", "frames to sample (5 fps from the face clip)", Number, 100)
+  .option("--json", "one JSON object on stdout")
+  .action(
+    action(async (opts: { frames: number; json?: boolean }) => {
+      const r = await benchFrames(configFrom(globals()), opts.frames);
+      if (opts.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(`${r.frames} frames of ${r.source} as ${r.width}×${r.height}`);
+      console.log("encoding                                   bytes/frame   ingest CPU   detect-align CPU");
+      for (const e of r.results)
+        console.log(
+          `${e.encoding.padEnd(42)} ${(e.bytesPerFrame / 1024).toFixed(0).padStart(8)} KiB ${e.producerCpuMsPerFrame.toFixed(2).padStart(8)} ms ${e.consumerCpuMsPerFrame.toFixed(2).padStart(12)} ms`,
+        );
     }),
   );
 

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
-import { cropLargestFace, samplePhotos, slideshowVideo } from "../../lib/media/sample-media.ts";
+import { benchFaceVideo, cropLargestFace } from "../../lib/media/sample-media.ts";
 import { SqliteStore } from "../../lib/store/sqlite-store.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { cameraStream } from "../../lib/testing/rtsp/media.ts";
@@ -41,21 +41,6 @@ export interface E2eBenchResult {
   p95FaceMs: number;
 }
 
-/** A face video: the one given, the development talking-head clip when present, else a slideshow of npm photos. */
-async function faceVideo(config: Config, dir: string, given?: string): Promise<string> {
-  if (given) return given;
-  const shared = path.join(
-    process.env.VIGIL_SHARED_DATA ?? path.resolve("../shared/data"),
-    "video",
-    "talking-d0.mp4",
-  );
-  if (existsSync(shared)) return shared;
-  const photos = await samplePhotos(path.resolve(config.dataDir, "cache"));
-  const out = path.join(dir, "faces.mp4");
-  await slideshowVideo(photos.slice(0, 3), out, { secondsEach: 3 });
-  return out;
-}
-
 /**
  * N RTSP cameras (GStreamer's server looping a face video) at the configured fps through every stage, with a
  * watchlist that matches the person in the video; alerts use a 2 s cool-down so latency has many samples.
@@ -68,7 +53,7 @@ export async function benchE2e(
   options: { video?: string; cameraFps: number; synchronized?: boolean },
 ): Promise<E2eBenchResult> {
   const dir = tempDirFor(config, "bench-e2e");
-  const source = await faceVideo(config, dir, options.video);
+  const source = await benchFaceVideo(config, dir, options.video);
   const warmupS = 6;
   const stream = cameraStream(
     source,

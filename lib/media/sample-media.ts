@@ -4,6 +4,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import sharp from "sharp";
 import { fetchNpmPackage } from "../util/npm-package.ts";
+import type { Config } from "../config/index.ts";
 import type { Vision } from "../vision/inference/vision.ts";
 import { decodeImage } from "../vision/pixels/image.ts";
 
@@ -102,4 +103,19 @@ export async function prepareSampleMedia(vision: Vision, dataDir: string): Promi
     if (!existsSync(out)) await cropLargestFace(vision, p.from, out);
   }
   return { video, watchlistDir, photos, people };
+}
+
+/** A face video: the one given, the development talking-head clip when present, else a slideshow of npm photos. */
+export async function benchFaceVideo(config: Config, dir: string, given?: string): Promise<string> {
+  if (given) return given;
+  const shared = path.join(
+    process.env.VIGIL_SHARED_DATA ?? path.resolve("../shared/data"),
+    "video",
+    "talking-d0.mp4",
+  );
+  if (existsSync(shared)) return shared;
+  const photos = await samplePhotos(path.resolve(config.dataDir, "cache"));
+  const out = path.join(dir, "faces.mp4");
+  await slideshowVideo(photos.slice(0, 3), out, { secondsEach: 3 });
+  return out;
 }
