@@ -9,6 +9,7 @@ mkdir -p .vigil
 echo "== type-check"; npx tsc --noEmit -p tsconfig.json
 echo "== lint"; npx eslint .
 echo "== format"; npx prettier --check . >/dev/null && echo "formatted"
+echo "== build"; npm run --silent build && echo "dist/ built"
 echo "== tests"
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json=.vigil/vitest.json "$@" || status=$?

@@ -17,11 +17,18 @@ function tsxApiUrl(): string {
   return tsxApi;
 }
 
+/** `./name.ts` beside `base` when running from source, `./name.js` when running the compiled build. */
+export function siblingModule(name: string, base: string): URL {
+  return new URL(`./${name}${base.endsWith(".ts") ? ".ts" : ".js"}`, base);
+}
+
 /**
- * Starts a worker thread whose entry is a TypeScript module. The product runs through tsx's loader with no
- * build step; a worker does not inherit the loader, so a two-line bootstrap registers it before importing.
+ * Starts a worker thread on a module. From the compiled build (plain JS) it is an ordinary worker; from source
+ * the worker does not inherit tsx's loader, so a two-line bootstrap registers it first (~130 MB more per
+ * worker, which is why production runs the build).
  */
 export function startTsWorker(entry: URL, workerData: unknown): Worker {
+  if (entry.pathname.endsWith(".js")) return new Worker(entry, { workerData });
   const boot =
     `import(${JSON.stringify(tsxApiUrl())}).then((m) => { m.register(); ` +
     `return import(${JSON.stringify(entry.href)}); });`;

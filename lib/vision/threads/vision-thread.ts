@@ -1,6 +1,6 @@
 import type { Worker } from "node:worker_threads";
 import type { Config } from "../../config/index.ts";
-import { startTsWorker } from "../../util/ts-worker.ts";
+import { siblingModule, startTsWorker } from "../../util/ts-worker.ts";
 import type { Embedder } from "../inference/embedder.ts";
 import type { AlignedFace, FrameAnalyzer } from "../inference/face-analyzer.ts";
 import type { BgrImage, FrameImage } from "../pixels/image.ts";
@@ -52,7 +52,7 @@ export class VisionThread {
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new VisionWorkerError(`${this.name} worker is closed`));
     if (this.ready) return this.ready;
-    const worker = startTsWorker(new URL("./vision-worker.ts", import.meta.url), {
+    const worker = startTsWorker(siblingModule("vision-worker", import.meta.url), {
       config: this.config,
       role: this.role,
     } satisfies VisionWorkerData);
