@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { MemoryBus } from "../../lib/bus/index.ts";
@@ -48,6 +49,47 @@ export interface IngestBenchResult {
   p95CadenceLagMs: number;
   reconnects: number;
   framesDropped: number;
+  /**
+   * Bare `ffmpeg -f null` decoding the same stream in the same run, as a fraction of one core: what the CPU
+   * itself charges for H.264 at this resolution, so the ingest cost reads as a ratio that does not depend on it.
+   */
+  decoderBaselineCpu: number;
+  /** cpuPerCamera / decoderBaselineCpu: Vigil's overhead over the decoder it cannot avoid. */
+  ingestOverDecoder: number;
+}
+
+/** CPU of one bare decoder on the stream (no sampling, no scaling, frames thrown away), in cores. */
+async function decoderBaseline(url: string, config: Config, seconds: number): Promise<number> {
+  const threads = config.ingest.decoderThreads;
+  const child = spawn(
+    "ffmpeg",
+    [
+      "-nostdin",
+      "-loglevel",
+      "error",
+      "-rtsp_transport",
+      "tcp",
+      "-threads",
+      String(threads),
+      "-i",
+      url,
+      "-f",
+      "null",
+      "-",
+    ],
+    { stdio: "ignore" },
+  );
+  try {
+    await new Promise((r) => setTimeout(r, 2000));
+    const pid = child.pid!;
+    const c0 = processCpuSeconds(pid) ?? 0;
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const used = (processCpuSeconds(pid) ?? c0) - c0;
+    return used / ((performance.now() - t0) / 1000);
+  } finally {
+    child.kill("SIGKILL");
+  }
 }
 
 /**
@@ -119,7 +161,10 @@ export async function benchIngest(
       lags.push(...raw.map((l) => l - base));
     }
     const status = manager.status();
+    await manager.stop();
+    const baseline = await decoderBaseline(specs[0]!.url, config, Math.min(seconds, 10));
     const expected = cameras * effectiveFps * elapsed;
+    const cpuPerCamera = cpuUsed / elapsed / cameras;
     return {
       cameras,
       fps: effectiveFps,
@@ -128,7 +173,9 @@ export async function benchIngest(
       framesDelivered: inWindow.length,
       framesExpected: Math.round(expected),
       deliveredRatio: inWindow.length / expected,
-      cpuPerCamera: cpuUsed / elapsed / cameras,
+      cpuPerCamera,
+      decoderBaselineCpu: baseline,
+      ingestOverDecoder: cpuPerCamera / baseline,
       serverCpuCores: serverUsed / elapsed,
       p95LatencyMs: percentile(
         inWindow.map((f) => f.deliveredAt - f.captureTs).sort((a, b) => a - b),
