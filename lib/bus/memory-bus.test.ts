@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MemoryBus } from "./memory-bus.ts";
+import { NamespacedBus } from "./namespaced-bus.ts";
 import type { OutRecord, TopicPartition } from "./bus.ts";
 
 const rec = (key: string, n: number): OutRecord => ({ key, value: Uint8Array.of(n) });
@@ -163,5 +164,26 @@ describe("MemoryBus", () => {
     ]);
     for (const r of seen) expect(r.timestamp).toBeGreaterThanOrEqual(before);
     await bus.close();
+  });
+});
+
+describe("NamespacedBus", () => {
+  it("prefixes topics and groups on the way out and strips them on the way in", async () => {
+    const inner = new MemoryBus({ capacity: 10 });
+    const a = new NamespacedBus(inner, "site-a.");
+    const b = new NamespacedBus(inner, "site-b.");
+    const seen: string[] = [];
+    const assigned: string[] = [];
+    await a.subscribe(
+      "vigil.faces",
+      { group: "embed", onAssign: (ps) => void assigned.push(...ps.map((p) => p.topic)) },
+      async (rs) => void seen.push(...rs.map((r) => `${r.topic}:${r.value[0]}`)),
+    );
+    await a.publish("vigil.faces", [rec("k", 1)]);
+    await b.publish("vigil.faces", [rec("k", 2)]);
+    await inner.drain();
+    expect(seen).toEqual(["vigil.faces:1"]);
+    expect(assigned).toEqual(["vigil.faces"]);
+    await inner.close();
   });
 });

@@ -35,7 +35,27 @@ export const ConfigSchema = z
         pack: z.enum(["auto", "yunet-reid0095", "faceplugin-npm"]).default("auto"),
         /** Source kinds Vigil may fetch from, in registry order; air-gapped sites keep only `mirror`. */
         sources: z.array(z.enum(["mirror", "url", "npm"])).default(["mirror", "url", "npm"]),
-        executionProvider: z.enum(["cpu", "cuda", "tensorrt"]).default("cpu"),
+        /**
+         * ONNX Runtime execution provider. A GPU provider that cannot load is an error naming what is missing;
+         * `auto` takes CUDA when it loads and the CPU otherwise, saying why.
+         */
+        executionProvider: z.enum(["cpu", "cuda", "tensorrt", "auto"]).default("cpu"),
+        /** TensorRT: engines are built per input shape (slow the first time) and kept here; FP16 engines. */
+        tensorrt: z
+          .object({ engineCacheDir: z.string().optional(), fp16: z.boolean().default(false) })
+          .prefault({}),
+        /**
+         * Batch sizes on a GPU provider, where per-run overhead dominates small batches: frames per detector run,
+         * all letterboxed to detectWidth × detectHeight (one input shape), and crops per embedding run.
+         */
+        gpu: z
+          .object({
+            detectBatch: positiveInt.default(16),
+            detectWidth: positiveInt.default(640),
+            detectHeight: positiveInt.default(384),
+            embedBatch: positiveInt.default(128),
+          })
+          .prefault({}),
         /** 0 lets ONNX Runtime pick (one thread per core). */
         intraOpThreads: z.number().int().min(0).default(0),
         /**
@@ -119,6 +139,11 @@ export const ConfigSchema = z
         trackReacquire: z.number().min(-1).max(1).default(0.55),
         /** A face at least this similar to one of a person's exclusions never alerts for that person. */
         exclusionSimilarity: z.number().min(-1).max(1).default(0.5),
+        /**
+         * Least trust (0–1, the calibrated chance that at least one of a track's looks is recognisable) before a
+         * track may alert or label a sighting; poorer looks only extend their track. Default: calibrated per model.
+         */
+        minTrust: fraction.optional(),
       })
       .prefault({}),
     store: z
@@ -132,6 +157,8 @@ export const ConfigSchema = z
         path: z.string().optional(),
         /** Sightings (and their crops) older than this are deleted. */
         retentionDays: z.number().positive().default(30),
+        /** How often (ms, at most) a running process checks the embedded store for other processes' changes. */
+        refreshMs: z.number().int().min(0).default(500),
       })
       .prefault({}),
     ingest: z
@@ -166,6 +193,14 @@ export const ConfigSchema = z
     bus: z
       .object({
         kind: z.enum(["memory", "kafka"]).default("memory"),
+        /**
+         * Prefix of every topic and consumer group name, so several deployments (or test runs) share a broker
+         * without seeing each other's records.
+         */
+        topicPrefix: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]*$/, "topic names allow letters, digits, '.', '_' and '-'")
+          .default(""),
         /** Messages a topic holds before publishers wait: the backpressure bound. */
         queueCapacity: positiveInt.default(32),
         /**
@@ -220,6 +255,8 @@ export const ConfigSchema = z
          * Kubernetes' terminationGracePeriodSeconds must be longer.
          */
         shutdownTimeoutS: z.number().positive().default(20),
+        /** Consumer group of the stage this process serves; default: the stage's name (its replicas share input). */
+        group: z.string().min(1).optional(),
       })
       .prefault({}),
     cameras: z.array(CameraSchema).default([]),

@@ -116,6 +116,7 @@ export async function startStage<M>(
 ): Promise<RunningService> {
   const runner = await new StageRunner(ctx.bus, definition.stage, {
     ...definition.run,
+    group: ctx.config.service.group ?? definition.run.group,
     observer: ctx.metrics.observer(),
   }).start();
   ctx.metrics.consumerLag(ctx.bus, runner.group, definition.stage.input.topic);
