@@ -32,6 +32,11 @@ export const FrameHeader = z.object({
    * height × 3; `jpeg` is a baseline JPEG.
    */
   format: z.enum(["yuv420p", "bgr24", "jpeg"]),
+  /**
+   * A live camera's frame (not a file's): only these go stale. Optional, so frames written before it existed
+   * read the same.
+   */
+  live: z.boolean().optional(),
 });
 
 export const QualityScores = z.object({

@@ -165,4 +165,19 @@ describe("StageRunner", () => {
     expect(again.stats.stale).toBe(1);
     await bus.close();
   });
+
+  it("lets only perishable messages go stale (a file's frames wait their turn)", async () => {
+    const { bus, stage, runner, outputs } = await harness();
+    await runner.stop();
+    await bus.publish(Topics.frames, frames(1, 2));
+    await new Promise((r) => setTimeout(r, 80));
+    const again = await new StageRunner(bus, stage, {
+      maxAgeMs: 50,
+      perishable: (f: FrameMessage) => f.seq === 1,
+    }).start();
+    await bus.drain();
+    expect(outputs).toEqual([2]);
+    expect(again.stats.stale).toBe(1);
+    await bus.close();
+  });
 });

@@ -13,6 +13,8 @@ export interface RunnerOptions {
    * this is where live backpressure happens.
    */
   maxAgeMs?: number;
+  /** Which messages can go stale (live frames do, a file's frames wait their turn); default: all. */
+  perishable?: (message: never) => boolean;
   /** Attempts at a batch before its records are tried one by one and the failing ones dead-lettered. */
   attempts?: number;
   retryDelayMs?: number;
@@ -96,19 +98,24 @@ export class StageRunner<M> {
     const messages: M[] = [];
     const kept: BusRecord[] = [];
     const now = Date.now();
+    const { maxAgeMs, perishable } = this.options;
     for (const record of records) {
-      if (this.options.maxAgeMs !== undefined && now - record.timestamp > this.options.maxAgeMs) {
-        this.stats.stale++;
-        this.options.observer?.stale?.(stage.name, record, now - record.timestamp);
-        continue;
-      }
+      let message: M;
       try {
-        messages.push(stage.input.contract.decode(record.value));
-        kept.push(record);
+        message = stage.input.contract.decode(record.value);
       } catch (err) {
         if (!(err instanceof ContractError)) throw err;
         dead.push(this.deadLetter(record, err.message));
+        continue;
       }
+      const age = now - record.timestamp;
+      if (maxAgeMs !== undefined && age > maxAgeMs && (!perishable || perishable(message as never))) {
+        this.stats.stale++;
+        this.options.observer?.stale?.(stage.name, record, age);
+        continue;
+      }
+      messages.push(message);
+      kept.push(record);
     }
     const outputs = messages.length > 0 ? await this.handle(messages, kept, dead) : [];
     await this.publish([...dead, ...outputs]);

@@ -18,5 +18,12 @@ export function createDetectAlign(
     { maxBatch: config.detect.maxBatch, maxWaitMs: config.detect.maxWaitMs },
     config.detect.embedGate,
   );
-  return { stage, run: { maxBatch: config.detect.maxBatch, maxAgeMs: config.detect.maxFrameAgeMs } };
+  return {
+    stage,
+    run: {
+      maxBatch: config.detect.maxBatch,
+      maxAgeMs: config.detect.maxFrameAgeMs,
+      perishable: (frame: FrameMessage) => frame.live === true,
+    },
+  };
 }
