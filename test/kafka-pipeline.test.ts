@@ -1,0 +1,139 @@
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BusRecord } from "../lib/bus/index.ts";
+import type { KafkaBus } from "../lib/bus/kafka-bus.ts";
+import { NamespacedBus } from "../lib/bus/namespaced-bus.ts";
+import { AlertContract, DeadLetterContract, TopicTable, Topics } from "../lib/contracts/index.ts";
+import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
+import { testBus, testKafka, uniqueName, type TestKafka } from "../lib/testing/kafka/index.ts";
+import { ServiceProcess } from "../lib/testing/service-process.ts";
+import { sharedVision, tempDir } from "./helpers.ts";
+
+/**
+ * The scale-out path for real: every stage its own OS process (`vigil serve <stage>`) over a real Kafka broker,
+ * each test in its own topic namespace on the run's shared broker.
+ */
+let kafka: TestKafka | undefined;
+const processes: ServiceProcess[] = [];
+
+beforeAll(async () => {
+  kafka = await testKafka();
+});
+
+afterAll(async () => {
+  await Promise.all(processes.map((p) => p.kill("SIGKILL")));
+});
+
+/** A namespace on the broker with the topic table's topics (2 partitions each), and a config file for it. */
+async function deployment(extra: Record<string, unknown> = {}) {
+  const prefix = `${uniqueName("vigil")}.`;
+  const dir = tempDir("vigil-kafka-");
+  const raw = testBus(kafka!.address);
+  await raw.ensureTopics(
+    TopicTable.map((t) => ({
+      name: `${prefix}${t.name}`,
+      partitions: 2,
+      retentionMs: 3_600_000,
+      maxMessageBytes: t.maxMessageBytes,
+      replicationFactor: 1,
+    })),
+  );
+  const bus = new NamespacedBus(raw, prefix);
+  const config = {
+    dataDir: path.resolve(".vigil"),
+    bus: {
+      kind: "kafka",
+      topicPrefix: prefix,
+      kafka: { brokers: [kafka!.address], sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, maxWaitMs: 250 },
+    },
+    store: { path: path.join(dir, "vigil.db") },
+    models: { detectWorkers: 1, embedWorkers: 1 },
+    ingest: { fps: 5 },
+    ...extra,
+  };
+  const configFile = path.join(dir, "vigil.json");
+  writeFileSync(configFile, JSON.stringify(config));
+  const start = (stage: string, env: Record<string, string> = {}) => {
+    const p = new ServiceProcess(stage, { configFile, env });
+    processes.push(p);
+    return p;
+  };
+  return { prefix, dir, bus, raw, configFile, config, start };
+}
+
+/** Collects a topic's records (in the namespace) from the start, as a fresh consumer group. */
+async function collect(bus: NamespacedBus, topic: string) {
+  const records: BusRecord[] = [];
+  const sub = await bus.subscribe(
+    topic,
+    { group: uniqueName("watch") },
+    async (rs) => void records.push(...rs),
+  );
+  return { records, stop: () => sub.stop() };
+}
+
+async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe("the four stages as separate processes over a real Kafka broker", () => {
+  it("(a) a video in, the watchlisted person's alert out; (e) a malformed record goes to vigil.dlq and the stage keeps going", async (ctx) => {
+    if (!kafka) return ctx.skip();
+    const vision = await sharedVision();
+    const media = tempDir();
+    const photos = await samplePhotos(path.resolve(".vigil/cache"));
+    const video = path.join(media, "slideshow.mp4");
+    await slideshowVideo([photos[0]!, photos[1]!, photos[2]!, photos[0]!], video, {
+      secondsEach: 1.2,
+      width: 960,
+      height: 540,
+    });
+    const face = path.join(media, "alice.jpg");
+    await cropLargestFace(vision, photos[0]!, face);
+    const d = await deployment({ cameras: [{ id: "door", url: video }] });
+    const enrol = spawnSync(
+      process.execPath,
+      ["bin/vigil.js", "--config", d.configFile, "enroll", "--person", "alice", face],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    expect(enrol.status, enrol.stderr).toBe(0);
+
+    const alerts = await collect(d.bus, Topics.alerts);
+    const dead = await collect(d.bus, Topics.dlq);
+    const stages = ["match", "embed", "detect-align"].map((s) => d.start(s));
+    await Promise.all(stages.map((s) => s.ready()));
+    // A record no stage can read, before the real ones: dead-lettered with the reason, nothing else held up.
+    await d.bus.publish(Topics.faces, [{ key: "door", value: new TextEncoder().encode("not a face") }]);
+    const ingest = d.start("ingest");
+    // The file ends, so ingest finishes by itself.
+    expect((await ingest.exited).code).toBe(0);
+    const hit = await until("an alert for alice", () =>
+      alerts.records.map((r) => AlertContract.decode(r.value)).find((a) => a.personId === "alice"),
+    );
+    expect(hit).toMatchObject({ personId: "alice", cameraId: "door" });
+    expect(hit.score).toBeGreaterThanOrEqual(hit.threshold);
+    const letter = await until("a dead letter", () => dead.records[0]);
+    const d0 = DeadLetterContract.decode(letter.value);
+    expect(d0.sourceTopic).toBe(Topics.faces);
+    expect(d0.reason).toMatch(/malformed face message/);
+    expect(Buffer.from(d0.original).toString()).toBe("not a face");
+    // Once per camera within the cool-down, though alice is shown twice.
+    await new Promise((r) => setTimeout(r, 3000));
+    const forAlice = alerts.records
+      .map((r) => AlertContract.decode(r.value))
+      .filter((a) => a.personId === "alice");
+    expect(new Set(forAlice.map((a) => a.alertId)).size).toBe(1);
+    for (const s of stages) expect((await s.kill("SIGTERM")).code).toBe(0);
+    await alerts.stop();
+    await dead.stop();
+    await (d.raw as KafkaBus).close();
+  });
+});
