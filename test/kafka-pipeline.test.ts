@@ -5,11 +5,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BusRecord } from "../lib/bus/index.ts";
 import type { KafkaBus } from "../lib/bus/kafka-bus.ts";
 import { NamespacedBus } from "../lib/bus/namespaced-bus.ts";
-import { AlertContract, DeadLetterContract, TopicTable, Topics } from "../lib/contracts/index.ts";
+import {
+  AlertContract,
+  DeadLetterContract,
+  EmbeddingContract,
+  TopicTable,
+  Topics,
+} from "../lib/contracts/index.ts";
 import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
 import { testBus, testKafka, uniqueName, type TestKafka } from "../lib/testing/kafka/index.ts";
 import { ServiceProcess } from "../lib/testing/service-process.ts";
-import { sharedVision, tempDir } from "./helpers.ts";
+import { alignedSampleFaces, faceRecord } from "../lib/testing/aligned-faces.ts";
+import { sharedVision, tempDir, testConfig } from "./helpers.ts";
 
 /**
  * The scale-out path for real: every stage its own OS process (`vigil serve <stage>`) over a real Kafka broker,
@@ -135,5 +142,39 @@ describe("the four stages as separate processes over a real Kafka broker", () =>
     await alerts.stop();
     await dead.stop();
     await (d.raw as KafkaBus).close();
+  });
+
+  it("(f) two embed processes in one group share the faces; the second joining rebalances with no face lost", async (ctx) => {
+    if (!kafka) return ctx.skip();
+    const samples = await alignedSampleFaces(testConfig(), await sharedVision());
+    const d = await deployment();
+    const out = await collect(d.bus, Topics.embeddings);
+    const first = d.start("embed");
+    await first.ready();
+    const total = 160;
+    const sent: string[] = [];
+    let second: ServiceProcess | undefined;
+    for (let chunk = 0; chunk < 16; chunk++) {
+      const records = Array.from({ length: 10 }, (_, k) => {
+        const i = chunk * 10 + k;
+        // Twelve cameras, so both partitions carry faces.
+        return faceRecord(samples[i % samples.length]!, `cam-${i % 12}`, i, Date.now());
+      });
+      await d.bus.publish(Topics.faces, records);
+      sent.push(...records.map((_, k) => `cam-${(chunk * 10 + k) % 12}:${chunk * 10 + k}:0`));
+      if (chunk === 4) second = d.start("embed");
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await second!.ready();
+    const faceIds = () => new Set(out.records.map((r) => EmbeddingContract.decode(r.value).faceId));
+    await until("every face embedded", () => faceIds().size === total);
+    expect([...faceIds()].sort()).toEqual([...sent].sort());
+    // Both members did work after the rebalance gave each a partition.
+    for (const p of [first, second!]) {
+      expect(await p.metrics()).toMatch(/vigil_batch_size_count\{[^}]*stage="embed"[^}]*\} [1-9]/);
+    }
+    for (const p of [first, second!]) expect((await p.kill("SIGTERM")).code).toBe(0);
+    await out.stop();
+    await d.raw.close();
   });
 });
