@@ -18,6 +18,7 @@ export class Metrics {
   private readonly deadLetters: client.Counter;
   private readonly retries: client.Counter;
   private readonly framesOut: client.Counter;
+  private readonly framesProcessed: client.Counter;
   private readonly camera: Record<
     "framesIn" | "framesDropped" | "framesUndecodable" | "reconnects",
     client.Gauge
@@ -63,6 +64,12 @@ export class Metrics {
     this.framesOut = new client.Counter({
       name: "vigil_frames_published_total",
       help: "frames ingest published, per camera",
+      labelNames: ["camera"],
+      registers,
+    });
+    this.framesProcessed = new client.Counter({
+      name: "vigil_frames_processed_total",
+      help: "frames detection ran on, per camera",
       labelNames: ["camera"],
       registers,
     });
@@ -113,6 +120,10 @@ export class Metrics {
       this.camera[key].set({ camera: s.cameraId }, s[key]);
     for (const state of CAMERA_STATES)
       this.cameraState.set({ camera: s.cameraId, state }, state === s.state ? 1 : 0);
+  }
+
+  frameProcessed(cameraId: string): void {
+    this.framesProcessed.inc({ camera: cameraId });
   }
 
   /** Counters a stage keeps itself (faces by rejection reason, …), read at scrape time. */

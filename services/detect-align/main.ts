@@ -10,6 +10,7 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
     const inference = await openInference(config, { analyzer: true }, (line) => ctx.log.info(line));
     const definition = createDetectAlign(config, { analyzer: inference.analyzer });
     const { stats } = definition.stage;
+    definition.stage.onFrameProcessed = (frame) => ctx.metrics.frameProcessed(frame.cameraId);
     ctx.metrics.gaugeFrom(
       "vigil_faces_rejected",
       "faces below the quality gate, by reason",
