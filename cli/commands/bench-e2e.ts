@@ -1,5 +1,4 @@
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
 import { benchFaceVideo, cropLargestFace } from "../../lib/media/sample-media.ts";
