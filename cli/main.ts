@@ -8,13 +8,26 @@ import { benchVision } from "./commands/bench-vision.ts";
 import { benchSearch } from "./commands/bench-search.ts";
 import { benchE2e } from "./commands/bench-e2e.ts";
 import { benchFrames } from "./commands/bench-frames.ts";
+import { benchPipeline } from "./commands/bench-pipeline.ts";
 import { listModels, pullModels, verifyModels } from "./commands/models.ts";
 import { runEmbedded } from "./commands/run.ts";
-import { searchCommand, timelineCommand, type SearchOptions } from "./commands/history.ts";
+import { serveCommand, serviceNames } from "./commands/serve.ts";
+import {
+  ackCommand,
+  alertsCommand,
+  cropCommand,
+  searchCommand,
+  sightingsCommand,
+  timelineCommand,
+  type AlertsOptions,
+  type BrowseOptions,
+  type SearchOptions,
+} from "./commands/history.ts";
 import {
   enrolCommand,
   excludeCommand,
   listPeopleCommand,
+  type ExcludeOptions,
   removeCommand,
   thresholdCommand,
 } from "./commands/watchlist.ts";
@@ -69,6 +82,19 @@ program
         }
       },
     ),
+  );
+
+program
+  .command("serve")
+  .description(
+    `one stage as its own process over the configured bus (bus.kind: "kafka"): ${serviceNames.join(" | ")}`,
+  )
+  .argument("<stage>", "the stage this process runs")
+  .action(
+    action(async (stage: string) => {
+      // The service has shut down in order; a client library's stray timer must not keep the process alive.
+      process.exit(await serveCommand(configFrom(globals()), stage));
+    }),
   );
 
 program
@@ -127,14 +153,18 @@ program
 
 program
   .command("exclude")
-  .description('"this is not X": faces like the one in the photo stop alerting for the person')
-  .requiredOption("--person <id>")
-  .requiredOption("--image <photo>", "e.g. the crop of a false alert")
+  .description(
+    '"this is not X": faces like this one (a photo, a false alert, a sighting) stop alerting for X',
+  )
+  .option("--person <id>", "who it is not (default for --alert / --sighting: the person it was matched to)")
+  .option("--image <photo>", "a photo of the face, e.g. a false alert's crop")
+  .option("--alert <id>", "the false alert itself")
+  .option("--sighting <id>", "a sighting of the face")
   .option("--note <text>")
   .action(
-    action((opts: { person: string; image: string; note?: string }) =>
-      excludeCommand(configFrom(globals()), opts),
-    ),
+    action(async (opts: ExcludeOptions) => {
+      await excludeCommand(configFrom(globals()), opts);
+    }),
   );
 
 program
@@ -186,6 +216,89 @@ program
         await timelineCommand(configFrom(globals()), { ...opts, mergeGapS: opts.mergeGap });
       },
     ),
+  );
+
+program
+  .command("sightings")
+  .description("browse stored sightings newest first, without a photo")
+  .option("--camera <id...>", "only these cameras")
+  .option("--person <id>", "only sightings matched to this person")
+  .option("--since <time>", "ISO time, epoch ms, or 15m / 6h / 3d ago")
+  .option("--until <time>")
+  .option("--limit <n>", "page size", Number, 50)
+  .option("--cursor <cursor>", "the next page, as printed after the previous one")
+  .option("--json", "as JSON")
+  .action(
+    action(async (opts: BrowseOptions) => {
+      await sightingsCommand(configFrom(globals()), opts);
+    }),
+  );
+
+program
+  .command("alerts")
+  .description("stored alerts newest first, with filters")
+  .option("--camera <id...>", "only these cameras")
+  .option("--person <id>")
+  .option("--watchlist <id>")
+  .option("--since <time>", "ISO time, epoch ms, or 15m / 6h / 3d ago")
+  .option("--until <time>")
+  .option("--open", "only alerts nobody has acknowledged")
+  .option("--limit <n>", "page size", Number, 50)
+  .option("--cursor <cursor>", "the next page, as printed after the previous one")
+  .option("--json", "as JSON")
+  .action(
+    action(async (opts: AlertsOptions) => {
+      await alertsCommand(configFrom(globals()), opts);
+    }),
+  );
+
+program
+  .command("ack")
+  .description("acknowledge an alert")
+  .argument("<alert-id>")
+  .option("--by <name>", "who acknowledges it", process.env.USER ?? "operator")
+  .option("--note <text>")
+  .action(
+    action(async (alertId: string, opts: { by: string; note?: string }) => {
+      await ackCommand(configFrom(globals()), alertId, opts);
+    }),
+  );
+
+program
+  .command("crop")
+  .description("write the face crop of a sighting or an alert as JPEG")
+  .option("--sighting <id>")
+  .option("--alert <id>")
+  .requiredOption("--out <file.jpg>")
+  .action(
+    action(async (opts: { sighting?: string; alert?: string; out: string }) => {
+      await cropCommand(configFrom(globals()), opts);
+    }),
+  );
+
+// Loaded on use, so other commands never load kafkajs.
+const topics = program
+  .command("topics")
+  .description("Kafka topics from the topic table (bus.kafka.brokers): create, describe");
+topics
+  .command("create")
+  .description("create missing topics: partitions, retention and max message size from the table and config")
+  .option("--json", "as JSON")
+  .action(
+    action(async (opts: { json?: boolean }) => {
+      const { topicsCreate } = await import("./commands/topics.ts");
+      if (!(await topicsCreate(configFrom(globals()), opts))) process.exitCode = 1;
+    }),
+  );
+topics
+  .command("describe")
+  .description("each topic's partitions, retention, max size, key and purpose, and the broker's live values")
+  .option("--json", "as JSON")
+  .action(
+    action(async (opts: { json?: boolean }) => {
+      const { topicsDescribe } = await import("./commands/topics.ts");
+      await topicsDescribe(configFrom(globals()), opts);
+    }),
   );
 
 const models = program.command("models").description("the model registry: list, pull and verify packs");
@@ -271,6 +384,7 @@ evaluate
     ),
   );
 
+// Recognition as cameras see faces (issue 14): open-set watchlist figures, quality, the operating point.
 const bench = program.command("bench").description("performance benchmarks");
 bench
   .command("vision")
@@ -328,6 +442,9 @@ bench
         `decoder CPU ${r.cpuPerCamera.toFixed(3)} of a core per camera (RTSP server itself: ${r.serverCpuCores.toFixed(2)} cores)`,
       );
       console.log(
+        `bare ffmpeg -f null on the same stream: ${r.decoderBaselineCpu.toFixed(3)} of a core; ingest / decoder ${r.ingestOverDecoder.toFixed(2)}`,
+      );
+      console.log(
         `p95 latency ingest → consumer ${r.p95LatencyMs.toFixed(1)} ms; p95 lag behind source cadence ${r.p95CadenceLagMs.toFixed(0)} ms`,
       );
       console.log(`reconnects ${r.reconnects}, frames dropped ${r.framesDropped}`);
@@ -365,6 +482,53 @@ bench
         `watchlist of ${r.watchlistPeople} people × 3 photos: ${r.watchlistMsPerFaceBatch1.toFixed(2)} ms per face alone, ${r.watchlistMsPerFaceBatch16.toFixed(2)} ms per face in batches of 16`,
       );
     }),
+  );
+
+bench
+  .command("pipeline")
+  .description(
+    "scale-out over Kafka, every stage its own process: embed scaling from 1 to 2 processes, then RTSP cameras end to end",
+  )
+  .option("--brokers <list>", "Kafka bootstrap brokers, comma-separated (default: start a local broker)")
+  .option("--cameras <n>", "RTSP cameras for the end-to-end run", Number, 4)
+  .option("--seconds <n>", "measured seconds end to end (after an 8 s warm-up)", Number, 30)
+  .option("--window <n>", "measured seconds per embed-scaling run", Number, 12)
+  .option("--faces <n>", "aligned faces published for embed scaling", Number, 3000)
+  .option("--json", "one JSON object on stdout")
+  .action(
+    action(
+      async (opts: {
+        brokers?: string;
+        cameras: number;
+        seconds: number;
+        window: number;
+        faces: number;
+        json?: boolean;
+      }) => {
+        const config = configFrom(globals());
+        const r = await benchPipeline(config, await visionFor(config), {
+          brokers: opts.brokers?.split(",").map((b) => b.trim()),
+          cameras: opts.cameras,
+          seconds: opts.seconds,
+          windowS: opts.window,
+          faces: opts.faces,
+        });
+        if (opts.json) {
+          console.log(JSON.stringify(r));
+          return;
+        }
+        console.log(`broker ${r.brokers}; every stage its own process`);
+        console.log(
+          `embed: 1 process ${r.facesPerSecond1.toFixed(1)} faces/s, 2 processes ${r.facesPerSecond2.toFixed(1)} faces/s: scaling ${r.embedScaling.toFixed(2)}`,
+        );
+        console.log(
+          `${r.cameras} RTSP cameras at ${r.fps} fps for ${r.seconds.toFixed(1)} s: processed ${r.framesProcessed} of ${r.framesOffered} offered, ratio ${r.processedRatio.toFixed(3)} (${r.framesStale} stale)`,
+        );
+        console.log(
+          `alerts ${r.alerts}: capture → alert p50 ${r.p50AlertMs.toFixed(0)} ms, p95 ${r.p95AlertMs.toFixed(0)} ms`,
+        );
+      },
+    ),
   );
 
 bench

@@ -59,9 +59,7 @@ describe("a stage as a service (runService)", () => {
       for (const e of out) expect(e.dim).toBeGreaterThan(0);
       const metrics = await (await fetch(`${base}/metrics`)).text();
       expect(metrics).toMatch(/vigil_batch_size_count\{[^}]*stage="embed"[^}]*\} [1-9]/);
-      expect(metrics).toMatch(
-        /vigil_dead_letters_total\{[^}]*topic="vigil.faces"[^}]*\} 1/,
-      );
+      expect(metrics).toMatch(/vigil_dead_letters_total\{[^}]*topic="vigil.faces"[^}]*\} 1/);
       expect((await fetch(`${base}/nope`)).status).toBe(404);
     } finally {
       expect(await service.stop("test")).toBe(0);

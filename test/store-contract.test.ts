@@ -2,18 +2,78 @@ import { afterAll, describe, expect, it } from "vitest";
 import path from "node:path";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { QdrantStore } from "../lib/store/qdrant-store.ts";
-import type { SightingStore } from "../lib/store/sighting-store.ts";
+import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
+import { alertFromMessage, type AlertStore, type NewAlert } from "../lib/store/alert-store.ts";
+import { AlertContract } from "../lib/contracts/index.ts";
+import type { StateStore } from "../lib/store/state-store.ts";
+import type { Page } from "../lib/store/paging.ts";
+import { InvalidInputError } from "../lib/store/errors.ts";
 import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
 import { tempDir } from "./helpers.ts";
-import { l2normalize } from "../lib/geometry/index.ts";
+import { cosine, l2normalize } from "../lib/geometry/index.ts";
 
-type Store = WatchlistStore & SightingStore;
+type Store = WatchlistStore & SightingStore & AlertStore & StateStore;
 const q = { faceSize: 80, interOcular: 30, sharpness: 100, yawDeg: 0, pitchDeg: 0, detScore: 0.9 };
 const vec = (seed: number, dim = 16) =>
   l2normalize(new Float32Array(dim).map((_, k) => Math.sin(seed * 12.9898 + k * 78.233)));
 const near = (v: Float32Array, seed: number) =>
   l2normalize(v.map((x, k) => x + 0.15 * Math.sin(seed + k * 3.1)));
+const sighting = (
+  id: string,
+  cameraId: string,
+  startTs: number,
+  v: Float32Array,
+  personId?: string,
+  modelId = "m1",
+): Sighting => ({
+  id,
+  trackId: `t-${id}`,
+  cameraId,
+  startTs,
+  endTs: startTs + 1000,
+  faces: 3,
+  modelId,
+  quality: q,
+  match: personId ? { personId, name: personId.toUpperCase(), score: 0.7 } : null,
+  vector: v,
+  crop: Uint8Array.of(1, 2, 3),
+});
+const alert = (
+  id: string,
+  cameraId: string,
+  personId: string,
+  ts: number,
+  more: Partial<NewAlert> = {},
+): NewAlert => ({
+  id,
+  watchlistId: "default",
+  personId,
+  personName: personId.toUpperCase(),
+  cameraId,
+  ts,
+  score: 0.8,
+  threshold: 0.44,
+  modelId: "m1",
+  faceId: `face-${id}`,
+  box: { x: 1, y: 2, width: 30, height: 40 },
+  crop: Uint8Array.of(9, ts % 256),
+  ...more,
+});
+
+/** Every page of a listing, checking each is full but the last. */
+async function allPages<T>(limit: number, page: (cursor?: string) => Promise<Page<T>>): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 100; i++) {
+    const p = await page(cursor);
+    out.push(...p.items);
+    if (p.nextCursor === null) return out;
+    expect(p.items).toHaveLength(limit);
+    cursor = p.nextCursor;
+  }
+  throw new Error("paging did not end");
+}
 
 /** One behaviour for every store behind the interfaces: the embedded SQLite store and the Qdrant adapter. */
 function storeContract(label: string, open: () => Promise<Store>) {
@@ -124,6 +184,297 @@ function storeContract(label: string, open: () => Promise<Store>) {
       expect(await store.purgeBefore(6500)).toBe(2);
       expect(await store.count()).toBe(1);
     });
+
+    it("lists what a person has (photos, exclusions), removes one exclusion, and lists watchlists", async () => {
+      const store = await open();
+      await store.upsertPerson({ id: "ann", name: "Ann", watchlistId: "vip" });
+      await store.upsertPerson({ id: "bo", name: "Bo", watchlistId: "default" });
+      await store.addFace({
+        faceId: "ann:1.jpg",
+        personId: "ann",
+        modelId: "m1",
+        vector: vec(1),
+        source: "1.jpg",
+      });
+      await store.addFace({
+        faceId: "ann:2.jpg",
+        personId: "ann",
+        modelId: "m2",
+        vector: vec(1, 8),
+        source: "2.jpg",
+      });
+      expect(await store.getPerson("ann")).toEqual({ id: "ann", name: "Ann", watchlistId: "vip", faces: 2 });
+      expect(await store.getPerson("bo")).toEqual({ id: "bo", name: "Bo", watchlistId: "default", faces: 0 });
+      expect(await store.getPerson("nobody")).toBeUndefined();
+      expect(await store.getFace("ann:2.jpg")).toEqual({
+        faceId: "ann:2.jpg",
+        personId: "ann",
+        modelId: "m2",
+        source: "2.jpg",
+      });
+      expect(await store.getFace("ann:9.jpg")).toBeUndefined();
+      expect((await store.listFaces("ann")).map((f) => [f.faceId, f.modelId])).toEqual([
+        ["ann:1.jpg", "m1"],
+        ["ann:2.jpg", "m2"],
+      ]);
+      expect(await store.listFaces("bo")).toEqual([]);
+
+      await store.addExclusion({
+        id: "ann:x1",
+        personId: "ann",
+        modelId: "m1",
+        vector: vec(3),
+        note: "stranger",
+      });
+      await store.addExclusion({
+        id: "ann:x2",
+        personId: "ann",
+        modelId: "m1",
+        vector: vec(4),
+        note: "other",
+      });
+      expect(await store.listExclusions("ann")).toEqual([
+        { id: "ann:x1", personId: "ann", modelId: "m1", note: "stranger" },
+        { id: "ann:x2", personId: "ann", modelId: "m1", note: "other" },
+      ]);
+      expect(await store.exclusionScore("ann", "m1", vec(3))).toBeGreaterThan(0.999);
+      expect(await store.removeExclusion("ann:x1")).toBe(true);
+      expect(await store.removeExclusion("ann:x1")).toBe(false);
+      expect((await store.listExclusions("ann")).map((e) => e.id)).toEqual(["ann:x2"]);
+      expect(await store.exclusionScore("ann", "m1", vec(3))).toBeLessThan(0.999);
+
+      await store.setWatchlistThreshold("night", 0.6);
+      await store.setWatchlistThreshold("cleared", 0.5);
+      await store.setWatchlistThreshold("cleared", null);
+      expect(await store.listWatchlists()).toEqual([
+        { id: "default", threshold: undefined, people: 1 },
+        { id: "night", threshold: 0.6, people: 0 },
+        { id: "vip", threshold: undefined, people: 1 },
+      ]);
+
+      // Nothing stale after an explicit invalidate, and a renamed person matches under the new name.
+      store.invalidate();
+      await store.upsertPerson({ id: "ann", name: "Ann B", watchlistId: "default" });
+      const [renamed] = await store.match("m1", [vec(1)], 1);
+      expect(renamed![0]!.person).toEqual({ id: "ann", name: "Ann B", watchlistId: "default" });
+      expect(await store.removePerson("ann")).toBe(true);
+      expect(await store.listExclusions("ann")).toEqual([]);
+      expect(await store.listFaces("ann")).toEqual([]);
+    });
+
+    it("browses sightings newest first in stable pages (ties, several models), with filters", async () => {
+      const store = await open();
+      const dee = vec(30);
+      await store.addSightings([
+        sighting("s1", "door", 1000, vec(31)),
+        sighting("s2", "door", 2000, near(dee, 1), "dee"),
+        sighting("s3", "lobby", 2000, vec(33)),
+        sighting("s4", "door", 2000, near(dee, 2), "dee"),
+        sighting("s5", "lobby", 3000, vec(35)),
+        sighting("s6", "door", 4000, vec(36, 8), undefined, "m2"),
+        sighting("s7", "lobby", 2000, vec(37, 8), "dee", "m2"),
+      ]);
+      const order = ["s6", "s5", "s7", "s4", "s3", "s2", "s1"];
+      for (const limit of [1, 2, 3, 7, 50]) {
+        const ids = (await allPages(limit, (cursor) => store.browse({ limit, cursor }))).map((s) => s.id);
+        expect(ids, `pages of ${limit}`).toEqual(order);
+      }
+      // A sighting added while paging lands on the pages not yet read only if it sorts after the cursor.
+      const first = await store.browse({ limit: 3 });
+      await store.addSightings([
+        sighting("s0", "door", 9000, vec(38)),
+        sighting("s2b", "door", 2000, vec(39)),
+      ]);
+      const rest = await allPages(3, (cursor) =>
+        store.browse({ limit: 3, cursor: cursor ?? first.nextCursor! }),
+      );
+      expect([...first.items, ...rest].map((s) => s.id)).toEqual([
+        "s6",
+        "s5",
+        "s7",
+        "s4",
+        "s3",
+        "s2b",
+        "s2",
+        "s1",
+      ]);
+
+      const burst = Array.from({ length: 9 }, (_, i) => `b${i}`);
+      await store.addSightings(
+        burst.map((id, i) =>
+          i % 2
+            ? sighting(id, "hall", 500, vec(50 + i))
+            : sighting(id, "hall", 500, vec(50 + i, 8), undefined, "m2"),
+        ),
+      );
+      for (const limit of [2, 4]) {
+        const hall = await allPages(limit, (cursor) => store.browse({ limit, cursor, cameras: ["hall"] }));
+        expect(hall.map((s) => s.id)).toEqual([...burst].reverse());
+      }
+
+      const door = await allPages(2, (cursor) => store.browse({ limit: 2, cursor, cameras: ["door"] }));
+      expect(door.map((s) => s.id)).toEqual(["s0", "s6", "s4", "s2b", "s2", "s1"]);
+      const deeOnly = await store.browse({ limit: 10, personId: "dee" });
+      expect(deeOnly.items.map((s) => s.id)).toEqual(["s7", "s4", "s2"]);
+      expect(deeOnly.nextCursor).toBeNull();
+      const window = await store.browse({ limit: 10, since: 2000, until: 3000, cameras: ["lobby"] });
+      expect(window.items.map((s) => s.id)).toEqual(["s5", "s7", "s3"]);
+      expect(window.items[1]).toEqual({
+        id: "s7",
+        trackId: "t-s7",
+        cameraId: "lobby",
+        startTs: 2000,
+        endTs: 3000,
+        faces: 3,
+        modelId: "m2",
+        quality: q,
+        match: { personId: "dee", name: "DEE", score: 0.7 },
+      });
+      await expect(store.browse({ limit: 5, cursor: "not-a-cursor" })).rejects.toBeInstanceOf(
+        InvalidInputError,
+      );
+      await expect(store.browse({ limit: 0 })).rejects.toBeInstanceOf(InvalidInputError);
+
+      const got = await store.getSighting("s4");
+      expect(got).toMatchObject({ id: "s4", cameraId: "door", match: { personId: "dee" } });
+      expect(cosine(got!.vector, near(dee, 2))).toBeGreaterThan(0.9999);
+      expect(await store.getSighting("nope")).toBeUndefined();
+
+      // Ranked search pages by offset.
+      const top4 = await store.search({ modelId: "m1", vector: dee, top: 4 });
+      const second = await store.search({ modelId: "m1", vector: dee, top: 2, offset: 2 });
+      expect(second.map((h) => h.sighting.id)).toEqual(top4.slice(2).map((h) => h.sighting.id));
+    });
+
+    it("stores alerts idempotently, pages them newest first with filters, acknowledges once", async () => {
+      const store = await open();
+      expect(await store.listAlerts({ limit: 5 })).toEqual({ items: [], nextCursor: null });
+      await store.addAlerts([
+        alert("a1", "door", "ann", 1000),
+        alert("a2", "door", "ann", 2000, { vector: vec(5) }),
+        alert("a3", "lobby", "bo", 2000, { watchlistId: "vip" }),
+        alert("a4", "door", "bo", 2000),
+        alert("a5", "lobby", "ann", 5000),
+      ]);
+      expect(await store.countAlerts()).toBe(5);
+      for (const limit of [1, 2, 4, 10]) {
+        const ids = (await allPages(limit, (cursor) => store.listAlerts({ limit, cursor }))).map((a) => a.id);
+        expect(ids, `pages of ${limit}`).toEqual(["a5", "a4", "a3", "a2", "a1"]);
+      }
+      const ids = async (query: Parameters<Store["listAlerts"]>[0]) =>
+        (await store.listAlerts(query)).items.map((a) => a.id);
+      expect(await ids({ limit: 10, cameras: ["door"] })).toEqual(["a4", "a2", "a1"]);
+      expect(await ids({ limit: 10, personId: "ann" })).toEqual(["a5", "a2", "a1"]);
+      expect(await ids({ limit: 10, watchlistId: "vip" })).toEqual(["a3"]);
+      expect(await ids({ limit: 10, since: 1500, until: 2500 })).toEqual(["a4", "a3", "a2"]);
+      expect(await store.countAlerts({ cameras: ["door"], personId: "bo" })).toBe(1);
+
+      const first = await store.acknowledgeAlert("a2", { by: "sam", ts: 123, note: "seen" });
+      expect(first).toMatchObject({ id: "a2", acknowledged: { by: "sam", ts: 123, note: "seen" } });
+      const again = await store.acknowledgeAlert("a2", { by: "kim", ts: 456, note: null });
+      expect(again!.acknowledged).toEqual({ by: "sam", ts: 123, note: "seen" });
+      expect(await store.acknowledgeAlert("nope", { by: "sam", ts: 1, note: null })).toBeUndefined();
+      expect(await ids({ limit: 10, acknowledged: true })).toEqual(["a2"]);
+      expect(await ids({ limit: 10, acknowledged: false, personId: "ann" })).toEqual(["a5", "a1"]);
+      expect(await store.countAlerts({ acknowledged: false })).toBe(4);
+
+      // A replay (the vector is not on vigil.alerts) keeps the acknowledgement and the vector stored before.
+      await store.addAlerts([alert("a2", "door", "ann", 2000)]);
+      expect(await store.countAlerts()).toBe(5);
+      const a2 = await store.getAlert("a2");
+      expect(a2).toMatchObject({
+        id: "a2",
+        watchlistId: "default",
+        personId: "ann",
+        personName: "ANN",
+        cameraId: "door",
+        ts: 2000,
+        score: 0.8,
+        threshold: 0.44,
+        modelId: "m1",
+        faceId: "face-a2",
+        box: { x: 1, y: 2, width: 30, height: 40 },
+        acknowledged: { by: "sam", ts: 123, note: "seen" },
+      });
+      expect(cosine(a2!.vector!, vec(5))).toBeGreaterThan(0.9999);
+      expect((await store.getAlert("a1"))!.vector).toBeNull();
+      expect(await store.getAlert("nope")).toBeUndefined();
+      expect(Array.from((await store.alertCrop("a3"))!)).toEqual([9, 2000 % 256]);
+      expect(await store.alertCrop("nope")).toBeUndefined();
+
+      // The cool-down's memory: the newest alert strictly before a time.
+      expect((await store.lastAlert("ann", "door", 2000))?.id).toBe("a1");
+      expect((await store.lastAlert("ann", "door", 2001))?.id).toBe("a2");
+      expect(await store.lastAlert("ann", "door", 1000)).toBeUndefined();
+      expect((await store.lastAlert("bo", "door", 1e12))?.id).toBe("a4");
+      expect(await store.lastAlert("bo", "hall", 1e12)).toBeUndefined();
+
+      expect(await store.purgeAlertsBefore(2000)).toBe(1);
+      expect(await store.countAlerts()).toBe(4);
+
+      // A long run of equal times (one frame, many faces) split across pages loses and repeats nothing.
+      const burst = Array.from({ length: 13 }, (_, i) => `burst-${String(i).padStart(2, "0")}`);
+      await store.addAlerts(burst.map((id) => alert(id, "hall", "cy", 7000)));
+      for (const limit of [2, 5]) {
+        const got = await allPages(limit, (cursor) => store.listAlerts({ limit, cursor, cameras: ["hall"] }));
+        expect(got.map((a) => a.id)).toEqual([...burst].reverse());
+      }
+    });
+
+    it("stores an alert as it arrives on vigil.alerts", async () => {
+      const store = await open();
+      const message = AlertContract.decode(
+        AlertContract.encode({
+          alertId: "alert:cam-1:0:1:ann",
+          watchlistId: "vip",
+          personId: "ann",
+          personName: "Ann",
+          cameraId: "cam-1",
+          ts: 1795822512108,
+          score: 0.88,
+          threshold: 0.44,
+          modelId: "m1",
+          faceId: "cam-1:0:1",
+          box: { x: 1, y: 2, width: 3, height: 4 },
+          crop: Uint8Array.of(0xff, 0xd8),
+        }),
+      );
+      await store.addAlerts([alertFromMessage(message)]);
+      expect(await store.getAlert("alert:cam-1:0:1:ann")).toEqual({
+        id: "alert:cam-1:0:1:ann",
+        watchlistId: "vip",
+        personId: "ann",
+        personName: "Ann",
+        cameraId: "cam-1",
+        ts: 1795822512108,
+        score: 0.88,
+        threshold: 0.44,
+        modelId: "m1",
+        faceId: "cam-1:0:1",
+        box: { x: 1, y: 2, width: 3, height: 4 },
+        acknowledged: null,
+        vector: null,
+      });
+      expect(Array.from((await store.alertCrop("alert:cam-1:0:1:ann"))!)).toEqual([0xff, 0xd8]);
+    });
+
+    it("keeps small state blobs by key", async () => {
+      const store = await open();
+      expect(await store.loadState("match/p0")).toBeUndefined();
+      const big = new Uint8Array(100_000).map((_, i) => (i * 7) & 255);
+      await store.saveState("match/p0", Uint8Array.of(1, 2, 3));
+      await store.saveState("match/p1", big);
+      await store.saveState("other", new Uint8Array(0));
+      await store.saveState("match/p0", Uint8Array.of(4));
+      expect(Array.from((await store.loadState("match/p0"))!)).toEqual([4]);
+      expect(Buffer.from((await store.loadState("match/p1"))!).equals(Buffer.from(big))).toBe(true);
+      expect((await store.loadState("other"))!.length).toBe(0);
+      expect(await store.stateKeys("match/")).toEqual(["match/p0", "match/p1"]);
+      expect(await store.stateKeys()).toEqual(["match/p0", "match/p1", "other"]);
+      expect(await store.deleteState("match/p0")).toBe(true);
+      expect(await store.deleteState("match/p0")).toBe(false);
+      expect(await store.loadState("match/p0")).toBeUndefined();
+    });
   });
 }
 
@@ -162,7 +513,38 @@ describe("Qdrant adapter traffic", () => {
     const calls = new Set(fakes.flatMap((f) => f.calls));
     expect(calls).toContain("POST /collections/{collection_name}/points/query");
     expect(calls).toContain("PUT /collections/{collection_name}/index");
+    expect(calls).toContain("POST /collections/{collection_name}/points/scroll");
+    expect(calls).toContain("POST /collections/{collection_name}/points/payload");
     expect(fakes.flatMap((f) => f.violations)).toEqual([]);
+  });
+
+  it("the fake refuses ordered scrolls as Qdrant does: no range index, or an offset", async () => {
+    const fake = await new FakeQdrant(process.env.VIGIL_QDRANT_OPENAPI ?? spec).start();
+    const call = (method: string, url: string, body: unknown) =>
+      fetch(`${fake.url}${url}`, {
+        method,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    await call("PUT", "/collections/c", { vectors: { size: 1, distance: "Cosine" } });
+    const unindexed = await call("POST", "/collections/c/points/scroll", {
+      order_by: { key: "ts" },
+      limit: 5,
+    });
+    expect(unindexed.status).toBe(400);
+    expect(JSON.stringify(await unindexed.json())).toMatch(/No range index for `order_by` key/);
+    await call("PUT", "/collections/c/index", { field_name: "ts", field_schema: "integer" });
+    const withOffset = await call("POST", "/collections/c/points/scroll", {
+      order_by: { key: "ts" },
+      offset: 1,
+      limit: 5,
+    });
+    expect(withOffset.status).toBe(400);
+    expect((await call("POST", "/collections/c/points/scroll", { order_by: "ts", limit: 5 })).status).toBe(
+      200,
+    );
+    expect(fake.violations).toEqual([]);
+    await fake.stop();
   });
 });
 

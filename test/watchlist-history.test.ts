@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import { runEmbedded } from "../cli/commands/run.ts";
@@ -8,6 +9,7 @@ import { samplePhotos, slideshowVideo, cropLargestFace } from "../lib/media/samp
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { thresholdFor } from "../lib/vision/models/calibration.ts";
 import { embedSingleFace } from "../lib/watchlist/photo.ts";
+import type { VigilEvent } from "../cli/events.ts";
 import { collect, ofType, sharedData, sharedVision, skipReason, tempDir, testConfig } from "./helpers.ts";
 
 const bbt = sharedData("faces-bbt");
@@ -132,5 +134,74 @@ describe("history search and person timeline across cameras (always runs)", () =
     expect(visits.map((v) => v.cameraId)).toEqual(["door", "lobby"]);
     store.close();
     expect(readdirSync(dir)).toContain("vigil.db");
+  });
+});
+
+/** The `vigil` command in its own process, on the given store file, as an operator in a second terminal. */
+function vigil(args: string[], storeFile: string): Promise<void> {
+  const child = spawn(process.execPath, ["bin/vigil.js", ...args], {
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, VIGIL_STORE__PATH: storeFile, VIGIL_DATA_DIR: path.resolve(".vigil") },
+  });
+  return new Promise((resolve, reject) =>
+    child.on("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`vigil ${args[0]} exited ${code}`)),
+    ),
+  );
+}
+
+async function until(check: () => boolean, timeoutMs: number, what: string) {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("changing the watchlist while `vigil run` is live (always runs)", () => {
+  it("a person enrolled from another process alerts within seconds, and stops once removed", async () => {
+    const vision = await sharedVision();
+    const dir = tempDir();
+    const photos = await samplePhotos(path.resolve(".vigil/cache"));
+    const person = path.join(dir, "ann.jpg");
+    await cropLargestFace(vision, photos[0]!, person);
+    const clip = path.join(dir, "door.mp4");
+    await slideshowVideo([person], clip, { secondsEach: 4, width: 640, height: 480 });
+    const storeFile = path.join(dir, "vigil.db");
+    const config = testConfig({
+      "ingest.fps": 5,
+      "store.path": storeFile,
+      // Alerts repeat every second while she is enrolled, so the moment they stop is visible.
+      "match.alertCooldownS": 1,
+      cameras: [{ id: "door", url: clip, loop: true }],
+    });
+    const events: { event: VigilEvent; at: number }[] = [];
+    const alerts = (after = 0) =>
+      events.filter((x) => x.event.type === "alert" && x.at > after).map((x) => x.event);
+    const abort = new AbortController();
+    const run = runEmbedded(config, vision, { source: [], events: "ndjson", signal: abort.signal }, (event) =>
+      events.push({ event, at: Date.now() }),
+    );
+    try {
+      await until(() => events.some((x) => x.event.type === "face"), 60_000, "first face");
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(alerts()).toEqual([]);
+
+      await vigil(["enroll", "--person", "ann", person], storeFile);
+      const enrolledAt = Date.now();
+      await until(() => alerts(enrolledAt).length > 0, 10_000, "an alert after enrolling");
+      const first = events.find((x) => x.event.type === "alert")!;
+      expect(first.event).toMatchObject({ personId: "ann", cameraId: "door" });
+      expect(first.at - enrolledAt).toBeLessThan(5000);
+
+      await vigil(["remove", "--person", "ann"], storeFile);
+      const removedAt = Date.now();
+      await new Promise((r) => setTimeout(r, 4000));
+      // Frames already on their way when she was removed may still alert; nothing later does.
+      expect(alerts(removedAt + 2500)).toEqual([]);
+    } finally {
+      abort.abort();
+      await run;
+    }
   });
 });

@@ -1,12 +1,37 @@
+import { writeFileSync } from "node:fs";
 import type { Config } from "../../lib/config/index.ts";
-import { buildTimeline, parseTime } from "../../lib/history/timeline.ts";
-import type { SightingRecord } from "../../lib/store/sighting-store.ts";
-import { thresholdFor } from "../../lib/vision/models/calibration.ts";
-import { embedSingleFace } from "../../lib/watchlist/photo.ts";
-import { UsageError, visionFor } from "../context.ts";
+import { HistoryService } from "../../lib/history/service.ts";
+import { parseTime } from "../../lib/history/timeline.ts";
+import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
 import { openStore } from "../../lib/store/open-store.ts";
+import { thresholdFor } from "../../lib/vision/models/calibration.ts";
+import { photoEmbedder } from "../../lib/watchlist/photo.ts";
+import { UsageError, visionFor } from "../context.ts";
 
 const iso = (ts: number) => new Date(ts).toISOString();
+const time = (text?: string) => (text ? parseTime(text) : undefined);
+
+/** Runs `use` over a history service on the configured store, closing the store after. */
+export async function withHistory<T>(
+  config: Config,
+  use: (history: HistoryService) => Promise<T>,
+): Promise<T> {
+  const store = openStore(config);
+  try {
+    return await use(
+      new HistoryService({
+        store,
+        photos: photoEmbedder(() => visionFor(config)),
+        thresholdFor: (modelId) => thresholdFor(modelId, config),
+      }),
+    );
+  } catch (err) {
+    if (err instanceof NotFoundError || err instanceof InvalidInputError) throw new UsageError(err.message);
+    throw err;
+  } finally {
+    store.close();
+  }
+}
 
 export interface SearchOptions {
   image: string;
@@ -17,48 +42,34 @@ export interface SearchOptions {
   json?: boolean;
 }
 
-async function photoVector(config: Config, image: string) {
-  const vision = await visionFor(config);
-  const face = await embedSingleFace(vision, image, image);
-  if (!face.ok) throw new UsageError(`${image}: ${face.reason}`);
-  return face;
-}
-
 /** "Where has this face been?": stored sightings by similarity, with camera and time filters. */
 export async function searchCommand(config: Config, opts: SearchOptions) {
-  const face = await photoVector(config, opts.image);
-  const store = openStore(config);
-  try {
-    const hits = await store.search({
-      modelId: face.modelId,
-      vector: face.vector,
+  const result = await withHistory(config, (h) =>
+    h.searchByPhoto(opts.image, {
       cameras: opts.camera,
-      since: opts.since ? parseTime(opts.since) : undefined,
-      until: opts.until ? parseTime(opts.until) : undefined,
-      top: opts.top,
-    });
-    const threshold = thresholdFor(face.modelId, config);
-    if (opts.json) {
-      console.log(
-        JSON.stringify({
-          threshold,
-          hits: hits.map((h) => ({ ...h.sighting, score: h.score, sameperson: h.score >= threshold })),
-        }),
-      );
-      return hits;
-    }
-    if (hits.length === 0) console.log("no sightings");
-    for (const h of hits) {
-      const s = h.sighting;
-      const mark = h.score >= threshold ? "≥" : "<";
-      console.log(
-        `${h.score.toFixed(3)} ${mark} ${threshold.toFixed(3)}  ${iso(s.startTs)}  ${s.cameraId.padEnd(12)} ${s.id}${s.match ? `  (matched ${s.match.personId})` : ""}`,
-      );
-    }
+      since: time(opts.since),
+      until: time(opts.until),
+      limit: opts.top,
+    }),
+  );
+  const { hits, threshold } = result;
+  if (opts.json) {
+    console.log(
+      JSON.stringify({
+        threshold,
+        hits: hits.map((h) => ({ ...h.sighting, score: h.score, sameperson: h.samePerson })),
+      }),
+    );
     return hits;
-  } finally {
-    store.close();
   }
+  if (hits.length === 0) console.log("no sightings");
+  for (const h of hits) {
+    const s = h.sighting;
+    console.log(
+      `${h.score.toFixed(3)} ${h.samePerson ? "≥" : "<"} ${threshold.toFixed(3)}  ${iso(s.startTs)}  ${s.cameraId.padEnd(12)} ${s.id}${s.match ? `  (matched ${s.match.personId})` : ""}`,
+    );
+  }
+  return hits;
 }
 
 export interface TimelineOptions {
@@ -74,36 +85,108 @@ export interface TimelineOptions {
 export async function timelineCommand(config: Config, opts: TimelineOptions) {
   if (!opts.person === !opts.image)
     throw new UsageError("give exactly one of --person <id> or --image <photo>");
-  const since = opts.since ? parseTime(opts.since) : undefined;
-  const until = opts.until ? parseTime(opts.until) : undefined;
-  const face = opts.image ? await photoVector(config, opts.image) : undefined;
-  const store = openStore(config);
-  try {
-    let sightings: (SightingRecord & { score?: number })[];
-    if (face) {
-      // Every stored sighting above the calibrated threshold is this person.
-      const threshold = thresholdFor(face.modelId, config);
-      const hits = await store.search({
-        modelId: face.modelId,
-        vector: face.vector,
-        since,
-        until,
-        top: 10_000,
-      });
-      sightings = hits.filter((h) => h.score >= threshold).map((h) => ({ ...h.sighting, score: h.score }));
-    } else {
-      sightings = await store.byPerson(opts.person!, { since, until });
-    }
-    const visits = buildTimeline(sightings, opts.mergeGapS * 1000);
-    if (opts.json) console.log(JSON.stringify({ visits }));
-    else if (visits.length === 0) console.log("no sightings");
-    else
-      for (const v of visits)
-        console.log(
-          `${iso(v.startTs)} → ${iso(v.endTs)}  ${v.cameraId.padEnd(12)} ${v.sightings.length} sighting(s), ${v.faces} face(s)${v.score !== null ? `, best ${v.score.toFixed(3)}` : ""}`,
-        );
-    return visits;
-  } finally {
-    store.close();
+  const { visits } = await withHistory(config, (h) =>
+    h.timeline(opts.person ? { personId: opts.person } : { photo: opts.image! }, {
+      since: time(opts.since),
+      until: time(opts.until),
+      mergeGapMs: opts.mergeGapS * 1000,
+    }),
+  );
+  if (opts.json) console.log(JSON.stringify({ visits }));
+  else if (visits.length === 0) console.log("no sightings");
+  else
+    for (const v of visits)
+      console.log(
+        `${iso(v.startTs)} → ${iso(v.endTs)}  ${v.cameraId.padEnd(12)} ${v.sightings.length} sighting(s), ${v.faces} face(s)${v.score !== null ? `, best ${v.score.toFixed(3)}` : ""}`,
+      );
+  return visits;
+}
+
+export interface BrowseOptions {
+  camera?: string[];
+  person?: string;
+  since?: string;
+  until?: string;
+  limit: number;
+  cursor?: string;
+  json?: boolean;
+}
+
+/** Sightings newest first, without a photo. */
+export async function sightingsCommand(config: Config, opts: BrowseOptions) {
+  const page = await withHistory(config, (h) =>
+    h.browseSightings({
+      cameras: opts.camera,
+      personId: opts.person,
+      since: time(opts.since),
+      until: time(opts.until),
+      limit: opts.limit,
+      cursor: opts.cursor,
+    }),
+  );
+  if (opts.json) console.log(JSON.stringify(page));
+  else {
+    if (page.items.length === 0) console.log("no sightings");
+    for (const s of page.items)
+      console.log(
+        `${iso(s.startTs)}  ${s.cameraId.padEnd(12)} ${s.id}  ${s.faces} face(s)${s.match ? `  ${s.match.personId} ${s.match.score.toFixed(3)}` : ""}`,
+      );
+    if (page.nextCursor) console.log(`more: --cursor ${page.nextCursor}`);
   }
+  return page;
+}
+
+export interface AlertsOptions {
+  camera?: string[];
+  person?: string;
+  watchlist?: string;
+  since?: string;
+  until?: string;
+  /** Only alerts nobody has acknowledged. */
+  open?: boolean;
+  limit: number;
+  cursor?: string;
+  json?: boolean;
+}
+
+export async function alertsCommand(config: Config, opts: AlertsOptions) {
+  const page = await withHistory(config, (h) =>
+    h.listAlerts({
+      cameras: opts.camera,
+      personId: opts.person,
+      watchlistId: opts.watchlist,
+      since: time(opts.since),
+      until: time(opts.until),
+      acknowledged: opts.open ? false : undefined,
+      limit: opts.limit,
+      cursor: opts.cursor,
+    }),
+  );
+  if (opts.json) console.log(JSON.stringify(page));
+  else {
+    if (page.items.length === 0) console.log("no alerts");
+    for (const a of page.items)
+      console.log(
+        `${iso(a.ts)}  ${a.cameraId.padEnd(12)} ${a.personId} ${a.score.toFixed(3)}  ${a.id}${a.acknowledged ? `  (acknowledged by ${a.acknowledged.by})` : ""}`,
+      );
+    if (page.nextCursor) console.log(`more: --cursor ${page.nextCursor}`);
+  }
+  return page;
+}
+
+export async function ackCommand(config: Config, alertId: string, opts: { by: string; note?: string }) {
+  const alert = await withHistory(config, (h) => h.acknowledgeAlert(alertId, opts));
+  console.log(`${alert.id}: acknowledged by ${alert.acknowledged!.by} at ${iso(alert.acknowledged!.ts)}`);
+  return alert;
+}
+
+/** Writes the JPEG of a sighting's best face, or of an alert's face. */
+export async function cropCommand(config: Config, opts: { sighting?: string; alert?: string; out: string }) {
+  if (!opts.sighting === !opts.alert)
+    throw new UsageError("give exactly one of --sighting <id> or --alert <id>");
+  const jpeg = await withHistory(config, (h) =>
+    opts.sighting ? h.sightingCrop(opts.sighting) : h.alertCrop(opts.alert!),
+  );
+  writeFileSync(opts.out, jpeg);
+  console.log(`wrote ${opts.out} (${jpeg.length} bytes)`);
 }

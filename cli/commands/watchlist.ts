@@ -1,9 +1,34 @@
 import type { Config } from "../../lib/config/index.ts";
+import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
 import { openStore } from "../../lib/store/open-store.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
-import { enrolPhotos, scanWatchlistFolder, type PhotoOutcome } from "../../lib/watchlist/enrol.ts";
-import { embedSingleFace } from "../../lib/watchlist/photo.ts";
+import type { WatchlistChanges } from "../../lib/watchlist/changes.ts";
+import { scanWatchlistFolder, type PhotoOutcome } from "../../lib/watchlist/enrol.ts";
+import { photoEmbedder } from "../../lib/watchlist/photo.ts";
+import { WatchlistService } from "../../lib/watchlist/service.ts";
 import { UsageError, visionFor } from "../context.ts";
+
+/**
+ * Runs `use` over a watchlist service on the configured store, closing the store after. Models load only if a
+ * photo is looked at. A missing person or a refused photo is the user's to fix: one line, exit 1.
+ */
+export async function withWatchlist<T>(
+  config: Config,
+  use: (watchlist: WatchlistService) => Promise<T>,
+  changes?: WatchlistChanges,
+): Promise<T> {
+  const store = openStore(config);
+  try {
+    return await use(
+      new WatchlistService({ store, photos: photoEmbedder(() => visionFor(config)), changes }),
+    );
+  } catch (err) {
+    if (err instanceof NotFoundError || err instanceof InvalidInputError) throw new UsageError(err.message);
+    throw err;
+  } finally {
+    store.close();
+  }
+}
 
 export interface EnrolOptions {
   person?: string;
@@ -21,32 +46,33 @@ export async function enrolCommand(
 ): Promise<PhotoOutcome[]> {
   const jobs: { id: string; name: string; files: string[] }[] = [];
   if (opts.folder) {
-    const { people, skipped } = scanWatchlistFolder(opts.folder);
+    let scanned;
+    try {
+      scanned = scanWatchlistFolder(opts.folder);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const { people, skipped } = scanned;
     for (const s of skipped) process.stderr.write(`vigil: ${s}\n`);
     jobs.push(...people);
   }
   if (opts.person) jobs.push({ id: opts.person, name: opts.name ?? opts.person, files: photos });
   if (jobs.length === 0) throw new UsageError("give --person <id> with photos, or --folder <dir>");
   if (opts.person && photos.length === 0) throw new UsageError(`no photos given for ${opts.person}`);
-  const vision = await visionFor(config);
-  const store = openStore(config);
-  const total = jobs.reduce((n, j) => n + j.files.length, 0);
-  const bar = progress("enrol", total);
+  const bar = progress(
+    "enrol",
+    jobs.reduce((n, j) => n + j.files.length, 0),
+  );
   const outcomes: PhotoOutcome[] = [];
   try {
-    for (const job of jobs) {
-      const result = await enrolPhotos(
-        vision,
-        store,
-        { id: job.id, name: job.name, watchlistId: opts.watchlist },
-        job.files,
-        () => bar.tick(),
-      );
-      outcomes.push(...result);
-    }
+    await withWatchlist(config, async (watchlist) => {
+      for (const job of jobs) {
+        const request = { id: job.id, name: job.name, watchlistId: opts.watchlist };
+        outcomes.push(...(await watchlist.enrol(request, job.files, () => bar.tick())).outcomes);
+      }
+    });
   } finally {
     bar.done();
-    store.close();
   }
   if (opts.json) console.log(JSON.stringify(outcomes));
   else {
@@ -61,78 +87,65 @@ export async function enrolCommand(
 }
 
 export async function listPeopleCommand(config: Config, json: boolean) {
-  const store = openStore(config);
-  try {
-    const people = await store.listPeople();
-    if (json) console.log(JSON.stringify(people));
-    else if (people.length === 0) console.log("the watchlist is empty");
-    else
-      for (const p of people)
-        console.log(
-          `${p.id.padEnd(24)} ${p.name.padEnd(24)} watchlist ${p.watchlistId}, ${p.faces} photo(s)`,
-        );
-  } finally {
-    store.close();
-  }
+  const people = await withWatchlist(config, (w) => w.listPeople());
+  if (json) console.log(JSON.stringify(people));
+  else if (people.length === 0) console.log("the watchlist is empty");
+  else
+    for (const p of people)
+      console.log(`${p.id.padEnd(24)} ${p.name.padEnd(24)} watchlist ${p.watchlistId}, ${p.faces} photo(s)`);
 }
 
 export async function removeCommand(config: Config, opts: { person?: string; photo?: string }) {
-  const store = openStore(config);
-  try {
-    if (opts.person) {
-      if (!(await store.removePerson(opts.person)))
-        throw new UsageError(`no person ${opts.person} on the watchlist`);
-      console.log(`removed ${opts.person} and their photos`);
-    } else if (opts.photo) {
-      if (!(await store.removeFace(opts.photo)))
-        throw new UsageError(`no enrolled photo ${opts.photo} (ids are <person>:<file name>)`);
-      console.log(`removed photo ${opts.photo}`);
-    } else throw new UsageError("give --person <id> or --photo <person>:<file>");
-  } finally {
-    store.close();
+  if (!opts.person === !opts.photo) throw new UsageError("give --person <id> or --photo <person>:<file>");
+  if (opts.person) {
+    await withWatchlist(config, (w) => w.removePerson(opts.person!));
+    console.log(`removed ${opts.person} and their photos`);
+  } else {
+    await withWatchlist(config, (w) => w.removePhoto(opts.photo!));
+    console.log(`removed photo ${opts.photo}`);
   }
 }
 
-/** "This is not X": the face in the photo (e.g. a false alert's crop) stops alerting for X. */
-export async function excludeCommand(config: Config, opts: { person: string; image: string; note?: string }) {
-  const vision = await visionFor(config);
-  const store = openStore(config);
-  try {
-    if (!(await store.listPeople()).some((p) => p.id === opts.person))
-      throw new UsageError(`no person ${opts.person} on the watchlist`);
-    const face = await embedSingleFace(vision, opts.image, opts.image);
-    if (!face.ok) throw new UsageError(`${opts.image}: ${face.reason}`);
-    const id = `${opts.person}:exclusion:${Date.now()}`;
-    await store.addExclusion({
-      id,
-      personId: opts.person,
-      modelId: face.modelId,
-      vector: face.vector,
-      note: opts.note ?? opts.image,
-    });
-    console.log(`stored exclusion ${id}: faces like this one no longer alert for ${opts.person}`);
-  } finally {
-    store.close();
-  }
+export interface ExcludeOptions {
+  person?: string;
+  image?: string;
+  alert?: string;
+  sighting?: string;
+  note?: string;
+}
+
+/** "This is not X": the face in a photo, an alert or a sighting stops alerting for X. */
+export async function excludeCommand(config: Config, opts: ExcludeOptions) {
+  const sources = [opts.image, opts.alert, opts.sighting].filter((s) => s !== undefined);
+  if (sources.length !== 1)
+    throw new UsageError("give exactly one of --image <photo>, --alert <id>, --sighting <id>");
+  if (opts.image && !opts.person) throw new UsageError("--image needs --person <id>: who is this not?");
+  const note = opts.note;
+  const exclusion = await withWatchlist(config, (w) =>
+    opts.image
+      ? w.excludeFromPhoto(opts.person!, opts.image, note)
+      : opts.alert
+        ? w.excludeFromAlert(opts.alert, { personId: opts.person, note })
+        : w.excludeFromSighting(opts.sighting!, { personId: opts.person, note }),
+  );
+  console.log(
+    `stored exclusion ${exclusion.id}: faces like this one no longer alert for ${exclusion.personId}`,
+  );
+  return exclusion;
 }
 
 export async function thresholdCommand(
   config: Config,
   opts: { watchlist: string; value?: number; clear?: boolean },
 ) {
-  const store = openStore(config);
-  try {
-    if (opts.clear) await store.setWatchlistThreshold(opts.watchlist, null);
-    else if (opts.value !== undefined) {
-      if (!(opts.value >= -1 && opts.value <= 1))
-        throw new UsageError("a threshold is a cosine similarity in [-1, 1]");
-      await store.setWatchlistThreshold(opts.watchlist, opts.value);
-    }
-    const current = await store.watchlistThreshold(opts.watchlist);
-    console.log(
-      `watchlist ${opts.watchlist}: ${current === undefined ? "uses the model's calibrated threshold" : `threshold ${current}`}`,
-    );
-  } finally {
-    store.close();
-  }
+  const info = await withWatchlist(config, (w) =>
+    opts.clear
+      ? w.setThreshold(opts.watchlist, null)
+      : opts.value !== undefined
+        ? w.setThreshold(opts.watchlist, opts.value)
+        : w.watchlist(opts.watchlist),
+  );
+  console.log(
+    `watchlist ${info.id}: ${info.threshold === undefined ? "uses the model's calibrated threshold" : `threshold ${info.threshold}`}`,
+  );
 }

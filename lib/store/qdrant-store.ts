@@ -1,14 +1,43 @@
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { createHash } from "node:crypto";
+import { bytesToVector, vectorToBytes } from "../contracts/index.ts";
+import type { Box } from "../geometry/index.ts";
 import {
   flattenSighting,
   type Sighting,
+  type SightingBrowse,
   type SightingHit,
   type SightingQuery,
   type SightingRecord,
   type SightingStore,
 } from "./sighting-store.ts";
-import type { EnrolledFace, Exclusion, Person, WatchlistMatch, WatchlistStore } from "./watchlist-store.ts";
+import type {
+  EnrolledFace,
+  EnrolledPhoto,
+  Exclusion,
+  ExclusionInfo,
+  Person,
+  WatchlistInfo,
+  WatchlistMatch,
+  WatchlistStore,
+} from "./watchlist-store.ts";
+import type {
+  Acknowledgement,
+  AlertFilter,
+  AlertQuery,
+  AlertRecord,
+  AlertStore,
+  NewAlert,
+} from "./alert-store.ts";
+import type { StateStore } from "./state-store.ts";
+import {
+  checkLimit,
+  decodeCursor,
+  encodeCursor,
+  newestFirst,
+  type CursorPosition,
+  type Page,
+} from "./paging.ts";
 
 /** Qdrant point ids must be UUIDs or integers: a name-based UUID keeps our string ids deterministic (idempotent). */
 export function pointId(id: string): string {
@@ -18,19 +47,29 @@ export function pointId(id: string): string {
 
 const safe = (modelId: string) => modelId.replace(/[^A-Za-z0-9_-]/g, "_");
 const UPSERT_BATCH = 256;
+/** Payload fields too big to send back in listings. */
+const BULKY = ["crop", "vector"];
 
 type Payload = Record<string, unknown>;
 type FilterCondition = Record<string, unknown>;
+type IndexKind = "keyword" | "integer" | "bool";
+type PayloadSelection = true | { include: string[] } | { exclude: string[] };
+
+const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
+const unb64 = (text: unknown) => new Uint8Array(Buffer.from(String(text), "base64"));
 
 /**
  * The scale-out store: collections per model id for watchlist faces, exclusions and sightings (vectors of
  * different models never meet), payload indexes on camera, time and person, filtered search, batched upserts with
- * deterministic point ids. People and per-watchlist thresholds live in small metadata collections.
+ * deterministic point ids. People, per-watchlist thresholds, alerts and state live in small collections with a
+ * one-dimensional placeholder vector (accepted by every Qdrant version, unlike vector-less collections).
+ *
+ * Nothing about the watchlist is cached in the process: every match asks Qdrant, so a person enrolled or removed
+ * by another process counts from the next batch on.
  */
-export class QdrantStore implements WatchlistStore, SightingStore {
+export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, StateStore {
   private readonly client: QdrantClient;
   private ready = new Map<string, Promise<void>>();
-  private people: Map<string, Person> | undefined;
 
   constructor(
     url: string,
@@ -43,12 +82,15 @@ export class QdrantStore implements WatchlistStore, SightingStore {
   /** The REST client holds no connection to release; here for the common store shape. */
   close() {}
 
+  /** Nothing to forget: the watchlist is read from Qdrant on every match. */
+  invalidate() {}
+
   private name(kind: string, modelId?: string) {
     return modelId ? `${this.prefix}_${kind}__${safe(modelId)}` : `${this.prefix}_${kind}`;
   }
 
   /** Creates a collection (and its payload indexes) once per process; safe when it already exists. */
-  private ensure(collection: string, size: number, indexes: Record<string, "keyword" | "integer">) {
+  private ensure(collection: string, size: number, indexes: Record<string, IndexKind>) {
     let pending = this.ready.get(collection);
     if (!pending) {
       pending = (async () => {
@@ -98,47 +140,99 @@ export class QdrantStore implements WatchlistStore, SightingStore {
     return out;
   }
 
+  private async retrieveOne(collection: string, id: string, withPayload: PayloadSelection = true) {
+    const [row] = await this.client.retrieve(collection, { ids: [pointId(id)], with_payload: withPayload });
+    return row?.payload ?? undefined;
+  }
+
+  /**
+   * One page, newest first by the integer payload field `key` then by our id, strictly after `cursor`. Qdrant
+   * orders by the field but not by our id within equal values, and refuses `offset` with `order_by`, so a page
+   * edge that falls inside a run of equal times is completed by fetching that run whole.
+   */
+  private async orderedPage(
+    collection: string,
+    must: FilterCondition[],
+    key: string,
+    limit: number,
+    cursor: CursorPosition | undefined,
+  ): Promise<{ items: Payload[]; more: boolean }> {
+    const pos = (p: Payload) => ({ ts: Number(p[key]), id: String(p.id) });
+    const out: Payload[] = [];
+    const run = async (conditions: FilterCondition[], ts: number) =>
+      (
+        await this.scrollAll(
+          collection,
+          { must: [...conditions, { key, range: { gte: ts, lte: ts } }] },
+          BULKY,
+        )
+      ).map((r) => r.payload!);
+    if (cursor) out.push(...(await run(must, cursor.ts)).filter((p) => pos(p).id < cursor.id));
+    const older = cursor ? [...must, { key, range: { lt: cursor.ts } }] : must;
+    // One more than the page needs tells whether another page follows.
+    const need = limit + 1 - out.length;
+    if (need > 0) {
+      const page = await this.client.scroll(collection, {
+        ...(older.length ? { filter: { must: older } } : {}),
+        limit: need,
+        with_payload: { exclude: BULKY },
+        with_vector: false,
+        order_by: { key, direction: "desc" },
+      });
+      const got = page.points.map((p) => p.payload!);
+      if (got.length === need) {
+        const edge = Number(got.at(-1)![key]);
+        out.push(...got.filter((p) => Number(p[key]) > edge), ...(await run(older, edge)));
+      } else out.push(...got);
+    }
+    out.sort((a, b) => newestFirst(pos(a), pos(b)));
+    return { items: out.slice(0, limit), more: out.length > limit };
+  }
+
   // ---- watchlist ----
 
-  private async peopleMap(): Promise<Map<string, Person>> {
-    if (!this.people) {
-      const col = this.name("people");
-      await this.ensure(col, 1, {});
-      const rows = await this.scrollAll(col);
-      this.people = new Map(rows.map((r) => [String(r.payload!.id), r.payload as unknown as Person]));
-    }
-    return this.people;
+  private async peopleById(ids: string[]): Promise<Map<string, Person>> {
+    if (ids.length === 0) return new Map();
+    const col = this.name("people");
+    await this.ensure(col, 1, {});
+    const rows = await this.client.retrieve(col, { ids: ids.map(pointId), with_payload: true });
+    return new Map(rows.map((r) => [String(r.payload!.id), toPerson(r.payload!)]));
+  }
+
+  private async allPeople(): Promise<Person[]> {
+    const col = this.name("people");
+    await this.ensure(col, 1, {});
+    return (await this.scrollAll(col)).map((r) => toPerson(r.payload!));
   }
 
   async upsertPerson(person: Person) {
     const col = this.name("people");
     await this.ensure(col, 1, {});
     await this.upsert(col, [{ id: pointId(person.id), vector: [1], payload: { ...person } }]);
-    (await this.peopleMap()).set(person.id, { ...person });
   }
 
   async addFace(face: EnrolledFace) {
-    if (!(await this.peopleMap()).has(face.personId)) throw new Error(`unknown person ${face.personId}`);
+    if (!(await this.peopleById([face.personId])).has(face.personId))
+      throw new Error(`unknown person ${face.personId}`);
     const col = this.name("watchlist", face.modelId);
     await this.ensure(col, face.vector.length, { personId: "keyword" });
     await this.upsert(col, [
       {
         id: pointId(face.faceId),
         vector: Array.from(face.vector),
-        payload: { faceId: face.faceId, personId: face.personId, source: face.source },
+        payload: { faceId: face.faceId, personId: face.personId, modelId: face.modelId, source: face.source },
       },
     ]);
   }
 
   async removePerson(personId: string) {
-    const people = await this.peopleMap();
-    if (!people.has(personId)) return false;
+    if (!(await this.peopleById([personId])).has(personId)) return false;
     const byPerson = { must: [{ key: "personId", match: { value: personId } }] };
+    // Faces first: a match running meanwhile finds faces of nobody and skips them, never a person without faces.
     for (const col of [...(await this.collections("watchlist")), ...(await this.collections("exclusions"))]) {
       await this.client.delete(col, { wait: true, filter: byPerson });
     }
     await this.client.delete(this.name("people"), { wait: true, points: [pointId(personId)] });
-    people.delete(personId);
     return true;
   }
 
@@ -161,19 +255,48 @@ export class QdrantStore implements WatchlistStore, SightingStore {
         counts.set(id, (counts.get(id) ?? 0) + 1);
       }
     }
-    return [...(await this.peopleMap()).values()]
+    return (await this.allPeople())
       .sort((a, b) => a.id.localeCompare(b.id))
       .map((p) => ({ ...p, faces: counts.get(p.id) ?? 0 }));
   }
 
+  async getPerson(personId: string) {
+    const person = (await this.peopleById([personId])).get(personId);
+    if (!person) return undefined;
+    let faces = 0;
+    const filter = { must: [{ key: "personId", match: { value: personId } }] };
+    for (const col of await this.collections("watchlist"))
+      faces += (await this.client.count(col, { filter, exact: true })).count;
+    return { ...person, faces };
+  }
+
+  async getFace(faceId: string): Promise<EnrolledPhoto | undefined> {
+    for (const col of await this.collections("watchlist")) {
+      const p = await this.retrieveOne(col, faceId);
+      if (p) return toPhoto(p, col);
+    }
+    return undefined;
+  }
+
+  async listFaces(personId: string): Promise<EnrolledPhoto[]> {
+    const out: EnrolledPhoto[] = [];
+    const filter = { must: [{ key: "personId", match: { value: personId } }] };
+    for (const col of await this.collections("watchlist"))
+      for (const r of await this.scrollAll(col, filter)) out.push(toPhoto(r.payload!, col));
+    return out.sort((a, b) => (a.faceId < b.faceId ? -1 : a.faceId > b.faceId ? 1 : 0));
+  }
+
   async match(modelId: string, vectors: Float32Array[], k: number): Promise<WatchlistMatch[][]> {
     const col = this.name("watchlist", modelId);
-    if (vectors.length === 0 || !(await this.client.collectionExists(col)).exists)
+    if (vectors.length === 0 || k <= 0 || !(await this.client.collectionExists(col)).exists)
       return vectors.map(() => []);
-    const people = await this.peopleMap();
     const results = await this.client.queryBatch(col, {
       searches: vectors.map((v) => ({ query: Array.from(v), limit: k * 8, with_payload: true })),
     });
+    // People are read with every batch (one request), so names, watchlists and removals are never stale.
+    const people = await this.peopleById([
+      ...new Set(results.flatMap((r) => r.points.map((p) => String(p.payload!.personId)))),
+    ]);
     return results.map((r) => {
       const best = new Map<string, WatchlistMatch>();
       for (const p of r.points) {
@@ -192,7 +315,7 @@ export class QdrantStore implements WatchlistStore, SightingStore {
       {
         id: pointId(e.id),
         vector: Array.from(e.vector),
-        payload: { id: e.id, personId: e.personId, note: e.note },
+        payload: { id: e.id, personId: e.personId, modelId: e.modelId, note: e.note },
       },
     ]);
   }
@@ -208,6 +331,33 @@ export class QdrantStore implements WatchlistStore, SightingStore {
     return points[0]?.score ?? -1;
   }
 
+  async listExclusions(personId: string): Promise<ExclusionInfo[]> {
+    const out: ExclusionInfo[] = [];
+    const filter = { must: [{ key: "personId", match: { value: personId } }] };
+    for (const col of await this.collections("exclusions"))
+      for (const r of await this.scrollAll(col, filter)) {
+        const p = r.payload!;
+        out.push({
+          id: String(p.id),
+          personId: String(p.personId),
+          modelId: String(p.modelId ?? col.slice(`${this.prefix}_exclusions__`.length)),
+          note: String(p.note ?? ""),
+        });
+      }
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async removeExclusion(id: string) {
+    let removed = false;
+    for (const col of await this.collections("exclusions")) {
+      const found = await this.client.retrieve(col, { ids: [pointId(id)], with_payload: false });
+      if (found.length === 0) continue;
+      await this.client.delete(col, { wait: true, points: [pointId(id)] });
+      removed = true;
+    }
+    return removed;
+  }
+
   async setWatchlistThreshold(watchlistId: string, threshold: number | null) {
     const col = this.name("watchlists");
     await this.ensure(col, 1, {});
@@ -219,9 +369,25 @@ export class QdrantStore implements WatchlistStore, SightingStore {
   async watchlistThreshold(watchlistId: string) {
     const col = this.name("watchlists");
     await this.ensure(col, 1, {});
-    const [row] = await this.client.retrieve(col, { ids: [pointId(watchlistId)], with_payload: true });
-    const t = row?.payload?.threshold;
+    const t = (await this.retrieveOne(col, watchlistId))?.threshold;
     return typeof t === "number" ? t : undefined;
+  }
+
+  async listWatchlists(): Promise<WatchlistInfo[]> {
+    const col = this.name("watchlists");
+    await this.ensure(col, 1, {});
+    const byId = new Map<string, WatchlistInfo>();
+    for (const r of await this.scrollAll(col)) {
+      const t = r.payload!.threshold;
+      if (typeof t === "number")
+        byId.set(String(r.payload!.id), { id: String(r.payload!.id), threshold: t, people: 0 });
+    }
+    for (const p of await this.allPeople()) {
+      const w = byId.get(p.watchlistId) ?? { id: p.watchlistId, threshold: undefined, people: 0 };
+      w.people++;
+      byId.set(p.watchlistId, w);
+    }
+    return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   // ---- sightings ----
@@ -245,7 +411,7 @@ export class QdrantStore implements WatchlistStore, SightingStore {
           payload: {
             ...flattenSighting(s),
             // Qdrant payloads are JSON; the crop is a small JPEG thumbnail.
-            crop: Buffer.from(s.crop).toString("base64"),
+            crop: b64(s.crop),
           },
         })),
       );
@@ -254,7 +420,7 @@ export class QdrantStore implements WatchlistStore, SightingStore {
 
   async search(q: SightingQuery): Promise<SightingHit[]> {
     const col = this.name("sightings", q.modelId);
-    if (!(await this.client.collectionExists(col)).exists) return [];
+    if (q.top <= 0 || !(await this.client.collectionExists(col)).exists) return [];
     const must: FilterCondition[] = [];
     if (q.cameras && q.cameras.length > 0) must.push({ key: "cameraId", match: { any: q.cameras } });
     if (q.since !== undefined || q.until !== undefined) {
@@ -270,6 +436,7 @@ export class QdrantStore implements WatchlistStore, SightingStore {
       query: Array.from(q.vector),
       ...(must.length ? { filter: { must } } : {}),
       limit: q.top,
+      ...(q.offset ? { offset: q.offset } : {}),
       with_payload: { exclude: ["crop"] },
     });
     return points.map((p) => ({ sighting: toRecord(p.payload!), score: p.score }));
@@ -289,13 +456,53 @@ export class QdrantStore implements WatchlistStore, SightingStore {
     return out.sort((a, b) => a.startTs - b.startTs);
   }
 
-  async crop(id: string) {
+  async browse(q: SightingBrowse): Promise<Page<SightingRecord>> {
+    const limit = checkLimit(q.limit);
+    const cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
+    const must: FilterCondition[] = [];
+    if (q.cameras && q.cameras.length > 0) must.push({ key: "cameraId", match: { any: q.cameras } });
+    if (q.personId !== undefined) must.push({ key: "personId", match: { value: q.personId } });
+    if (q.since !== undefined || q.until !== undefined)
+      must.push({
+        key: "startTs",
+        range: {
+          ...(q.since !== undefined ? { gte: q.since } : {}),
+          ...(q.until !== undefined ? { lte: q.until } : {}),
+        },
+      });
+    // One collection per model: a page from each, merged.
+    const pages = await Promise.all(
+      (await this.collections("sightings")).map((col) =>
+        this.orderedPage(col, must, "startTs", limit, cursor),
+      ),
+    );
+    const merged = pages
+      .flatMap((p) => p.items)
+      .map(toRecord)
+      .sort((a, b) => newestFirst({ ts: a.startTs, id: a.id }, { ts: b.startTs, id: b.id }));
+    const items = merged.slice(0, limit);
+    const more = merged.length > limit || pages.some((p) => p.more);
+    const last = items.at(-1);
+    return { items, nextCursor: more && last ? encodeCursor({ ts: last.startTs, id: last.id }) : null };
+  }
+
+  async getSighting(id: string) {
     for (const col of await this.collections("sightings")) {
       const [row] = await this.client.retrieve(col, {
         ids: [pointId(id)],
-        with_payload: { include: ["crop"] },
+        with_payload: { exclude: ["crop"] },
+        with_vector: true,
       });
-      if (row?.payload?.crop) return new Uint8Array(Buffer.from(String(row.payload.crop), "base64"));
+      if (row?.payload && Array.isArray(row.vector))
+        return { ...toRecord(row.payload), vector: Float32Array.from(row.vector as number[]) };
+    }
+    return undefined;
+  }
+
+  async crop(id: string) {
+    for (const col of await this.collections("sightings")) {
+      const p = await this.retrieveOne(col, id, { include: ["crop"] });
+      if (p?.crop) return unb64(p.crop);
     }
     return undefined;
   }
@@ -316,6 +523,202 @@ export class QdrantStore implements WatchlistStore, SightingStore {
       n += (await this.client.count(col, { exact: true })).count;
     return n;
   }
+
+  // ---- alerts ----
+
+  private async alerts() {
+    const col = this.name("alerts");
+    await this.ensure(col, 1, {
+      ts: "integer",
+      cameraId: "keyword",
+      personId: "keyword",
+      watchlistId: "keyword",
+      acknowledged: "bool",
+    });
+    return col;
+  }
+
+  async addAlerts(alerts: NewAlert[]) {
+    if (alerts.length === 0) return;
+    const col = await this.alerts();
+    // Upsert replaces a whole payload: carry an acknowledgement (and a vector sent earlier) over to the replay.
+    const existing = new Map<string, Payload>();
+    for (let i = 0; i < alerts.length; i += UPSERT_BATCH) {
+      const rows = await this.client.retrieve(col, {
+        ids: alerts.slice(i, i + UPSERT_BATCH).map((a) => pointId(a.id)),
+        with_payload: { include: ["id", "acknowledged", "ackBy", "ackTs", "ackNote", "vector"] },
+      });
+      for (const r of rows) existing.set(String(r.payload!.id), r.payload!);
+    }
+    await this.upsert(
+      col,
+      alerts.map((a) => {
+        const before = existing.get(a.id);
+        return {
+          id: pointId(a.id),
+          vector: [1],
+          payload: {
+            id: a.id,
+            watchlistId: a.watchlistId,
+            personId: a.personId,
+            personName: a.personName,
+            cameraId: a.cameraId,
+            ts: a.ts,
+            score: a.score,
+            threshold: a.threshold,
+            modelId: a.modelId,
+            faceId: a.faceId,
+            box: a.box,
+            crop: b64(a.crop),
+            vector: a.vector ? b64(vectorToBytes(a.vector)) : (before?.vector ?? null),
+            acknowledged: before?.acknowledged === true,
+            ackBy: before?.ackBy ?? null,
+            ackTs: before?.ackTs ?? null,
+            ackNote: before?.ackNote ?? null,
+          },
+        };
+      }),
+    );
+  }
+
+  async getAlert(id: string) {
+    const p = await this.retrieveOne(await this.alerts(), id, { exclude: ["crop"] });
+    if (!p) return undefined;
+    return { ...toAlert(p), vector: p.vector ? bytesToVector(unb64(p.vector)) : null };
+  }
+
+  async alertCrop(id: string) {
+    const p = await this.retrieveOne(await this.alerts(), id, { include: ["crop"] });
+    return p?.crop ? unb64(p.crop) : undefined;
+  }
+
+  private alertConditions(q: AlertFilter): FilterCondition[] {
+    const must: FilterCondition[] = [];
+    if (q.cameras && q.cameras.length > 0) must.push({ key: "cameraId", match: { any: q.cameras } });
+    if (q.personId !== undefined) must.push({ key: "personId", match: { value: q.personId } });
+    if (q.watchlistId !== undefined) must.push({ key: "watchlistId", match: { value: q.watchlistId } });
+    if (q.acknowledged !== undefined) must.push({ key: "acknowledged", match: { value: q.acknowledged } });
+    if (q.since !== undefined || q.until !== undefined)
+      must.push({
+        key: "ts",
+        range: {
+          ...(q.since !== undefined ? { gte: q.since } : {}),
+          ...(q.until !== undefined ? { lte: q.until } : {}),
+        },
+      });
+    return must;
+  }
+
+  async listAlerts(q: AlertQuery): Promise<Page<AlertRecord>> {
+    const limit = checkLimit(q.limit);
+    const cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
+    const { items, more } = await this.orderedPage(
+      await this.alerts(),
+      this.alertConditions(q),
+      "ts",
+      limit,
+      cursor,
+    );
+    const alerts = items.map(toAlert);
+    const last = alerts.at(-1);
+    return { items: alerts, nextCursor: more && last ? encodeCursor(last) : null };
+  }
+
+  async countAlerts(filter: AlertFilter = {}) {
+    const must = this.alertConditions(filter);
+    return (
+      await this.client.count(await this.alerts(), {
+        ...(must.length ? { filter: { must } } : {}),
+        exact: true,
+      })
+    ).count;
+  }
+
+  async acknowledgeAlert(id: string, ack: Acknowledgement) {
+    const col = await this.alerts();
+    const p = await this.retrieveOne(col, id, { exclude: BULKY });
+    if (!p) return undefined;
+    // Read then write: two operators acknowledging in the same instant both succeed and the later one is kept.
+    if (p.acknowledged === true) return toAlert(p);
+    const fields = { acknowledged: true, ackBy: ack.by, ackTs: ack.ts, ackNote: ack.note };
+    await this.client.setPayload(col, { wait: true, points: [pointId(id)], payload: fields });
+    return toAlert({ ...p, ...fields });
+  }
+
+  async lastAlert(personId: string, cameraId: string, beforeTs: number) {
+    const { points } = await this.client.scroll(await this.alerts(), {
+      filter: {
+        must: [
+          { key: "personId", match: { value: personId } },
+          { key: "cameraId", match: { value: cameraId } },
+          { key: "ts", range: { lt: beforeTs } },
+        ],
+      },
+      limit: 1,
+      with_payload: { exclude: BULKY },
+      with_vector: false,
+      order_by: { key: "ts", direction: "desc" },
+    });
+    return points[0]?.payload ? toAlert(points[0].payload) : undefined;
+  }
+
+  async purgeAlertsBefore(ts: number) {
+    const col = await this.alerts();
+    const filter = { must: [{ key: "ts", range: { lt: ts } }] };
+    const removed = (await this.client.count(col, { filter, exact: true })).count;
+    await this.client.delete(col, { wait: true, filter });
+    return removed;
+  }
+
+  // ---- state ----
+
+  private async state() {
+    const col = this.name("state");
+    await this.ensure(col, 1, {});
+    return col;
+  }
+
+  async saveState(key: string, bytes: Uint8Array) {
+    await this.upsert(await this.state(), [
+      { id: pointId(key), vector: [1], payload: { key, value: b64(bytes), updatedTs: Date.now() } },
+    ]);
+  }
+
+  async loadState(key: string) {
+    const p = await this.retrieveOne(await this.state(), key);
+    return p && typeof p.value === "string" ? unb64(p.value) : undefined;
+  }
+
+  async deleteState(key: string) {
+    const col = await this.state();
+    const [row] = await this.client.retrieve(col, { ids: [pointId(key)], with_payload: false });
+    if (!row) return false;
+    await this.client.delete(col, { wait: true, points: [pointId(key)] });
+    return true;
+  }
+
+  async stateKeys(prefix = "") {
+    // A handful of keys (one per partition): filtering here beats a keyword index.
+    const rows = await this.scrollAll(await this.state(), undefined, ["value"]);
+    return rows
+      .map((r) => String(r.payload!.key))
+      .filter((k) => k.startsWith(prefix))
+      .sort();
+  }
+}
+
+function toPerson(p: Payload): Person {
+  return { id: String(p.id), name: String(p.name), watchlistId: String(p.watchlistId) };
+}
+
+function toPhoto(p: Payload, collection: string): EnrolledPhoto {
+  return {
+    faceId: String(p.faceId),
+    personId: String(p.personId),
+    // Faces enrolled before the model id was kept in the payload: the collection name holds it (made safe).
+    modelId: String(p.modelId ?? collection.slice(collection.indexOf("__") + 2)),
+    source: String(p.source ?? ""),
+  };
 }
 
 function toRecord(p: Payload): SightingRecord {
@@ -331,5 +734,25 @@ function toRecord(p: Payload): SightingRecord {
     match: p.personId
       ? { personId: String(p.personId), name: String(p.personName ?? ""), score: Number(p.score) }
       : null,
+  };
+}
+
+function toAlert(p: Payload): AlertRecord {
+  return {
+    id: String(p.id),
+    watchlistId: String(p.watchlistId),
+    personId: String(p.personId),
+    personName: String(p.personName ?? ""),
+    cameraId: String(p.cameraId),
+    ts: Number(p.ts),
+    score: Number(p.score),
+    threshold: Number(p.threshold),
+    modelId: String(p.modelId),
+    faceId: String(p.faceId),
+    box: p.box as Box,
+    acknowledged:
+      p.acknowledged === true
+        ? { by: String(p.ackBy), ts: Number(p.ackTs), note: p.ackNote == null ? null : String(p.ackNote) }
+        : null,
   };
 }

@@ -1,4 +1,5 @@
 import type { QualityScores } from "../contracts/index.ts";
+import type { Page, PageRequest } from "./paging.ts";
 
 export interface SightingRecord {
   id: string;
@@ -25,6 +26,17 @@ export interface SightingQuery {
   since?: number;
   until?: number;
   top: number;
+  /** Skips this many of the best hits first: `top` hits from rank `offset` on (paging a ranked list). */
+  offset?: number;
+}
+
+/** Sightings by camera and time without a face to compare, newest first. */
+export interface SightingBrowse extends PageRequest {
+  cameras?: string[];
+  /** Inclusive bounds on the sighting's start. */
+  since?: number;
+  until?: number;
+  personId?: string;
 }
 
 export interface SightingHit {
@@ -43,6 +55,9 @@ export interface SightingStore {
   /** Deletes sightings (and their crops) that ended before `ts`; returns how many. */
   purgeBefore(ts: number): Promise<number>;
   count(): Promise<number>;
+  /** With the track's mean vector, e.g. to say "this is not X" from a sighting. */
+  getSighting(id: string): Promise<(SightingRecord & { vector: Float32Array }) | undefined>;
+  browse(query: SightingBrowse): Promise<Page<SightingRecord>>;
 }
 
 /** A sighting record as flat columns/payload fields (the match spread out), shared by the stores. */

@@ -28,6 +28,17 @@ export interface Exclusion {
   note: string;
 }
 
+/** An enrolled photo without its vector, for listings. */
+export type EnrolledPhoto = Omit<EnrolledFace, "vector">;
+export type ExclusionInfo = Omit<Exclusion, "vector">;
+
+export interface WatchlistInfo {
+  id: string;
+  /** Undefined: the model's calibrated threshold applies. */
+  threshold: number | undefined;
+  people: number;
+}
+
 /** The watchlist behind one interface; the embedded (in-memory / SQLite) and Qdrant stores implement it. */
 export interface WatchlistStore {
   upsertPerson(person: Person): Promise<void>;
@@ -43,4 +54,16 @@ export interface WatchlistStore {
   /** A per-watchlist threshold overrides the model's calibrated one. */
   setWatchlistThreshold(watchlistId: string, threshold: number | null): Promise<void>;
   watchlistThreshold(watchlistId: string): Promise<number | undefined>;
+  getPerson(personId: string): Promise<(Person & { faces: number }) | undefined>;
+  getFace(faceId: string): Promise<EnrolledPhoto | undefined>;
+  listFaces(personId: string): Promise<EnrolledPhoto[]>;
+  listExclusions(personId: string): Promise<ExclusionInfo[]>;
+  removeExclusion(id: string): Promise<boolean>;
+  /** Every watchlist that has people or a threshold of its own. */
+  listWatchlists(): Promise<WatchlistInfo[]>;
+  /**
+   * Forget anything cached about the watchlist: the next `match` reads it afresh. For a process told by others
+   * (e.g. a `vigil.watchlist-changes` record) that the watchlist changed; stores also notice on their own.
+   */
+  invalidate(): void;
 }

@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import type { WatchlistStore } from "../store/watchlist-store.ts";
-import { embedSingleFace } from "./photo.ts";
+import { photoEmbedder, photoName, type PhotoEmbedder, type PhotoInput } from "./photo.ts";
 import type { Vision } from "../vision/inference/vision.ts";
 
 export interface PhotoOutcome {
@@ -10,49 +10,72 @@ export interface PhotoOutcome {
   ok: boolean;
   /** Why the photo was not enrolled; names the check that failed. */
   reason?: string;
+  /** The enrolled photo's id (`<person>:<file name>`), when it was enrolled. */
+  faceId?: string;
 }
+
+/** `<person>:<file name>`: the same photo enrolled again replaces itself. */
+export const faceIdFor = (personId: string, photo: PhotoInput) =>
+  `${personId}:${path.basename(photoName(photo))}`;
 
 /**
  * Enrols photos of one person through the same detect → quality → align → embed path as live video. A photo
- * must show exactly one face that passes the quality gate; otherwise it is rejected with the reason.
+ * must show exactly one face that passes the quality gate; otherwise it is rejected with the reason. A person
+ * who is not on the watchlist yet is added with the first accepted photo, so a batch of rejected photos leaves
+ * nothing behind (an existing person's name and watchlist are updated either way).
  */
-export async function enrolPhotos(
-  vision: Vision,
+export async function enrolWith(
+  photos: PhotoEmbedder,
   store: WatchlistStore,
-  person: { id: string; name: string; watchlistId?: string },
-  files: string[],
+  person: { id: string; name: string; watchlistId: string },
+  files: PhotoInput[],
   onPhoto: (outcome: PhotoOutcome) => void = () => {},
 ): Promise<PhotoOutcome[]> {
-  await store.upsertPerson({
-    id: person.id,
-    name: person.name,
-    watchlistId: person.watchlistId ?? "default",
-  });
+  const existing = await store.getPerson(person.id);
+  let stored = false;
+  const savePerson = async () => {
+    if (!stored) await store.upsertPerson(person);
+    stored = true;
+  };
+  if (existing || files.length === 0) await savePerson();
   const outcomes: PhotoOutcome[] = [];
   for (const file of files) {
-    const outcome = await enrolOne(vision, store, person.id, file);
+    const label = photoName(file);
+    const result = await photos.embedPhoto(file);
+    let outcome: PhotoOutcome;
+    if (result.ok) {
+      await savePerson();
+      const faceId = faceIdFor(person.id, file);
+      await store.addFace({
+        faceId,
+        personId: person.id,
+        modelId: result.modelId,
+        vector: result.vector,
+        source: label,
+      });
+      outcome = { file: label, personId: person.id, ok: true, faceId };
+    } else outcome = { file: label, personId: person.id, ok: false, reason: result.reason };
     outcomes.push(outcome);
     onPhoto(outcome);
   }
   return outcomes;
 }
 
-async function enrolOne(
-  vision: Vision,
+/** The embedded run's enrolment of a watchlist folder; `WatchlistService.enrol` is the same with announcements. */
+export async function enrolPhotos(
+  vision: Pick<Vision, "analyzer" | "embedder">,
   store: WatchlistStore,
-  personId: string,
-  file: string,
-): Promise<PhotoOutcome> {
-  const result = await embedSingleFace(vision, file, file);
-  if (!result.ok) return { file, personId, ok: false, reason: result.reason };
-  await store.addFace({
-    faceId: `${personId}:${path.basename(file)}`,
-    personId,
-    modelId: result.modelId,
-    vector: result.vector,
-    source: file,
-  });
-  return { file, personId, ok: true };
+  person: { id: string; name: string; watchlistId?: string },
+  files: string[],
+  onPhoto: (outcome: PhotoOutcome) => void = () => {},
+): Promise<PhotoOutcome[]> {
+  return enrolWith(
+    photoEmbedder(vision),
+    store,
+    { ...person, watchlistId: person.watchlistId ?? "default" },
+    files,
+    onPhoto,
+  );
 }
 
 export interface FolderPerson {

@@ -181,7 +181,11 @@ export class CameraSupervisor {
     let lastStatusAt = 0;
     let stalled = false;
     let gotFrames = false;
+    // Time spent waiting for the pipeline (a file's frame held until the bus takes it, a broker away) is ours,
+    // not the camera's: it must not count as a stall, or a file would restart from its beginning.
+    let waitingOnPipeline = false;
     const watchdog = setInterval(() => {
+      if (waitingOnPipeline) return;
       if (this.clock() - lastFrameAt > this.timing.stallTimeoutS * 1000 && !stalled) {
         stalled = true;
         void this.setState("stalled", `no frame for ${this.timing.stallTimeoutS} s`);
@@ -198,10 +202,16 @@ export class CameraSupervisor {
           lastStatusAt = this.clock();
         }
         this.status.framesIn++;
-        await this.deliver(frame);
-        if (this.clock() - lastStatusAt > this.timing.statusEveryS * 1000) {
-          lastStatusAt = this.clock();
-          await this.report();
+        waitingOnPipeline = true;
+        try {
+          await this.deliver(frame);
+          if (this.clock() - lastStatusAt > this.timing.statusEveryS * 1000) {
+            lastStatusAt = this.clock();
+            await this.report();
+          }
+        } finally {
+          waitingOnPipeline = false;
+          lastFrameAt = this.clock();
         }
       }
     } catch {
@@ -253,6 +263,7 @@ export class CameraSupervisor {
         width: frame.width,
         height: frame.height,
         format: frame.format,
+        live: this.live,
         image: frame.data,
       },
       // Shared, so the detect-align worker reads the frame where it lies instead of copying it.

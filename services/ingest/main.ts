@@ -2,20 +2,57 @@ import type { Bus } from "../../lib/bus/index.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { publishGrouped } from "../../lib/runtime/runner.ts";
 import { runService, type ServiceProcess } from "../../lib/runtime/service.ts";
+import type { Emit } from "../../lib/runtime/stage.ts";
+import type { Logger } from "../../lib/telemetry/log.ts";
 import { createIngest } from "./index.ts";
+
+/**
+ * Publishes, waiting out a broker that is away rather than failing: a camera keeps its place (a file resumes
+ * where it was, a live camera keeps only its newest frame meanwhile) instead of being restarted.
+ */
+function patientPublisher(bus: Bus, log: Logger, stopped: () => boolean) {
+  let outageSince: number | undefined;
+  return async (e: Emit): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await publishGrouped(bus, [e]);
+        if (outageSince !== undefined) {
+          log.warn({ seconds: (Date.now() - outageSince) / 1000 }, "ingest: publishing again");
+          outageSince = undefined;
+        }
+        return;
+      } catch (err) {
+        if (stopped()) throw err;
+        if (outageSince === undefined) {
+          outageSince = Date.now();
+          log.warn(
+            { err: (err as Error).message },
+            "ingest: cannot publish; holding frames until the bus is back",
+          );
+        }
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))));
+      }
+    }
+  };
+}
 
 /** `vigil serve ingest`: the config's cameras → frames and camera status on the bus. */
 export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
   return runService("ingest", config, bus, async (ctx) => {
     if (config.cameras.length === 0) throw new Error("ingest: no cameras in the config (`cameras: [...]`)");
+    let stopping = false;
+    const publish = patientPublisher(bus, ctx.log, () => stopping);
     const manager = createIngest(config, {
       publish: async (e) => {
         ctx.metrics.ingestPublished(e);
-        await publishGrouped(bus, [e]);
+        await publish(e);
       },
     }).start();
     return {
-      stop: async () => void (await manager.stop()),
+      stop: async () => {
+        stopping = true;
+        await manager.stop();
+      },
       done: manager.done(),
     };
   });
