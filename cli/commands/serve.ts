@@ -1,6 +1,5 @@
 import type { Bus } from "../../lib/bus/index.ts";
-import { NamespacedBus } from "../../lib/bus/namespaced-bus.ts";
-import { openBus } from "../../lib/bus/open-bus.ts";
+import { openStageBus } from "../../lib/bus/open-bus.ts";
 import type { Config } from "../../lib/config/index.ts";
 import type { ServiceProcess } from "../../lib/runtime/service.ts";
 import { UsageError } from "../context.ts";
@@ -22,8 +21,6 @@ export async function serveCommand(config: Config, stage: string): Promise<numbe
   const entry = entries[stage];
   if (!entry) throw new UsageError(`no stage ${stage}; one of ${serviceNames.join(", ")}`);
   const { serve } = await entry();
-  const opened = await openBus(config);
-  const bus = config.bus.topicPrefix ? new NamespacedBus(opened, config.bus.topicPrefix) : opened;
-  const service = await serve(config, bus);
+  const service = await serve(config, await openStageBus(config));
   return service.exited;
 }

@@ -1,4 +1,6 @@
+import { openStageBus } from "../../lib/bus/open-bus.ts";
 import type { Config } from "../../lib/config/index.ts";
+import { busChanges } from "../../lib/watchlist/bus-changes.ts";
 import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
 import { openStore } from "../../lib/store/open-store.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
@@ -18,15 +20,23 @@ export async function withWatchlist<T>(
   changes?: WatchlistChanges,
 ): Promise<T> {
   const store = openStore(config);
+  // Scale-out: running match services hear of the change at once on the bus (they would also notice at their
+  // next store check; this makes it immediate for stores that cache).
+  const bus = !changes && config.bus.kind === "kafka" ? await openStageBus(config) : undefined;
   try {
     return await use(
-      new WatchlistService({ store, photos: photoEmbedder(() => visionFor(config)), changes }),
+      new WatchlistService({
+        store,
+        photos: photoEmbedder(() => visionFor(config)),
+        changes: changes ?? (bus ? busChanges(bus) : undefined),
+      }),
     );
   } catch (err) {
     if (err instanceof NotFoundError || err instanceof InvalidInputError) throw new UsageError(err.message);
     throw err;
   } finally {
     store.close();
+    await bus?.close();
   }
 }
 

@@ -1,7 +1,9 @@
 import type { Config } from "../config/index.ts";
 import { TopicTable, Topics } from "../contracts/index.ts";
 import type { KafkaBus, KafkaBusOptions, TopicSettings } from "./kafka-bus.ts";
+import type { Bus } from "./bus.ts";
 import { MemoryBus, type MemoryBusOptions } from "./memory-bus.ts";
+import { NamespacedBus } from "./namespaced-bus.ts";
 
 /** The Kafka client settings of a config, with each topic's record-batch limit from the topic table. */
 export function kafkaOptions(config: Config, extra: Partial<KafkaBusOptions> = {}): KafkaBusOptions {
@@ -58,4 +60,13 @@ export async function openBus(
     topicCapacity: { [Topics.frames]: config.bus.frameQueueCapacity },
     ...extra.memory,
   });
+}
+
+/**
+ * The bus a process's stages and services use: `openBus`, seen through `bus.topicPrefix` when one is set, so
+ * they only ever name the topic table's topics.
+ */
+export async function openStageBus(config: Config): Promise<Bus> {
+  const bus = await openBus(config);
+  return config.bus.topicPrefix ? new NamespacedBus(bus, config.bus.topicPrefix) : bus;
 }

@@ -1,5 +1,7 @@
+import { hostname } from "node:os";
 import type { Bus } from "../../lib/bus/index.ts";
 import type { Config } from "../../lib/config/index.ts";
+import { Topics } from "../../lib/contracts/index.ts";
 import { runService, startStage, type ServiceProcess } from "../../lib/runtime/service.ts";
 import { openStore } from "../../lib/store/open-store.ts";
 import { createMatch } from "./index.ts";
@@ -8,8 +10,21 @@ import { createMatch } from "./index.ts";
 export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
   return runService("match", config, bus, async (ctx) => {
     const store = openStore(config);
-    return startStage(ctx, createMatch(config, { watchlist: store, history: store }), async () =>
-      store.close(),
+    // Every replica hears every watchlist change (a group of its own), so a person enrolled or removed
+    // elsewhere counts from the next face on, whatever the store caches.
+    const changes = await bus.subscribe(
+      Topics.watchlistChanges,
+      { group: `match-watchlist-${hostname()}-${process.pid}` },
+      async () => store.invalidate(),
     );
+    const stage = await startStage(
+      ctx,
+      createMatch(config, { watchlist: store, history: store }),
+      async () => {
+        await changes.stop();
+        store.close();
+      },
+    );
+    return stage;
   });
 }
