@@ -1,7 +1,5 @@
 import type { VigilEvent } from "../lib/events/events.ts";
 
-export type { VigilEvent };
-
 const time = (ts: number) => new Date(ts).toISOString().slice(11, 23);
 const round = (v: number, d = 3) => Math.round(v * 10 ** d) / 10 ** d;
 

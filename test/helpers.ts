@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { loadConfig, type Config } from "../lib/config/index.ts";
 import { loadVision, type Vision } from "../lib/vision/inference/vision.ts";
-import type { VigilEvent } from "../cli/events.ts";
+import type { VigilEvent } from "../lib/events/events.ts";
 
 /** The development data beside the project (../shared/data), or VIGIL_SHARED_DATA. */
 export function sharedData(...parts: string[]): string | undefined {

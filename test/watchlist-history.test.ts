@@ -9,7 +9,7 @@ import { samplePhotos, slideshowVideo, cropLargestFace } from "../lib/media/samp
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { thresholdFor } from "../lib/vision/models/calibration.ts";
 import { embedSingleFace } from "../lib/watchlist/photo.ts";
-import type { VigilEvent } from "../cli/events.ts";
+import type { VigilEvent } from "../lib/events/events.ts";
 import { collect, ofType, sharedData, sharedVision, skipReason, tempDir, testConfig } from "./helpers.ts";
 
 const bbt = sharedData("faces-bbt");

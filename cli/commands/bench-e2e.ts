@@ -12,7 +12,7 @@ import { enrolPhotos } from "../../lib/watchlist/enrol.ts";
 import { resolveCamera } from "../../services/ingest/camera.ts";
 import type { CameraManager } from "../../services/ingest/camera-manager.ts";
 import { probeVideo } from "../../lib/media/ffmpeg.ts";
-import type { VigilEvent } from "../events.ts";
+import type { VigilEvent } from "../../lib/events/events.ts";
 import { EmbeddedPipeline } from "../pipeline.ts";
 import { percentile } from "./bench-vision.ts";
 

@@ -6,7 +6,8 @@ import { enrolPhotos, scanWatchlistFolder } from "../../lib/watchlist/enrol.ts";
 import type { Vision } from "../../lib/vision/inference/vision.ts";
 import { thresholdFor } from "../../lib/vision/models/calibration.ts";
 import { isHttpUrl, isLiveUrl, resolveCamera, type CameraSpec } from "../../services/ingest/camera.ts";
-import { eventPrinter, type VigilEvent } from "../events.ts";
+import type { VigilEvent } from "../../lib/events/events.ts";
+import { eventPrinter } from "../events.ts";
 import { EmbeddedPipeline } from "../pipeline.ts";
 import { UsageError } from "../context.ts";
 
