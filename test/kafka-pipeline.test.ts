@@ -123,6 +123,7 @@ describe("the four stages as separate processes over a real Kafka broker", () =>
 
     const alerts = await collect(d.bus, Topics.alerts);
     const dead = await collect(d.bus, Topics.dlq);
+    const frames = await collect(d.bus, Topics.frames);
     const stages = ["match", "embed", "detect-align"].map((s) => d.start(s));
     await Promise.all(stages.map((s) => s.ready()));
     // A record no stage can read, before the real ones: dead-lettered with the reason, nothing else held up.
@@ -135,6 +136,10 @@ describe("the four stages as separate processes over a real Kafka broker", () =>
     );
     expect(hit).toMatchObject({ personId: "alice", cameraId: "door" });
     expect(hit.score).toBeGreaterThanOrEqual(hit.threshold);
+    // On Kafka, ingest sends JPEG (bench frames: ~40× fewer bytes than raw yuv420p).
+    expect(new Set(frames.records.map((r) => FrameContract.decode(r.value).format))).toEqual(
+      new Set(["jpeg"]),
+    );
     const letter = await until("a dead letter", () => dead.records[0]);
     const d0 = DeadLetterContract.decode(letter.value);
     expect(d0.sourceTopic).toBe(Topics.faces);
@@ -149,6 +154,7 @@ describe("the four stages as separate processes over a real Kafka broker", () =>
     for (const s of stages) expect((await s.kill("SIGTERM")).code).toBe(0);
     await alerts.stop();
     await dead.stop();
+    await frames.stop();
     await (d.raw as KafkaBus).close();
   });
 

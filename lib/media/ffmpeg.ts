@@ -64,15 +64,24 @@ export interface DecodeOptions {
   loop?: boolean;
   /** Decode keyframes only: a fraction of the CPU for a frame every GOP. */
   keyframesOnly?: boolean;
+  /**
+   * ffmpeg `-hwaccel` method. `cuda` decodes on NVDEC and keeps frames on the GPU through the rate filter and
+   * scale_cuda, so only the sampled, already scaled frames are copied to memory; other methods decode on their
+   * device and let ffmpeg download every frame before the CPU scaler.
+   */
+  hwaccel?: string;
   inputOptions?: string[];
+  /** Raw yuv420p (default), or JPEG from ffmpeg's mjpeg encoder at `jpegQuality` (2 best … 31). */
+  encoding?: "yuv420p" | "jpeg";
+  jpegQuality?: number;
 }
 
 export interface DecodedFrame {
   index: number;
   width: number;
   height: number;
-  /** Planar yuv420p (see lib/vision/yuv.ts): Y, then U and V at half size. */
-  format: "yuv420p";
+  /** Planar yuv420p (see lib/vision/yuv.ts): Y, then U and V at half size; or one baseline JPEG. */
+  format: "yuv420p" | "jpeg";
   data: Uint8Array;
   /** Wall-clock ms when the decoded frame reached Vigil. */
   receivedAt: number;
@@ -93,6 +102,20 @@ export interface DecoderExit {
 /** ffmpeg's stderr lines that mean a packet or frame could not be decoded (counted, never fatal). */
 const UNDECODABLE =
   /error while decoding|corrupt|concealing|invalid nal|missing picture|decode_slice_header error|no frame!/i;
+
+/**
+ * ffmpeg's stderr lines that mean the hardware decoder, not the source, failed: no driver or device, a codec or
+ * profile the decoder does not take (10-bit or 4:4:4 H.264 on NVDEC), or GPU frames a filter could not take.
+ */
+const HWACCEL_FAILURE =
+  /device creation failed|no device available for decoder|device setup failed|hwaccel initiali[sz]ation returned error|failed setup for format|cannot load libcuda|could not dynamically load cuda|cuda_error|cuvid|nvdec|hw_frames_ctx|hwdownload|scale_cuda|impossible to convert between the formats/i;
+
+/** The stderr line that shows the hardware decoder failed, if one does. */
+export function hwaccelFailure(lines: string[]): string | undefined {
+  return lines.find((l) => HWACCEL_FAILURE.test(l))?.trim();
+}
+
+const EOI = Buffer.from([0xff, 0xd9]);
 
 /** Output size no wider than `maxWidth`, aspect kept, both sides even (what H.264 sources and scalers like). */
 export function outputSize(
@@ -128,14 +151,25 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   if (width < 2 || height < 2)
     throw new VideoSourceError(`cannot decode to ${options.width}×${options.height}`);
   const frameBytes = yuv420Bytes(width, height);
-  const scale = options.letterbox
-    ? `scale=${width}:${height}:force_original_aspect_ratio=decrease,pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2`
-    : `scale=${width}:${height}`;
+  const pad = `pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2`;
+  const onGpu = options.hwaccel === "cuda";
+  const jpeg = options.encoding === "jpeg";
+  // On the GPU: scale_cuda writes yuv420p, so the download is the final frame and the CPU only pads (a copy).
+  // ffmpeg 5.1 has no pad_cuda; padding after the download costs one memcpy of the scaled frame.
+  const scale = onGpu
+    ? options.letterbox
+      ? `scale_cuda=${width}:${height}:force_original_aspect_ratio=decrease:force_divisible_by=2:format=yuv420p,hwdownload,format=yuv420p,${pad}`
+      : `scale_cuda=${width}:${height}:format=yuv420p,hwdownload,format=yuv420p`
+    : options.letterbox
+      ? `scale=${width}:${height}:force_original_aspect_ratio=decrease,${pad}`
+      : `scale=${width}:${height}`;
   const command = ffmpeg(url)
     .inputOptions([
       "-hide_banner",
       ...(options.loop ? ["-stream_loop", "-1"] : []),
       ...(options.keyframesOnly ? ["-skip_frame", "nokey"] : []),
+      ...(options.hwaccel ? ["-hwaccel", options.hwaccel] : []),
+      ...(onGpu ? ["-hwaccel_output_format", "cuda"] : []),
       ...(options.inputOptions ?? []),
     ])
     // Keyframes arrive once per GOP; the fps filter would duplicate them up to the rate, so pass them through.
@@ -144,10 +178,9 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
       "-vf",
       options.keyframesOnly ? scale : `fps=${options.fps},${scale}`,
       ...(options.keyframesOnly ? ["-vsync", "passthrough"] : []),
-      "-pix_fmt",
-      "yuv420p",
-      "-f",
-      "rawvideo",
+      ...(jpeg
+        ? ["-c:v", "mjpeg", "-q:v", String(options.jpegQuality ?? 3), "-f", "image2pipe"]
+        : ["-pix_fmt", "yuv420p", "-f", "rawvideo"]),
     ]);
   const stderr: string[] = [];
   let undecodable = 0;
@@ -174,6 +207,28 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   // Released frame buffers, reused: at 40 frames a second, fresh 1.4 MB buffers keep V8's collector busy.
   const spare: Uint8Array[] = [];
   const nextBuffer = () => spare.pop() ?? new Uint8Array(frameBytes);
+
+  /** JPEGs from image2pipe, one after another: each ends at its EOI marker (FF D9, never inside coded data). */
+  async function* jpegFrames(): AsyncGenerator<DecodedFrame> {
+    let pending = Buffer.alloc(0);
+    let index = 0;
+    for await (const chunk of stream) {
+      pending = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
+      for (let end = pending.indexOf(EOI, 2); end >= 0; end = pending.indexOf(EOI, 2)) {
+        const data = new Uint8Array(pending.subarray(0, end + 2));
+        pending = pending.subarray(end + 2);
+        yield {
+          index: index++,
+          width,
+          height,
+          format: "jpeg",
+          data,
+          receivedAt: Date.now(),
+          release: () => {},
+        };
+      }
+    }
+  }
 
   async function* frames(): AsyncGenerator<DecodedFrame> {
     // Each byte is copied once, into its frame: pipe chunks are 64 KiB and a 720p frame is 1.4 MB, so
@@ -206,7 +261,7 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   }
 
   return {
-    frames: frames(),
+    frames: jpeg ? jpegFrames() : frames(),
     exited,
     pid: () => proc?.pid,
     kill: (signal) => {

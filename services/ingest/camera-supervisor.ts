@@ -7,6 +7,7 @@ import {
 } from "../../lib/contracts/index.ts";
 import {
   ffmpegReason,
+  hwaccelFailure,
   outputSize,
   probeVideo,
   startDecoder,
@@ -59,6 +60,9 @@ export class CameraSupervisor {
   private readonly live: boolean;
   /** Files decode faster than real time; their frames are stamped on the media clock from this instant. */
   private mediaStart = 0;
+  /** The hardware decoder in use; cleared for good when it fails on this camera. */
+  private hwaccel: string | undefined;
+  private hwaccelFallbackReason: string | undefined;
 
   constructor(
     readonly camera: CameraSpec,
@@ -66,7 +70,9 @@ export class CameraSupervisor {
     private readonly timing: Timing,
     private readonly clock: () => number = Date.now,
     private readonly random: () => number = Math.random,
+    private readonly warn: (message: string) => void = (m) => process.stderr.write(`vigil: ${m}\n`),
   ) {
+    this.hwaccel = camera.hwaccel;
     this.status = {
       cameraId: camera.id,
       state: "connecting",
@@ -93,6 +99,11 @@ export class CameraSupervisor {
     return this.decoder?.pid();
   }
 
+  /** Why this camera decodes in software although `hwaccel` was asked for; undefined while it has not failed. */
+  hwaccelFallback(): string | undefined {
+    return this.hwaccelFallbackReason;
+  }
+
   async run(): Promise<CameraStatus> {
     let attempt = 0;
     while (!this.stopped) {
@@ -112,6 +123,16 @@ export class CameraSupervisor {
       this.decoder = undefined;
       if (this.stopped) break;
       if (outcome.gotFrames) attempt = 0;
+      // A GPU decoder that cannot run here (no device, driver, or a stream NVDEC does not take) is not the
+      // camera's fault: this camera goes on in software at once, and says why. The other cameras keep theirs.
+      const hwFailure = this.hwaccel && !outcome.stalled ? hwaccelFailure(exit.stderr) : undefined;
+      if (hwFailure) {
+        this.hwaccelFallbackReason = `hwaccel ${this.hwaccel} failed (${hwFailure}); decoding in software`;
+        this.hwaccel = undefined;
+        this.warn(`camera ${this.camera.id}: ${this.hwaccelFallbackReason}`);
+        await this.setState("connecting", this.hwaccelFallbackReason);
+        continue;
+      }
       if (!this.live && !this.camera.loop && exit.code === 0) {
         await this.publishDone;
         await this.setState("ended");
@@ -153,7 +174,6 @@ export class CameraSupervisor {
     if (/^rtsps?:/i.test(c.url))
       input.push("-rtsp_transport", c.transport, "-timeout", String(this.timing.ioTimeoutS * 1e6));
     else if (isHttpUrl(c.url)) input.push("-rw_timeout", String(this.timing.ioTimeoutS * 1e6));
-    if (c.hwaccel) input.push("-hwaccel", c.hwaccel);
     if (this.live) {
       return startDecoder(c.url, {
         fps: c.fps,
@@ -161,7 +181,10 @@ export class CameraSupervisor {
         height: c.height,
         letterbox: true,
         keyframesOnly: c.keyframesOnly,
+        hwaccel: this.hwaccel,
         inputOptions: input,
+        encoding: c.encoding,
+        jpegQuality: c.jpegQuality,
       });
     }
     const probe = await probeVideo(c.url);
@@ -172,7 +195,10 @@ export class CameraSupervisor {
       ...size,
       loop: c.loop,
       keyframesOnly: c.keyframesOnly,
+      hwaccel: this.hwaccel,
       inputOptions: input,
+      encoding: c.encoding,
+      jpegQuality: c.jpegQuality,
     });
   }
 

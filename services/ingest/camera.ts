@@ -13,6 +13,9 @@ export interface CameraSpec {
   keyframesOnly: boolean;
   hwaccel?: string;
   loop: boolean;
+  /** Raw yuv420p, or JPEG (scale-out: ~40× fewer bytes on Kafka); `auto` is resolved by the caller. */
+  encoding: "yuv420p" | "jpeg";
+  jpegQuality: number;
 }
 
 export const isLiveUrl = (url: string) => /^(rtsps?|rtmp|srt|udp|tcp):\/\//i.test(url);
@@ -30,5 +33,7 @@ export function resolveCamera(camera: CameraConfig, ingest: Config["ingest"]): C
     keyframesOnly: camera.keyframesOnly ?? ingest.keyframesOnly,
     hwaccel: camera.hwaccel ?? ingest.hwaccel,
     loop: camera.loop,
+    encoding: ingest.frameEncoding === "jpeg" ? "jpeg" : "yuv420p",
+    jpegQuality: ingest.jpegQuality,
   };
 }

@@ -13,6 +13,16 @@ export interface IngestDeps {
 
 /** cameras → frames: ingest is a source, not a consumer, so it is a camera manager rather than a stage. */
 export function createIngest(config: Config, deps: IngestDeps): CameraManager {
-  const cameras = deps.cameras ?? config.cameras.map((c) => resolveCamera(c, config.ingest));
+  // Frames cross the network on Kafka, where JPEG's bytes matter; in one process raw frames cost nothing.
+  const ingest = {
+    ...config.ingest,
+    frameEncoding:
+      config.ingest.frameEncoding === "auto"
+        ? config.bus.kind === "kafka"
+          ? ("jpeg" as const)
+          : ("yuv420p" as const)
+        : config.ingest.frameEncoding,
+  };
+  const cameras = deps.cameras ?? config.cameras.map((c) => resolveCamera(c, ingest));
   return new CameraManager(cameras, deps.publish, config.ingest);
 }
