@@ -385,6 +385,22 @@ evaluate
   );
 
 // Recognition as cameras see faces (issue 14): open-set watchlist figures, quality, the operating point.
+// Kubernetes manifests made from Vigil's own tables (issue 9; deploy/k8s).
+program
+  .command("deploy")
+  .description("Kubernetes resources generated from Vigil's tables")
+  .command("topics")
+  .description("Strimzi KafkaTopic resources for the topic table, as the config sets prefix and partitions")
+  .option("--cluster <name>", "the Strimzi Kafka resource (strimzi.io/cluster label)", "vigil")
+  .option("--out <file.yaml>", "write the resources here instead of stdout")
+  .action(
+    action(async (opts: { cluster: string; out?: string }) => {
+      const { deployTopicsCommand } = await import("./commands/deploy.ts");
+      const configPath = globals().config ?? process.env.VIGIL_CONFIG;
+      deployTopicsCommand(configFrom(globals()), { ...opts, configPath });
+    }),
+  );
+
 const bench = program.command("bench").description("performance benchmarks");
 bench
   .command("vision")

