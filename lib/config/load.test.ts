@@ -43,4 +43,17 @@ describe("config", () => {
     writeFileSync(file, "{ not json");
     expect(() => loadConfig({ file, env: {} })).toThrowError(/bad\.json is not valid JSON/);
   });
+
+  it("keeps a string key's environment value a string even when it reads as JSON (a numeric password)", () => {
+    const config = loadConfig({
+      env: {
+        VIGIL_BUS__KAFKA__SASL: '{"mechanism":"plain","username":"vigil","password":"x"}',
+        VIGIL_STORE__QDRANT_API_KEY: "123456",
+        VIGIL_BUS__KAFKA__CLIENT_ID: "true",
+      },
+    });
+    expect(config.store.qdrantApiKey).toBe("123456");
+    expect(config.bus.kafka.clientId).toBe("true");
+    expect(config.bus.kafka.sasl?.username).toBe("vigil");
+  });
 });

@@ -67,11 +67,15 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
     }
   }
+  /** Environment values that JSON turned into something other than the string they were given as. */
+  const reparsed = new Map<string, string>();
   for (const [key, value] of Object.entries(env)) {
     if (value === undefined) continue;
     const dotted = envKeyToPath(key);
     if (!dotted || key === "VIGIL_CONFIG") continue;
-    setPath(raw, dotted, parseEnvValue(value));
+    const parsedValue = parseEnvValue(value);
+    setPath(raw, dotted, parsedValue);
+    if (typeof parsedValue !== "string") reparsed.set(dotted, value);
     origin.set(dotted, `environment variable ${key}`);
   }
   for (const [dotted, value] of Object.entries(opts.overrides ?? {})) {
@@ -79,7 +83,15 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     setPath(raw, dotted, value);
     origin.set(dotted, "command line");
   }
-  const parsed = ConfigSchema.safeParse(raw);
+  let parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    // A string key given a value that reads as JSON (a password "123456", a name "true") is that string.
+    const retry = parsed.error.issues.map((i) => i.path.join(".")).filter((k) => reparsed.has(k));
+    if (retry.length > 0) {
+      for (const key of retry) setPath(raw, key, reparsed.get(key));
+      parsed = ConfigSchema.safeParse(raw);
+    }
+  }
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const key = issue.path.join(".") || "(root)";
