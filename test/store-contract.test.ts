@@ -1,7 +1,12 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import path from "node:path";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { QdrantStore } from "../lib/store/qdrant-store.ts";
+import { pointId, QdrantStore } from "../lib/store/qdrant-store.ts";
+import { QdrantClient } from "@qdrant/js-client-rest";
+import { cropKey, FolderCropStore, type CropStore } from "../lib/store/crop-store.ts";
+import { S3CropStore } from "../lib/store/s3-crop-store.ts";
+import { isTransient } from "../lib/runtime/errors.ts";
+import { freePort, S3Server, s3UnavailableReason } from "../lib/testing/s3/index.ts";
 import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
 import { alertFromMessage, type AlertStore, type NewAlert } from "../lib/store/alert-store.ts";
@@ -167,8 +172,10 @@ function storeContract(label: string, open: () => Promise<Store>) {
         s("b", "lobby", 5000, near(dee, 2), "dee"),
         s("c", "door", 9000, vec(11)),
       ]);
-      await store.addSightings([s("a", "door", 1000, near(dee, 1), "dee")]); // replay
+      // A replay replaces the sighting, crop included.
+      await store.addSightings([{ ...s("a", "door", 1000, near(dee, 1), "dee"), crop: Uint8Array.of(4, 5) }]);
       expect(await store.count()).toBe(3);
+      expect(Array.from((await store.crop("a"))!)).toEqual([4, 5]);
       const all = await store.search({ modelId: "m1", vector: dee, top: 2 });
       expect(all.map((h) => h.sighting.id).sort()).toEqual(["a", "b"]);
       const lobby = await store.search({ modelId: "m1", vector: dee, cameras: ["lobby"], top: 5 });
@@ -181,8 +188,14 @@ function storeContract(label: string, open: () => Promise<Store>) {
         ["b", "lobby"],
       ]);
       expect(Array.from((await store.crop("b"))!)).toEqual([1, 2, 3]);
+      expect(await store.crop("nope")).toBeUndefined();
       expect(await store.purgeBefore(6500)).toBe(2);
       expect(await store.count()).toBe(1);
+      // Retention takes the crops with their sightings.
+      expect(await store.crop("a")).toBeUndefined();
+      expect(await store.crop("b")).toBeUndefined();
+      expect(Array.from((await store.crop("c"))!)).toEqual([1, 2, 3]);
+      expect(await store.purgeBefore(6500)).toBe(0);
     });
 
     it("lists what a person has (photos, exclusions), removes one exclusion, and lists watchlists", async () => {
@@ -411,6 +424,8 @@ function storeContract(label: string, open: () => Promise<Store>) {
 
       expect(await store.purgeAlertsBefore(2000)).toBe(1);
       expect(await store.countAlerts()).toBe(4);
+      expect(await store.alertCrop("a1")).toBeUndefined();
+      expect(Array.from((await store.alertCrop("a2"))!)).toEqual([9, 2000 % 256]);
 
       // A long run of equal times (one frame, many faces) split across pages loses and repeats nothing.
       const burst = Array.from({ length: 13 }, (_, i) => `burst-${String(i).padStart(2, "0")}`);
@@ -482,15 +497,53 @@ storeContract("embedded SQLite", async () => new SqliteStore(path.join(tempDir()
 
 const spec = path.resolve("../shared/qdrant/openapi-v1.19.json");
 const fakes: FakeQdrant[] = [];
+const cropStores: CropStore[] = [];
 let collectionPrefix = 0;
-storeContract("Qdrant adapter against a fake that validates Qdrant's OpenAPI schema", async () => {
+const fakeQdrant = async () => {
   const fake = await new FakeQdrant(process.env.VIGIL_QDRANT_OPENAPI ?? spec).start();
   fakes.push(fake);
-  return new QdrantStore(fake.url, `t${collectionPrefix++}`);
-});
+  return fake;
+};
+const folderCrops = () => {
+  const crops = new FolderCropStore(path.join(tempDir("vigil-crops-"), "crops"));
+  cropStores.push(crops);
+  return crops;
+};
+
+storeContract(
+  "Qdrant adapter against a fake that validates Qdrant's OpenAPI schema, crops in a folder",
+  async () => {
+    const fake = await fakeQdrant();
+    return new QdrantStore(fake.url, `t${collectionPrefix++}`, undefined, folderCrops());
+  },
+);
+
+// The same suite with crops in a real S3-compatible server (s3s-fs on 127.0.0.1).
+const s3Missing = s3UnavailableReason();
+if (s3Missing) console.log(`skipping the Qdrant store with S3 crops: ${s3Missing}`);
+let s3: S3Server | undefined;
+if (!s3Missing) {
+  beforeAll(async () => {
+    s3 = await S3Server.start();
+  });
+  storeContract("Qdrant adapter (fake) with crops in S3 (s3s-fs)", async () => {
+    const fake = await fakeQdrant();
+    const crops = new S3CropStore({
+      bucket: await s3!.createBucket(),
+      prefix: "vigil/",
+      endpoint: s3!.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3!.accessKey, secretAccessKey: s3!.secretKey },
+    });
+    cropStores.push(crops);
+    return new QdrantStore(fake.url, `t${collectionPrefix++}`, undefined, crops);
+  });
+}
 
 afterAll(async () => {
   for (const f of fakes) await f.stop();
+  for (const c of cropStores) c.close();
+  await s3?.destroy();
 });
 
 describe("Qdrant adapter traffic", () => {
@@ -506,6 +559,66 @@ describe("Qdrant adapter traffic", () => {
       expect.stringMatching(/^POST \/collections\/\{collection_name\}\/points\/query request:.*limit/),
     ]);
     await fake.stop();
+  });
+
+  it("keeps crops out of Qdrant's payloads: they are in the crop store, under keys from the ids", async () => {
+    const fake = await fakeQdrant();
+    const crops = folderCrops();
+    const store = new QdrantStore(fake.url, "nocrop", undefined, crops);
+    await store.addSightings([sighting("s1", "door", 1000, vec(1))]);
+    await store.addAlerts([alert("al1", "door", "ann", 1000)]);
+    const payloads = fake.payloads();
+    expect(payloads.map((p) => p.collection).sort()).toEqual(["nocrop_alerts", "nocrop_sightings__m1"]);
+    for (const { payload } of payloads) expect(Object.keys(payload)).not.toContain("crop");
+    expect(Array.from((await crops.get(cropKey("sightings", "s1")))!)).toEqual([1, 2, 3]);
+    expect(Array.from((await crops.get(cropKey("alerts", "al1")))!)).toEqual([9, 1000 % 256]);
+  });
+
+  it("still serves the crops of points written when crops were kept in the payload", async () => {
+    const fake = await fakeQdrant();
+    const crops = folderCrops();
+    const store = new QdrantStore(fake.url, "old", undefined, crops);
+    await store.addSightings([sighting("s1", "door", 1000, vec(1))]);
+    await store.addAlerts([alert("a1", "door", "ann", 1000)]);
+    // As the earlier adapter wrote them: the crop base64 in the payload, nothing in the crop store.
+    const legacy = new QdrantClient({ url: fake.url, checkCompatibility: false });
+    const b64 = Buffer.from([0xff, 0xd8, 0x42]).toString("base64");
+    await legacy.setPayload("old_sightings__m1", {
+      wait: true,
+      points: [pointId("s1")],
+      payload: { crop: b64 },
+    });
+    await legacy.setPayload("old_alerts", { wait: true, points: [pointId("a1")], payload: { crop: b64 } });
+    await crops.delete([cropKey("sightings", "s1"), cropKey("alerts", "a1")]);
+    expect(Array.from((await store.crop("s1"))!)).toEqual([0xff, 0xd8, 0x42]);
+    expect(Array.from((await store.alertCrop("a1"))!)).toEqual([0xff, 0xd8, 0x42]);
+    // …and keeps the base64 out of every listing.
+    expect((await store.browse({ limit: 5 })).items[0]).not.toHaveProperty("crop");
+    expect(await store.getSighting("s1")).not.toHaveProperty("crop");
+    expect(await store.purgeBefore(1e12)).toBe(1);
+    expect(await store.crop("s1")).toBeUndefined();
+  });
+
+  it("a crop store that is away fails the write as transient, and no point is written without its crop", async () => {
+    const fake = await fakeQdrant();
+    // Nothing listens on this port: the pipeline must redeliver, not dead-letter.
+    const away = new S3CropStore({
+      bucket: "crops",
+      endpoint: `http://127.0.0.1:${await freePort()}`,
+      forcePathStyle: true,
+      credentials: { accessKeyId: "k", secretAccessKey: "s" },
+      maxAttempts: 1,
+    });
+    cropStores.push(away);
+    const store = new QdrantStore(fake.url, "away", undefined, away);
+    const failed = await store.addSightings([sighting("s1", "door", 1000, vec(1))]).catch((e: unknown) => e);
+    expect(isTransient(failed)).toBe(true);
+    expect(String(failed)).toMatch(/crop store s3:\/\/crops\/ .* is unreachable/);
+    expect(await store.count()).toBe(0);
+    const alertFailed = await store.addAlerts([alert("a1", "door", "ann", 1)]).catch((e: unknown) => e);
+    expect(isTransient(alertFailed)).toBe(true);
+    expect(await store.countAlerts()).toBe(0);
+    await expect(store.crop("s1")).rejects.toSatisfy(isTransient);
   });
 
   it("sent only requests the official schema accepts, and the fake's answers matched it too", () => {
@@ -554,5 +667,10 @@ if (live)
   storeContract(
     `Qdrant at ${live}`,
     async () =>
-      new QdrantStore(live, `vigil_test_${Date.now()}_${collectionPrefix++}`, process.env.QDRANT_API_KEY),
+      new QdrantStore(
+        live,
+        `vigil_test_${Date.now()}_${collectionPrefix++}`,
+        process.env.QDRANT_API_KEY,
+        folderCrops(),
+      ),
   );

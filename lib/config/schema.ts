@@ -159,6 +159,51 @@ export const ConfigSchema = z
         retentionDays: z.number().positive().default(30),
         /** How often (ms, at most) a running process checks the embedded store for other processes' changes. */
         refreshMs: z.number().int().min(0).default(500),
+        /**
+         * Where the Qdrant store keeps sighting and alert crops: a folder, or an S3-compatible bucket for
+         * scale-out. The embedded store keeps them in its SQLite file, in the same transaction as their records.
+         */
+        crops: z
+          .object({
+            kind: z.enum(["folder", "s3"]).default("folder"),
+            /** `folder`: defaults to `<dataDir>/crops`; a volume every match replica mounts when there are several. */
+            dir: z.string().optional(),
+            s3: z
+              .object({
+                bucket: z.string().min(1).optional(),
+                /** Prepended to every object key as given, so several deployments can share a bucket. */
+                prefix: z.string().default("vigil/"),
+                /** An S3-compatible server (MinIO, Ceph…); AWS S3 when unset. */
+                endpoint: z.string().url().optional(),
+                region: z.string().min(1).default("us-east-1"),
+                /** Bucket in the URL path instead of the host name: what most S3-compatible servers need. */
+                forcePathStyle: z.boolean().default(false),
+                /** From a Secret. Unset: the AWS SDK's chain (AWS_* variables, EKS web identity, instance role). */
+                accessKeyId: z.string().min(1).optional(),
+                secretAccessKey: z.string().min(1).optional(),
+                sessionToken: z.string().min(1).optional(),
+                /** A request slower than this fails (and is retried), so a frozen server cannot hang a stage. */
+                requestTimeoutMs: positiveInt.default(10_000),
+                maxAttempts: positiveInt.default(3),
+              })
+              .refine((s) => (s.accessKeyId === undefined) === (s.secretAccessKey === undefined), {
+                message:
+                  "accessKeyId and secretAccessKey are set together (or neither, for the AWS SDK's chain)",
+                path: ["secretAccessKey"],
+              })
+              .prefault({}),
+          })
+          .refine((c) => c.kind !== "s3" || c.s3.bucket !== undefined, {
+            message: "store.crops.kind is s3 but no bucket is set",
+            path: ["s3", "bucket"],
+          })
+          .prefault({}),
+      })
+      .refine((s) => s.kind === "qdrant" || s.crops.kind === "folder", {
+        // Silently keeping crops in SQLite when object storage was asked for would surprise whoever asked.
+        message:
+          "crops go to object storage with the Qdrant store only; the embedded store keeps them in SQLite",
+        path: ["crops", "kind"],
       })
       .prefault({}),
     ingest: z

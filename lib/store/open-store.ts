@@ -1,6 +1,9 @@
+import path from "node:path";
 import { storePath, type Config } from "../config/index.ts";
 import type { AlertStore } from "./alert-store.ts";
+import { FolderCropStore, type CropStore } from "./crop-store.ts";
 import { QdrantStore } from "./qdrant-store.ts";
+import { S3CropStore } from "./s3-crop-store.ts";
 import type { SightingStore } from "./sighting-store.ts";
 import { SqliteStore } from "./sqlite-store.ts";
 import type { StateStore } from "./state-store.ts";
@@ -12,7 +15,56 @@ export type Store = WatchlistStore & SightingStore & AlertStore & StateStore & {
 export function openStore(config: Config, fileOverride?: string): Store {
   if (config.store.kind === "qdrant") {
     if (!config.store.qdrantUrl) throw new Error("store.kind is qdrant but store.qdrantUrl is not set");
-    return new QdrantStore(config.store.qdrantUrl, config.store.qdrantPrefix, config.store.qdrantApiKey);
+    return new QdrantStore(
+      config.store.qdrantUrl,
+      config.store.qdrantPrefix,
+      config.store.qdrantApiKey,
+      openCropStore(config),
+    );
   }
   return new SqliteStore(fileOverride ?? storePath(config), { refreshMs: config.store.refreshMs });
+}
+
+/**
+ * `openStore`, then a check of what the first write would otherwise find out: a service started with a bucket that
+ * does not exist or a refused secret fails at start-up with the reason, not on its first sighting.
+ */
+export async function openCheckedStore(config: Config, fileOverride?: string): Promise<Store> {
+  const store = openStore(config, fileOverride);
+  if (store instanceof QdrantStore) {
+    try {
+      await store.checkCrops();
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+  }
+  return store;
+}
+
+/** Where the Qdrant store's crops go (`store.crops`): a folder under `dataDir` or an S3-compatible bucket. */
+export function openCropStore(config: Config): CropStore {
+  const c = config.store.crops;
+  if (c.kind === "s3") {
+    const s3 = c.s3;
+    if (!s3.bucket) throw new Error("store.crops.kind is s3 but store.crops.s3.bucket is not set");
+    return new S3CropStore({
+      bucket: s3.bucket,
+      prefix: s3.prefix,
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: s3.forcePathStyle,
+      credentials:
+        s3.accessKeyId && s3.secretAccessKey
+          ? {
+              accessKeyId: s3.accessKeyId,
+              secretAccessKey: s3.secretAccessKey,
+              ...(s3.sessionToken ? { sessionToken: s3.sessionToken } : {}),
+            }
+          : undefined,
+      requestTimeoutMs: s3.requestTimeoutMs,
+      maxAttempts: s3.maxAttempts,
+    });
+  }
+  return new FolderCropStore(path.resolve(c.dir ?? path.join(config.dataDir, "crops")));
 }

@@ -30,6 +30,7 @@ import type {
   NewAlert,
 } from "./alert-store.ts";
 import type { StateStore } from "./state-store.ts";
+import { cropKey, putCrops, type CropStore } from "./crop-store.ts";
 import {
   checkLimit,
   decodeCursor,
@@ -47,8 +48,14 @@ export function pointId(id: string): string {
 
 const safe = (modelId: string) => modelId.replace(/[^A-Za-z0-9_-]/g, "_");
 const UPSERT_BATCH = 256;
-/** Payload fields too big to send back in listings. */
+/** Points whose crops (and the crop store's objects) one retention step deletes. */
+const PURGE_BATCH = 1000;
+/**
+ * Payload fields too big to send back in listings. Crops live in the crop store now; points written before that
+ * still carry one, which these exclusions keep out of every answer.
+ */
 const BULKY = ["crop", "vector"];
+const OLD_CROP = ["crop"];
 
 type Payload = Record<string, unknown>;
 type FilterCondition = Record<string, unknown>;
@@ -64,6 +71,12 @@ const unb64 = (text: unknown) => new Uint8Array(Buffer.from(String(text), "base6
  * deterministic point ids. People, per-watchlist thresholds, alerts and state live in small collections with a
  * one-dimensional placeholder vector (accepted by every Qdrant version, unlike vector-less collections).
  *
+ * Crops are not in payloads: they go to a `CropStore` (a folder or S3) under keys made from the record's id. A
+ * crop is written before its point, so a point never lacks its crop and the redelivered write of a failed batch
+ * overwrites the crop it left; retention deletes crops before their points, so a purge cut short is finished by
+ * the next one instead of leaving crops that no record leads to. Points written before crops moved out still
+ * carry theirs in the payload, and are read from there.
+ *
  * Nothing about the watchlist is cached in the process: every match asks Qdrant, so a person enrolled or removed
  * by another process counts from the next batch on.
  */
@@ -73,17 +86,25 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
 
   constructor(
     url: string,
-    private readonly prefix = "vigil",
-    apiKey?: string,
+    private readonly prefix: string,
+    apiKey: string | undefined,
+    private readonly crops: CropStore,
   ) {
     this.client = new QdrantClient({ url, apiKey, checkCompatibility: false });
   }
 
-  /** The REST client holds no connection to release; here for the common store shape. */
-  close() {}
+  /** The REST client holds no connection to release; the crop store may. */
+  close() {
+    this.crops.close();
+  }
 
   /** Nothing to forget: the watchlist is read from Qdrant on every match. */
   invalidate() {}
+
+  /** Fails with a clear error when the crop store cannot be used at all (no bucket, credentials refused). */
+  checkCrops(): Promise<void> {
+    return this.crops.check();
+  }
 
   private name(kind: string, modelId?: string) {
     return modelId ? `${this.prefix}_${kind}__${safe(modelId)}` : `${this.prefix}_${kind}`;
@@ -393,6 +414,10 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   // ---- sightings ----
 
   async addSightings(sightings: Sighting[]) {
+    await putCrops(
+      this.crops,
+      sightings.map((s) => [cropKey("sightings", s.id), s.crop]),
+    );
     const byModel = new Map<string, Sighting[]>();
     for (const s of sightings) byModel.set(s.modelId, [...(byModel.get(s.modelId) ?? []), s]);
     for (const [modelId, list] of byModel) {
@@ -408,11 +433,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
         list.map((s) => ({
           id: pointId(s.id),
           vector: Array.from(s.vector),
-          payload: {
-            ...flattenSighting(s),
-            // Qdrant payloads are JSON; the crop is a small JPEG thumbnail.
-            crop: b64(s.crop),
-          },
+          payload: flattenSighting(s),
         })),
       );
     }
@@ -437,7 +458,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
       ...(must.length ? { filter: { must } } : {}),
       limit: q.top,
       ...(q.offset ? { offset: q.offset } : {}),
-      with_payload: { exclude: ["crop"] },
+      with_payload: { exclude: OLD_CROP },
     });
     return points.map((p) => ({ sighting: toRecord(p.payload!), score: p.score }));
   }
@@ -451,7 +472,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
       ],
     };
     for (const col of await this.collections("sightings")) {
-      for (const r of await this.scrollAll(col, filter, ["crop"])) out.push(toRecord(r.payload!));
+      for (const r of await this.scrollAll(col, filter, OLD_CROP)) out.push(toRecord(r.payload!));
     }
     return out.sort((a, b) => a.startTs - b.startTs);
   }
@@ -490,7 +511,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     for (const col of await this.collections("sightings")) {
       const [row] = await this.client.retrieve(col, {
         ids: [pointId(id)],
-        with_payload: { exclude: ["crop"] },
+        with_payload: { exclude: OLD_CROP },
         with_vector: true,
       });
       if (row?.payload && Array.isArray(row.vector))
@@ -500,20 +521,40 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async crop(id: string) {
+    const crop = await this.crops.get(cropKey("sightings", id));
+    if (crop) return crop;
     for (const col of await this.collections("sightings")) {
-      const p = await this.retrieveOne(col, id, { include: ["crop"] });
+      const p = await this.retrieveOne(col, id, { include: OLD_CROP });
       if (p?.crop) return unb64(p.crop);
     }
     return undefined;
   }
 
+  /**
+   * Deletes, a page at a time, the points `filter` selects and their crops (crops first: see the class). Pages
+   * keep the memory bounded however many expire at once.
+   */
+  private async purge(collection: string, filter: { must: FilterCondition[] }, kind: "sightings" | "alerts") {
+    let removed = 0;
+    for (;;) {
+      const { points } = await this.client.scroll(collection, {
+        filter,
+        limit: PURGE_BATCH,
+        with_payload: { include: ["id"] },
+        with_vector: false,
+      });
+      if (points.length === 0) return removed;
+      await this.crops.delete(points.map((p) => cropKey(kind, String(p.payload!.id))));
+      await this.client.delete(collection, { wait: true, points: points.map((p) => p.id) });
+      removed += points.length;
+    }
+  }
+
   async purgeBefore(ts: number) {
     let removed = 0;
     const filter = { must: [{ key: "endTs", range: { lt: ts } }] };
-    for (const col of await this.collections("sightings")) {
-      removed += (await this.client.count(col, { filter, exact: true })).count;
-      await this.client.delete(col, { wait: true, filter });
-    }
+    for (const col of await this.collections("sightings"))
+      removed += await this.purge(col, filter, "sightings");
     return removed;
   }
 
@@ -541,6 +582,10 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   async addAlerts(alerts: NewAlert[]) {
     if (alerts.length === 0) return;
     const col = await this.alerts();
+    await putCrops(
+      this.crops,
+      alerts.map((a) => [cropKey("alerts", a.id), a.crop]),
+    );
     // Upsert replaces a whole payload: carry an acknowledgement (and a vector sent earlier) over to the replay.
     const existing = new Map<string, Payload>();
     for (let i = 0; i < alerts.length; i += UPSERT_BATCH) {
@@ -569,7 +614,6 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
             modelId: a.modelId,
             faceId: a.faceId,
             box: a.box,
-            crop: b64(a.crop),
             vector: a.vector ? b64(vectorToBytes(a.vector)) : (before?.vector ?? null),
             acknowledged: before?.acknowledged === true,
             ackBy: before?.ackBy ?? null,
@@ -582,13 +626,15 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async getAlert(id: string) {
-    const p = await this.retrieveOne(await this.alerts(), id, { exclude: ["crop"] });
+    const p = await this.retrieveOne(await this.alerts(), id, { exclude: OLD_CROP });
     if (!p) return undefined;
     return { ...toAlert(p), vector: p.vector ? bytesToVector(unb64(p.vector)) : null };
   }
 
   async alertCrop(id: string) {
-    const p = await this.retrieveOne(await this.alerts(), id, { include: ["crop"] });
+    const crop = await this.crops.get(cropKey("alerts", id));
+    if (crop) return crop;
+    const p = await this.retrieveOne(await this.alerts(), id, { include: OLD_CROP });
     return p?.crop ? unb64(p.crop) : undefined;
   }
 
@@ -663,11 +709,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async purgeAlertsBefore(ts: number) {
-    const col = await this.alerts();
-    const filter = { must: [{ key: "ts", range: { lt: ts } }] };
-    const removed = (await this.client.count(col, { filter, exact: true })).count;
-    await this.client.delete(col, { wait: true, filter });
-    return removed;
+    return this.purge(await this.alerts(), { must: [{ key: "ts", range: { lt: ts } }] }, "alerts");
   }
 
   // ---- state ----

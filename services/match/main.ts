@@ -3,13 +3,14 @@ import type { Bus } from "../../lib/bus/index.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { Topics } from "../../lib/contracts/index.ts";
 import { runService, startStage, type ServiceProcess } from "../../lib/runtime/service.ts";
-import { openStore } from "../../lib/store/open-store.ts";
+import { openCheckedStore } from "../../lib/store/open-store.ts";
 import { createMatch } from "./index.ts";
 
 /** `vigil serve match`: embeddings → tracks, sightings and alerts, against the configured store. */
 export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
   return runService("match", config, bus, async (ctx) => {
-    const store = openStore(config);
+    // A missing bucket or refused secret stops the service at start-up, with the reason.
+    const store = await openCheckedStore(config);
     // Every replica hears every watchlist change (a group of its own), so a person enrolled or removed
     // elsewhere counts from the next face on, whatever the store caches.
     const changes = await bus.subscribe(
