@@ -4,6 +4,7 @@ import { Topics } from "../lib/contracts/index.ts";
 import { EventTopics, projectRecord, type VigilEvent } from "../lib/events/events.ts";
 import { publishGrouped, StageRunner } from "../lib/runtime/runner.ts";
 import type { Emit } from "../lib/runtime/stage.ts";
+import type { AlertStore } from "../lib/store/alert-store.ts";
 import type { SightingStore } from "../lib/store/sighting-store.ts";
 import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
 import type { Embedder } from "../lib/vision/inference/embedder.ts";
@@ -38,7 +39,7 @@ export class EmbeddedPipeline {
     private readonly config: Config,
     vision: { analyzer: FrameAnalyzer; embedder: Embedder },
     private readonly closeVision: () => Promise<void>,
-    stores: { watchlist: WatchlistStore; history: SightingStore },
+    stores: { watchlist: WatchlistStore; history: SightingStore & AlertStore },
     private readonly onEvent: (e: VigilEvent) => void,
   ) {
     this.bus = new MemoryBus({
@@ -61,7 +62,7 @@ export class EmbeddedPipeline {
   static async start(
     config: Config,
     vision: Vision,
-    stores: { watchlist: WatchlistStore; history: SightingStore },
+    stores: { watchlist: WatchlistStore; history: SightingStore & AlertStore },
     onEvent: (e: VigilEvent) => void,
   ) {
     const threads = config.models.inferenceWorkers ? await startVisionThreads(config, vision) : undefined;

@@ -1,21 +1,18 @@
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BusRecord } from "../lib/bus/index.ts";
 import type { KafkaBus } from "../lib/bus/kafka-bus.ts";
-import { NamespacedBus } from "../lib/bus/namespaced-bus.ts";
 import {
   AlertContract,
   DeadLetterContract,
   EmbeddingContract,
   FrameContract,
-  TopicTable,
   Topics,
 } from "../lib/contracts/index.ts";
 import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
-import { testBus, testKafka, uniqueName, type TestKafka } from "../lib/testing/kafka/index.ts";
-import { ServiceProcess } from "../lib/testing/service-process.ts";
+import { testKafka, type TestKafka } from "../lib/testing/kafka/index.ts";
+import { collect, deployment as deploymentIn, until } from "./kafka-helpers.ts";
+import type { ServiceProcess } from "../lib/testing/service-process.ts";
 import { metricSum } from "../cli/commands/bench-pipeline.ts";
 import { alignedSampleFaces, faceRecord } from "../lib/testing/aligned-faces.ts";
 import { sharedVision, tempDir, testConfig } from "./helpers.ts";
@@ -35,69 +32,7 @@ afterAll(async () => {
   await Promise.all(processes.map((p) => p.kill("SIGKILL")));
 });
 
-/** A namespace on the broker with the topic table's topics (2 partitions each), and a config file for it. */
-async function deployment(extra: Record<string, unknown> = {}) {
-  const prefix = `${uniqueName("vigil")}.`;
-  const dir = tempDir("vigil-kafka-");
-  const raw = testBus(kafka!.address);
-  await raw.ensureTopics(
-    TopicTable.map((t) => ({
-      name: `${prefix}${t.name}`,
-      partitions: 2,
-      retentionMs: 3_600_000,
-      maxMessageBytes: t.maxMessageBytes,
-      replicationFactor: 1,
-    })),
-  );
-  const bus = new NamespacedBus(raw, prefix);
-  const config = {
-    dataDir: path.resolve(".vigil"),
-    bus: {
-      kind: "kafka",
-      topicPrefix: prefix,
-      kafka: { brokers: [kafka!.address], sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, maxWaitMs: 250 },
-    },
-    store: { path: path.join(dir, "vigil.db") },
-    models: { detectWorkers: 1, embedWorkers: 1 },
-    ingest: { fps: 5 },
-    ...extra,
-  };
-  const configFile = path.join(dir, "vigil.json");
-  writeFileSync(configFile, JSON.stringify(config));
-  const start = (stage: string, env: Record<string, string> = {}) => {
-    const p = new ServiceProcess(stage, { configFile, env });
-    processes.push(p);
-    return p;
-  };
-  return { prefix, dir, bus, raw, configFile, config, start };
-}
-
-/** Collects a topic's records (in the namespace) from the start, as a fresh consumer group. */
-async function collect(bus: NamespacedBus, topic: string) {
-  const records: BusRecord[] = [];
-  const sub = await bus.subscribe(
-    topic,
-    { group: uniqueName("watch") },
-    async (rs) => void records.push(...rs),
-  );
-  return { records, stop: () => sub.stop() };
-}
-
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 90_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await Promise.resolve()
-      .then(fn)
-      .catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const deployment = (extra: Record<string, unknown> = {}) => deploymentIn(kafka!, processes, extra);
 
 describe("the four stages as separate processes over a real Kafka broker", () => {
   it("(a) a video in, the watchlisted person's alert out; (e) a malformed record goes to vigil.dlq and the stage keeps going", async (ctx) => {

@@ -1,14 +1,18 @@
 import type { Config } from "../../lib/config/index.ts";
 import type { EmbeddingMessage } from "../../lib/contracts/index.ts";
 import type { StageDefinition } from "../../lib/runtime/runner.ts";
+import type { AlertStore } from "../../lib/store/alert-store.ts";
 import type { SightingStore } from "../../lib/store/sighting-store.ts";
+import type { StateStore } from "../../lib/store/state-store.ts";
 import type { WatchlistStore } from "../../lib/store/watchlist-store.ts";
 import { thresholdFor } from "../../lib/vision/models/calibration.ts";
 import { MatchStage } from "./stage.ts";
 
 export interface MatchDeps {
   watchlist: WatchlistStore;
-  history: SightingStore;
+  history: SightingStore & AlertStore;
+  /** Where a service checkpoints its open tracks (crash safety); none in one process. */
+  state?: StateStore;
 }
 
 /** embeddings → tracks, sightings and alerts: the stage and how it runs, from the one config tree. */
@@ -23,6 +27,9 @@ export function createMatch(config: Config, deps: MatchDeps): StageDefinition<Em
       reacquire: config.match.trackReacquire,
     },
     exclusionSimilarity: config.match.exclusionSimilarity,
+    ...(deps.state
+      ? { checkpoints: { state: deps.state, namespace: `match-state:${config.service.group ?? "match"}` } }
+      : {}),
   });
   return { stage, run: { maxBatch: 32 } };
 }

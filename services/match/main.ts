@@ -20,7 +20,7 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
     );
     const stage = await startStage(
       ctx,
-      createMatch(config, { watchlist: store, history: store }),
+      createMatch(config, { watchlist: store, history: store, state: store }),
       async () => {
         await changes.stop();
         store.close();

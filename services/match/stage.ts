@@ -7,35 +7,67 @@ import {
   vectorToBytes,
   type EmbeddingMessage,
 } from "../../lib/contracts/index.ts";
-import type { Emit, Stage } from "../../lib/runtime/stage.ts";
+import type { TopicPartition } from "../../lib/bus/index.ts";
+import { partitionKey } from "../../lib/bus/index.ts";
+import type { BatchInfo, Emit, Stage } from "../../lib/runtime/stage.ts";
+import { alertFromMessage, type AlertStore } from "../../lib/store/alert-store.ts";
 import type { Sighting, SightingStore } from "../../lib/store/sighting-store.ts";
+import type { StateStore } from "../../lib/store/state-store.ts";
 import type { WatchlistMatch, WatchlistStore } from "../../lib/store/watchlist-store.ts";
 import { encodeJpeg } from "../../lib/vision/pixels/image.ts";
-import { CameraTracker, type Track, type TrackedFace, type TrackerOptions } from "./tracker.ts";
-import { normalised } from "../../lib/geometry/index.ts";
+import { CameraTracker, type Track, type TrackerOptions } from "./tracker.ts";
+import { recognisability, type RecognisabilityModel } from "../../lib/vision/pixels/quality.ts";
+import { minTrustFor, recognisabilityFor } from "../../lib/vision/models/calibration.ts";
+import { accepts } from "./template.ts";
+import {
+  decodeCheckpoint,
+  encodeCheckpoint,
+  type MatchFace,
+  type PartitionCheckpoint,
+  type TrackMatch,
+} from "./checkpoint.ts";
 
 export interface MatchOptions {
   /** Calibrated threshold for a model (a per-watchlist threshold in the store overrides it). */
   thresholdFor: (modelId: string) => number;
+  /**
+   * Least trust a track needs before it may alert or label a sighting (see template.ts). Default: the value
+   * calibrated for the model (`match.minTrust` overrides it through calibration.ts's minTrustFor).
+   */
+  minTrustFor?: (modelId: string) => number;
+  /** How a look's quality scores become its recognisability. Default: the model's calibrated coefficients. */
+  recognisabilityFor?: (modelId: string) => RecognisabilityModel | undefined;
   /** An alert for a person on a camera suppresses further alerts for them there for this long. */
   alertCooldownMs: number;
   tracker: TrackerOptions;
   exclusionSimilarity: number;
+  /**
+   * Crash safety as a service: after every batch, each input partition's open tracks and cool-downs are saved
+   * under `<namespace>:<topic>:<partition>` before the offsets are committed; a replica that takes a partition
+   * over resumes them and skips what they already hold. Off in one process, where the bus is not durable either.
+   */
+  checkpoints?: { state: StateStore; namespace: string };
 }
 
-interface Face extends TrackedFace {
-  message: EmbeddingMessage;
-}
+type Face = MatchFace;
 
-interface TrackMatch {
-  personId: string;
-  name: string;
-  score: number;
+/** A face as it left its track: the template after it joined, which is what the decision is made on. */
+interface Look {
+  face: Face;
+  track: Track<Face>;
+  /** Not copied: a template builds a new unit vector after each look, so this one stays as it was. */
+  template: Float32Array;
+  trust: number;
 }
 
 /**
  * embeddings → tracks per camera → one sighting per track (stored for history search, published on
  * vigil.sightings) and watchlist alerts, once per person per camera per cool-down (by capture time).
+ *
+ * Decisions are made on the track, not on one face: each look updates the track's quality-weighted template
+ * (template.ts), and the template is matched. A look too poor to trust alone extends its track and feeds the
+ * template but raises nothing until the track as a whole can be trusted; a track that never gets there, or
+ * never reaches the threshold, is stored as an unknown sighting.
  */
 export class MatchStage implements Stage<EmbeddingMessage> {
   readonly name = "match";
@@ -43,50 +75,171 @@ export class MatchStage implements Stage<EmbeddingMessage> {
   private trackers = new Map<string, CameraTracker<Face>>();
   private trackMatches = new Map<string, TrackMatch>();
   private lastAlert = new Map<string, number>();
-  readonly stats = { sightings: 0, alerts: 0, excluded: 0 };
+  /** Which input partition each camera's faces come in on (cameras are the partition key). */
+  private cameraPartition = new Map<string, string>();
+  /** Per partition: the first offset a checkpoint does not hold yet (records before it are replays). */
+  private nextOffset = new Map<string, bigint>();
+  /** Partitions whose state changed since their last checkpoint. */
+  private dirty = new Set<string>();
+  /** Per partition restored from a checkpoint: records below this offset are already in the state. */
+  private resumeFrom = new Map<string, bigint>();
+  /** `heldBack`: looks whose template reached a person's threshold before the track could be trusted. */
+  readonly stats = { sightings: 0, alerts: 0, excluded: 0, heldBack: 0, replayed: 0 };
 
   constructor(
     private readonly watchlist: WatchlistStore,
-    private readonly history: SightingStore,
+    private readonly history: SightingStore & AlertStore,
     private readonly options: MatchOptions,
   ) {}
 
-  async handle(batch: EmbeddingMessage[]): Promise<Emit[]> {
-    const faces = batch
-      .map((m): Face => ({
-        faceId: m.faceId,
-        frameSeq: m.frameSeq,
-        ts: m.captureTs,
-        box: m.box,
-        vector: bytesToVector(m.vector),
-        quality: m.quality,
-        message: m,
-      }))
+  async handle(batch: EmbeddingMessage[], info?: BatchInfo): Promise<Emit[]> {
+    const quality = this.options.recognisabilityFor ?? recognisabilityFor;
+    const fresh = info ? this.unseen(batch, info) : batch;
+    const faces = fresh
+      .map((m): Face => {
+        const model = quality(m.modelId);
+        return {
+          faceId: m.faceId,
+          frameSeq: m.frameSeq,
+          ts: m.captureTs,
+          box: m.box,
+          vector: bytesToVector(m.vector),
+          quality: m.quality,
+          recognisability: model ? recognisability(m.quality, model) : 1,
+          message: m,
+        };
+      })
       .sort((a, b) => a.ts - b.ts);
-    const matches = await this.matchAll(faces);
-    const emits: Emit[] = [];
     const ended: Track<Face>[] = [];
-    const thresholds = new Map<string, number>();
-    for (const [i, face] of faces.entries()) {
-      const { track, ended: done } = this.tracker(face.message.cameraId).update(face);
+    const looks: Look[] = [];
+    for (const face of faces) {
+      const tracker = this.tracker(face.message.cameraId);
+      // Delivered again (at-least-once): its track already counts it.
+      if (tracker.holding(face.faceId)) {
+        this.stats.replayed++;
+        continue;
+      }
+      const { track, ended: done } = tracker.update(face);
       ended.push(...done);
-      const hit = await this.acceptedMatch(face, matches[i]!, thresholds);
+      looks.push({ face, track, template: track.template.vector, trust: track.template.trust });
+    }
+    const matches = await this.matchAll(looks);
+    const emits: Emit[] = [];
+    const thresholds = new Map<string, number>();
+    for (const [i, look] of looks.entries()) {
+      const hit = await this.acceptedMatch(look, matches[i]!, thresholds);
       if (!hit) continue;
-      const current = this.trackMatches.get(track.id);
+      const current = this.trackMatches.get(look.track.id);
       if (!current || hit.match.score > current.score) {
-        this.trackMatches.set(track.id, {
+        this.trackMatches.set(look.track.id, {
           personId: hit.match.person.id,
           name: hit.match.person.name,
           score: hit.match.score,
         });
       }
-      const alert = await this.alertFor(face.message, hit.match, hit.threshold);
+      const alert = await this.alertFor(look.face.message, hit.match, hit.threshold);
       if (alert) emits.push(alert);
     }
     const latest = faces.at(-1)?.ts;
     if (latest !== undefined) for (const t of this.trackers.values()) ended.push(...t.expire(latest));
     emits.push(...(await this.sightingsFor(ended)));
     return emits;
+  }
+
+  /**
+   * The batch's messages not already reflected in a restored checkpoint, noting which partition each camera
+   * comes in on and how far each partition has got.
+   */
+  private unseen(batch: EmbeddingMessage[], info: BatchInfo): EmbeddingMessage[] {
+    const out: EmbeddingMessage[] = [];
+    batch.forEach((m, i) => {
+      const record = info.records[i]!;
+      const partition = partitionKey(record);
+      const offset = BigInt(record.offset);
+      const from = this.resumeFrom.get(partition);
+      if (from !== undefined && offset < from) {
+        this.stats.replayed++;
+        return;
+      }
+      this.cameraPartition.set(m.cameraId, partition);
+      const next = offset + 1n;
+      if (next > (this.nextOffset.get(partition) ?? 0n)) this.nextOffset.set(partition, next);
+      this.dirty.add(partition);
+      out.push(m);
+    });
+    return out;
+  }
+
+  private stateKey(partition: string): string {
+    return `${this.options.checkpoints!.namespace}:${partition}`;
+  }
+
+  /** Saves each changed partition's open tracks and cool-downs; the runner commits offsets after this. */
+  async checkpoint(): Promise<void> {
+    const cp = this.options.checkpoints;
+    if (!cp) {
+      this.dirty.clear();
+      return;
+    }
+    for (const partition of this.dirty) {
+      const cameras = new Set(
+        [...this.cameraPartition].filter(([, p]) => p === partition).map(([camera]) => camera),
+      );
+      const tracks = [...cameras].flatMap((c) => [...(this.trackers.get(c)?.open ?? [])]);
+      const state: PartitionCheckpoint = {
+        nextOffset: String(this.nextOffset.get(partition) ?? 0n),
+        tracks,
+        trackMatches: Object.fromEntries(
+          tracks.filter((t) => this.trackMatches.has(t.id)).map((t) => [t.id, this.trackMatches.get(t.id)!]),
+        ),
+        lastAlert: Object.fromEntries(
+          [...this.lastAlert].filter(([key]) => cameras.has(key.slice(key.indexOf("@") + 1))),
+        ),
+      };
+      await cp.state.saveState(this.stateKey(partition), encodeCheckpoint(state));
+    }
+    this.dirty.clear();
+  }
+
+  /** Takes over partitions: their cameras' open tracks and cool-downs, from the last checkpoint. */
+  async assigned(partitions: TopicPartition[]): Promise<void> {
+    const cp = this.options.checkpoints;
+    if (!cp) return;
+    for (const p of partitions) {
+      const partition = partitionKey(p);
+      const bytes = await cp.state.loadState(this.stateKey(partition));
+      if (!bytes) continue;
+      const state = decodeCheckpoint(bytes);
+      const byCamera = new Map<string, Track<Face>[]>();
+      for (const t of state.tracks) byCamera.set(t.cameraId, [...(byCamera.get(t.cameraId) ?? []), t]);
+      for (const [camera, tracks] of byCamera) {
+        this.tracker(camera).restore(tracks);
+        this.cameraPartition.set(camera, partition);
+      }
+      for (const [id, m] of Object.entries(state.trackMatches)) this.trackMatches.set(id, m);
+      for (const [key, ts] of Object.entries(state.lastAlert)) this.lastAlert.set(key, ts);
+      this.resumeFrom.set(partition, BigInt(state.nextOffset));
+      this.nextOffset.set(partition, BigInt(state.nextOffset));
+    }
+  }
+
+  /** Gives partitions up: their state is checkpointed already; the next owner carries on from it. */
+  async revoked(partitions: TopicPartition[]): Promise<void> {
+    if (!this.options.checkpoints) return;
+    const gone = new Set(partitions.map(partitionKey));
+    for (const [camera, partition] of [...this.cameraPartition]) {
+      if (!gone.has(partition)) continue;
+      for (const t of this.trackers.get(camera)?.open ?? []) this.trackMatches.delete(t.id);
+      for (const key of [...this.lastAlert.keys()])
+        if (key.endsWith(`@${camera}`)) this.lastAlert.delete(key);
+      this.trackers.delete(camera);
+      this.cameraPartition.delete(camera);
+    }
+    for (const partition of gone) {
+      this.resumeFrom.delete(partition);
+      this.nextOffset.delete(partition);
+      this.dirty.delete(partition);
+    }
   }
 
   /** Ends every open track: the stream is over or the service is stopping. */
@@ -105,14 +258,17 @@ export class MatchStage implements Stage<EmbeddingMessage> {
   }
 
   /** One batched watchlist query per model in the batch (vectors of different models are never compared). */
-  private async matchAll(faces: Face[]): Promise<WatchlistMatch[][]> {
-    const out: WatchlistMatch[][] = faces.map(() => []);
+  private async matchAll(looks: Look[]): Promise<WatchlistMatch[][]> {
+    const out: WatchlistMatch[][] = looks.map(() => []);
     const byModel = new Map<string, number[]>();
-    faces.forEach((f, i) => byModel.set(f.message.modelId, [...(byModel.get(f.message.modelId) ?? []), i]));
+    looks.forEach((l, i) => {
+      const model = l.face.message.modelId;
+      byModel.set(model, [...(byModel.get(model) ?? []), i]);
+    });
     for (const [modelId, idx] of byModel) {
       const results = await this.watchlist.match(
         modelId,
-        idx.map((i) => faces[i]!.vector),
+        idx.map((i) => looks[i]!.template),
         3,
       );
       idx.forEach((i, k) => (out[i] = results[k]!));
@@ -120,23 +276,25 @@ export class MatchStage implements Stage<EmbeddingMessage> {
     return out;
   }
 
-  /** The best candidate above its watchlist's threshold that is not excluded for this face. */
-  private async acceptedMatch(face: Face, candidates: WatchlistMatch[], thresholds: Map<string, number>) {
+  /** The best candidate the decision rule accepts for this look's template and that is not excluded. */
+  private async acceptedMatch(look: Look, candidates: WatchlistMatch[], thresholds: Map<string, number>) {
+    const modelId = look.face.message.modelId;
+    const minTrust = (this.options.minTrustFor ?? minTrustFor)(modelId);
     for (const match of candidates) {
       const wl = match.person.watchlistId;
       if (!thresholds.has(wl)) {
         thresholds.set(
           wl,
-          (await this.watchlist.watchlistThreshold(wl)) ?? this.options.thresholdFor(face.message.modelId),
+          (await this.watchlist.watchlistThreshold(wl)) ?? this.options.thresholdFor(modelId),
         );
       }
       const threshold = thresholds.get(wl)!;
-      if (match.score < threshold) continue;
-      const excluded = await this.watchlist.exclusionScore(
-        match.person.id,
-        face.message.modelId,
-        face.vector,
-      );
+      if (!accepts({ threshold, minTrust }, look.trust, match.score)) {
+        if (match.score >= threshold) this.stats.heldBack++;
+        continue;
+      }
+      // The track's look as a whole is compared with the exclusion, as it is with the watchlist.
+      const excluded = await this.watchlist.exclusionScore(match.person.id, modelId, look.template);
       if (excluded >= this.options.exclusionSimilarity) {
         this.stats.excluded++;
         continue;
@@ -152,6 +310,11 @@ export class MatchStage implements Stage<EmbeddingMessage> {
     threshold: number,
   ): Promise<Emit | undefined> {
     const key = `${match.person.id}@${face.cameraId}`;
+    if (!this.lastAlert.has(key)) {
+      // A cool-down outlives the process that started it: ask the store (a restart, a partition moved).
+      const stored = await this.history.lastAlert(match.person.id, face.cameraId, face.captureTs);
+      if (stored) this.lastAlert.set(key, stored.ts);
+    }
     const last = this.lastAlert.get(key);
     if (last !== undefined && face.captureTs >= last && face.captureTs - last < this.options.alertCooldownMs)
       return undefined;
@@ -162,29 +325,32 @@ export class MatchStage implements Stage<EmbeddingMessage> {
       height: face.cropSize.height,
       data: face.crop,
     });
-    return {
-      topic: Topics.alerts,
-      key: match.person.watchlistId,
-      value: AlertContract.encode({
-        // Derived from the face id, so a replayed embedding yields the same alert id (idempotent downstream).
-        alertId: `alert:${face.faceId}:${match.person.id}`,
-        watchlistId: match.person.watchlistId,
-        personId: match.person.id,
-        personName: match.person.name,
-        cameraId: face.cameraId,
-        ts: face.captureTs,
-        score: match.score,
-        threshold,
-        modelId: face.modelId,
-        faceId: face.faceId,
-        box: face.box,
-        crop,
-      }),
+    const alert = {
+      // Derived from the face id, so a replayed embedding yields the same alert id (idempotent downstream).
+      alertId: `alert:${face.faceId}:${match.person.id}`,
+      watchlistId: match.person.watchlistId,
+      personId: match.person.id,
+      personName: match.person.name,
+      cameraId: face.cameraId,
+      ts: face.captureTs,
+      score: match.score,
+      threshold,
+      modelId: face.modelId,
+      faceId: face.faceId,
+      box: face.box,
+      crop,
     };
+    // Stored before it is announced, with the face's vector so "not this person" can be said from it.
+    await this.history.addAlerts([alertFromMessage(alert, bytesToVector(face.vector))]);
+    return { topic: Topics.alerts, key: match.person.watchlistId, value: AlertContract.encode(alert) };
   }
 
   private async sightingsFor(tracks: Track<Face>[]): Promise<Emit[]> {
     if (tracks.length === 0) return [];
+    for (const t of tracks) {
+      const partition = this.cameraPartition.get(t.cameraId);
+      if (partition) this.dirty.add(partition);
+    }
     const sightings: Sighting[] = [];
     for (const t of tracks) {
       const best = t.best.message;
@@ -200,7 +366,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
         modelId: best.modelId,
         quality: best.quality,
         match,
-        vector: normalised(t.sum),
+        vector: t.template.vector,
         crop: await encodeJpeg({ width: best.cropSize.width, height: best.cropSize.height, data: best.crop }),
       });
     }

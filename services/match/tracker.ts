@@ -1,6 +1,7 @@
 import { qualityRank } from "../../lib/vision/pixels/quality.ts";
 import type { QualityScores } from "../../lib/contracts/index.ts";
-import { cosine, iou, normalised, type Box } from "../../lib/geometry/index.ts";
+import { cosine, iou, type Box } from "../../lib/geometry/index.ts";
+import { TrackTemplate } from "./template.ts";
 
 export interface TrackerOptions {
   timeoutMs: number;
@@ -16,6 +17,8 @@ export interface TrackedFace {
   box: Box;
   vector: Float32Array;
   quality: QualityScores;
+  /** Calibrated chance (0–1) that this look is recognised: its weight in the track's template. Default 1. */
+  recognisability?: number;
 }
 
 export interface Track<F extends TrackedFace = TrackedFace> {
@@ -28,10 +31,12 @@ export interface Track<F extends TrackedFace = TrackedFace> {
   lastSeq: number;
   lastBox: Box;
   faces: number;
-  /** Running mean of the track's vectors (unnormalised): steadier than any single frame. */
-  sum: Float32Array;
+  /** Quality-weighted mean of the track's looks: steadier than any single frame, and what is matched. */
+  template: TrackTemplate;
   best: F;
   bestRank: number;
+  /** Every face the track took: a face delivered again (at-least-once) is recognised and not counted twice. */
+  faceIds: Set<string>;
 }
 
 /**
@@ -47,13 +52,28 @@ export class CameraTracker<F extends TrackedFace = TrackedFace> {
     private readonly options: TrackerOptions,
   ) {}
 
+  /** The open track that already took this face, if one did (a redelivered record). */
+  holding(faceId: string): Track<F> | undefined {
+    return this.active.find((t) => t.faceIds.has(faceId));
+  }
+
+  /** The open tracks, for a checkpoint. */
+  get open(): readonly Track<F>[] {
+    return this.active;
+  }
+
+  /** Continues from a checkpoint's open tracks. */
+  restore(tracks: Track<F>[]): void {
+    this.active = tracks;
+  }
+
   /** Adds a face; returns its track and the tracks that timed out before it. */
   update(face: F): { track: Track<F>; ended: Track<F>[] } {
     const ended = this.expire(face.ts);
     let best: { track: Track<F>; score: number } | undefined;
     for (const track of this.active) {
       if (track.lastSeq === face.frameSeq) continue; // one face per track per frame
-      const sim = cosine(normalised(track.sum), face.vector);
+      const sim = cosine(track.template.vector, face.vector);
       const overlap = iou(track.lastBox, face.box);
       const continues =
         (sim >= this.options.similarity && overlap >= this.options.iou) || sim >= this.options.reacquire;
@@ -70,9 +90,10 @@ export class CameraTracker<F extends TrackedFace = TrackedFace> {
         lastSeq: face.frameSeq,
         lastBox: face.box,
         faces: 1,
-        sum: Float32Array.from(face.vector),
+        template: TrackTemplate.of(face.vector, face.recognisability ?? 1),
         best: face,
         bestRank: rank,
+        faceIds: new Set([face.faceId]),
       };
       this.active.push(track);
       return { track, ended };
@@ -82,7 +103,8 @@ export class CameraTracker<F extends TrackedFace = TrackedFace> {
     t.lastSeq = face.frameSeq;
     t.lastBox = face.box;
     t.faces++;
-    for (let i = 0; i < t.sum.length; i++) t.sum[i]! += face.vector[i]!;
+    t.faceIds.add(face.faceId);
+    t.template.add(face.vector, face.recognisability ?? 1);
     if (rank > t.bestRank) {
       t.best = face;
       t.bestRank = rank;

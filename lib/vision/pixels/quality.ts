@@ -102,3 +102,36 @@ export function qualityRank(s: QualityScores): number {
   const frontal = Math.cos((s.yawDeg * Math.PI) / 180) * Math.cos((s.pitchDeg * Math.PI) / 180);
   return s.detScore * frontal * Math.min(1, s.interOcular / 40) * Math.min(1, s.sharpness / 100);
 }
+
+/**
+ * Logistic coefficients that turn a face's quality scores into the probability that it matches its own
+ * enrolment photo at the model's operating point. Fitted per embedding model (`vigil eval quality`),
+ * stored with the model's calibration, because what a model can still recognise differs per model.
+ */
+export interface RecognisabilityModel {
+  intercept: number;
+  /** Per unit of ln(sharpness): the Laplacian variance of the aligned crop, which a small or blurred face lacks. */
+  logSharpness: number;
+  detScore: number;
+}
+
+/**
+ * The features the model is fitted on, in the order of `RECOGNISABILITY_TERMS`. Sharpness is measured on the
+ * aligned crop, so a small face (upsampled to the crop) scores low on it as a blurred one does; face size and
+ * pose fitted with implausible signs on the dev sets once sharpness was known, so they are left to the gate.
+ */
+export function recognisabilityFeatures(s: QualityScores): number[] {
+  return [Math.log(Math.max(1, s.sharpness)), s.detScore];
+}
+export const RECOGNISABILITY_TERMS = ["logSharpness", "detScore"] as const;
+
+/**
+ * How likely this face is to be recognised (0–1): a calibrated probability, so 0.5 reads "as likely missed as
+ * matched", which is what the match stage's trust rule and the track template's weights are built on.
+ */
+export function recognisability(s: QualityScores, model: RecognisabilityModel): number {
+  const x = recognisabilityFeatures(s);
+  let a = model.intercept;
+  RECOGNISABILITY_TERMS.forEach((term, i) => (a += model[term] * x[i]!));
+  return 1 / (1 + Math.exp(-a));
+}
