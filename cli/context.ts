@@ -30,6 +30,7 @@ export function reportFailure(err: unknown): never {
     "ChecksumError",
     "ModelUnavailableError",
     "IrConversionError",
+    "ExecutionProviderError",
   ];
   if (err instanceof Error && known.includes(err.name)) {
     process.stderr.write(`vigil: ${err.message}\n`);

@@ -501,6 +501,32 @@ bench
   );
 
 bench
+  .command("gpu")
+  .description(
+    "GPU throughput: detection and embedding per batch size (CPU beside it), decode streams, cameras at 5 fps end to end",
+  )
+  .option("--json", "one JSON object on stdout")
+  .option("--out <file.json>", "also write the JSON here")
+  .option("--frames <file.yuv>", "pre-decoded yuv420p frames, concatenated (hosts without ffmpeg)")
+  .option("--frame-size <WxH>", "size of each frame of --frames", "1280x720")
+  .option("--video <file>", "face video decoded with ffmpeg instead (default: the talking-head clip)")
+  .option("--measure-seconds <s>", "seconds each throughput figure is timed", Number, 1)
+  .option("--no-cpu", "skip the CPU figures")
+  .option("--no-decode", "skip the decoder measurement")
+  .option("--no-e2e", "skip the end-to-end camera ramp")
+  .option("--e2e-budget <s>", "wall-clock budget of the camera ramp", Number, 150)
+  .option("--e2e-warmup <s>", "unmeasured seconds of traffic before the ramp", Number, 15)
+  .option("--e2e-seconds <s>", "measured seconds per camera count (after 3 s warm-up)", Number, 8)
+  .option("--start-cameras <n>", "first camera count; doubled while it passes", Number, 8)
+  .option("--detect-workers <n>", "detect worker threads in the end-to-end run", Number)
+  .action(
+    action(async (opts: object) => {
+      const { runBenchGpuCommand } = await import("./commands/bench-gpu.ts");
+      await runBenchGpuCommand(configFrom(globals()), opts);
+    }),
+  );
+
+bench
   .command("pipeline")
   .description(
     "scale-out over Kafka, every stage its own process: embed scaling from 1 to 2 processes, then RTSP cameras end to end",
