@@ -385,6 +385,64 @@ evaluate
   );
 
 // Recognition as cameras see faces (issue 14): open-set watchlist figures, quality, the operating point.
+evaluate
+  .command("watchlist")
+  .description("open-set 1:N watchlist protocol: FNIR at FPIR 1% and 0.1%, single images and tracks; rank-1")
+  .requiredOption("--images <dir>", "folder-per-identity images (LFW layout)")
+  .addOption(
+    new Option("--degrade <kind>", "degrade probes as a distant camera would")
+      .choices(["none", "surveillance"])
+      .default("none"),
+  )
+  .option("--seed <n>", "seed of the degradation draw", Number, 1)
+  .option("--json", "one JSON object on stdout")
+  .option("--out <file>", "also write the full JSON report here")
+  .action(
+    action(async (opts: { images: string; degrade: string; seed: number; json?: boolean; out?: string }) => {
+      const { evalWatchlistCommand } = await import("./commands/eval-watchlist.ts");
+      await evalWatchlistCommand(configFrom(globals()), opts);
+    }),
+  );
+evaluate
+  .command("quality")
+  .description("how well face quality predicts recognition: error-versus-reject curves, recognisability fit")
+  .requiredOption("--images <dir>", "LFW images folder")
+  .requiredOption("--pairs <file>", "pairs.txt")
+  .option("--seed <n>", "seed of the surveillance degradation draw", Number, 1)
+  .option("--png <file>", "write the error-versus-reject curves as a PNG")
+  .option("--refit", "use the coefficients fitted on this run instead of the registry's")
+  .option("--json", "one JSON object on stdout")
+  .action(
+    action(
+      async (opts: {
+        images: string;
+        pairs: string;
+        seed: number;
+        png?: string;
+        refit?: boolean;
+        json?: boolean;
+      }) => {
+        const { evalQualityCommand } = await import("./commands/eval-quality.ts");
+        await evalQualityCommand(configFrom(globals()), opts);
+      },
+    ),
+  );
+evaluate
+  .command("threshold")
+  .description(
+    "the operating point over impostor pairs of LFW, deepface-pairs, faces-bbt and the demo's photos",
+  )
+  .option("--data <dir>", "development data folder (default $VIGIL_SHARED_DATA or ../shared/data)")
+  .option("--far <rate>", "target false-match rate (default: the model's calibrated one)", Number)
+  .option("--no-demo", "leave out the demo's photos")
+  .option("--json", "one JSON object on stdout")
+  .action(
+    action(async (opts: { data?: string; far?: number; demo: boolean; json?: boolean }) => {
+      const { evalThresholdCommand } = await import("./commands/eval-threshold.ts");
+      await evalThresholdCommand(configFrom(globals()), opts);
+    }),
+  );
+
 // Kubernetes manifests made from Vigil's own tables (issue 9; deploy/k8s).
 program
   .command("deploy")

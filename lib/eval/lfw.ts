@@ -33,7 +33,7 @@ export interface LfwReport {
 }
 
 /** The face LFW means in each image: the detection nearest the centre, larger faces preferred on ties. */
-function centralFace(faces: AlignedFace[], image: BgrImage): AlignedFace | undefined {
+export function centralFace(faces: AlignedFace[], image: BgrImage): AlignedFace | undefined {
   const cx = image.width / 2,
     cy = image.height / 2;
   let best: AlignedFace | undefined;

@@ -5,7 +5,7 @@ import type { AlertStore } from "../../lib/store/alert-store.ts";
 import type { SightingStore } from "../../lib/store/sighting-store.ts";
 import type { StateStore } from "../../lib/store/state-store.ts";
 import type { WatchlistStore } from "../../lib/store/watchlist-store.ts";
-import { thresholdFor } from "../../lib/vision/models/calibration.ts";
+import { minTrustFor, thresholdFor } from "../../lib/vision/models/calibration.ts";
 import { MatchStage } from "./stage.ts";
 
 export interface MatchDeps {
@@ -19,6 +19,7 @@ export interface MatchDeps {
 export function createMatch(config: Config, deps: MatchDeps): StageDefinition<EmbeddingMessage, MatchStage> {
   const stage = new MatchStage(deps.watchlist, deps.history, {
     thresholdFor: (modelId) => thresholdFor(modelId, config),
+    minTrustFor: (modelId) => minTrustFor(modelId, config),
     alertCooldownMs: config.match.alertCooldownS * 1000,
     tracker: {
       timeoutMs: config.match.trackTimeoutS * 1000,

@@ -1,0 +1,302 @@
+import type { QualityScores } from "../contracts/index.ts";
+import { cosine } from "../geometry/index.ts";
+import type { Vision } from "../vision/inference/vision.ts";
+import { recognisability, type RecognisabilityModel } from "../vision/pixels/quality.ts";
+import { decisionScore, TrackTemplate, type DecisionRule } from "../../services/match/template.ts";
+import { surveillanceScale, type Degradation } from "./degrade.ts";
+import { extractFaces, scanIdentities, type ExtractedFace, type Identity } from "./faces.ts";
+
+/** Tracks of up to this many looks: a person crossing a camera's view at 5 fps, after the embed gate. */
+export const TRACK_LOOKS = 4;
+
+export interface WatchlistProtocol {
+  /** Every second identity with ≥ 2 images (sorted order), enrolled from its first image. */
+  enrolled: { id: string; file: string; probes: string[] }[];
+  /** Every image of every other identity, singletons included. */
+  nonMated: Identity[];
+}
+
+/** The open-set 1:N split of a folder-per-identity set. */
+export function watchlistProtocol(identities: Identity[]): WatchlistProtocol {
+  const multi = identities.filter((i) => i.files.length >= 2);
+  const enrolledIds = new Set(multi.filter((_, k) => k % 2 === 0).map((i) => i.id));
+  return {
+    enrolled: multi
+      .filter((i) => enrolledIds.has(i.id))
+      .map((i) => ({ id: i.id, file: i.files[0]!, probes: i.files.slice(1) })),
+    nonMated: identities.filter((i) => !enrolledIds.has(i.id)),
+  };
+}
+
+export interface OperatingPoint {
+  /** FPIR asked for, and the one reached (non-mated searches are finite: 1/N is the smallest step). */
+  fpir: number;
+  achievedFpir: number;
+  threshold: number;
+  fnir: number;
+}
+
+export interface DecisionFigures {
+  searches: number;
+  nonMatedSearches: number;
+  /** Share of mated searches whose best candidate (no threshold) is their own identity. */
+  rank1: number;
+  at1e2: OperatingPoint;
+  at1e3: OperatingPoint;
+}
+
+export interface WatchlistReport {
+  protocol: string;
+  pack: string;
+  embedder: string;
+  degrade: Degradation;
+  seed: number;
+  identities: number;
+  enrolled: number;
+  matedProbes: number;
+  nonMatedProbes: number;
+  /** Probes whose image gave the detector no face: a miss for mated probes, silence for non-mated ones. */
+  noFace: { mated: number; nonMated: number; gallery: number };
+  /** Probes with a face below today's quality gate (still scored here, since the protocol measures recognition). */
+  belowQualityGate: number;
+  /** Probes per degradation scale drawn (1 = kept). */
+  scales: Record<string, number>;
+  rule: DecisionRule & { recognisability: boolean };
+  /** Each probe alone, best gallery score: the protocol's single-image decision. */
+  single: DecisionFigures;
+  /** Each probe alone, through the match stage's rule (a face too poor to trust never decides alone). */
+  singleWithRule: DecisionFigures;
+  /** Tracks of up to 4 looks, decided on the match stage's track template as live matching does. */
+  track: DecisionFigures;
+  fnirAtFpir1e2: number;
+  fnirAtFpir1e3: number;
+  fnirAtFpir1e2Track: number;
+  fnirAtFpir1e3Track: number;
+  rank1: number;
+  rank1Track: number;
+  seconds: number;
+}
+
+interface Gallery {
+  ids: string[];
+  vectors: Float32Array[];
+}
+
+function bestCandidate(gallery: Gallery, v: Float32Array): { id: string; score: number } {
+  let best = { id: "", score: -Infinity };
+  for (let g = 0; g < gallery.vectors.length; g++) {
+    const s = cosine(gallery.vectors[g]!, v);
+    if (s > best.score) best = { id: gallery.ids[g]!, score: s };
+  }
+  return best;
+}
+
+/**
+ * FNIR at the strictest threshold whose FPIR stays within `fpir`: the threshold sits just above the
+ * (⌊fpir·N⌋+1)-th highest non-mated score. A mated search counts as found only when its own identity is the
+ * decided candidate, so a confident wrong answer is a miss, as in NIST's 1:N reports.
+ */
+export function operatingPoint(mated: number[], nonMated: number[], fpir: number): OperatingPoint {
+  const nm = [...nonMated].sort((a, b) => b - a);
+  const allowed = Math.floor(fpir * nm.length);
+  const edge = nm[allowed];
+  const threshold = edge === undefined || edge === -Infinity ? -1 : edge + 1e-9;
+  const falsePositives = nm.filter((s) => s >= threshold).length;
+  return {
+    fpir,
+    achievedFpir: nm.length ? falsePositives / nm.length : 0,
+    threshold,
+    fnir: mated.length ? mated.filter((s) => !(s >= threshold)).length / mated.length : 0,
+  };
+}
+
+function figures(mated: number[], nonMated: number[], rank1Hits: number): DecisionFigures {
+  return {
+    searches: mated.length,
+    nonMatedSearches: nonMated.length,
+    rank1: mated.length ? rank1Hits / mated.length : 0,
+    at1e2: operatingPoint(mated, nonMated, 1e-2),
+    at1e3: operatingPoint(mated, nonMated, 1e-3),
+  };
+}
+
+interface Probe {
+  id: string;
+  mated: boolean;
+  face: ExtractedFace;
+}
+
+/**
+ * A sequence of looks decided the way the match stage decides a track: after each look the template is matched
+ * and the rule applied, and the track counts from the first look at which it would alert. The score returned
+ * is the best decision score over the track's life for `want` (its true identity; any identity when undefined).
+ */
+export function trackDecision(
+  gallery: Gallery,
+  looks: { vector: Float32Array; quality: number }[],
+  rule: Pick<DecisionRule, "minTrust">,
+  want?: string,
+): { score: number; finalTop: string | undefined } {
+  let template: TrackTemplate | undefined;
+  let score = -Infinity;
+  let finalTop: string | undefined;
+  for (const look of looks) {
+    if (template) template.add(look.vector, look.quality);
+    else template = TrackTemplate.of(look.vector, look.quality);
+    const best = bestCandidate(gallery, template.vector);
+    finalTop = best.id;
+    if (want === undefined || best.id === want)
+      score = Math.max(score, decisionScore(rule, template.trust, best.score));
+  }
+  return { score, finalTop };
+}
+
+export interface WatchlistEvalOptions {
+  degrade: Degradation;
+  seed: number;
+  rule: DecisionRule;
+  /** The embedder's recognisability model; without one every look is trusted (q = 1). */
+  recognisability?: RecognisabilityModel;
+  onProgress?: (phase: string, total: number) => { tick(): void; done(): void };
+}
+
+const silent = () => ({ tick() {}, done() {} });
+
+export async function evaluateWatchlist(
+  vision: Vision,
+  imagesDir: string,
+  options: WatchlistEvalOptions,
+): Promise<WatchlistReport> {
+  const started = Date.now();
+  const identities = scanIdentities(imagesDir);
+  const protocol = watchlistProtocol(identities);
+  const onProgress = options.onProgress ?? silent;
+  // Watchlist photos are usually good: the gallery is never degraded.
+  const galleryFaces = await extractFaces(
+    vision,
+    imagesDir,
+    protocol.enrolled.map((e) => ({ file: e.file, scale: 1 })),
+    "gallery",
+    onProgress,
+  );
+  const scaleOf = (file: string) =>
+    options.degrade === "surveillance" ? surveillanceScale(file, options.seed) : 1;
+  const probeList: { id: string; mated: boolean; file: string }[] = [];
+  protocol.enrolled.forEach((e, k) => {
+    // An identity the detector cannot enrol is not on the watchlist: its other images are strangers.
+    const enrolled = galleryFaces[k]!.vector !== undefined;
+    for (const file of enrolled ? e.probes : [e.file, ...e.probes])
+      probeList.push({ id: e.id, mated: enrolled, file });
+  });
+  for (const i of protocol.nonMated)
+    for (const file of i.files) probeList.push({ id: i.id, mated: false, file });
+  const probeFaces = await extractFaces(
+    vision,
+    imagesDir,
+    probeList.map((p) => ({ file: p.file, scale: scaleOf(p.file) })),
+    "probes",
+    onProgress,
+  );
+  const probes: Probe[] = probeList.map((p, k) => ({ id: p.id, mated: p.mated, face: probeFaces[k]! }));
+  const gallery: Gallery = { ids: [], vectors: [] };
+  protocol.enrolled.forEach((e, k) => {
+    const v = galleryFaces[k]!.vector;
+    if (v) {
+      gallery.ids.push(e.id);
+      gallery.vectors.push(v);
+    }
+  });
+  const scored = scoreWatchlist(gallery, probes, options);
+  return {
+    protocol:
+      "open-set 1:N: every second identity with ≥ 2 images enrolled from its first image (undegraded); its other images mated probes; every image of the other identities a non-mated probe; tracks of up to 4 of an identity's probes in order",
+    pack: vision.pack.id,
+    embedder: vision.embedder.modelId,
+    degrade: options.degrade,
+    seed: options.seed,
+    identities: identities.length,
+    enrolled: gallery.ids.length,
+    matedProbes: probes.filter((p) => p.mated).length,
+    nonMatedProbes: probes.filter((p) => !p.mated).length,
+    noFace: {
+      mated: probes.filter((p) => p.mated && !p.face.vector).length,
+      nonMated: probes.filter((p) => !p.mated && !p.face.vector).length,
+      gallery: galleryFaces.filter((f) => !f.vector).length,
+    },
+    belowQualityGate: probes.filter((p) => p.face.vector && p.face.gateReasons.length > 0).length,
+    scales: probes.reduce<Record<string, number>>((acc, p) => {
+      acc[String(p.face.scale)] = (acc[String(p.face.scale)] ?? 0) + 1;
+      return acc;
+    }, {}),
+    ...scored,
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+/** The scoring half, apart from extraction so it can be checked on synthetic vectors. */
+export function scoreWatchlist(
+  gallery: Gallery,
+  probes: Probe[],
+  options: Pick<WatchlistEvalOptions, "rule" | "recognisability">,
+) {
+  const { rule } = options;
+  const q = (s: QualityScores | undefined) =>
+    s && options.recognisability ? recognisability(s, options.recognisability) : 1;
+
+  const single = { mated: [] as number[], nonMated: [] as number[], rank1: 0 };
+  const ruled = { mated: [] as number[], nonMated: [] as number[], rank1: 0 };
+  for (const p of probes) {
+    const v = p.face.vector;
+    const best = v ? bestCandidate(gallery, v) : undefined;
+    const trusted = v ? trackDecision(gallery, [{ vector: v, quality: q(p.face.quality) }], rule) : undefined;
+    if (p.mated) {
+      const hit = best?.id === p.id;
+      if (hit) single.rank1++;
+      single.mated.push(hit ? best!.score : -Infinity);
+      ruled.mated.push(hit ? trusted!.score : -Infinity);
+    } else {
+      single.nonMated.push(best?.score ?? -Infinity);
+      ruled.nonMated.push(trusted?.score ?? -Infinity);
+    }
+  }
+  ruled.rank1 = single.rank1;
+
+  const track = { mated: [] as number[], nonMated: [] as number[], rank1: 0 };
+  const byIdentity = new Map<string, Probe[]>();
+  for (const p of probes) byIdentity.set(p.id, [...(byIdentity.get(p.id) ?? []), p]);
+  for (const [id, list] of byIdentity) {
+    for (let start = 0; start < list.length; start += TRACK_LOOKS) {
+      const chunk = list.slice(start, start + TRACK_LOOKS);
+      const mated = chunk[0]!.mated;
+      // A look the detector missed never reaches the match stage; a track of only such looks is never seen.
+      const looks = chunk
+        .filter((p) => p.face.vector)
+        .map((p) => ({ vector: p.face.vector!, quality: q(p.face.quality) }));
+      const decided = looks.length
+        ? trackDecision(gallery, looks, rule, mated ? id : undefined)
+        : { score: -Infinity, finalTop: undefined };
+      if (mated) {
+        track.mated.push(decided.score);
+        if (decided.finalTop === id) track.rank1++;
+      } else {
+        track.nonMated.push(decided.score);
+      }
+    }
+  }
+
+  const s = figures(single.mated, single.nonMated, single.rank1);
+  const r = figures(ruled.mated, ruled.nonMated, ruled.rank1);
+  const t = figures(track.mated, track.nonMated, track.rank1);
+  return {
+    rule: { ...rule, recognisability: !!options.recognisability },
+    single: s,
+    singleWithRule: r,
+    track: t,
+    fnirAtFpir1e2: s.at1e2.fnir,
+    fnirAtFpir1e3: s.at1e3.fnir,
+    fnirAtFpir1e2Track: t.at1e2.fnir,
+    fnirAtFpir1e3Track: t.at1e3.fnir,
+    rank1: s.rank1,
+    rank1Track: t.rank1,
+  };
+}
