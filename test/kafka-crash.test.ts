@@ -1,29 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EmbeddingContract, Topics, vectorToBytes } from "../lib/contracts/index.ts";
 import { cosine } from "../lib/geometry/index.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { alignedSampleFaces, faceRecord, type AlignedSample } from "../lib/testing/aligned-faces.ts";
-import { testKafka, type TestKafka } from "../lib/testing/kafka/index.ts";
-import type { ServiceProcess } from "../lib/testing/service-process.ts";
 import { sharedVision, testConfig } from "./helpers.ts";
-import { collect, deployment as deploymentIn, until } from "./kafka-helpers.ts";
+import { collect, until, useKafka } from "./kafka-helpers.ts";
 
 /**
  * Crash safety where users see it: a stage killed with SIGKILL mid-stream and started again must leave the same
  * sightings and alerts, by id, as if nothing had happened — no face lost, none counted twice.
  */
-let kafka: TestKafka | undefined;
-const processes: ServiceProcess[] = [];
-
-beforeAll(async () => {
-  kafka = await testKafka();
-});
-
-afterAll(async () => {
-  await Promise.all(processes.map((p) => p.kill("SIGKILL")));
-});
-
-const deployment = (extra: Record<string, unknown> = {}) => deploymentIn(kafka!, processes, extra);
+const harness = useKafka();
+const deployment = harness.deployment;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function samplesWithVectors() {
@@ -41,7 +29,7 @@ async function lagOf(d: Awaited<ReturnType<typeof deployment>>, group: string, t
 
 describe("crash safety over a real Kafka broker", () => {
   it("(b) embed killed with SIGKILL mid-stream and restarted: every face that entered yields exactly one sighting", async (ctx) => {
-    if (!kafka) return ctx.skip();
+    if (!harness.kafka()) return ctx.skip();
     const { samples } = await samplesWithVectors();
     const d = await deployment({ embed: { maxBatch: 4 } });
     const embeddings = await collect(d.bus, Topics.embeddings);
@@ -87,7 +75,7 @@ describe("crash safety over a real Kafka broker", () => {
   });
 
   it("(c) match killed with SIGKILL mid-track and restarted: the same sightings and alerts, by id, as an uninterrupted run", async (ctx) => {
-    if (!kafka) return ctx.skip();
+    if (!harness.kafka()) return ctx.skip();
     const { samples, vectors, modelId } = await samplesWithVectors();
     const d = await deployment({ match: { alertCooldownS: 10 } });
     // Two matchers on the same embeddings, each with its own store and consumer group: one runs undisturbed,

@@ -1,9 +1,10 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import type { BusRecord } from "../lib/bus/index.ts";
 import { NamespacedBus } from "../lib/bus/namespaced-bus.ts";
 import { TopicTable } from "../lib/contracts/index.ts";
-import { testBus, uniqueName, type TestKafka } from "../lib/testing/kafka/index.ts";
+import { testBus, testKafka, uniqueName, type TestKafka } from "../lib/testing/kafka/index.ts";
 import { ServiceProcess } from "../lib/testing/service-process.ts";
 import { tempDir } from "./helpers.ts";
 
@@ -82,4 +83,23 @@ export async function until<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/**
+ * A test file's hold on the run's shared broker: resolved before its tests, every service process it started
+ * killed after them. `kafka()` is undefined when no broker could be had (the tests then skip, having said why).
+ */
+export function useKafka() {
+  let kafka: TestKafka | undefined;
+  const processes: ServiceProcess[] = [];
+  beforeAll(async () => {
+    kafka = await testKafka();
+  });
+  afterAll(async () => {
+    await Promise.all(processes.map((p) => p.kill("SIGKILL")));
+  });
+  return {
+    kafka: () => kafka,
+    deployment: (extra: Record<string, unknown> = {}) => deployment(kafka!, processes, extra),
+  };
 }

@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { KafkaBus } from "../lib/bus/kafka-bus.ts";
 import {
   AlertContract,
@@ -10,9 +10,8 @@ import {
   Topics,
 } from "../lib/contracts/index.ts";
 import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
-import { testKafka, type TestKafka } from "../lib/testing/kafka/index.ts";
-import { collect, deployment as deploymentIn, until } from "./kafka-helpers.ts";
 import type { ServiceProcess } from "../lib/testing/service-process.ts";
+import { collect, until, useKafka } from "./kafka-helpers.ts";
 import { metricSum } from "../cli/commands/bench-pipeline.ts";
 import { alignedSampleFaces, faceRecord } from "../lib/testing/aligned-faces.ts";
 import { sharedVision, tempDir, testConfig } from "./helpers.ts";
@@ -21,22 +20,12 @@ import { sharedVision, tempDir, testConfig } from "./helpers.ts";
  * The scale-out path for real: every stage its own OS process (`vigil serve <stage>`) over a real Kafka broker,
  * each test in its own topic namespace on the run's shared broker.
  */
-let kafka: TestKafka | undefined;
-const processes: ServiceProcess[] = [];
-
-beforeAll(async () => {
-  kafka = await testKafka();
-});
-
-afterAll(async () => {
-  await Promise.all(processes.map((p) => p.kill("SIGKILL")));
-});
-
-const deployment = (extra: Record<string, unknown> = {}) => deploymentIn(kafka!, processes, extra);
+const harness = useKafka();
+const deployment = harness.deployment;
 
 describe("the four stages as separate processes over a real Kafka broker", () => {
   it("(a) a video in, the watchlisted person's alert out; (e) a malformed record goes to vigil.dlq and the stage keeps going", async (ctx) => {
-    if (!kafka) return ctx.skip();
+    if (!harness.kafka()) return ctx.skip();
     const vision = await sharedVision();
     const media = tempDir();
     const photos = await samplePhotos(path.resolve(".vigil/cache"));
@@ -94,7 +83,7 @@ describe("the four stages as separate processes over a real Kafka broker", () =>
   });
 
   it("(f) two embed processes in one group share the faces; the second joining rebalances with no face lost", async (ctx) => {
-    if (!kafka) return ctx.skip();
+    if (!harness.kafka()) return ctx.skip();
     const samples = await alignedSampleFaces(testConfig(), await sharedVision());
     const d = await deployment();
     const out = await collect(d.bus, Topics.embeddings);
@@ -128,6 +117,7 @@ describe("the four stages as separate processes over a real Kafka broker", () =>
   });
 
   it("(d) the broker stopped and restarted mid-stream: the pipeline resumes by itself and the camera keeps its place", async (ctx) => {
+    const kafka = harness.kafka();
     if (!kafka?.controllable) return ctx.skip();
     const photos = await samplePhotos(path.resolve(".vigil/cache"));
     const video = path.join(tempDir(), "slideshow.mp4");
@@ -158,7 +148,7 @@ describe("the four stages as separate processes over a real Kafka broker", () =>
   });
 
   it("a person enrolled, then removed, from another process takes effect in the running services within seconds", async (ctx) => {
-    if (!kafka) return ctx.skip();
+    if (!harness.kafka()) return ctx.skip();
     const vision = await sharedVision();
     const media = tempDir();
     const photos = await samplePhotos(path.resolve(".vigil/cache"));

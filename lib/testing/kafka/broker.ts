@@ -11,10 +11,10 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, guardServerProcess, portOpen } from "../process.ts";
 import kafkajs from "kafkajs";
 
 const { Kafka, logLevel } = kafkajs;
@@ -44,56 +44,7 @@ export function kafkaUnavailableReason(libsDir = KAFKA_LIBS): string | undefined
   return undefined;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
-/** Every JVM this process started, so none outlives it whatever way it ends. */
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook() {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once("exit", () => {
-    for (const p of live) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-  });
-}
-
-/**
- * Kills the JVM within a second of this process dying, even by SIGKILL (no exit hook runs then). It checks the
- * pid is still our broker before killing, so a recycled pid is never hit.
- */
-function startWatchdog(jvmPid: number): ChildProcess {
-  const script = `
-    while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
-    if kill -0 "$2" 2>/dev/null && grep -q "kafka.Kafka" "/proc/$2/cmdline" 2>/dev/null; then kill -9 "$2"; fi`;
-  const dog = spawn("sh", ["-c", script, "watchdog", String(process.pid), String(jvmPid)], {
-    detached: true,
-    stdio: "ignore",
-  });
-  dog.unref();
-  return dog;
-}
 
 /**
  * A single-node Apache Kafka broker in KRaft mode (broker and controller in one JVM) on 127.0.0.1, from the jars
@@ -236,10 +187,7 @@ export class KafkaBroker {
     const proc = spawn("java", this.java("kafka.Kafka", [config]), { stdio: ["ignore", out, out] });
     closeSync(out);
     this.proc = proc;
-    live.add(proc);
-    installExitHook();
-    proc.once("exit", () => live.delete(proc));
-    if (proc.pid) this.watchdog = startWatchdog(proc.pid);
+    this.watchdog = guardServerProcess(proc, "kafka.Kafka");
     try {
       await this.waitReady(started);
     } catch (err) {

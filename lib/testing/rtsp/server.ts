@@ -1,24 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../process.ts";
 
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "rtsp_server.py");
 
 export type MountSpec =
   | { kind: "test"; width?: number; height?: number; fps?: number; pattern?: string }
   | { kind: "file"; path: string };
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
 
 /** GStreamer's RTSP server (Debian packages, system python3 with gi) serving test mounts on 127.0.0.1. */
 export class RtspTestServer {

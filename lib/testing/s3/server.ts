@@ -1,10 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, guardServerProcess, portOpen } from "../process.ts";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -21,56 +21,7 @@ export function s3UnavailableReason(binary = S3S_FS): string | undefined {
   return undefined;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Every server this process started, so none outlives it. */
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook() {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once("exit", () => {
-    for (const p of live) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-  });
-}
-
-/**
- * Kills the server within a second of this process dying, even by SIGKILL (no exit hook runs then), checking
- * first that the pid is still an s3s-fs, so a recycled pid is never hit.
- */
-function startWatchdog(pid: number): ChildProcess {
-  const script = `
-    while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
-    if kill -0 "$2" 2>/dev/null && grep -q "s3s-fs" "/proc/$2/cmdline" 2>/dev/null; then kill -9 "$2"; fi`;
-  const dog = spawn("sh", ["-c", script, "watchdog", String(process.pid), String(pid)], {
-    detached: true,
-    stdio: "ignore",
-  });
-  dog.unref();
-  return dog;
-}
 
 export interface S3ServerOptions {
   binary?: string;
@@ -165,10 +116,7 @@ export class S3Server {
     );
     closeSync(out);
     this.proc = proc;
-    live.add(proc);
-    installExitHook();
-    proc.once("exit", () => live.delete(proc));
-    if (proc.pid) this.watchdog = startWatchdog(proc.pid);
+    this.watchdog = guardServerProcess(proc, "s3s-fs");
     const deadline = started + this.startTimeoutMs;
     while (!(await portOpen(this.port))) {
       if (!this.running) {
