@@ -208,8 +208,9 @@ export async function benchPipeline(
       const counts = async () => {
         const [i, d] = [await ingest.metrics(), await detect.metrics()];
         return {
-          offered: metricSum(i, "vigil_frames_published_total"),
-          processed: metricSum(d, "vigil_frames_processed_total"),
+          published: metricSum(i, "vigil_frames_published_total"),
+          // From the cameras' status records (every ingest.statusEveryS): frames ingest dropped while behind.
+          droppedAtIngest: metricSum(i, "vigil_camera_frames_dropped"),
           stale: metricSum(d, "vigil_frames_stale_total"),
         };
       };
@@ -218,15 +219,17 @@ export async function benchPipeline(
       const t0 = performance.now();
       for (let i = 0; i < options.seconds; i++, bar.tick()) await sleep(1000);
       measuring = false;
-      // Rates over one window: in a steady state the frames in flight at its start (processed, not offered in
-      // it) balance those in flight at its end (offered, not yet processed).
       const c1 = await counts();
       const elapsed = (performance.now() - t0) / 1000;
       await ingest.kill("SIGTERM");
       await watch.stop();
       bar.done();
       const sorted = [...latencies].sort((a, b) => a - b);
-      const offered = c1.offered - c0.offered;
+      // Every frame a camera gave in the window is processed unless it is dropped, at ingest (behind) or at
+      // detect-align (stale): counting losses is exact, where counting processed frames would depend on what
+      // was in flight at either edge of the window.
+      const lost = c1.droppedAtIngest - c0.droppedAtIngest + (c1.stale - c0.stale);
+      const offered = c1.published - c0.published + (c1.droppedAtIngest - c0.droppedAtIngest);
       return {
         brokers: brokers.join(","),
         facesPerSecond1: rate1,
@@ -236,8 +239,8 @@ export async function benchPipeline(
         fps: config.ingest.fps,
         seconds: elapsed,
         framesOffered: offered,
-        framesProcessed: c1.processed - c0.processed,
-        processedRatio: (c1.processed - c0.processed) / Math.max(1, offered),
+        framesProcessed: offered - lost,
+        processedRatio: (offered - lost) / Math.max(1, offered),
         framesStale: c1.stale - c0.stale,
         alerts: latencies.length,
         p50AlertMs: percentile(sorted, 0.5),
