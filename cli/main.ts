@@ -63,15 +63,23 @@ program
   .option("-w, --watchlist <dir>", "watchlist folder: one sub-folder per person, photos inside")
   .addOption(new Option("--events <format>", "event output").choices(["ndjson", "text"]).default("text"))
   .option("--fps <n>", "frames per second to sample", Number)
+  .option("--api <host:port>", "also serve the operator API (keys: vigil keys create), e.g. 127.0.0.1:8080")
   .action(
     action(
-      async (opts: { source: string[]; watchlist?: string; events: "ndjson" | "text"; fps?: number }) => {
+      async (opts: {
+        source: string[];
+        watchlist?: string;
+        events: "ndjson" | "text";
+        fps?: number;
+        api?: string;
+      }) => {
         const config = configFrom(globals(), { "ingest.fps": opts.fps });
         const vision = await visionFor(config);
         const { results } = await runEmbedded(config, vision, {
           source: opts.source,
           watchlist: opts.watchlist,
           events: opts.events,
+          api: opts.api,
         });
         // A run in which no camera produced anything is a failure scripts must notice.
         if (results.length > 0 && results.every((r) => r.state === "error")) {
@@ -276,6 +284,70 @@ program
     }),
   );
 
+// The operator API's keys and audit log (issue 10), loaded on use.
+const keys = program.command("keys").description("API keys for the operator API: create, list, revoke");
+keys
+  .command("create")
+  .description("make a key and print it once (only its hash is stored)")
+  .requiredOption("--role <role>", "viewer | operator | admin")
+  .requiredOption("--name <name>", "who or what uses it")
+  .option("--rate <n>", "requests per minute for this key (default api.rateLimit.perMinute)", Number)
+  .option("--json", 'as JSON: {"key": …}')
+  .action(
+    action(async (opts: { role: string; name: string; rate?: number; json?: boolean }) => {
+      const { keysCreateCommand } = await import("./commands/keys.ts");
+      await keysCreateCommand(configFrom(globals()), opts);
+    }),
+  );
+keys
+  .command("list")
+  .description("every key: id, role, state, last use (never the secret)")
+  .option("--json", "as JSON")
+  .action(
+    action(async (opts: { json?: boolean }) => {
+      const { keysListCommand } = await import("./commands/keys.ts");
+      await keysListCommand(configFrom(globals()), opts);
+    }),
+  );
+keys
+  .command("revoke")
+  .description("revoke a key by its id: it stops working at once")
+  .argument("<id>")
+  .action(
+    action(async (id: string) => {
+      const { keysRevokeCommand } = await import("./commands/keys.ts");
+      await keysRevokeCommand(configFrom(globals()), id);
+    }),
+  );
+program
+  .command("audit")
+  .description("the append-only audit log: searches, timelines, enrolments, deletions, exports, key changes")
+  .option("--since <time>", "ISO time, epoch ms, or 15m / 6h / 3d ago")
+  .option("--until <time>")
+  .option("--action <name>", "an action or its family: search, timeline, person, key, …")
+  .option("--key <id>", "only this API key's entries")
+  .option("--limit <n>", "page size", Number, 50)
+  .option("--cursor <cursor>", "the next page, as printed after the previous one")
+  .option("--verify", "check the hash chain instead: exit 1 if an entry was changed or removed")
+  .option("--json", "as JSON")
+  .action(
+    action(
+      async (opts: {
+        since?: string;
+        until?: string;
+        action?: string;
+        key?: string;
+        limit: number;
+        cursor?: string;
+        verify?: boolean;
+        json?: boolean;
+      }) => {
+        const { auditCommand } = await import("./commands/keys.ts");
+        if (!(await auditCommand(configFrom(globals()), opts))) process.exitCode = 1;
+      },
+    ),
+  );
+
 // Loaded on use, so other commands never load kafkajs.
 const topics = program
   .command("topics")
@@ -441,6 +513,36 @@ evaluate
       const { evalThresholdCommand } = await import("./commands/eval-threshold.ts");
       await evalThresholdCommand(configFrom(globals()), opts);
     }),
+  );
+
+// Unknown identities (issue 10): the online assignment, scored on a folder-per-identity set.
+evaluate
+  .command("cluster")
+  .description(
+    "online unknown-identity assignment over a folder-per-identity set in random order: BCubed P/R/F1",
+  )
+  .requiredOption("--images <dir>", "folder-per-identity images (LFW layout)")
+  .option("--seed <n>", "seed of the stream's order", Number, 1)
+  .option("--min-images <n>", "only identities with at least this many images", Number, 2)
+  .option(
+    "--threshold <cosine>",
+    "join an identity at this similarity (default: the model's calibrated one)",
+    Number,
+  )
+  .option("--json", "one JSON object on stdout (bcubedPrecision, bcubedRecall, bcubedF1, …)")
+  .action(
+    action(
+      async (opts: {
+        images: string;
+        seed: number;
+        minImages: number;
+        threshold?: number;
+        json?: boolean;
+      }) => {
+        const { evalClusterCommand } = await import("./commands/eval-cluster.ts");
+        await evalClusterCommand(configFrom(globals()), opts);
+      },
+    ),
   );
 
 // Kubernetes manifests made from Vigil's own tables (issue 9; deploy/k8s).

@@ -10,6 +10,7 @@ import type { VigilEvent } from "../../lib/events/events.ts";
 import { eventPrinter } from "../events.ts";
 import { EmbeddedPipeline } from "../pipeline.ts";
 import { UsageError } from "../context.ts";
+import { startEmbeddedApi, untilInterrupted } from "./api.ts";
 
 export interface RunOptions {
   source: string[];
@@ -19,6 +20,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** The embedded store's file; `:memory:` for a throw-away run. Default: `store.path` / `<dataDir>/vigil.db`. */
   storeFile?: string;
+  /** `host:port`: also serve the operator API from this process (services/api). */
+  api?: string;
 }
 
 /** Cameras from --source (file paths or URLs, ids cam-1, cam-2, …) plus those in the config file. */
@@ -79,6 +82,18 @@ export async function runEmbedded(
       message: `retention: deleted ${purged} sighting(s) older than ${config.store.retentionDays} days`,
     });
   const pipeline = await EmbeddedPipeline.start(config, vision, { watchlist: store, history: store }, emit);
+  const api = options.api
+    ? await startEmbeddedApi(config, options.api, {
+        bus: pipeline.bus,
+        store,
+        vision,
+        storeFile: options.storeFile,
+      }).catch(async (err: unknown) => {
+        await pipeline.close().catch(() => {});
+        store.close();
+        throw err;
+      })
+    : undefined;
   const manager = pipeline.startCameras(cameras);
   // Live cameras run until interrupted; every ffmpeg child is stopped before the process exits.
   const stop = () => void manager.stop();
@@ -107,9 +122,17 @@ export async function runEmbedded(
       seconds,
     };
     emit(summary);
+    if (api) {
+      emit({
+        type: "warning",
+        message: `every camera has ended; the API stays up at ${api.url} until interrupted`,
+      });
+      await untilInterrupted(options.signal);
+    }
     return { summary, results };
   } finally {
     await pipeline.close().catch(() => {});
+    await api?.stop().catch(() => {});
     store.close();
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);

@@ -12,6 +12,7 @@ const entries: Record<string, () => Promise<{ serve: Serve }>> = {
   "detect-align": () => import("../../services/detect-align/main.ts"),
   embed: () => import("../../services/embed/main.ts"),
   match: () => import("../../services/match/main.ts"),
+  api: () => import("../../services/api/main.ts"),
 };
 
 export const serviceNames = Object.keys(entries);

@@ -311,6 +311,76 @@ export const ConfigSchema = z
         group: z.string().min(1).optional(),
       })
       .prefault({}),
+    /** The operator API (services/api): `vigil run --api host:port` or `vigil serve api`. */
+    api: z
+      .object({
+        host: z.string().default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Browser origins allowed to call the API; empty: no CORS headers at all (same-origin only). */
+        corsOrigins: z.array(z.string().min(1)).default([]),
+        /** PEM files; both set: the API serves HTTPS itself. Otherwise put a TLS-terminating proxy in front. */
+        tls: z.object({ cert: z.string().optional(), key: z.string().optional() }).prefault({}),
+        /** Behind a reverse proxy: take the client address from X-Forwarded-For (audit, logs). */
+        trustProxy: z.boolean().default(false),
+        /** Keys, audit log and webhooks with the Qdrant store (which has no tables): a SQLite file here. */
+        authStorePath: z.string().optional(),
+        upload: z
+          .object({
+            /** Bytes per uploaded file; larger is refused with 413 before it is read to the end. */
+            maxBytes: positiveInt.default(10 * 1024 * 1024),
+            maxFiles: positiveInt.default(10),
+            /** Width × height from the file's header, checked before any pixel is decoded. */
+            maxPixels: positiveInt.default(40_000_000),
+          })
+          .prefault({}),
+        /** Per key: a token bucket of `burst` requests refilled at `perMinute`; a key's own limit overrides. */
+        rateLimit: z
+          .object({ perMinute: positiveInt.default(600), burst: positiveInt.default(60) })
+          .prefault({}),
+        sse: z
+          .object({
+            /** Alerts kept in memory for exact resume by Last-Event-ID. */
+            replay: positiveInt.default(1000),
+            /** A comment line this often keeps proxies from closing an idle stream. */
+            heartbeatS: z.number().positive().default(15),
+            /**
+             * Resume from the store (an id this process never saw: a restart, another replica) replays alerts
+             * captured from this long before the last one the client had: cameras' alerts arrive out of order.
+             */
+            resumeSlackS: z.number().min(0).default(60),
+            /** A client this many bytes behind is disconnected rather than buffered without bound. */
+            maxBufferedBytes: positiveInt.default(1024 * 1024),
+          })
+          .prefault({}),
+        /** Keep each camera's newest frame for /cameras/:id/snapshot (reads vigil.frames: heavy on Kafka). */
+        snapshots: z.boolean().default(false),
+        webhooks: z
+          .object({
+            timeoutMs: positiveInt.default(5000),
+            /** Attempts per delivery, the first included; then the delivery is dead-lettered. */
+            maxAttempts: positiveInt.default(6),
+            /** First retry after this, doubling each time (with jitter), at most `maxBackoffMs`. */
+            backoffMs: positiveInt.default(1000),
+            maxBackoffMs: positiveInt.default(5 * 60_000),
+            /** Deliveries waiting in memory; past it the oldest pending are dead-lettered, never the pipeline. */
+            maxQueue: positiveInt.default(10_000),
+          })
+          .prefault({}),
+        mqtt: z
+          .object({
+            /** `mqtt://host:1883` (or mqtts://); unset: no MQTT. */
+            url: z.string().optional(),
+            username: z.string().optional(),
+            password: z.string().optional(),
+            clientId: z.string().optional(),
+            /** Topic root: `<prefix>/alerts`, `<prefix>/<camera>/person`, `<prefix>/available`. */
+            topicPrefix: z.string().default("vigil"),
+            /** Base of the crop URL in alert messages (the API's external address). */
+            publicUrl: z.string().optional(),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
     cameras: z.array(CameraSchema).default([]),
   })
   .refine((c) => c.detect.embedGate.reembedAfterMs < c.match.trackTimeoutS * 1000, {

@@ -4,6 +4,7 @@ import type { AlertStore } from "./alert-store.ts";
 import { FolderCropStore, type CropStore } from "./crop-store.ts";
 import { QdrantStore } from "./qdrant-store.ts";
 import { S3CropStore } from "./s3-crop-store.ts";
+import { SqliteApiStore } from "./sqlite-api-store.ts";
 import type { SightingStore } from "./sighting-store.ts";
 import { SqliteStore } from "./sqlite-store.ts";
 import type { StateStore } from "./state-store.ts";
@@ -67,4 +68,16 @@ export function openCropStore(config: Config): CropStore {
     });
   }
   return new FolderCropStore(path.resolve(c.dir ?? path.join(config.dataDir, "crops")));
+}
+
+/**
+ * The operator API's keys, audit log and webhooks: tables in the embedded store's SQLite file, or, beside a
+ * Qdrant store (no tables there), the SQLite file `api.authStorePath` (default `<dataDir>/vigil-api.db`).
+ */
+export function openApiStore(config: Config, fileOverride?: string): SqliteApiStore {
+  if (config.store.kind === "qdrant")
+    return new SqliteApiStore(
+      path.resolve(config.api.authStorePath ?? path.join(config.dataDir, "vigil-api.db")),
+    );
+  return new SqliteApiStore(fileOverride ?? config.api.authStorePath ?? storePath(config));
 }

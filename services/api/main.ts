@@ -1,0 +1,54 @@
+import type { Bus } from "../../lib/bus/index.ts";
+import type { Config } from "../../lib/config/index.ts";
+import { runService, type ServiceProcess } from "../../lib/runtime/service.ts";
+import { openApiStore, openStore } from "../../lib/store/open-store.ts";
+import { loadVision } from "../../lib/vision/inference/vision.ts";
+import { thresholdFor } from "../../lib/vision/models/calibration.ts";
+import { busChanges } from "../../lib/watchlist/bus-changes.ts";
+import { photoEmbedder } from "../../lib/watchlist/photo.ts";
+import { startApi } from "./index.ts";
+
+/**
+ * `vigil serve api`: the operator API as its own process on the configured bus and store. Health, readiness and
+ * metrics are served both on `service.port` (like every stage) and on the API's own port.
+ *
+ * Consumer group: `service.group`, default `api`. Each replica must see every alert (its clients' streams), so
+ * give each replica a group of its own (e.g. VIGIL_SERVICE__GROUP=api-$(POD_NAME) in a StatefulSet).
+ */
+export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
+  return runService("api", config, bus, async (ctx) => {
+    const store = openStore(config);
+    const apiStore = openApiStore(config);
+    // Models load on the first photo, not at start: most requests never need them.
+    const photos = photoEmbedder(() => loadVision(config, (line) => ctx.log.info(line)));
+    try {
+      const api = await startApi({
+        config,
+        bus,
+        store,
+        apiStore,
+        photos,
+        thresholdFor: (modelId) => thresholdFor(modelId, config),
+        changes: config.bus.kind === "kafka" ? busChanges(bus) : undefined,
+        metrics: ctx.metrics,
+        log: ctx.log,
+        group: config.service.group ?? "api",
+      });
+      ctx.addReadiness("api", () => api.app.server.listening);
+      return {
+        stop: async () => {
+          try {
+            await api.stop();
+          } finally {
+            apiStore.close();
+            store.close();
+          }
+        },
+      };
+    } catch (err) {
+      apiStore.close();
+      store.close();
+      throw err;
+    }
+  });
+}

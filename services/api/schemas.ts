@@ -1,0 +1,226 @@
+import { z } from "zod";
+import { parseTime } from "../../lib/history/timeline.ts";
+import { MAX_PAGE } from "../../lib/store/paging.ts";
+import { ROLES } from "../../lib/store/key-store.ts";
+
+/**
+ * Every request and response shape of the API, in zod: fastify validates and serializes with these, and the
+ * OpenAPI document at /openapi.json is generated from them.
+ */
+
+export const ErrorBody = z
+  .object({
+    error: z
+      .string()
+      .describe("machine-readable kind: unauthorized, forbidden, not_found, invalid_request, …"),
+    message: z.string(),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ id: "Error" });
+
+// ---- query pieces ----
+
+export const Time = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return parseTime(text);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: (err as Error).message });
+      return z.NEVER;
+    }
+  })
+  .describe("ISO 8601 time, epoch milliseconds, or a relative 90s / 15m / 6h / 3d ago");
+
+/** `?camera=a&camera=b` or `?camera=a,b`. */
+export const IdList = z.union([z.string(), z.array(z.string())]).transform((v) =>
+  (Array.isArray(v) ? v : [v])
+    .flatMap((s) => s.split(","))
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+
+export const Limit = z.coerce.number().int().min(1).max(MAX_PAGE).default(50);
+export const Cursor = z.string().min(1).max(2000).describe("`nextCursor` of the previous page");
+export const BoolString = z.enum(["true", "false"]).transform((v) => v === "true");
+
+export const Id = z.string().min(1).max(400);
+
+// ---- shared records ----
+
+const Box = z.object({ x: z.number(), y: z.number(), width: z.number(), height: z.number() });
+const Quality = z.object({
+  faceSize: z.number(),
+  interOcular: z.number(),
+  sharpness: z.number(),
+  yawDeg: z.number(),
+  pitchDeg: z.number(),
+  detScore: z.number(),
+});
+
+export const Camera = z
+  .object({
+    id: z.string(),
+    state: z.enum(["unknown", "connecting", "live", "stalled", "backoff", "error", "ended"]),
+    /** Of the last status record; null until ingest has reported the camera. */
+    ts: z.number().nullable(),
+    lastError: z.string().nullable(),
+    framesIn: z.number(),
+    framesDropped: z.number(),
+    framesUndecodable: z.number(),
+    reconnects: z.number(),
+    configured: z.boolean().describe("listed in the config file (else only known from its status records)"),
+    snapshotTs: z.number().nullable().describe("capture time of the newest frame kept; null: no snapshot"),
+  })
+  .meta({ id: "Camera" });
+
+export const Acknowledgement = z.object({ by: z.string(), ts: z.number(), note: z.string().nullable() });
+
+export const Alert = z
+  .object({
+    id: z.string(),
+    watchlistId: z.string(),
+    personId: z.string(),
+    personName: z.string(),
+    cameraId: z.string(),
+    ts: z.number().describe("capture time of the face, ms since the epoch"),
+    score: z.number(),
+    threshold: z.number(),
+    modelId: z.string(),
+    faceId: z.string(),
+    box: Box,
+    acknowledged: Acknowledgement.nullable(),
+    cropUrl: z.string(),
+  })
+  .meta({ id: "Alert" });
+
+export const AlertPage = z.object({ items: z.array(Alert), nextCursor: z.string().nullable() });
+
+export const Sighting = z
+  .object({
+    id: z.string(),
+    trackId: z.string(),
+    cameraId: z.string(),
+    startTs: z.number(),
+    endTs: z.number(),
+    faces: z.number(),
+    modelId: z.string(),
+    quality: Quality,
+    match: z.object({ personId: z.string(), name: z.string(), score: z.number() }).nullable(),
+    cropUrl: z.string(),
+  })
+  .meta({ id: "Sighting" });
+
+export const SightingPage = z.object({ items: z.array(Sighting), nextCursor: z.string().nullable() });
+
+export const SearchResult = z.object({
+  modelId: z.string(),
+  threshold: z
+    .number()
+    .describe("hits at or above it are the same person at the calibrated false-accept rate"),
+  hits: z.array(z.object({ sighting: Sighting, score: z.number(), samePerson: z.boolean() })),
+  nextOffset: z.number().nullable(),
+});
+
+export const Visit = z.object({
+  cameraId: z.string(),
+  startTs: z.number(),
+  endTs: z.number(),
+  sightings: z.array(z.string()),
+  faces: z.number(),
+  score: z.number().nullable(),
+});
+
+export const Timeline = z.object({
+  visits: z.array(Visit),
+  sightings: z.number(),
+  threshold: z.number().optional(),
+});
+
+export const Person = z
+  .object({ id: z.string(), name: z.string(), watchlistId: z.string(), faces: z.number() })
+  .meta({ id: "Person" });
+
+export const Photo = z.object({
+  faceId: z.string(),
+  personId: z.string(),
+  modelId: z.string(),
+  source: z.string(),
+});
+export const Exclusion = z
+  .object({ id: z.string(), personId: z.string(), modelId: z.string(), note: z.string() })
+  .meta({ id: "Exclusion" });
+
+export const PersonDetails = Person.extend({ photos: z.array(Photo), exclusions: z.array(Exclusion) });
+
+export const PhotoOutcome = z.object({
+  file: z.string(),
+  ok: z.boolean(),
+  reason: z.string().optional().describe("why the photo was not enrolled"),
+  faceId: z.string().optional(),
+});
+
+export const EnrolResult = z.object({ person: Person.nullable(), photos: z.array(PhotoOutcome) });
+
+export const Watchlist = z
+  .object({
+    id: z.string(),
+    threshold: z.number().nullable().describe("null: the model's calibrated threshold applies"),
+    people: z.number(),
+  })
+  .meta({ id: "Watchlist" });
+
+export const ApiKey = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    role: z.enum(ROLES),
+    createdTs: z.number(),
+    revokedTs: z.number().nullable(),
+    lastUsedTs: z.number().nullable(),
+    rateLimitPerMinute: z.number().nullable(),
+  })
+  .meta({ id: "ApiKey" });
+
+export const AuditEntry = z
+  .object({
+    seq: z.number(),
+    ts: z.number(),
+    actor: z.object({ keyId: z.string().nullable(), name: z.string(), role: z.string().nullable() }),
+    action: z.string(),
+    target: z.string().nullable(),
+    outcome: z.enum(["ok", "denied", "failed"]),
+    status: z.number().nullable(),
+    summary: z.record(z.string(), z.unknown()),
+    ip: z.string().nullable(),
+    hash: z.string(),
+  })
+  .meta({ id: "AuditEntry" });
+
+export const WebhookOut = z
+  .object({
+    id: z.string(),
+    url: z.string(),
+    watchlists: z.array(z.string()).nullable(),
+    description: z.string(),
+    createdTs: z.number(),
+  })
+  .meta({ id: "Webhook" });
+
+export const Delivery = z
+  .object({
+    id: z.string(),
+    webhookId: z.string(),
+    alertId: z.string(),
+    state: z.enum(["pending", "delivered", "dead"]),
+    attempts: z.number(),
+    lastStatus: z.number().nullable(),
+    lastError: z.string().nullable(),
+    createdTs: z.number(),
+    updatedTs: z.number(),
+    nextAttemptTs: z.number().nullable(),
+  })
+  .meta({ id: "WebhookDelivery" });
+
+/** An uploaded file in a multipart body, for the OpenAPI document only (files are read from the stream). */
+export const Binary = z.string().meta({ format: "binary" });

@@ -1,0 +1,178 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { connect as tcp, createServer } from "node:net";
+import path from "node:path";
+import mqtt, { type MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MemoryBus } from "../lib/bus/index.ts";
+import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
+import { SqliteStore } from "../lib/store/sqlite-store.ts";
+import { createLogger } from "../lib/telemetry/log.ts";
+import { Metrics } from "../lib/telemetry/metrics.ts";
+import { startApi, type RunningApi } from "../services/api/index.ts";
+import { alertMessage, colourPhotos, publishAlerts } from "./api-harness.ts";
+import { skipReason, tempDir, testConfig } from "./helpers.ts";
+
+const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].find((p) => existsSync(p));
+if (!MOSQUITTO)
+  skipReason(
+    "the MQTT tests",
+    "mosquitto (Debian package mosquitto; scripts/setup.sh with VIGIL_SETUP_TEST_DEPS=1)",
+  );
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tcp(port, "127.0.0.1");
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+/** Every message a subscriber sees, in order, with the retain flag the broker delivered it with. */
+async function subscriber(url: string, topics: string[]) {
+  const client = await mqtt.connectAsync(url, { clientId: `watch-${Math.random().toString(16).slice(2)}` });
+  const messages: { topic: string; payload: string; retain: boolean }[] = [];
+  client.on("message", (topic, payload, packet) =>
+    messages.push({ topic, payload: payload.toString(), retain: packet.retain }),
+  );
+  await client.subscribeAsync(topics, { qos: 1 });
+  return { client, messages };
+}
+
+async function until(what: string, done: () => boolean, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", () => {
+  let broker: ChildProcess;
+  let url: string;
+  let api: RunningApi;
+  const watchers: MqttClient[] = [];
+  const dir = tempDir("vigil-mqtt-");
+  const file = path.join(dir, "vigil.db");
+  const store = new SqliteStore(file, { refreshMs: 0 });
+  const apiStore = new SqliteApiStore(file);
+  const bus = new MemoryBus({ capacity: 64 });
+
+  beforeAll(async () => {
+    const port = await freePort();
+    url = `mqtt://127.0.0.1:${port}`;
+    const conf = path.join(dir, "mosquitto.conf");
+    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+    broker = spawn(MOSQUITTO!, ["-c", conf], { stdio: "ignore" });
+    const deadline = Date.now() + 10_000;
+    while (!(await portOpen(port))) {
+      if (Date.now() > deadline || broker.exitCode !== null) throw new Error("mosquitto did not start");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const config = testConfig({
+      "store.path": file,
+      "api.mqtt.url": url,
+      "api.mqtt.publicUrl": "https://vigil.example/",
+    });
+    api = await startApi({
+      config,
+      bus,
+      store,
+      apiStore,
+      photos: colourPhotos(),
+      thresholdFor: () => 0.5,
+      metrics: new Metrics("api-mqtt"),
+      log: createLogger("api-mqtt", config),
+      group: "api",
+      listen: { host: "127.0.0.1", port: 0 },
+    });
+  });
+
+  afterAll(async () => {
+    for (const w of watchers) await w.endAsync().catch(() => {});
+    await api?.stop();
+    await bus.close();
+    apiStore.close();
+    store.close();
+    broker?.kill("SIGTERM");
+  });
+
+  it("says online on vigil/available (retained) once connected; /readyz includes the broker", async () => {
+    const late = await subscriber(url, ["vigil/available"]);
+    watchers.push(late.client);
+    await until("the retained availability", () => late.messages.length > 0);
+    expect(late.messages[0]).toEqual({ topic: "vigil/available", payload: "online", retain: true });
+    const ready = (await (await fetch(`${api.url}/readyz`)).json()) as { checks: Record<string, boolean> };
+    expect(ready.checks.mqtt).toBe(true);
+  });
+
+  it("publishes each alert on vigil/alerts and the name on vigil/<camera>/person, retained", async () => {
+    const live = await subscriber(url, ["vigil/alerts", "vigil/+/person"]);
+    watchers.push(live.client);
+    const ts = Date.now() - 1000;
+    await publishAlerts(bus, [
+      alertMessage("m-1", "door", "ann", ts, "vip"),
+      alertMessage("m-2", "yard", "bo", ts + 500),
+    ]);
+    await until("two alerts and two names", () => live.messages.length >= 4);
+    const alerts = live.messages.filter((m) => m.topic === "vigil/alerts").map((m) => JSON.parse(m.payload));
+    expect(alerts).toEqual([
+      {
+        alertId: "m-1",
+        personId: "ann",
+        name: "ANN",
+        watchlistId: "vip",
+        score: 0.9,
+        threshold: 0.5,
+        cameraId: "door",
+        ts,
+        cropUrl: "https://vigil.example/v1/alerts/m-1/crop",
+      },
+      expect.objectContaining({ alertId: "m-2", cameraId: "yard", name: "BO" }),
+    ]);
+    expect(live.messages.filter((m) => m.topic.endsWith("/person")).map((m) => [m.topic, m.payload])).toEqual(
+      [
+        ["vigil/door/person", "ANN"],
+        ["vigil/yard/person", "BO"],
+      ],
+    );
+    // A dashboard that subscribes later still learns who was last seen at the door.
+    const later = await subscriber(url, ["vigil/door/person"]);
+    watchers.push(later.client);
+    await until("the retained name", () => later.messages.length > 0);
+    expect(later.messages[0]).toEqual({ topic: "vigil/door/person", payload: "ANN", retain: true });
+  });
+
+  it("the broker announces offline through the last will when the connection dies, online again on reconnect", async () => {
+    const watch = await subscriber(url, ["vigil/available"]);
+    watchers.push(watch.client);
+    await until("the retained online", () => watch.messages.length > 0);
+    // No DISCONNECT packet: to the broker this is a crashed process.
+    (api.mqtt as unknown as { client: { stream: { destroy(): void } } }).client.stream.destroy();
+    await until("the last will", () => watch.messages.some((m) => m.payload === "offline"));
+    await until("the reconnection", () => watch.messages.at(-1)?.payload === "online", 15_000);
+    expect(watch.messages.map((m) => m.payload)).toEqual(["online", "offline", "online"]);
+  });
+
+  it("says offline itself on a clean stop (retained)", async () => {
+    await api.stop();
+    const after = await subscriber(url, ["vigil/available"]);
+    watchers.push(after.client);
+    await until("the retained offline", () => after.messages.length > 0);
+    expect(after.messages[0]).toEqual({ topic: "vigil/available", payload: "offline", retain: true });
+  });
+});
