@@ -12,6 +12,7 @@ import { benchPipeline } from "./commands/bench-pipeline.ts";
 import { listModels, pullModels, verifyModels } from "./commands/models.ts";
 import { runEmbedded } from "./commands/run.ts";
 import { serveCommand, serviceNames } from "./commands/serve.ts";
+import type { AuditOptions } from "./commands/keys.ts";
 import {
   ackCommand,
   alertsCommand,
@@ -331,21 +332,10 @@ program
   .option("--verify", "check the hash chain instead: exit 1 if an entry was changed or removed")
   .option("--json", "as JSON")
   .action(
-    action(
-      async (opts: {
-        since?: string;
-        until?: string;
-        action?: string;
-        key?: string;
-        limit: number;
-        cursor?: string;
-        verify?: boolean;
-        json?: boolean;
-      }) => {
-        const { auditCommand } = await import("./commands/keys.ts");
-        if (!(await auditCommand(configFrom(globals()), opts))) process.exitCode = 1;
-      },
-    ),
+    action(async (opts: AuditOptions) => {
+      const { auditCommand } = await import("./commands/keys.ts");
+      if (!(await auditCommand(configFrom(globals()), opts))) process.exitCode = 1;
+    }),
   );
 
 // Loaded on use, so other commands never load kafkajs.

@@ -9,18 +9,11 @@ import {
 } from "../../lib/contracts/index.ts";
 import { alertFromMessage, type AlertRecord, type AlertStore } from "../../lib/store/alert-store.ts";
 import { encodeCursor } from "../../lib/store/paging.ts";
+import type { VigilEvent } from "../../lib/events/events.ts";
 import type { Logger } from "../../lib/telemetry/log.ts";
 
-export interface CameraState {
-  id: string;
-  state: string;
-  ts: number;
-  lastError: string | null;
-  framesIn: number;
-  framesDropped: number;
-  framesUndecodable: number;
-  reconnects: number;
-}
+/** A camera's latest status, as the event projection describes it, under the camera's id. */
+export type CameraState = Omit<Extract<VigilEvent, { type: "camera" }>, "type" | "cameraId"> & { id: string };
 
 /** An alert as the stream sends it: its record and the event id a client resumes from. */
 export interface LiveAlert {
