@@ -8,11 +8,9 @@ import {
   type QualityScores,
 } from "../lib/contracts/index.ts";
 import { cosine, l2normalize } from "../lib/geometry/index.ts";
-import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
-import type { WatchlistMatch, WatchlistStore } from "../lib/store/watchlist-store.ts";
 import { minTrustFor, recognisabilityFor } from "../lib/vision/models/calibration.ts";
 import { recognisability } from "../lib/vision/pixels/quality.ts";
-import type { AlertStore } from "../lib/store/alert-store.ts";
+import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { MatchStage } from "../services/match/stage.ts";
 import { TrackTemplate } from "../services/match/template.ts";
 
@@ -82,51 +80,33 @@ describe("TrackTemplate", () => {
   });
 });
 
-/** The two stores the stage talks to, reduced to what it asks of them. */
-function fakeStores(people: { id: string; vector: Float32Array }[]) {
-  const sightings: Sighting[] = [];
-  const watchlist = {
-    async match(modelId: string, vectors: Float32Array[], k: number): Promise<WatchlistMatch[][]> {
-      return vectors.map((v) =>
-        people
-          .map((p) => ({
-            person: { id: p.id, name: p.id, watchlistId: "default" },
-            faceId: `${p.id}:photo`,
-            score: modelId === MODEL ? cosine(p.vector, v) : -1,
-          }))
-          .sort((a, b) => b.score - a.score)
-          .slice(0, k),
-      );
-    },
-    async watchlistThreshold() {
-      return undefined;
-    },
-    async exclusionScore() {
-      return -1;
-    },
-  } as unknown as WatchlistStore;
-  const history = {
-    async addSightings(s: Sighting[]) {
-      sightings.push(...s);
-    },
-    async addAlerts() {},
-    async lastAlert() {
-      return undefined;
-    },
-  } as unknown as SightingStore & AlertStore;
-  return { watchlist, history, sightings };
+/** A real embedded store (in memory) with each person enrolled from one vector of the test's model. */
+async function enrolled(people: { id: string; vector: Float32Array }[]) {
+  const store = new SqliteStore(":memory:");
+  for (const p of people) {
+    await store.upsertPerson({ id: p.id, name: p.id, watchlistId: "default" });
+    await store.addFace({
+      faceId: `${p.id}:photo`,
+      personId: p.id,
+      modelId: MODEL,
+      vector: p.vector,
+      source: "test",
+    });
+  }
+  return store;
 }
 
 const THRESHOLD = 0.45;
-function stage(people: { id: string; vector: Float32Array }[]) {
-  const stores = fakeStores(people);
-  const match = new MatchStage(stores.watchlist, stores.history, {
+async function stage(people: { id: string; vector: Float32Array }[]) {
+  const store = await enrolled(people);
+  const match = new MatchStage(store, store, {
     thresholdFor: () => THRESHOLD,
     alertCooldownMs: 30_000,
     tracker: { timeoutMs: 3000, similarity: 0.3, iou: 0.1, reacquire: 0.55 },
     exclusionSimilarity: 0.5,
   });
-  return { match, ...stores };
+  const sightings = async () => (await store.browse({ limit: 100 })).items;
+  return { match, store, sightings };
 }
 
 let seq = 0;
@@ -163,7 +143,7 @@ const alertsOf = (emits: { topic: string; value: Uint8Array }[]) =>
 describe("MatchStage decides on the track", () => {
   it("holds back a look too poor to trust alone, then alerts once a good look joins its track", async () => {
     const ann = unit(10);
-    const { match, sightings } = stage([{ id: "ann", vector: ann }]);
+    const { match, store, sightings } = await stage([{ id: "ann", vector: ann }]);
     // A blurred look that happens to score well above the threshold: not evidence enough on its own.
     const first = await match.handle([look(blend(ann, unit(11), 0.7), poor, 1000)]);
     expect(alertsOf(first)).toEqual([]);
@@ -178,13 +158,15 @@ describe("MatchStage decides on the track", () => {
     expect(stored[0]!.faces).toBe(2);
     expect(stored[0]!.match?.personId).toBe("ann");
     // The sighting keeps the template, which leans to the good look.
-    expect(sightings[0]!.vector).toEqual(expect.any(Float32Array));
-    expect(cosine(sightings[0]!.vector, blend(ann, unit(12), 0.8))).toBeGreaterThan(0.99);
+    const [kept] = await sightings();
+    expect(kept!.match?.personId).toBe("ann");
+    const full = await store.getSighting(kept!.id);
+    expect(cosine(full!.vector, blend(ann, unit(12), 0.8))).toBeGreaterThan(0.99);
   });
 
   it("stores a track that never becomes trustworthy as an unknown sighting, however well it scores", async () => {
     const bob = unit(20);
-    const { match } = stage([{ id: "bob", vector: bob }]);
+    const { match } = await stage([{ id: "bob", vector: bob }]);
     const emits = await match.handle([look(blend(bob, unit(21), 0.75), poor, 1000)]);
     expect(alertsOf(emits)).toEqual([]);
     const stored = (await match.flush())
@@ -195,7 +177,7 @@ describe("MatchStage decides on the track", () => {
 
   it("never labels a stranger below the threshold, and labels from the template, not the best single face", async () => {
     const cy = unit(30);
-    const { match } = stage([{ id: "cy", vector: cy }]);
+    const { match } = await stage([{ id: "cy", vector: cy }]);
     const stranger = unit(31);
     await match.handle([look(stranger, good, 1000), look(blend(stranger, unit(32), 0.9), good, 1400)]);
     const stored = (await match.flush())
