@@ -193,7 +193,8 @@ export class MatchStage implements Stage<EmbeddingMessage> {
           tracks.filter((t) => this.trackMatches.has(t.id)).map((t) => [t.id, this.trackMatches.get(t.id)!]),
         ),
         lastAlert: Object.fromEntries(
-          [...this.lastAlert].filter(([key]) => cameras.has(key.slice(key.indexOf("@") + 1))),
+          // `person@camera`: camera ids cannot hold an "@" (the config schema), person ids may.
+          [...this.lastAlert].filter(([key]) => cameras.has(key.slice(key.lastIndexOf("@") + 1))),
         ),
       };
       await cp.state.saveState(this.stateKey(partition), encodeCheckpoint(state));
