@@ -45,6 +45,11 @@ export class EmbeddedPipeline {
     this.bus = new MemoryBus({
       capacity: config.bus.queueCapacity,
       topicCapacity: { [Topics.frames]: config.bus.frameQueueCapacity },
+      // A batch failing for the world's reasons (the store away) is delivered again until it passes: say so.
+      onHandlerError: (error, attempt) => {
+        if (attempt === 1 || attempt % 20 === 0)
+          onEvent({ type: "warning", message: `retrying a batch (attempt ${attempt}): ${error.message}` });
+      },
     });
     const detect = createDetectAlign(config, { analyzer: vision.analyzer });
     const embed = createEmbed(config, { embedder: vision.embedder });
