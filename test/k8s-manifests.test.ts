@@ -32,7 +32,7 @@ const baseConfigFile = path.join(k8sDir, "base/vigil.config.json");
 const topicsFile = path.join(k8sDir, "base/kafka-topics.yaml");
 const require = createRequire(import.meta.url);
 
-const STAGES = ["ingest", "detect-align", "embed", "match"] as const;
+const STAGES = ["ingest", "detect-align", "embed", "match", "api"] as const;
 /** The topic each consuming stage reads (services/<stage>/stage.ts: `input`). */
 const STAGE_INPUT: Record<string, string> = {
   "detect-align": Topics.frames,
@@ -50,13 +50,16 @@ const NON_CONFIG_ENV: Record<string, string> = {
   NODE_EXTRA_CA_CERTS:
     "Node.js's own: the CA of the Kafka brokers' certificates (bus.kafka has no CA setting)",
 };
-/** The object store that crops move to (issue 9, part 2) is not reached by any stage yet. */
+/** Egress of each workload; the object store for crops (443) is added where the config puts crops there. */
 const STAGE_EGRESS_PORTS: Record<string, number[]> = {
   ingest: [53, 554, 8554, 9092, 9093],
   "detect-align": [53, 9092, 9093],
   embed: [53, 9092, 9093],
   match: [53, 6333, 9092, 9093],
+  api: [53, 6333, 9092, 9093],
 };
+/** Workloads that read or write crops: they reach the object store when crops are kept there. */
+const CROP_READERS = ["match", "api"];
 
 interface K8sObject {
   apiVersion: string;
@@ -664,8 +667,9 @@ describe("the manifests agree with the code they deploy", () => {
               );
               return rule.ports.map((p: Loose) => p.port as number);
             });
-          // Crops in object storage: match also reaches the bucket's HTTPS endpoint.
-          const objectStore = w.container.name === "match" && w.config.store.crops.kind === "s3" ? [443] : [];
+          // Crops in object storage: match (writes) and the API (serves) also reach the bucket's HTTPS endpoint.
+          const objectStore =
+            CROP_READERS.includes(w.container.name) && w.config.store.crops.kind === "s3" ? [443] : [];
           expect(
             [...new Set(ports)].sort((a, b) => a - b),
             w.container.name,
@@ -677,6 +681,74 @@ describe("the manifests agree with the code they deploy", () => {
             podSelector: { matchLabels: { "app.kubernetes.io/name": "vigil" } },
           });
         }
+      });
+
+      it("the API: a consumer group per pod, its port behind a Service, reached from the ingress controller only", () => {
+        const api = all.find((w) => w.container.name === "api")!;
+        const { container: c, pod, config, deployment } = api;
+        // Each API process must hear every alert for its own streams (services/api/live.ts): a group per pod.
+        const group = (c.env ?? []).find((e: Loose) => e.name === "VIGIL_SERVICE__GROUP");
+        expect(group?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
+        // Reachable from outside the pod, on the port its Service targets.
+        expect(config.api.host).toBe("0.0.0.0");
+        expect(c.ports.find((p: Loose) => p.name === "api")?.containerPort).toBe(config.api.port);
+        const services = find("Service").filter((o) =>
+          Object.entries(o.spec.selector as Record<string, string>).every(
+            ([k, v]) => deployment.spec.template.metadata.labels[k] === v,
+          ),
+        );
+        expect(services.map((o) => o.metadata.name)).toEqual(["api"]);
+        expect(services[0].spec.ports).toEqual([
+          { name: "api", port: config.api.port, targetPort: "api", protocol: "TCP" },
+        ]);
+        // Keys and the audit log live in a SQLite file: on a claim that outlives the pod, mounted by one pod.
+        // The data directory the image runs with: the last stage's (the runtime's) VIGIL_DATA_DIR.
+        const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
+        const dataDir = [...dockerfile.matchAll(/VIGIL_DATA_DIR=(\S+)/g)].at(-1)![1]!;
+        const authFile = config.api.authStorePath ?? path.join(dataDir, "vigil-api.db");
+        const mount = c.volumeMounts.find((m: Loose) => authFile.startsWith(`${m.mountPath}/`));
+        const claim = pod.volumes.find((v: Loose) => v.name === mount?.name)?.persistentVolumeClaim
+          ?.claimName;
+        expect(claim, authFile).toBeDefined();
+        expect(find("PersistentVolumeClaim", claim)).toHaveLength(1);
+        expect(deployment.spec.replicas).toBe(1);
+        expect(deployment.spec.strategy.type).toBe("Recreate");
+        // Inbound: metrics from monitoring for every workload; the API's port only from the ingress controller.
+        const policies = find("NetworkPolicy");
+        for (const w of all) {
+          const labels = w.deployment.spec.template.metadata.labels;
+          const rules = policies
+            .filter((p) =>
+              Object.entries(p.spec.podSelector.matchLabels ?? {}).every(([k, v]) => labels[k] === v),
+            )
+            .flatMap((p) => p.spec.ingress ?? []);
+          const byPort = new Map<number, Loose[]>();
+          for (const rule of rules) {
+            expect(rule.ports?.length, `${w.container.name}: an ingress rule without ports`).toBeGreaterThan(
+              0,
+            );
+            expect(rule.from?.length, `${w.container.name}: an ingress rule from anywhere`).toBeGreaterThan(
+              0,
+            );
+            for (const p of rule.ports) byPort.set(p.port, [...(byPort.get(p.port) ?? []), ...rule.from]);
+          }
+          const want = w === api ? [config.api.port, config.service.port] : [config.service.port];
+          expect(
+            [...byPort.keys()].sort((a, b) => a - b),
+            w.container.name,
+          ).toEqual(want.sort((a, b) => a - b));
+        }
+        const apiRules = policies
+          .filter((p) => p.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "api")
+          .flatMap((p) => p.spec.ingress ?? []);
+        const peers = apiRules
+          .filter((r: Loose) => r.ports.some((p: Loose) => p.port === config.api.port))
+          .flatMap((r: Loose) => r.from);
+        expect(peers).toEqual([
+          { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } },
+        ]);
+        // The peer is a proxy, so the audit log takes the client's address from X-Forwarded-For.
+        expect(config.api.trustProxy).toBe(true);
       });
 
       it("Qdrant: the official chart's values name the Service the config points at", () => {
@@ -691,13 +763,17 @@ describe("the manifests agree with the code they deploy", () => {
         expect(url.port).toBe("6333");
         expect(values.nameOverride).toBeUndefined();
         expect(typeof values.apiKey, "a Qdrant API key is a Secret, never a value here").not.toBe("string");
-        const keyEnv = (match.container.env ?? []).find(
-          (e: Loose) => e.name === "VIGIL_STORE__QDRANT_API_KEY",
-        );
-        if (values.apiKey) {
-          expect(keyEnv?.valueFrom?.secretKeyRef).toEqual(values.apiKey.valueFrom.secretKeyRef);
-        } else {
-          expect(keyEnv).toBeUndefined();
+        // Every workload that talks to Qdrant (match, the API) uses the store config and key the chart has.
+        for (const w of all.filter((x) => STAGE_EGRESS_PORTS[x.container.name]!.includes(6333))) {
+          expect(w.config.store.qdrantUrl, w.container.name).toBe(match.config.store.qdrantUrl);
+          const keyEnv = (w.container.env ?? []).find((e: Loose) => e.name === "VIGIL_STORE__QDRANT_API_KEY");
+          if (values.apiKey) {
+            expect(keyEnv?.valueFrom?.secretKeyRef, w.container.name).toEqual(
+              values.apiKey.valueFrom.secretKeyRef,
+            );
+          } else {
+            expect(keyEnv, w.container.name).toBeUndefined();
+          }
         }
       });
     });

@@ -11,6 +11,7 @@ import { eventPrinter } from "../events.ts";
 import { EmbeddedPipeline } from "../pipeline.ts";
 import { UsageError } from "../context.ts";
 import { startEmbeddedApi, untilInterrupted } from "./api.ts";
+import { RetentionScheduler, retentionOptions } from "../../lib/runtime/retention.ts";
 
 export interface RunOptions {
   source: string[];
@@ -75,12 +76,19 @@ export async function runEmbedded(
         message: `no usable photo in watchlist ${options.watchlist}; no alerts can fire`,
       });
   }
-  const purged = await store.purgeBefore(Date.now() - config.store.retentionDays * 86_400_000);
-  if (purged > 0)
-    emit({
-      type: "warning",
-      message: `retention: deleted ${purged} sighting(s) older than ${config.store.retentionDays} days`,
-    });
+  const retention = new RetentionScheduler(store, {
+    ...retentionOptions(config),
+    onPurged: (r) => {
+      if (r.sightings > 0 || r.alerts > 0)
+        emit({
+          type: "warning",
+          message: `retention: deleted ${r.sightings} sighting(s) older than ${config.store.retentionDays} days and ${r.alerts} alert(s) older than ${config.store.alertRetentionDays} days`,
+        });
+    },
+    onError: (err) => emit({ type: "warning", message: `retention: ${(err as Error).message}` }),
+  });
+  // At start as before (a store left for weeks is trimmed before it is searched), then periodically.
+  await retention.tick();
   const pipeline = await EmbeddedPipeline.start(config, vision, { watchlist: store, history: store }, emit);
   const api = options.api
     ? await startEmbeddedApi(config, options.api, {
@@ -94,6 +102,7 @@ export async function runEmbedded(
         throw err;
       })
     : undefined;
+  retention.start();
   const manager = pipeline.startCameras(cameras);
   // Live cameras run until interrupted; every ffmpeg child is stopped before the process exits.
   const stop = () => void manager.stop();
@@ -133,6 +142,7 @@ export async function runEmbedded(
   } finally {
     await pipeline.close().catch(() => {});
     await api?.stop().catch(() => {});
+    await retention.stop();
     store.close();
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);

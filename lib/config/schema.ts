@@ -157,6 +157,10 @@ export const ConfigSchema = z
         path: z.string().optional(),
         /** Sightings (and their crops) older than this are deleted. */
         retentionDays: z.number().positive().default(30),
+        /** Alerts (and their crops) older than this are deleted. */
+        alertRetentionDays: z.number().positive().default(90),
+        /** Long-running processes (`vigil run`, match) apply both retention periods this often, and at start. */
+        retentionEveryS: z.number().positive().default(3600),
         /** How often (ms, at most) a running process checks the embedded store for other processes' changes. */
         refreshMs: z.number().int().min(0).default(500),
         /**

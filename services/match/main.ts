@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import type { Bus } from "../../lib/bus/index.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { Topics } from "../../lib/contracts/index.ts";
+import { RetentionScheduler, retentionOptions } from "../../lib/runtime/retention.ts";
 import { runService, startStage, type ServiceProcess } from "../../lib/runtime/service.ts";
 import { openCheckedStore } from "../../lib/store/open-store.ts";
 import { createMatch } from "./index.ts";
@@ -18,14 +19,30 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
       { group: `match-watchlist-${hostname()}-${process.pid}` },
       async () => store.invalidate(),
     );
+    // Match writes the sightings and alerts and runs as long as the deployment does: retention lives here.
+    const retention = new RetentionScheduler(store, {
+      ...retentionOptions(config),
+      onPurged: (r) => {
+        if (r.sightings > 0 || r.alerts > 0)
+          ctx.log.info(
+            { sightings: r.sightings, alerts: r.alerts },
+            "match: retention deleted expired records",
+          );
+      },
+      onError: (err) => ctx.log.warn({ err }, "match: retention failed; retrying at the next period"),
+    }).start(0);
     const stage = await startStage(
       ctx,
       createMatch(config, { watchlist: store, history: store, state: store }),
       async () => {
+        await retention.stop();
         await changes.stop();
         store.close();
       },
-    );
+    ).catch(async (err: unknown) => {
+      await retention.stop();
+      throw err;
+    });
     return stage;
   });
 }
