@@ -13,6 +13,8 @@ import { Metrics } from "../lib/telemetry/metrics.ts";
 import { decodeImage } from "../lib/vision/pixels/image.ts";
 import type { PhotoEmbedder, PhotoEmbedding, PhotoInput } from "../lib/watchlist/photo.ts";
 import { buildApi } from "../services/api/app.ts";
+import { startApi, type ApiServerDeps } from "../services/api/index.ts";
+import { createLogger } from "../lib/telemetry/log.ts";
 import type { ZodApp } from "../services/api/context.ts";
 import { LiveFeed } from "../services/api/live.ts";
 import { tempDir, testConfig } from "./helpers.ts";
@@ -237,4 +239,20 @@ export async function form(
     payload: Buffer.from(await request.arrayBuffer()),
     headers: { "content-type": request.headers.get("content-type")! },
   };
+}
+
+/** The API listening on a free port of 127.0.0.1 over the given config, bus and stores, photos as colours. */
+export function listeningApi(
+  deps: Pick<ApiServerDeps, "config" | "bus" | "store" | "apiStore">,
+  name: string,
+) {
+  return startApi({
+    ...deps,
+    photos: colourPhotos(),
+    thresholdFor: () => 0.5,
+    metrics: new Metrics(name),
+    log: createLogger(name, deps.config),
+    group: "api",
+    listen: { host: "127.0.0.1", port: 0 },
+  });
 }

@@ -7,10 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryBus } from "../lib/bus/index.ts";
 import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { createLogger } from "../lib/telemetry/log.ts";
-import { Metrics } from "../lib/telemetry/metrics.ts";
-import { startApi, type RunningApi } from "../services/api/index.ts";
-import { alertMessage, colourPhotos, publishAlerts } from "./api-harness.ts";
+import type { RunningApi } from "../services/api/index.ts";
+import { alertMessage, listeningApi, publishAlerts } from "./api-harness.ts";
 import { skipReason, tempDir, testConfig } from "./helpers.ts";
 
 const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].find((p) => existsSync(p));
@@ -88,18 +86,7 @@ describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", (
       "api.mqtt.url": url,
       "api.mqtt.publicUrl": "https://vigil.example/",
     });
-    api = await startApi({
-      config,
-      bus,
-      store,
-      apiStore,
-      photos: colourPhotos(),
-      thresholdFor: () => 0.5,
-      metrics: new Metrics("api-mqtt"),
-      log: createLogger("api-mqtt", config),
-      group: "api",
-      listen: { host: "127.0.0.1", port: 0 },
-    });
+    api = await listeningApi({ config, bus, store, apiStore }, "api-mqtt");
   });
 
   afterAll(async () => {

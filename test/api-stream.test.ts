@@ -8,11 +8,9 @@ import { KeyService, cliActor } from "../lib/api/keys.ts";
 import { MemoryBus } from "../lib/bus/index.ts";
 import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { createLogger } from "../lib/telemetry/log.ts";
-import { Metrics } from "../lib/telemetry/metrics.ts";
-import { startApi, type RunningApi } from "../services/api/index.ts";
+import type { RunningApi } from "../services/api/index.ts";
 import { alertEventId } from "../services/api/live.ts";
-import { alertMessage, colourPhotos, publishAlerts } from "./api-harness.ts";
+import { alertMessage, listeningApi, publishAlerts } from "./api-harness.ts";
 import { tempDir, testConfig } from "./helpers.ts";
 
 interface SseEvent {
@@ -101,19 +99,7 @@ describe("the live alert stream over a real socket (Server-Sent Events)", () => 
   let headers: Record<string, string>;
   const t0 = Date.now() - 60_000;
 
-  const start = () =>
-    startApi({
-      config,
-      bus,
-      store,
-      apiStore,
-      photos: colourPhotos(),
-      thresholdFor: () => 0.5,
-      metrics: new Metrics("api-sse"),
-      log: createLogger("api-sse", config),
-      group: "api",
-      listen: { host: "127.0.0.1", port: 0 },
-    });
+  const start = () => listeningApi({ config, bus, store, apiStore }, "api-sse");
 
   beforeAll(async () => {
     api = await start();
@@ -263,18 +249,7 @@ describe("TLS served by the API itself (api.tls)", () => {
     const store = new SqliteStore(file, { refreshMs: 0 });
     const apiStore = new SqliteApiStore(file);
     const bus = new MemoryBus({ capacity: 8 });
-    const api = await startApi({
-      config,
-      bus,
-      store,
-      apiStore,
-      photos: colourPhotos(),
-      thresholdFor: () => 0.5,
-      metrics: new Metrics("api-tls"),
-      log: createLogger("api-tls", config),
-      group: "api",
-      listen: { host: "127.0.0.1", port: 0 },
-    });
+    const api = await listeningApi({ config, bus, store, apiStore }, "api-tls");
     try {
       expect(api.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
       const { status, body, peerCertificate } = await new Promise<{

@@ -6,11 +6,9 @@ import { MemoryBus, type BusRecord } from "../lib/bus/index.ts";
 import { DeadLetterContract, Topics } from "../lib/contracts/index.ts";
 import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { createLogger } from "../lib/telemetry/log.ts";
-import { Metrics } from "../lib/telemetry/metrics.ts";
-import { startApi, type RunningApi } from "../services/api/index.ts";
+import type { RunningApi } from "../services/api/index.ts";
 import { verifySignature } from "../services/api/webhooks.ts";
-import { alertMessage, colourPhotos, publishAlerts } from "./api-harness.ts";
+import { alertMessage, listeningApi, publishAlerts } from "./api-harness.ts";
 import { tempDir, testConfig } from "./helpers.ts";
 
 interface Received {
@@ -85,19 +83,7 @@ describe("webhooks: signed, retried with backoff, logged, dead-lettered, never i
   let auth: Record<string, string>;
   const ts = Date.now() - 5000;
 
-  const start = () =>
-    startApi({
-      config,
-      bus,
-      store,
-      apiStore,
-      photos: colourPhotos(),
-      thresholdFor: () => 0.5,
-      metrics: new Metrics("api-webhooks"),
-      log: createLogger("api-webhooks", config),
-      group: "api",
-      listen: { host: "127.0.0.1", port: 0 },
-    });
+  const start = () => listeningApi({ config, bus, store, apiStore }, "api-webhooks");
   const call = async (method: string, url: string, body?: object) => {
     const res = await fetch(`${api.url}${url}`, {
       method,
