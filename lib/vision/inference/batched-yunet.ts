@@ -1,66 +1,11 @@
 import { readFileSync } from "node:fs";
 import type { Config } from "../../config/index.ts";
-import { nms, type Point } from "../../geometry/index.ts";
 import { applyGraphFixes } from "../models/graph-fixes.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import { fillResizedTensor, type FrameImage } from "../pixels/image.ts";
 import type { Detection } from "./detectors/detection.ts";
+import { decodeYuNet } from "./detectors/yunet.ts";
 import { createSession, ort, type SessionOptions } from "./runtime.ts";
-
-const STRIDES = [8, 16, 32] as const;
-
-/** YuNet's outputs for item `item` of a batch, decoded to frame coordinates (OpenCV FaceDetectorYN's rules). */
-export function decodeYuNet(
-  out: ort.InferenceSession.OnnxValueMapType,
-  item: number,
-  inputWidth: number,
-  scaleX: number,
-  scaleY: number,
-  options: Pick<Config["detect"], "scoreThreshold" | "nmsIou">,
-): Detection[] {
-  const found: Detection[] = [];
-  for (const s of STRIDES) {
-    const cls = out[`cls_${s}`]!;
-    const anchors = cls.dims[1]!;
-    const base = item * anchors;
-    const clsData = cls.data as Float32Array;
-    const obj = out[`obj_${s}`]!.data as Float32Array;
-    const bbox = out[`bbox_${s}`]!.data as Float32Array;
-    const kps = out[`kps_${s}`]!.data as Float32Array;
-    const cols = inputWidth / s;
-    for (let i = 0; i < anchors; i++) {
-      const a = base + i;
-      const c = Math.min(1, Math.max(0, clsData[a]!));
-      const o = Math.min(1, Math.max(0, obj[a]!));
-      const score = Math.sqrt(c * o);
-      if (score < options.scoreThreshold) continue;
-      const col = i % cols;
-      const row = Math.floor(i / cols);
-      const cx = (col + bbox[a * 4]!) * s;
-      const cy = (row + bbox[a * 4 + 1]!) * s;
-      const bw = Math.exp(bbox[a * 4 + 2]!) * s;
-      const bh = Math.exp(bbox[a * 4 + 3]!) * s;
-      const landmarks: Point[] = [];
-      for (let k = 0; k < 5; k++) {
-        landmarks.push([
-          (kps[a * 10 + 2 * k]! + col) * s * scaleX,
-          (kps[a * 10 + 2 * k + 1]! + row) * s * scaleY,
-        ]);
-      }
-      found.push({
-        box: {
-          x: (cx - bw / 2) * scaleX,
-          y: (cy - bh / 2) * scaleY,
-          width: bw * scaleX,
-          height: bh * scaleY,
-        },
-        score,
-        landmarks,
-      });
-    }
-  }
-  return nms(found, options.nmsIou);
-}
 
 /**
  * YuNet over many frames per run, every frame scaled (aspect kept, never enlarged) into one fixed input size:

@@ -7,6 +7,59 @@ import { nms, type Point } from "../../../geometry/index.ts";
 
 const STRIDES = [8, 16, 32] as const;
 
+/** YuNet's outputs for item `item` of a batch, decoded to frame coordinates (OpenCV FaceDetectorYN's rules). */
+export function decodeYuNet(
+  out: ort.InferenceSession.OnnxValueMapType,
+  item: number,
+  inputWidth: number,
+  scaleX: number,
+  scaleY: number,
+  options: Pick<Config["detect"], "scoreThreshold" | "nmsIou">,
+): Detection[] {
+  const found: Detection[] = [];
+  for (const s of STRIDES) {
+    const cls = out[`cls_${s}`]!;
+    const anchors = cls.dims[1]!;
+    const base = item * anchors;
+    const clsData = cls.data as Float32Array;
+    const obj = out[`obj_${s}`]!.data as Float32Array;
+    const bbox = out[`bbox_${s}`]!.data as Float32Array;
+    const kps = out[`kps_${s}`]!.data as Float32Array;
+    const cols = inputWidth / s;
+    for (let i = 0; i < anchors; i++) {
+      const a = base + i;
+      const c = Math.min(1, Math.max(0, clsData[a]!));
+      const o = Math.min(1, Math.max(0, obj[a]!));
+      const score = Math.sqrt(c * o);
+      if (score < options.scoreThreshold) continue;
+      const col = i % cols;
+      const row = Math.floor(i / cols);
+      const cx = (col + bbox[a * 4]!) * s;
+      const cy = (row + bbox[a * 4 + 1]!) * s;
+      const bw = Math.exp(bbox[a * 4 + 2]!) * s;
+      const bh = Math.exp(bbox[a * 4 + 3]!) * s;
+      const landmarks: Point[] = [];
+      for (let k = 0; k < 5; k++) {
+        landmarks.push([
+          (kps[a * 10 + 2 * k]! + col) * s * scaleX,
+          (kps[a * 10 + 2 * k + 1]! + row) * s * scaleY,
+        ]);
+      }
+      found.push({
+        box: {
+          x: (cx - bw / 2) * scaleX,
+          y: (cy - bh / 2) * scaleY,
+          width: bw * scaleX,
+          height: bh * scaleY,
+        },
+        score,
+        landmarks,
+      });
+    }
+  }
+  return nms(found, options.nmsIou);
+}
+
 /**
  * YuNet (OpenCV zoo): anchor-free, one prediction per grid cell at strides 8/16/32, with class and objectness
  * scores, box offsets (centre in cells, log size) and five keypoints. Decoding follows OpenCV's FaceDetectorYN.
@@ -45,38 +98,7 @@ export class YuNetDetector implements FaceDetector {
     } finally {
       if (this.sparesShape === shape && this.spares.length < 4) this.spares.push(input);
     }
-    const found: Detection[] = [];
-    const sx = image.width / w;
-    const sy = image.height / h;
-    for (const s of STRIDES) {
-      const cls = out[`cls_${s}`]!.data as Float32Array;
-      const obj = out[`obj_${s}`]!.data as Float32Array;
-      const bbox = out[`bbox_${s}`]!.data as Float32Array;
-      const kps = out[`kps_${s}`]!.data as Float32Array;
-      const cols = padW / s;
-      for (let i = 0; i < cls.length; i++) {
-        const c = Math.min(1, Math.max(0, cls[i]!));
-        const o = Math.min(1, Math.max(0, obj[i]!));
-        const score = Math.sqrt(c * o);
-        if (score < this.options.scoreThreshold) continue;
-        const col = i % cols;
-        const row = Math.floor(i / cols);
-        const cx = (col + bbox[i * 4]!) * s;
-        const cy = (row + bbox[i * 4 + 1]!) * s;
-        const bw = Math.exp(bbox[i * 4 + 2]!) * s;
-        const bh = Math.exp(bbox[i * 4 + 3]!) * s;
-        const landmarks: Point[] = [];
-        for (let k = 0; k < 5; k++) {
-          landmarks.push([(kps[i * 10 + 2 * k]! + col) * s * sx, (kps[i * 10 + 2 * k + 1]! + row) * s * sy]);
-        }
-        found.push({
-          box: { x: (cx - bw / 2) * sx, y: (cy - bh / 2) * sy, width: bw * sx, height: bh * sy },
-          score,
-          landmarks,
-        });
-      }
-    }
-    return nms(found, this.options.nmsIou);
+    return decodeYuNet(out, 0, padW, image.width / w, image.height / h, this.options);
   }
 
   private takeInput(shape: string, length: number): Float32Array {
