@@ -5,7 +5,8 @@ import path from "node:path";
 import type { AuditEntry, AuditQuery, AuditStore, AuditVerification, NewAuditEntry } from "./audit-store.ts";
 import { InvalidInputError } from "./errors.ts";
 import type { ApiKeyRecord, KeyStore, Role, StoredApiKey } from "./key-store.ts";
-import { checkLimit, decodeCursor, encodeCursor, type Page } from "./paging.ts";
+import { checkLimit, type Page } from "./paging.ts";
+import { keysetPage } from "./sqlite-paging.ts";
 import type { DeliveryQuery, Webhook, WebhookDelivery, WebhookStore } from "./webhook-store.ts";
 
 // Tables of their own beside the embedded store's (same file, separate connection): the API's state is
@@ -385,29 +386,18 @@ export class SqliteApiStore implements KeyStore, AuditStore, WebhookStore {
   }
 
   async listDeliveries(webhookId: string, query: DeliveryQuery): Promise<Page<WebhookDelivery>> {
-    const limit = checkLimit(query.limit);
     const where = ["webhook_id = ?"];
-    const args: (string | number)[] = [webhookId];
+    const params: (string | number)[] = [webhookId];
     if (query.state) {
       where.push("state = ?");
-      args.push(query.state);
+      params.push(query.state);
     }
-    if (query.cursor !== undefined) {
-      const c = decodeCursor(query.cursor);
-      where.push("(created_ts < ? OR (created_ts = ? AND id < ?))");
-      args.push(c.ts, c.ts, c.id);
-    }
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM webhook_deliveries WHERE ${where.join(" AND ")} ORDER BY created_ts DESC, id DESC LIMIT ?`,
-      )
-      .all(...args, limit + 1) as DeliveryRow[];
-    const items = rows.slice(0, limit).map(toDelivery);
-    const last = items.at(-1);
-    return {
-      items,
-      nextCursor: rows.length > limit && last ? encodeCursor({ ts: last.createdTs, id: last.id }) : null,
-    };
+    return keysetPage(
+      this.db,
+      { from: "SELECT * FROM webhook_deliveries", tsColumn: "created_ts", where, params, request: query },
+      toDelivery,
+      (d: WebhookDelivery) => ({ ts: d.createdTs, id: d.id }),
+    );
   }
 
   async pendingDeliveries(): Promise<WebhookDelivery[]> {

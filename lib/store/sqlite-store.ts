@@ -31,7 +31,8 @@ import type {
   NewAlert,
 } from "./alert-store.ts";
 import type { StateStore } from "./state-store.ts";
-import { checkLimit, decodeCursor, encodeCursor, type Page } from "./paging.ts";
+import type { Page } from "./paging.ts";
+import { keysetPage } from "./sqlite-paging.ts";
 import { cosine, type Box } from "../geometry/index.ts";
 
 const SCHEMA = `
@@ -633,29 +634,17 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async browse(q: SightingBrowse): Promise<Page<SightingRecord>> {
-    const limit = checkLimit(q.limit);
     const { where, params } = filters({ ts: "start_ts", camera: "camera_id" }, q);
     if (q.personId !== undefined) {
       where.push("person_id = ?");
       params.push(q.personId);
     }
-    if (q.cursor) {
-      const c = decodeCursor(q.cursor);
-      where.push("(start_ts < ? OR (start_ts = ? AND id < ?))");
-      params.push(c.ts, c.ts, c.id);
-    }
-    const rows = this.db
-      .prepare(
-        `SELECT ${SIGHTING_COLUMNS} FROM sightings ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-         ORDER BY start_ts DESC, id DESC LIMIT ?`,
-      )
-      .all(...params, limit + 1) as SightingRow[];
-    const items = rows.slice(0, limit).map(toRecord);
-    const last = items.at(-1);
-    return {
-      items,
-      nextCursor: rows.length > limit && last ? encodeCursor({ ts: last.startTs, id: last.id }) : null,
-    };
+    return keysetPage(
+      this.db,
+      { from: `SELECT ${SIGHTING_COLUMNS} FROM sightings`, tsColumn: "start_ts", where, params, request: q },
+      toRecord,
+      (s: SightingRecord) => ({ ts: s.startTs, id: s.id }),
+    );
   }
 
   async getSighting(id: string) {
@@ -781,22 +770,13 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async listAlerts(q: AlertQuery): Promise<Page<AlertRecord>> {
-    const limit = checkLimit(q.limit);
     const { where, params } = this.alertWhere(q);
-    if (q.cursor) {
-      const c = decodeCursor(q.cursor);
-      where.push("(ts < ? OR (ts = ? AND id < ?))");
-      params.push(c.ts, c.ts, c.id);
-    }
-    const rows = this.db
-      .prepare(
-        `SELECT ${ALERT_COLUMNS} FROM alerts ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-         ORDER BY ts DESC, id DESC LIMIT ?`,
-      )
-      .all(...params, limit + 1) as AlertRow[];
-    const items = rows.slice(0, limit).map(toAlert);
-    const last = items.at(-1);
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+    return keysetPage(
+      this.db,
+      { from: `SELECT ${ALERT_COLUMNS} FROM alerts`, tsColumn: "ts", where, params, request: q },
+      toAlert,
+      (a: AlertRecord) => ({ ts: a.ts, id: a.id }),
+    );
   }
 
   async countAlerts(filter: AlertFilter = {}) {
