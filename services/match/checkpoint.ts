@@ -1,11 +1,24 @@
 import { bytesToVector, EmbeddingContract, type EmbeddingMessage } from "../../lib/contracts/index.ts";
-import type { Box } from "../../lib/geometry/index.ts";
 import { TrackTemplate, type TemplateSnapshot } from "./template.ts";
 import type { Track, TrackedFace } from "./tracker.ts";
 
 /** A face as the match stage holds it: the tracked look and the message it came in. */
 export interface MatchFace extends TrackedFace {
   message: EmbeddingMessage;
+}
+
+/** The face an embedding message shows, as the tracker takes it. */
+export function matchFace(message: EmbeddingMessage, recognisability: number | undefined): MatchFace {
+  return {
+    faceId: message.faceId,
+    frameSeq: message.frameSeq,
+    ts: message.captureTs,
+    box: message.box,
+    vector: bytesToVector(message.vector),
+    quality: message.quality,
+    recognisability,
+    message,
+  };
 }
 
 export interface TrackMatch {
@@ -28,20 +41,12 @@ export interface PartitionCheckpoint {
   lastAlert: Record<string, number>;
 }
 
-interface TrackHeader {
-  id: string;
-  firstFaceId: string;
-  cameraId: string;
-  startTs: number;
-  lastTs: number;
-  lastSeq: number;
-  lastBox: Box;
-  faces: number;
-  bestRank: number;
+/** A track as JSON: its plain fields as they are, the rest in forms JSON keeps (the best face is in the blob). */
+type TrackHeader = Omit<Track<MatchFace>, "faceIds" | "template" | "best"> & {
   faceIds: string[];
   template: TemplateSnapshot;
   best: { recognisability: number | undefined; at: number; length: number };
-}
+};
 
 const VERSION = 1;
 
@@ -54,20 +59,8 @@ export function encodeCheckpoint(c: PartitionCheckpoint): Uint8Array {
     blobs.push(bytes);
     const best = { recognisability: t.best.recognisability, at, length: bytes.byteLength };
     at += bytes.byteLength;
-    return {
-      id: t.id,
-      firstFaceId: t.firstFaceId,
-      cameraId: t.cameraId,
-      startTs: t.startTs,
-      lastTs: t.lastTs,
-      lastSeq: t.lastSeq,
-      lastBox: t.lastBox,
-      faces: t.faces,
-      bestRank: t.bestRank,
-      faceIds: [...t.faceIds],
-      template: t.template.snapshot(),
-      best,
-    };
+    const { faceIds, template, best: _best, ...plain } = t;
+    return { ...plain, faceIds: [...faceIds], template: template.snapshot(), best };
   });
   const header = Buffer.from(
     JSON.stringify({
@@ -103,30 +96,9 @@ export function decodeCheckpoint(bytes: Uint8Array): PartitionCheckpoint {
   const blob = bytes.subarray(4 + length);
   const tracks = header.tracks.map((t): Track<MatchFace> => {
     const message = EmbeddingContract.decode(blob.slice(t.best.at, t.best.at + t.best.length));
-    const best: MatchFace = {
-      faceId: message.faceId,
-      frameSeq: message.frameSeq,
-      ts: message.captureTs,
-      box: message.box,
-      vector: bytesToVector(message.vector),
-      quality: message.quality,
-      recognisability: t.best.recognisability,
-      message,
-    };
-    return {
-      id: t.id,
-      firstFaceId: t.firstFaceId,
-      cameraId: t.cameraId,
-      startTs: t.startTs,
-      lastTs: t.lastTs,
-      lastSeq: t.lastSeq,
-      lastBox: t.lastBox,
-      faces: t.faces,
-      bestRank: t.bestRank,
-      faceIds: new Set(t.faceIds),
-      template: TrackTemplate.restore(t.template),
-      best,
-    };
+    const best = matchFace(message, t.best.recognisability);
+    const { faceIds, template, best: _best, ...plain } = t;
+    return { ...plain, faceIds: new Set(faceIds), template: TrackTemplate.restore(template), best };
   });
   return {
     nextOffset: header.nextOffset,

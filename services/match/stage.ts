@@ -22,6 +22,7 @@ import { accepts } from "./template.ts";
 import {
   decodeCheckpoint,
   encodeCheckpoint,
+  matchFace,
   type MatchFace,
   type PartitionCheckpoint,
   type TrackMatch,
@@ -98,16 +99,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
     const faces = fresh
       .map((m): Face => {
         const model = quality(m.modelId);
-        return {
-          faceId: m.faceId,
-          frameSeq: m.frameSeq,
-          ts: m.captureTs,
-          box: m.box,
-          vector: bytesToVector(m.vector),
-          quality: m.quality,
-          recognisability: model ? recognisability(m.quality, model) : 1,
-          message: m,
-        };
+        return matchFace(m, model ? recognisability(m.quality, model) : 1);
       })
       .sort((a, b) => a.ts - b.ts);
     const ended: Track<Face>[] = [];
