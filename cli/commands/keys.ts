@@ -87,7 +87,7 @@ export async function auditCommand(config: Config, opts: AuditOptions): Promise<
       else
         console.log(
           v.ok
-            ? `audit log intact: ${v.entries} entries`
+            ? `audit log intact: ${v.entries} entries${v.anchor ? ` after entry ${v.anchor.seq} (trimmed by retention; anchor ${v.anchor.hash.slice(0, 16)}…)` : ""}`
             : `audit log BROKEN at entry ${v.brokenAt} (after ${v.entries} good entries)`,
         );
       return v.ok;

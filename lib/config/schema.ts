@@ -17,6 +17,87 @@ export const CameraSchema = z.object({
   loop: z.boolean().default(false),
 });
 
+/** The packs Vigil ships (lib/vision/models/registry.ts PACKS); declared packs may not take these names. */
+export const BUILT_IN_PACKS = ["yunet-reid0095", "faceplugin-npm"] as const;
+
+const sha256Hex = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, "a sha256 is 64 hex digits")
+  .transform((s) => s.toLowerCase());
+const triple = z.tuple([z.number(), z.number(), z.number()]);
+const graphFixes = z.array(z.enum(["dynamic-batch", "flush-denormals"])).default([]);
+
+/** A site's own ONNX detector: used in place (never copied), refused unless its sha256 matches. */
+const DeclaredDetectorSchema = z
+  .object({
+    path: z.string().min(1),
+    sha256: sha256Hex,
+    /** Post-processing: YuNet's five-keypoint heads, or UltraFace boxes (landmarks from the base pack). */
+    decoder: z.enum(["yunet", "ultraface"]),
+    input: z
+      .object({
+        /** UltraFace: the fixed input size. YuNet: unset (any size, padded to a multiple of `stride`). */
+        width: positiveInt.optional(),
+        height: positiveInt.optional(),
+        stride: positiveInt.optional(),
+        channels: z.enum(["bgr", "rgb"]),
+        /** pixel' = (pixel − mean) / std per channel, in the model's channel order; pixel in 0–255. */
+        mean: triple.default([0, 0, 0]),
+        std: triple.default([1, 1, 1]),
+      })
+      .strict(),
+    fixes: graphFixes,
+  })
+  .strict()
+  .refine((d) => d.decoder !== "ultraface" || (d.input.width && d.input.height), {
+    message: "an UltraFace detector takes a fixed input: set input.width and input.height",
+    path: ["input"],
+  });
+
+/** A site's own ONNX embedder: the crop it takes, how its pixels are scaled, where the landmarks go. */
+const DeclaredEmbedderSchema = z
+  .object({
+    path: z.string().min(1),
+    sha256: sha256Hex,
+    input: z
+      .object({
+        width: positiveInt,
+        height: positiveInt,
+        channels: z.enum(["bgr", "rgb"]),
+        mean: triple.default([0, 0, 0]),
+        std: triple.default([1, 1, 1]),
+      })
+      .strict(),
+    /**
+     * The five points (eyes, nose tip, mouth corners) the crop is warped to, in input pixels, or a named template
+     * scaled to the input size: `arcface` (InsightFace's 112×112), `omz` (Open Model Zoo's 96×112).
+     */
+    template: z.union([z.enum(["arcface", "omz"]), z.array(z.tuple([z.number(), z.number()])).length(5)]),
+    outputDim: positiveInt,
+    /** Crops per run; 1 unless the graph's batch dimension is dynamic (or `fixes` makes it so). */
+    maxBatch: positiveInt.default(1),
+    fixes: graphFixes,
+  })
+  .strict();
+
+/**
+ * A model pack a site brings (issue 14): its own detector and/or embedder, the parts it does not declare taken
+ * from a built-in `base` pack. See lib/vision/models/custom-packs.ts.
+ */
+export const ModelPackSchema = z
+  .object({
+    /** The terms the site holds the weights under; printed with the pack and stored with its calibration. */
+    licence: z.string().min(1),
+    description: z.string().optional(),
+    base: z.enum(BUILT_IN_PACKS).default("yunet-reid0095"),
+    detector: DeclaredDetectorSchema.optional(),
+    embedder: DeclaredEmbedderSchema.optional(),
+  })
+  .strict()
+  .refine((p) => p.detector || p.embedder, {
+    message: "a declared pack declares a detector, an embedder or both",
+  });
+
 /** The one configuration tree for the CLI, every service and the deploy manifests. */
 export const ConfigSchema = z
   .object({
@@ -31,8 +112,17 @@ export const ConfigSchema = z
         cacheDir: z.string().optional(),
         /** Local mirror directory searched before any network source (VIGIL_MODEL_MIRROR). */
         mirror: z.string().optional(),
-        /** `auto` uses the default pack and falls back to the npm-only pack when its sources are unreachable. */
-        pack: z.enum(["auto", "yunet-reid0095", "faceplugin-npm"]).default("auto"),
+        /**
+         * `auto` uses the default pack and falls back to the npm-only pack when its sources are unreachable;
+         * otherwise a built-in pack or one declared in `packs`.
+         */
+        pack: z.string().min(1).default("auto"),
+        /** Packs a site brings: name → its own ONNX files (see ModelPackSchema). */
+        packs: z
+          .record(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "pack names are lower-case letters, digits, '.', '_' or '-'"), ModelPackSchema)
+          .default({}),
+        /** Thresholds measured for declared embedders (`vigil eval lfw --calibrate`); default `<cacheDir>/calibration`. */
+        calibrationDir: z.string().optional(),
         /** Source kinds Vigil may fetch from, in registry order; air-gapped sites keep only `mirror`. */
         sources: z.array(z.enum(["mirror", "url", "npm"])).default(["mirror", "url", "npm"]),
         /**
@@ -72,6 +162,19 @@ export const ConfigSchema = z
         detectWorkers: positiveInt.default(2),
         /** Embedding worker threads: two absorb the burst when several cameras show new faces at once. */
         embedWorkers: positiveInt.default(2),
+      })
+      .superRefine((m, ctx) => {
+        for (const name of Object.keys(m.packs)) {
+          if (name === "auto" || (BUILT_IN_PACKS as readonly string[]).includes(name))
+            ctx.addIssue({ code: "custom", path: ["packs", name], message: `${name} is a built-in pack's name` });
+        }
+        const known = ["auto", ...BUILT_IN_PACKS, ...Object.keys(m.packs)];
+        if (!known.includes(m.pack))
+          ctx.addIssue({
+            code: "custom",
+            path: ["pack"],
+            message: `unknown pack ${m.pack}; built-in: ${BUILT_IN_PACKS.join(", ")}; declared in models.packs: ${Object.keys(m.packs).join(", ") || "none"}`,
+          });
       })
       .prefault({}),
     detect: z
@@ -328,6 +431,11 @@ export const ConfigSchema = z
         trustProxy: z.boolean().default(false),
         /** Keys, audit log and webhooks with the Qdrant store (which has no tables): a SQLite file here. */
         authStorePath: z.string().optional(),
+        /**
+         * Audit entries older than this are trimmed from the start of the log (every `store.retentionEveryS`); the
+         * kept chain still verifies from the anchor the trim leaves.
+         */
+        auditRetentionDays: z.number().positive().default(365),
         upload: z
           .object({
             /** Bytes per uploaded file; larger is refused with 413 before it is read to the end. */

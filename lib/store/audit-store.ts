@@ -42,16 +42,42 @@ export interface AuditQuery {
   keyId?: string;
 }
 
+/** Where the kept log starts: the last trimmed entry, whose hash the first kept entry chains from. */
+export interface AuditAnchor {
+  seq: number;
+  hash: string;
+  ts: number;
+}
+
 export interface AuditVerification {
   ok: boolean;
   entries: number;
   /** The first entry whose hash does not follow from the ones before it. */
   brokenAt?: number;
+  /** null until retention first trims the log; then the chain is verified from here. */
+  anchor: AuditAnchor | null;
 }
 
-/** The append-only audit log: entries are added, read newest first, and checked; never changed. */
+/** Who trimmed the log and when: the trim is itself an entry (`audit.trim`) naming the anchor it left. */
+export interface AuditTrimRecord {
+  ts: number;
+  actor: AuditActor;
+  summary: Record<string, unknown>;
+}
+
+export interface AuditTrim {
+  removed: number;
+  anchor: AuditAnchor | null;
+}
+
+/**
+ * The append-only audit log: entries are added, read newest first, and checked; never changed. Retention removes
+ * the oldest entries only, moving an anchor forward so what is kept still verifies.
+ */
 export interface AuditStore {
   append(entry: NewAuditEntry): Promise<AuditEntry>;
   listAudit(query: AuditQuery): Promise<Page<AuditEntry>>;
   verifyAudit(): Promise<AuditVerification>;
+  /** Removes every entry older than `before` from the start of the log, up to the first newer one. */
+  trimAuditBefore(before: number, by: AuditTrimRecord): Promise<AuditTrim>;
 }

@@ -2,7 +2,16 @@ import Database from "better-sqlite3";
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import type { AuditEntry, AuditQuery, AuditStore, AuditVerification, NewAuditEntry } from "./audit-store.ts";
+import type {
+  AuditAnchor,
+  AuditEntry,
+  AuditQuery,
+  AuditStore,
+  AuditTrim,
+  AuditTrimRecord,
+  AuditVerification,
+  NewAuditEntry,
+} from "./audit-store.ts";
 import { InvalidInputError } from "./errors.ts";
 import type { ApiKeyRecord, KeyStore, Role, StoredApiKey } from "./key-store.ts";
 import { checkLimit, type Page } from "./paging.ts";
@@ -22,8 +31,18 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log(ts);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
-  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+-- Retention trims the oldest entries, and only those: the anchor (the last trimmed entry's seq and hash) moves
+-- forward first, and a row at or above it can never be deleted, so the chain still verifies from the anchor.
+CREATE TABLE IF NOT EXISTS audit_anchor (
+  id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL, ts INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS audit_anchor_forward BEFORE UPDATE ON audit_anchor WHEN NEW.seq < OLD.seq
+  BEGIN SELECT RAISE(ABORT, 'the audit anchor only moves forward'); END;
+CREATE TRIGGER IF NOT EXISTS audit_anchor_no_delete BEFORE DELETE ON audit_anchor
+  BEGIN SELECT RAISE(ABORT, 'the audit anchor cannot be removed'); END;
+DROP TRIGGER IF EXISTS audit_log_no_delete;
+CREATE TRIGGER IF NOT EXISTS audit_log_trim_only BEFORE DELETE ON audit_log
+  WHEN OLD.seq > COALESCE((SELECT seq FROM audit_anchor WHERE id = 1), 0)
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only; only entries behind the anchor are trimmed'); END;
 CREATE TABLE IF NOT EXISTS webhooks (
   id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL, watchlists TEXT, description TEXT NOT NULL,
   created_ts INTEGER NOT NULL);
@@ -152,6 +171,7 @@ function chainHash(previous: string, e: Omit<AuditEntry, "hash">): string {
 }
 
 const GENESIS = "0".repeat(64);
+const AUDIT_TRIM = "audit.trim";
 
 function auditCursor(seq: number) {
   return Buffer.from(`audit:${seq}`).toString("base64url");
@@ -228,34 +248,37 @@ export class SqliteApiStore implements KeyStore, AuditStore, WebhookStore {
 
   async append(entry: NewAuditEntry): Promise<AuditEntry> {
     // IMMEDIATE: the CLI and the API may append at once; the chain needs the true previous entry.
-    const add = this.db.transaction((e: NewAuditEntry): AuditEntry => {
-      const last = this.db.prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").get() as
-        { seq: number; hash: string } | undefined;
-      const seq = (last?.seq ?? 0) + 1;
-      const withSeq = { ...e, seq };
-      const hash = chainHash(last?.hash ?? GENESIS, withSeq);
-      this.db
-        .prepare(
-          `INSERT INTO audit_log (seq, ts, key_id, actor, role, action, target, outcome, status, summary, ip, hash)
+    return this.db.transaction((e: NewAuditEntry) => this.appendNow(e)).immediate(entry);
+  }
+
+  /** Appends inside the caller's transaction. */
+  private appendNow(e: NewAuditEntry): AuditEntry {
+    const last =
+      (this.db.prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").get() as
+        { seq: number; hash: string } | undefined) ?? this.auditAnchor();
+    const seq = (last?.seq ?? 0) + 1;
+    const withSeq = { ...e, seq };
+    const hash = chainHash(last?.hash ?? GENESIS, withSeq);
+    this.db
+      .prepare(
+        `INSERT INTO audit_log (seq, ts, key_id, actor, role, action, target, outcome, status, summary, ip, hash)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          seq,
-          e.ts,
-          e.actor.keyId,
-          e.actor.name,
-          e.actor.role,
-          e.action,
-          e.target,
-          e.outcome,
-          e.status,
-          JSON.stringify(e.summary),
-          e.ip,
-          hash,
-        );
-      return { ...withSeq, hash };
-    });
-    return add.immediate(entry);
+      )
+      .run(
+        seq,
+        e.ts,
+        e.actor.keyId,
+        e.actor.name,
+        e.actor.role,
+        e.action,
+        e.target,
+        e.outcome,
+        e.status,
+        JSON.stringify(e.summary),
+        e.ip,
+        hash,
+      );
+    return { ...withSeq, hash };
   }
 
   async listAudit(query: AuditQuery): Promise<Page<AuditEntry>> {
@@ -292,22 +315,71 @@ export class SqliteApiStore implements KeyStore, AuditStore, WebhookStore {
     return { items, nextCursor: rows.length > limit ? auditCursor(items.at(-1)!.seq) : null };
   }
 
+  private auditAnchor(): AuditAnchor | undefined {
+    return this.db.prepare("SELECT seq, hash, ts FROM audit_anchor WHERE id = 1").get() as
+      AuditAnchor | undefined;
+  }
+
+  async trimAuditBefore(before: number, by: AuditTrimRecord): Promise<AuditTrim> {
+    const trim = this.db.transaction((cutoff: number): AuditTrim => {
+      // The oldest run of entries older than the cut-off, ending before the first newer one: entries are trimmed
+      // from the start only, so a clock that stepped back never leaves a hole in the chain.
+      const firstKept = this.db
+        .prepare("SELECT MIN(seq) AS seq FROM audit_log WHERE ts >= ?")
+        .get(cutoff) as { seq: number | null };
+      const through = this.db
+        .prepare("SELECT seq, hash, ts FROM audit_log WHERE seq < ? ORDER BY seq DESC LIMIT 1")
+        .get(firstKept.seq ?? Number.MAX_SAFE_INTEGER) as AuditAnchor | undefined;
+      if (!through) return { removed: 0, anchor: this.auditAnchor() ?? null };
+      this.db
+        .prepare(
+          `INSERT INTO audit_anchor (id, seq, hash, ts) VALUES (1, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, ts = excluded.ts`,
+        )
+        .run(through.seq, through.hash, through.ts);
+      const removed = this.db.prepare("DELETE FROM audit_log WHERE seq <= ?").run(through.seq).changes;
+      // The trim is written into the chain it shortened, naming the anchor: an anchor moved by hand no longer
+      // matches the newest trim entry, which itself cannot be changed without breaking the chain.
+      this.appendNow({
+        ts: by.ts,
+        actor: by.actor,
+        action: AUDIT_TRIM,
+        target: null,
+        outcome: "ok",
+        status: null,
+        summary: { ...by.summary, removed, anchorSeq: through.seq, anchorHash: through.hash },
+        ip: null,
+      });
+      return { removed, anchor: through };
+    });
+    return trim.immediate(before);
+  }
+
   async verifyAudit(): Promise<AuditVerification> {
-    let previous = GENESIS;
+    const anchor = this.auditAnchor();
+    let previous = anchor?.hash ?? GENESIS;
     let entries = 0;
-    let expectedSeq = 1;
+    let expectedSeq = (anchor?.seq ?? 0) + 1;
     for (const row of this.db
       .prepare("SELECT * FROM audit_log ORDER BY seq")
       .iterate() as Iterable<AuditRow>) {
       const entry = toAudit(row);
       const { hash, ...rest } = entry;
       if (entry.seq !== expectedSeq || chainHash(previous, rest) !== hash)
-        return { ok: false, entries, brokenAt: entry.seq };
+        return { ok: false, entries, brokenAt: entry.seq, anchor: anchor ?? null };
       previous = hash;
       expectedSeq++;
       entries++;
     }
-    return { ok: true, entries };
+    if (anchor) {
+      const trim = this.db
+        .prepare("SELECT seq, summary FROM audit_log WHERE action = ? ORDER BY seq DESC LIMIT 1")
+        .get(AUDIT_TRIM) as { seq: number; summary: string } | undefined;
+      const said = trim ? (JSON.parse(trim.summary) as { anchorSeq?: number; anchorHash?: string }) : {};
+      if (said.anchorSeq !== anchor.seq || said.anchorHash !== anchor.hash)
+        return { ok: false, entries, brokenAt: trim?.seq ?? anchor.seq + 1, anchor };
+    }
+    return { ok: true, entries, anchor: anchor ?? null };
   }
 
   // ---- webhooks ----

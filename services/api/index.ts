@@ -10,6 +10,7 @@ import type { Logger } from "../../lib/telemetry/log.ts";
 import type { Metrics } from "../../lib/telemetry/metrics.ts";
 import type { WatchlistChanges } from "../../lib/watchlist/changes.ts";
 import type { PhotoEmbedder } from "../../lib/watchlist/photo.ts";
+import { auditRetention } from "../../lib/api/audit-retention.ts";
 import { buildApi } from "./app.ts";
 import type { ZodApp } from "./context.ts";
 import { LiveFeed } from "./live.ts";
@@ -127,6 +128,14 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
     throw err;
   }
   log.info({ url, openapi: `${url}/openapi.json` }, "api: listening");
+  const audit = auditRetention(deps.apiStore, {
+    days: config.api.auditRetentionDays,
+    everyS: config.store.retentionEveryS,
+    onTrimmed: (t) =>
+      t.removed > 0 &&
+      log.info({ removed: t.removed, anchorSeq: t.anchor?.seq }, "api: audit entries past retention trimmed"),
+    onError: (err) => log.warn({ err }, "api: audit retention pass failed; retried next period"),
+  }).start(0);
   let stopping: Promise<void> | undefined;
   return {
     app,
@@ -137,6 +146,7 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
     stop: () =>
       (stopping ??= (async () => {
         // Streams are closed with the server (forceCloseConnections); then nothing new reaches the sinks.
+        await audit.stop();
         await app.close();
         await feed.stop();
         await webhooks.stop();

@@ -105,7 +105,13 @@ export function adminRoutes(app: ZodApp, ctx: ApiContext) {
         summary: "Check the audit log's hash chain: every entry follows from the ones before it",
         tags: ["audit"],
         response: {
-          200: z.object({ ok: z.boolean(), entries: z.number(), brokenAt: z.number().optional() }),
+          200: z.object({
+            ok: z.boolean(),
+            entries: z.number(),
+            brokenAt: z.number().optional(),
+            /** Where the kept log starts after retention trimmed it; null while nothing was trimmed. */
+            anchor: z.object({ seq: z.number(), hash: z.string(), ts: z.number() }).nullable(),
+          }),
           ...errors,
         },
       },
