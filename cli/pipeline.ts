@@ -19,6 +19,7 @@ import { createIngest } from "../services/ingest/index.ts";
 import type { CameraManager } from "../services/ingest/camera-manager.ts";
 import type { CameraSpec } from "../services/ingest/camera.ts";
 import { createMatch } from "../services/match/index.ts";
+import type { IdentityStore } from "../lib/store/identity-store.ts";
 import type { MatchStage } from "../services/match/stage.ts";
 
 /**
@@ -39,7 +40,7 @@ export class EmbeddedPipeline {
     private readonly config: Config,
     vision: { analyzer: FrameAnalyzer; embedder: Embedder },
     private readonly closeVision: () => Promise<void>,
-    stores: { watchlist: WatchlistStore; history: SightingStore & AlertStore },
+    stores: { watchlist: WatchlistStore; history: SightingStore & AlertStore; unknowns?: IdentityStore },
     private readonly onEvent: (e: VigilEvent) => void,
   ) {
     this.bus = new MemoryBus({
@@ -67,7 +68,7 @@ export class EmbeddedPipeline {
   static async start(
     config: Config,
     vision: Vision,
-    stores: { watchlist: WatchlistStore; history: SightingStore & AlertStore },
+    stores: { watchlist: WatchlistStore; history: SightingStore & AlertStore; unknowns?: IdentityStore },
     onEvent: (e: VigilEvent) => void,
   ) {
     const threads = config.models.inferenceWorkers ? await startVisionThreads(config, vision) : undefined;

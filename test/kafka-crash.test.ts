@@ -171,10 +171,16 @@ describe("crash safety over a real Kafka broker", () => {
       const store = new SqliteStore(file);
       try {
         const sightings = (await store.browse({ limit: 100 })).items
-          .map((s) => `${s.id} faces=${s.faces} match=${s.match?.personId ?? "-"}`)
+          .map(
+            (s) => `${s.id} faces=${s.faces} match=${s.match?.personId ?? "-"} unknown=${s.unknownId ?? "-"}`,
+          )
           .sort();
         const alerts = (await store.listAlerts({ limit: 100 })).items.map((a) => a.id).sort();
-        return { sightings, alerts };
+        // The stranger's identity: assigned once, whatever the crashes replayed.
+        const unknowns = (await store.unknowns.listUnknowns({ limit: 100 })).items.map(
+          (u) => `${u.id} count=${u.count} cameras=${u.cameras.join(",")}`,
+        );
+        return { sightings, alerts, unknowns };
       } finally {
         store.close();
       }
@@ -183,6 +189,7 @@ describe("crash safety over a real Kafka broker", () => {
     // Alice twice (an alert each time: the second pass is past the cool-down), the stranger once, unknown.
     expect(a.sightings).toHaveLength(3);
     expect(a.alerts).toHaveLength(2);
+    expect(a.unknowns).toEqual([expect.stringMatching(/^unknown-[0-9a-f]{12} count=1 /)]);
     expect(b).toEqual(a);
     for (const p of [ref, crash]) expect((await p.kill("SIGTERM")).code).toBe(0);
     await d.raw.close();

@@ -91,8 +91,11 @@ describe("scheduled retention", () => {
     expect(await retention.tick()).toEqual({
       sightingsBefore: NOW - 30 * DAY,
       alertsBefore: NOW - 90 * DAY,
+      // No period of their own given: unknown identities follow the sightings'.
+      unknownsBefore: NOW - 30 * DAY,
       sightings: 1,
       alerts: 1,
+      unknowns: 0,
     });
     expect(purged).toHaveLength(1);
 

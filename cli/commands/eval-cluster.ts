@@ -1,7 +1,7 @@
 import type { Config } from "../../lib/config/index.ts";
 import { evaluateCluster } from "../../lib/eval/cluster.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
-import { thresholdFor } from "../../lib/vision/models/calibration.ts";
+import { unknownThresholdFor } from "../../lib/identities/threshold.ts";
 import { UsageError, visionFor } from "../context.ts";
 
 export interface EvalClusterOptions {
@@ -18,8 +18,8 @@ export async function evalClusterCommand(config: Config, opts: EvalClusterOption
   if (!(Number.isInteger(opts.minImages) && opts.minImages >= 1))
     throw new UsageError(`--min-images must be a whole number ≥ 1, got ${opts.minImages}`);
   const vision = await visionFor(config);
-  // The model's calibrated same-person threshold: a face joins an identity only as it would match a person.
-  const threshold = opts.threshold ?? thresholdFor(vision.embedder.modelId, config);
+  // What live assignment uses (identities.threshold, else the model's calibrated same-person threshold).
+  const threshold = opts.threshold ?? unknownThresholdFor(vision.embedder.modelId, config);
   const r = await evaluateCluster(
     vision,
     opts.images,

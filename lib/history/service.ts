@@ -4,6 +4,8 @@ import { checkLimit, type Page } from "../store/paging.ts";
 import type { SightingBrowse, SightingHit, SightingRecord, SightingStore } from "../store/sighting-store.ts";
 import { photoName, type PhotoEmbedder, type PhotoInput } from "../watchlist/photo.ts";
 import { buildTimeline, type Visit } from "./timeline.ts";
+import { isUnknownId } from "../identities/identity.ts";
+import { sightingsOfUnknown } from "../identities/service.ts";
 
 export interface HistoryServiceDeps {
   store: SightingStore & AlertStore;
@@ -130,6 +132,13 @@ export class HistoryService {
     const mergeGapMs = options.mergeGapMs ?? 60_000;
     if ("personId" in who) {
       const sightings = await this.store.byPerson(who.personId, options);
+      // An unknown identity's id is taken like a person's (and a person promoted from one may carry its id:
+      // then the timeline holds both the stranger's sightings and the person's matches).
+      if (isUnknownId(who.personId)) {
+        const seen = new Set(sightings.map((s) => s.id));
+        for (const s of await sightingsOfUnknown(this.store, who.personId, options))
+          if (!seen.has(s.id)) sightings.push(s);
+      }
       return { visits: buildTimeline(sightings, mergeGapMs), sightings: sightings.length };
     }
     const face = await this.faceOf(who.photo);

@@ -1,23 +1,33 @@
 import type { Config } from "../config/index.ts";
 import type { AlertStore } from "../store/alert-store.ts";
+import type { IdentityStore } from "../store/identity-store.ts";
 import type { SightingStore } from "../store/sighting-store.ts";
 
 const DAY_MS = 86_400_000;
 
-/** What retention needs of a store: both stores delete a record's crop with the record. */
-export type RetentionStore = Pick<SightingStore, "purgeBefore"> & Pick<AlertStore, "purgeAlertsBefore">;
+/**
+ * What retention needs of a store: both stores delete a record's crop with the record. A store with unknown
+ * identities also forgets those not seen within their own period.
+ */
+export type RetentionStore = Pick<SightingStore, "purgeBefore"> &
+  Pick<AlertStore, "purgeAlertsBefore"> & { unknowns?: Pick<IdentityStore, "purgeUnknownsBefore"> };
 
 export interface RetentionResult {
   /** The cut-offs used (ms since the epoch): records older than these were deleted. */
   sightingsBefore: number;
   alertsBefore: number;
+  /** Unknown identities last seen before this were deleted (absent: the store keeps none). */
+  unknownsBefore?: number;
   sightings: number;
   alerts: number;
+  unknowns: number;
 }
 
 export interface RetentionOptions {
   retentionDays: number;
   alertRetentionDays: number;
+  /** Unknown identities not seen for this long are deleted; default: `retentionDays`. */
+  unknownRetentionDays?: number;
   everyS: number;
   /** The clock the cut-offs are taken from; tests move it instead of waiting days. */
   now?: () => number;
@@ -29,14 +39,16 @@ export interface RetentionOptions {
 
 export const retentionOptions = (
   config: Pick<Config, "store">,
-): Pick<RetentionOptions, "retentionDays" | "alertRetentionDays" | "everyS"> => ({
+): Pick<RetentionOptions, "retentionDays" | "alertRetentionDays" | "unknownRetentionDays" | "everyS"> => ({
   retentionDays: config.store.retentionDays,
   alertRetentionDays: config.store.alertRetentionDays,
+  unknownRetentionDays: config.store.unknownRetentionDays,
   everyS: config.store.retentionEveryS,
 });
 
 /**
- * Deletes expired sightings and alerts (with their crops) every `everyS` inside a long-running process, so a
+ * Deletes expired sightings and alerts (with their crops), and unknown identities not seen within their period,
+ * every `everyS` inside a long-running process, so a
  * deployment that runs for months keeps only its retention periods' worth rather than what it held at start.
  * Several processes may run one each on the same store: purging is idempotent.
  */
@@ -93,7 +105,13 @@ export class RetentionScheduler {
     const alertsBefore = now - this.options.alertRetentionDays * DAY_MS;
     const sightings = await this.store.purgeBefore(sightingsBefore);
     const alerts = await this.store.purgeAlertsBefore(alertsBefore);
-    const result = { sightingsBefore, alertsBefore, sightings, alerts };
+    let result: RetentionResult = { sightingsBefore, alertsBefore, sightings, alerts, unknowns: 0 };
+    if (this.store.unknowns) {
+      // An identity's period runs from when it was last seen, however long ago it was first seen.
+      const unknownsBefore = now - (this.options.unknownRetentionDays ?? this.options.retentionDays) * DAY_MS;
+      const unknowns = await this.store.unknowns.purgeUnknownsBefore(unknownsBefore);
+      result = { ...result, unknownsBefore, unknowns };
+    }
     this.options.onPurged?.(result);
     return result;
   }

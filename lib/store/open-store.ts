@@ -1,6 +1,7 @@
 import path from "node:path";
 import { storePath, type Config } from "../config/index.ts";
 import type { AlertStore } from "./alert-store.ts";
+import type { IdentityStore } from "./identity-store.ts";
 import { FolderCropStore, type CropStore } from "./crop-store.ts";
 import { QdrantStore } from "./qdrant-store.ts";
 import { S3CropStore } from "./s3-crop-store.ts";
@@ -10,7 +11,10 @@ import { SqliteStore } from "./sqlite-store.ts";
 import type { StateStore } from "./state-store.ts";
 import type { WatchlistStore } from "./watchlist-store.ts";
 
-export type Store = WatchlistStore & SightingStore & AlertStore & StateStore & { close(): void };
+export type Store = WatchlistStore &
+  SightingStore &
+  AlertStore &
+  StateStore & { close(): void; unknowns: IdentityStore };
 
 /** The configured store: the embedded SQLite file by default, Qdrant for the scale-out deployment. */
 export function openStore(config: Config, fileOverride?: string): Store {

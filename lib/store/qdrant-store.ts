@@ -31,6 +31,7 @@ import type {
 } from "./alert-store.ts";
 import type { StateStore } from "./state-store.ts";
 import { cropKey, putCrops, type CropStore } from "./crop-store.ts";
+import { QdrantIdentities } from "./qdrant-identities.ts";
 import {
   checkLimit,
   decodeCursor,
@@ -57,8 +58,8 @@ const PURGE_BATCH = 1000;
 const BULKY = ["crop", "vector"];
 const OLD_CROP = ["crop"];
 
-type Payload = Record<string, unknown>;
-type FilterCondition = Record<string, unknown>;
+export type Payload = Record<string, unknown>;
+export type FilterCondition = Record<string, unknown>;
 type IndexKind = "keyword" | "integer" | "bool";
 type PayloadSelection = true | { include: string[] } | { exclude: string[] };
 
@@ -81,7 +82,10 @@ const unb64 = (text: unknown) => new Uint8Array(Buffer.from(String(text), "base6
  * by another process counts from the next batch on.
  */
 export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, StateStore {
-  private readonly client: QdrantClient;
+  /** The helpers below without `private` are shared with QdrantIdentities (qdrant-identities.ts). */
+  readonly client: QdrantClient;
+  /** Unknown identities: a centroid collection per model beside the sightings. */
+  readonly unknowns: QdrantIdentities;
   private ready = new Map<string, Promise<void>>();
 
   constructor(
@@ -91,6 +95,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     private readonly crops: CropStore,
   ) {
     this.client = new QdrantClient({ url, apiKey, checkCompatibility: false });
+    this.unknowns = new QdrantIdentities(this);
   }
 
   /** The REST client holds no connection to release; the crop store may. */
@@ -106,12 +111,12 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     return this.crops.check();
   }
 
-  private name(kind: string, modelId?: string) {
+  name(kind: string, modelId?: string) {
     return modelId ? `${this.prefix}_${kind}__${safe(modelId)}` : `${this.prefix}_${kind}`;
   }
 
   /** Creates a collection (and its payload indexes) once per process; safe when it already exists. */
-  private ensure(collection: string, size: number, indexes: Record<string, IndexKind>) {
+  ensure(collection: string, size: number, indexes: Record<string, IndexKind>) {
     let pending = this.ready.get(collection);
     if (!pending) {
       pending = (async () => {
@@ -132,19 +137,19 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     return pending;
   }
 
-  private async collections(kind: string): Promise<string[]> {
+  async collections(kind: string): Promise<string[]> {
     const { collections } = await this.client.getCollections();
     const prefix = `${this.prefix}_${kind}__`;
     return collections.map((c) => c.name).filter((n) => n.startsWith(prefix));
   }
 
-  private async upsert(collection: string, points: { id: string; vector: number[]; payload: Payload }[]) {
+  async upsert(collection: string, points: { id: string; vector: number[]; payload: Payload }[]) {
     for (let i = 0; i < points.length; i += UPSERT_BATCH) {
       await this.client.upsert(collection, { wait: true, points: points.slice(i, i + UPSERT_BATCH) });
     }
   }
 
-  private async scrollAll(collection: string, filter?: { must: FilterCondition[] }, exclude: string[] = []) {
+  async scrollAll(collection: string, filter?: { must: FilterCondition[] }, exclude: string[] = []) {
     const out: { id: string | number; payload?: Payload | null }[] = [];
     let offset: string | number | undefined | null = undefined;
     do {
@@ -171,7 +176,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
    * orders by the field but not by our id within equal values, and refuses `offset` with `order_by`, so a page
    * edge that falls inside a run of equal times is completed by fetching that run whole.
    */
-  private async orderedPage(
+  async orderedPage(
     collection: string,
     must: FilterCondition[],
     key: string,
@@ -427,13 +432,27 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
         startTs: "integer",
         endTs: "integer",
         personId: "keyword",
+        unknownId: "keyword",
       });
+      // Upsert replaces a whole payload: a replayed sighting keeps the unknown identity it was assigned to.
+      const assigned = new Map<string, unknown>();
+      for (let i = 0; i < list.length; i += UPSERT_BATCH) {
+        const rows = await this.client.retrieve(col, {
+          ids: list.slice(i, i + UPSERT_BATCH).map((s) => pointId(s.id)),
+          with_payload: { include: ["id", "unknownId"] },
+        });
+        for (const r of rows)
+          if (r.payload?.unknownId) assigned.set(String(r.payload.id), r.payload.unknownId);
+      }
       await this.upsert(
         col,
         list.map((s) => ({
           id: pointId(s.id),
           vector: Array.from(s.vector),
-          payload: flattenSighting(s),
+          payload: {
+            ...flattenSighting(s),
+            ...(assigned.has(s.id) ? { unknownId: assigned.get(s.id) } : {}),
+          },
         })),
       );
     }
@@ -483,6 +502,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     const must: FilterCondition[] = [];
     if (q.cameras && q.cameras.length > 0) must.push({ key: "cameraId", match: { any: q.cameras } });
     if (q.personId !== undefined) must.push({ key: "personId", match: { value: q.personId } });
+    if (q.unknownId !== undefined) must.push({ key: "unknownId", match: { value: q.unknownId } });
     if (q.since !== undefined || q.until !== undefined)
       must.push({
         key: "startTs",
@@ -776,6 +796,7 @@ function toRecord(p: Payload): SightingRecord {
     match: p.personId
       ? { personId: String(p.personId), name: String(p.personName ?? ""), score: Number(p.score) }
       : null,
+    ...(p.unknownId ? { unknownId: String(p.unknownId) } : {}),
   };
 }
 

@@ -11,6 +11,11 @@ export interface SightingRecord {
   modelId: string;
   quality: QualityScores;
   match: { personId: string; name: string; score: number } | null;
+  /**
+   * The unknown identity a sighting that matched nobody was assigned to (lib/store/identity-store.ts); absent
+   * when none. Set by assignment only: storing a sighting again keeps it.
+   */
+  unknownId?: string;
 }
 
 export interface Sighting extends SightingRecord {
@@ -37,6 +42,8 @@ export interface SightingBrowse extends PageRequest {
   since?: number;
   until?: number;
   personId?: string;
+  /** Only the sightings of this unknown identity. */
+  unknownId?: string;
 }
 
 export interface SightingHit {

@@ -34,6 +34,7 @@ import type { StateStore } from "./state-store.ts";
 import type { Page } from "./paging.ts";
 import { keysetPage } from "./sqlite-paging.ts";
 import { cosine, type Box } from "../geometry/index.ts";
+import { SqliteIdentities } from "./sqlite-identities.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, name TEXT NOT NULL, watchlist_id TEXT NOT NULL);
@@ -72,7 +73,7 @@ ${["people", "faces"]
 `;
 
 const SIGHTING_COLUMNS =
-  "id, track_id, camera_id, start_ts, end_ts, faces, model_id, quality, person_id, person_name, score";
+  "id, track_id, camera_id, start_ts, end_ts, faces, model_id, quality, person_id, person_name, score, unknown_id";
 const ALERT_COLUMNS =
   "id, watchlist_id, person_id, person_name, camera_id, ts, score, threshold, model_id, face_id, box, ack_by, ack_ts, ack_note";
 
@@ -88,6 +89,7 @@ interface SightingRow {
   person_id: string | null;
   person_name: string | null;
   score: number | null;
+  unknown_id: string | null;
 }
 
 interface AlertRow {
@@ -117,6 +119,7 @@ const toRecord = (r: SightingRow): SightingRecord => ({
   modelId: r.model_id,
   quality: JSON.parse(r.quality) as SightingRecord["quality"],
   match: r.person_id ? { personId: r.person_id, name: r.person_name ?? "", score: r.score ?? 0 } : null,
+  ...(r.unknown_id ? { unknownId: r.unknown_id } : {}),
 });
 
 const toAlert = (r: AlertRow): AlertRecord => ({
@@ -232,6 +235,8 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
   private writeTransaction: ((name: Versioned, fn: () => unknown) => unknown) | undefined;
   /** Reloads done because the file changed (for tests and diagnostics). */
   readonly reloads = { watchlist: 0, sightings: 0 };
+  /** Unknown identities: tables of their own beside the sightings they group. */
+  readonly unknowns: SqliteIdentities;
 
   constructor(
     readonly file: string,
@@ -245,6 +250,7 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
     this.db.exec(SCHEMA);
+    this.unknowns = new SqliteIdentities(this.db);
     this.dataVersion = this.readDataVersion();
     // One read transaction: the counters and the rows they describe come from the same snapshot.
     this.db.transaction(() => {
@@ -638,6 +644,10 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
     if (q.personId !== undefined) {
       where.push("person_id = ?");
       params.push(q.personId);
+    }
+    if (q.unknownId !== undefined) {
+      where.push("unknown_id = ?");
+      params.push(q.unknownId);
     }
     return keysetPage(
       this.db,

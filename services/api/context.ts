@@ -14,6 +14,7 @@ import type { AlertStore } from "../../lib/store/alert-store.ts";
 import type { AuditActor, AuditStore } from "../../lib/store/audit-store.ts";
 import type { KeyStore, Role } from "../../lib/store/key-store.ts";
 import type { SightingStore } from "../../lib/store/sighting-store.ts";
+import type { IdentityStore } from "../../lib/store/identity-store.ts";
 import type { WatchlistStore } from "../../lib/store/watchlist-store.ts";
 import type { WebhookStore } from "../../lib/store/webhook-store.ts";
 import type { Metrics } from "../../lib/telemetry/metrics.ts";
@@ -56,7 +57,7 @@ declare module "fastify" {
 
 export interface ApiDeps {
   config: Config;
-  store: WatchlistStore & SightingStore & AlertStore;
+  store: WatchlistStore & SightingStore & AlertStore & { unknowns: IdentityStore };
   apiStore: KeyStore & AuditStore & WebhookStore;
   photos: PhotoEmbedder;
   thresholdFor: (modelId: string) => number;

@@ -5,6 +5,7 @@ import { DeadLetterContract, Topics } from "../../lib/contracts/index.ts";
 import type { AlertStore } from "../../lib/store/alert-store.ts";
 import type { SqliteApiStore } from "../../lib/store/sqlite-api-store.ts";
 import type { SightingStore } from "../../lib/store/sighting-store.ts";
+import type { IdentityStore } from "../../lib/store/identity-store.ts";
 import type { WatchlistStore } from "../../lib/store/watchlist-store.ts";
 import type { Logger } from "../../lib/telemetry/log.ts";
 import type { Metrics } from "../../lib/telemetry/metrics.ts";
@@ -20,7 +21,7 @@ import { WebhookDispatcher } from "./webhooks.ts";
 export interface ApiServerDeps {
   config: Config;
   bus: Bus;
-  store: WatchlistStore & SightingStore & AlertStore;
+  store: WatchlistStore & SightingStore & AlertStore & { unknowns: IdentityStore };
   apiStore: SqliteApiStore;
   photos: PhotoEmbedder;
   thresholdFor: (modelId: string) => number;

@@ -23,9 +23,9 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
     const retention = new RetentionScheduler(store, {
       ...retentionOptions(config),
       onPurged: (r) => {
-        if (r.sightings > 0 || r.alerts > 0)
+        if (r.sightings > 0 || r.alerts > 0 || r.unknowns > 0)
           ctx.log.info(
-            { sightings: r.sightings, alerts: r.alerts },
+            { sightings: r.sightings, alerts: r.alerts, unknowns: r.unknowns },
             "match: retention deleted expired records",
           );
       },
@@ -33,7 +33,7 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
     }).start(0);
     const stage = await startStage(
       ctx,
-      createMatch(config, { watchlist: store, history: store, state: store }),
+      createMatch(config, { watchlist: store, history: store, state: store, unknowns: store.unknowns }),
       async () => {
         await retention.stop();
         await changes.stop();

@@ -13,6 +13,7 @@ import type { BatchInfo, Emit, Stage } from "../../lib/runtime/stage.ts";
 import { alertFromMessage, type AlertStore } from "../../lib/store/alert-store.ts";
 import type { Sighting, SightingStore } from "../../lib/store/sighting-store.ts";
 import type { StateStore } from "../../lib/store/state-store.ts";
+import type { IdentityStore } from "../../lib/store/identity-store.ts";
 import type { WatchlistMatch, WatchlistStore } from "../../lib/store/watchlist-store.ts";
 import { encodeJpeg } from "../../lib/vision/pixels/image.ts";
 import { CameraTracker, type Track, type TrackerOptions } from "./tracker.ts";
@@ -48,6 +49,11 @@ export interface MatchOptions {
    * over resumes them and skips what they already hold. Off in one process, where the bus is not durable either.
    */
   checkpoints?: { state: StateStore; namespace: string };
+  /**
+   * Sightings that match nobody join unknown identities (lib/store/identity-store.ts), at `thresholdFor` the
+   * sighting's model. Absent: they are stored unlabelled.
+   */
+  unknowns?: { store: IdentityStore; thresholdFor: (modelId: string) => number };
 }
 
 type Face = MatchFace;
@@ -85,7 +91,15 @@ export class MatchStage implements Stage<EmbeddingMessage> {
   /** Per partition restored from a checkpoint: records below this offset are already in the state. */
   private resumeFrom = new Map<string, bigint>();
   /** `heldBack`: looks whose template reached a person's threshold before the track could be trusted. */
-  readonly stats = { sightings: 0, alerts: 0, excluded: 0, heldBack: 0, replayed: 0 };
+  readonly stats = {
+    sightings: 0,
+    alerts: 0,
+    excluded: 0,
+    heldBack: 0,
+    replayed: 0,
+    unknownsJoined: 0,
+    unknownsCreated: 0,
+  };
 
   constructor(
     private readonly watchlist: WatchlistStore,
@@ -338,6 +352,24 @@ export class MatchStage implements Stage<EmbeddingMessage> {
     return { topic: Topics.alerts, key: match.person.watchlistId, value: AlertContract.encode(alert) };
   }
 
+  /**
+   * One assignment per track: a track ends in exactly one sighting, and its template (the vector the watchlist
+   * was matched on) is what joins an identity. After the sightings are stored and before the batch's offsets are
+   * committed: a batch replayed after a crash stores the same sightings again and finds them assigned already
+   * (the store assigns each sighting id once), so nothing is counted twice.
+   */
+  private async assignUnknowns(sightings: Sighting[]) {
+    const unknowns = this.options.unknowns;
+    if (!unknowns) return;
+    for (const s of sightings) {
+      if (s.match) continue;
+      const a = await unknowns.store.assignUnknown(s, unknowns.thresholdFor(s.modelId));
+      if (a.replayed) continue;
+      if (a.created) this.stats.unknownsCreated++;
+      else this.stats.unknownsJoined++;
+    }
+  }
+
   private async sightingsFor(tracks: Track<Face>[]): Promise<Emit[]> {
     if (tracks.length === 0) return [];
     for (const t of tracks) {
@@ -366,6 +398,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
     // Stored before it is announced: a consumer that hears of a sighting can always look it up.
     await this.history.addSightings(sightings);
     this.stats.sightings += sightings.length;
+    await this.assignUnknowns(sightings);
     return sightings.map((s) => ({
       topic: Topics.sightings,
       key: s.match?.personId ?? s.trackId,

@@ -18,7 +18,11 @@ export const alertCropUrl = (a: { id: string }) => `/v1/alerts/${encodeURICompon
 export const sightingCropUrl = (s: { id: string }) => `/v1/sightings/${encodeURIComponent(s.id)}/crop`;
 
 export const alertOut = (a: AlertRecord) => ({ ...a, cropUrl: alertCropUrl(a) });
-export const sightingOut = (s: SightingRecord) => ({ ...s, cropUrl: sightingCropUrl(s) });
+export const sightingOut = (s: SightingRecord) => ({
+  ...s,
+  unknownId: s.unknownId ?? null,
+  cropUrl: sightingCropUrl(s),
+});
 
 /** What the audit entry of this request says; called before the work, so a failure is recorded the same. */
 export function audit(request: FastifyRequest, target: string | null, summary: Record<string, unknown> = {}) {

@@ -1,0 +1,113 @@
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { Topics, vectorToBytes, type EmbeddingMessage } from "../lib/contracts/index.ts";
+import { seededRandom } from "../lib/eval/cluster.ts";
+import { l2normalize } from "../lib/geometry/index.ts";
+import type { BusRecord } from "../lib/bus/bus.ts";
+import { SqliteStore } from "../lib/store/sqlite-store.ts";
+import { MatchStage, type MatchOptions } from "../services/match/stage.ts";
+import { tempDir } from "./helpers.ts";
+
+const random = seededRandom(21);
+const direction = () => l2normalize(new Float32Array(32).map(() => random() - 0.5));
+const near = (v: Float32Array) => {
+  const d = direction();
+  return l2normalize(v.map((x, k) => x + 0.15 * d[k]!));
+};
+const quality = { faceSize: 90, interOcular: 40, sharpness: 120, yawDeg: 0, pitchDeg: 0, detScore: 0.95 };
+
+function message(cameraId: string, seq: number, ts: number, v: Float32Array): EmbeddingMessage {
+  return {
+    faceId: `${cameraId}:${seq}:0`,
+    cameraId,
+    frameSeq: seq,
+    captureTs: ts,
+    frameWidth: 1280,
+    frameHeight: 720,
+    box: { x: 100 + seq, y: 80, width: 90, height: 90 },
+    landmarks: [
+      [120, 110],
+      [160, 110],
+      [140, 130],
+      [125, 150],
+      [155, 150],
+    ],
+    quality,
+    detectorModel: "yunet-2026may",
+    cropSize: { width: 2, height: 2 },
+    crop: Uint8Array.from({ length: 12 }, (_, i) => i * 20 + seq),
+    modelId: "m1",
+    dim: v.length,
+    vector: vectorToBytes(v),
+  };
+}
+
+/** The batch as a runner hands it over: every record on partition 0 of vigil.embeddings, offsets from `first`. */
+const batch = (messages: EmbeddingMessage[], first: number) => ({
+  messages,
+  info: {
+    records: messages.map((m, i): BusRecord => ({
+      topic: Topics.embeddings,
+      partition: 0,
+      offset: String(first + i),
+      timestamp: m.captureTs,
+      key: m.cameraId,
+      value: new Uint8Array(0),
+    })),
+  },
+});
+
+describe("the match stage assigns unknown identities, once per track, exactly once across a crash", () => {
+  it("one stranger on two cameras is one identity; a replayed batch after a crash counts nothing twice", async () => {
+    const store = new SqliteStore(path.join(tempDir(), "vigil.db"));
+    const options: MatchOptions = {
+      thresholdFor: () => 0.5,
+      minTrustFor: () => 0,
+      recognisabilityFor: () => undefined,
+      alertCooldownMs: 30_000,
+      tracker: { timeoutMs: 3000, similarity: 0.3, iou: 0.1, reacquire: 0.55 },
+      exclusionSimilarity: 0.5,
+      checkpoints: { state: store, namespace: "match-test" },
+      unknowns: { store: store.unknowns, thresholdFor: () => 0.6 },
+    };
+    const stranger = direction();
+    // Five looks on each of two cameras (two tracks), then a second stranger much later, which ends them.
+    const first = batch(
+      [0, 1, 2, 3, 4].flatMap((i) => [
+        message("door", i, 1000 + i * 200, near(stranger)),
+        message("yard", i, 1100 + i * 200, near(stranger)),
+      ]),
+      0,
+    );
+    const second = batch([message("lobby", 0, 20_000, direction())], 10);
+
+    const a = new MatchStage(store, store, options);
+    await a.assigned([{ topic: Topics.embeddings, partition: 0 }]);
+    await a.handle(first.messages, first.info);
+    await a.checkpoint();
+    await a.handle(second.messages, second.info);
+    // …and the process dies here: sightings stored and assigned, the checkpoint and offsets not.
+    expect(a.stats).toMatchObject({ sightings: 2, unknownsCreated: 1, unknownsJoined: 1 });
+    const [identity] = (await store.unknowns.listUnknowns({ limit: 10 })).items;
+    expect(identity).toMatchObject({ count: 2, cameras: ["door", "yard"] });
+
+    // The replacement resumes from the checkpoint and is handed the uncommitted batch again.
+    const b = new MatchStage(store, store, options);
+    await b.assigned([{ topic: Topics.embeddings, partition: 0 }]);
+    await b.handle(second.messages, second.info);
+    expect(b.stats).toMatchObject({ sightings: 2, unknownsCreated: 0, unknownsJoined: 0 });
+    expect(await store.unknowns.getUnknown(identity!.id)).toMatchObject({ count: 2 });
+    // One sighting per track, each labelled with the identity.
+    const theirs = await store.browse({ limit: 10, unknownId: identity!.id });
+    expect(theirs.items.map((s) => [s.cameraId, s.faces])).toEqual([
+      ["yard", 5],
+      ["door", 5],
+    ]);
+
+    // The lobby's stranger ends with the stream: an identity of its own.
+    await b.flush();
+    expect(b.stats.unknownsCreated).toBe(1);
+    expect((await store.unknowns.listUnknowns({ limit: 10 })).items).toHaveLength(2);
+    store.close();
+  });
+});

@@ -1,0 +1,119 @@
+import path from "node:path";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../lib/config/index.ts";
+import { seededRandom } from "../lib/eval/cluster.ts";
+import { l2normalize } from "../lib/geometry/index.ts";
+import { RetentionScheduler, retentionOptions } from "../lib/runtime/retention.ts";
+import { FolderCropStore } from "../lib/store/crop-store.ts";
+import type { IdentityStore } from "../lib/store/identity-store.ts";
+import { QdrantStore } from "../lib/store/qdrant-store.ts";
+import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
+import type { AlertStore } from "../lib/store/alert-store.ts";
+import { SqliteStore } from "../lib/store/sqlite-store.ts";
+import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
+import { tempDir } from "./helpers.ts";
+
+const DAY = 86_400_000;
+const NOW = Date.UTC(2026, 10, 28, 12);
+
+const vec = (seed: number) => {
+  const random = seededRandom(seed);
+  return l2normalize(new Float32Array(32).map(() => random() - 0.5));
+};
+const sighting = (id: string, endTs: number, seed: number): Sighting => ({
+  id,
+  trackId: `t-${id}`,
+  cameraId: "door",
+  startTs: endTs - 1000,
+  endTs,
+  faces: 3,
+  modelId: "m1",
+  quality: { faceSize: 80, interOcular: 30, sharpness: 100, yawDeg: 0, pitchDeg: 0, detScore: 0.9 },
+  match: null,
+  vector: vec(seed),
+  crop: Uint8Array.of(1, 2, seed),
+});
+
+type Store = SightingStore & AlertStore & { unknowns: IdentityStore };
+
+/**
+ * Unknown identities have a retention period of their own (`store.unknownRetentionDays`), counted from when
+ * each was last seen; the scheduled pass deletes them, and their sightings still kept lose the label only.
+ */
+async function retentionOfUnknowns(store: Store) {
+  // Sightings are kept 30 days, identities 7: one stranger last seen 8 days ago, one 6 days ago.
+  const stale = sighting("stale", NOW - 8 * DAY, 1);
+  const fresh = sighting("fresh", NOW - 6 * DAY, 2);
+  await store.addSightings([stale, fresh]);
+  const staleId = (await store.unknowns.assignUnknown(stale, 0.5)).id;
+  const freshId = (await store.unknowns.assignUnknown(fresh, 0.5)).id;
+  expect(staleId).not.toBe(freshId);
+
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+  const passes: { unknowns: number; unknownsBefore?: number }[] = [];
+  const retention = new RetentionScheduler(store, {
+    retentionDays: 30,
+    alertRetentionDays: 90,
+    unknownRetentionDays: 7,
+    everyS: 3600,
+    now: () => NOW,
+    onPurged: (r) => passes.push({ unknowns: r.unknowns, unknownsBefore: r.unknownsBefore }),
+  }).start(0);
+  try {
+    // The pass talks to the store (HTTP for Qdrant): wait for it, not just for the timer.
+    await vi.advanceTimersByTimeAsync(0);
+    await vi.waitFor(() => expect(passes).toHaveLength(1), { timeout: 10_000 });
+    expect(passes).toEqual([{ unknowns: 1, unknownsBefore: NOW - 7 * DAY }]);
+    expect(await store.unknowns.getUnknown(staleId)).toBeUndefined();
+    expect(await store.unknowns.getUnknown(freshId)).toMatchObject({ count: 1 });
+    // The sighting is history under its own period: kept, unlabelled.
+    const kept = await store.getSighting("stale");
+    expect(kept?.id).toBe("stale");
+    expect(kept?.unknownId).toBeUndefined();
+    expect((await store.getSighting("fresh"))?.unknownId).toBe(freshId);
+    // The next period finds nothing more to delete.
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    await vi.waitFor(() => expect(passes).toHaveLength(2), { timeout: 10_000 });
+    expect(passes.map((p) => p.unknowns)).toEqual([1, 0]);
+  } finally {
+    await retention.stop();
+    vi.useRealTimers();
+  }
+}
+
+describe("retention of unknown identities", () => {
+  const fakes: FakeQdrant[] = [];
+  afterAll(async () => {
+    for (const f of fakes) await f.stop();
+  });
+
+  it("deletes identities not seen within store.unknownRetentionDays (embedded SQLite store)", async () => {
+    const store = new SqliteStore(path.join(tempDir("vigil-retention-"), "vigil.db"));
+    try {
+      await retentionOfUnknowns(store);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("deletes identities not seen within store.unknownRetentionDays (Qdrant store, OpenAPI-validating fake)", async () => {
+    const fake = await new FakeQdrant(
+      process.env.VIGIL_QDRANT_OPENAPI ?? path.resolve("../shared/qdrant/openapi-v1.19.json"),
+    ).start();
+    fakes.push(fake);
+    const store = new QdrantStore(
+      fake.url,
+      "unkret",
+      undefined,
+      new FolderCropStore(path.join(tempDir("vigil-retention-"), "crops")),
+    );
+    await retentionOfUnknowns(store);
+    expect(fake.violations).toEqual([]);
+  });
+
+  it("takes the period from the config (default 30 days)", () => {
+    expect(retentionOptions(loadConfig({ env: {} })).unknownRetentionDays).toBe(30);
+    const set = loadConfig({ env: {}, overrides: { "store.unknownRetentionDays": 7 } });
+    expect(retentionOptions(set).unknownRetentionDays).toBe(7);
+  });
+});
