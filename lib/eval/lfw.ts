@@ -6,6 +6,8 @@ import type { Vision } from "../vision/inference/vision.ts";
 import { parseLfwPairs } from "./lfw-pairs.ts";
 import { crossValidate, tarAtFar, type FoldResult, type ScoredPair } from "./verification.ts";
 import { cosine, type Point } from "../geometry/index.ts";
+import type { EmbeddingCache } from "./embedding-cache.ts";
+import { applyHead, type Head } from "../vision/models/heads.ts";
 
 export interface LfwReport {
   protocol: string;
@@ -50,25 +52,42 @@ export function centralFace(faces: AlignedFace[], image: BgrImage): AlignedFace 
   return best;
 }
 
-export async function evaluateLfw(
+type OnProgress = (phase: string, total: number) => { tick(): void; done(): void };
+const noProgress: OnProgress = () => ({ tick() {}, done() {} });
+
+export interface LfwVectors {
+  vectors: Map<string, Float32Array>;
+  /** Images where no face was detected: aligned with the mean landmark layout of the detected faces. */
+  missing: string[];
+  /** Faces below the live quality gate (kept for the protocol), by file. */
+  belowGate: Set<string>;
+}
+
+/**
+ * The base model's vector of each image's central face (the LFW protocol's detect → align → embed), from the
+ * embedding cache when every file is in it, else computed (and cached when a cache is given).
+ */
+export async function lfwVectors(
   vision: Vision,
   imagesDir: string,
-  pairsFile: string,
-  onProgress: (phase: string, total: number) => { tick(): void; done(): void } = () => ({
-    tick() {},
-    done() {},
-  }),
-  flip = true,
-): Promise<LfwReport> {
-  const started = Date.now();
-  const { folds, pairs } = parseLfwPairs(pairsFile);
-  const files = [...new Set(pairs.flatMap((p) => [p.a, p.b]))].sort();
+  files: string[],
+  onProgress: OnProgress = noProgress,
+  cache?: EmbeddingCache,
+): Promise<LfwVectors> {
+  const cached = cache ? files.map((f) => cache.get(path.join(imagesDir, f))) : [];
+  if (cache && cached.every((c) => c !== undefined)) {
+    return {
+      vectors: new Map(files.map((f, i) => [f, cached[i]!.vector])),
+      missing: files.filter((_, i) => !cached[i]!.detected),
+      belowGate: new Set(files.filter((_, i) => cached[i]!.detected && cached[i]!.gateReasons.length > 0)),
+    };
+  }
   const { embedder, analyzer } = vision;
   const crops = new Map<string, BgrImage>();
   const missing: { file: string; image: BgrImage }[] = [];
+  const gate = new Map<string, string[]>();
   const landmarkSum: Point[] = Array.from({ length: 5 }, () => [0, 0] as Point);
   let detected = 0;
-  let belowGate = 0;
 
   const detecting = onProgress("detect + align", files.length);
   for (const file of files) {
@@ -76,7 +95,7 @@ export async function evaluateLfw(
     const face = centralFace(await analyzer.analyze(image), image);
     if (face) {
       crops.set(file, face.crop);
-      if (face.quality.reasons.length > 0) belowGate++;
+      gate.set(file, face.quality.reasons);
       face.detection.landmarks.forEach((p, i) => {
         landmarkSum[i]![0] += p[0] / image.width;
         landmarkSum[i]![1] += p[1] / image.height;
@@ -108,6 +127,45 @@ export async function evaluateLfw(
     for (let k = 0; k < names.length; k++) embedding.tick();
   }
   embedding.done();
+  if (cache) {
+    for (const f of files)
+      cache.set(path.join(imagesDir, f), {
+        vector: vectors.get(f)!,
+        detected: gate.has(f),
+        gateReasons: gate.get(f) ?? [],
+      });
+    cache.save();
+  }
+  const belowGate = new Set([...gate].filter(([, reasons]) => reasons.length > 0).map(([f]) => f));
+  return { vectors, missing: missing.map((m) => m.file), belowGate };
+}
+
+export async function evaluateLfw(
+  vision: Vision,
+  imagesDir: string,
+  pairsFile: string,
+  onProgress: OnProgress = noProgress,
+  flip = true,
+  cache?: EmbeddingCache,
+  /** A trained head applied to the base vectors, exactly as the embed stage applies it (`--head`). */
+  head?: Head,
+): Promise<LfwReport> {
+  const started = Date.now();
+  const { folds, pairs } = parseLfwPairs(pairsFile);
+  const files = [...new Set(pairs.flatMap((p) => [p.a, p.b]))].sort();
+  const { embedder } = vision;
+  const base = await lfwVectors(vision, imagesDir, files, onProgress, cache);
+  const { missing, belowGate } = base;
+  if (head && head.manifest.base !== embedder.modelId)
+    throw new Error(`head ${head.manifest.id} was trained on ${head.manifest.base}, not ${embedder.modelId}`);
+  const vectors = head
+    ? new Map(
+        applyHead(
+          head,
+          files.map((f) => base.vectors.get(f)!),
+        ).map((v, i) => [files[i]!, v]),
+      )
+    : base.vectors;
 
   const scored: ScoredPair[] = pairs.map((p) => ({
     fold: p.fold,
@@ -121,7 +179,7 @@ export async function evaluateLfw(
     protocol: `${folds}-fold LFW verification, threshold chosen on the other folds`,
     pack: vision.pack.id,
     detector: vision.detector.modelId,
-    embedder: embedder.modelId,
+    embedder: head ? `${head.manifest.id} (head on ${embedder.modelId})` : embedder.modelId,
     flip,
     pairs: pairs.length,
     images: files.length,
@@ -133,10 +191,10 @@ export async function evaluateLfw(
     calibration,
     noFace: {
       count: missing.length,
-      files: missing.map((m) => m.file),
+      files: missing,
       fallback: "aligned with the mean landmark layout of the detected faces in this set",
     },
-    belowQualityGate: belowGate,
+    belowQualityGate: belowGate.size,
     seconds: (Date.now() - started) / 1000,
   };
 }

@@ -7,6 +7,8 @@ export interface Panel {
   yLabel: string;
   x: number[];
   series: { name: string; y: number[] }[];
+  /** Tick labels; both axes are shares shown as percentages unless given. */
+  format?: { x?: (v: number) => string; y?: (v: number) => string };
 }
 
 const COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"];
@@ -39,12 +41,12 @@ function panelSvg(p: Panel, ox: number, width: number, height: number): string {
   for (let yv = 0; yv <= yMax + 1e-9; yv += yStep) {
     parts.push(
       `<line x1="${ox + m.left}" x2="${ox + m.left + w}" y1="${Y(yv)}" y2="${Y(yv)}" stroke="#e5e5e5"/>`,
-      `<text x="${ox + m.left - 6}" y="${Y(yv) + 4}" text-anchor="end" font-size="10">${percent(yv, yStep)}</text>`,
+      `<text x="${ox + m.left - 6}" y="${Y(yv) + 4}" text-anchor="end" font-size="10">${p.format?.y ? p.format.y(yv) : percent(yv, yStep)}</text>`,
     );
   }
   for (let xv = xMin; xv <= xMax + 1e-9; xv += xStep) {
     parts.push(
-      `<text x="${X(xv)}" y="${m.top + h + 14}" text-anchor="middle" font-size="10">${percent(xv, xStep)}</text>`,
+      `<text x="${X(xv)}" y="${m.top + h + 14}" text-anchor="middle" font-size="10">${p.format?.x ? p.format.x(xv) : percent(xv, xStep)}</text>`,
     );
   }
   parts.push(

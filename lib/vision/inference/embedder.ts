@@ -2,6 +2,7 @@ import { fillTensor, flipHorizontal, type BgrImage } from "../pixels/image.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import { ort } from "./runtime.ts";
 import { l2normalize, type Point } from "../../geometry/index.ts";
+import { applyHead, type Head } from "../models/heads.ts";
 
 /** What the embed stage needs: aligned crops in, L2-normalised vectors of `modelId` out. */
 export interface Embedder {
@@ -22,12 +23,20 @@ export class FaceEmbedder implements Embedder {
     private readonly session: ort.InferenceSession,
     private readonly spec: ModelSpec,
     private readonly flip: boolean,
+    /** A trained head (`models.head`): its vectors, of its own model id, replace the base model's. */
+    private readonly head?: Head,
   ) {
     if (!spec.template || !spec.outputDim || !spec.input.width || !spec.input.height) {
       throw new Error(`${spec.id} is not an embedding model (no template, size or output dimension)`);
     }
-    this.modelId = spec.id;
-    this.dim = spec.outputDim;
+    if (head && (head.manifest.base !== spec.id || head.manifest.flip !== flip)) {
+      throw new Error(
+        `head ${head.manifest.id} was trained on ${head.manifest.base} (flip ${head.manifest.flip ? "on" : "off"}); ` +
+          `this process embeds with ${spec.id} (flip ${flip ? "on" : "off"}): use the pack and embed.flip it was trained with`,
+      );
+    }
+    this.modelId = head?.manifest.id ?? spec.id;
+    this.dim = head?.manifest.dim ?? spec.outputDim;
     this.width = spec.input.width;
     this.height = spec.input.height;
     this.template = spec.template;
@@ -35,6 +44,11 @@ export class FaceEmbedder implements Embedder {
 
   /** Embeds crops of exactly the model's input size, in chunks of the model's maximum batch. */
   async embed(crops: BgrImage[]): Promise<Float32Array[]> {
+    const vectors = await this.embedBase(crops);
+    return this.head ? applyHead(this.head, vectors) : vectors;
+  }
+
+  private async embedBase(crops: BgrImage[]): Promise<Float32Array[]> {
     const inputs = this.flip ? crops.flatMap((c) => [c, flipHorizontal(c)]) : crops;
     const raw: Float32Array[] = [];
     for (let start = 0; start < inputs.length; start += this.spec.maxBatch) {
@@ -72,9 +86,12 @@ export class FaceEmbedder implements Embedder {
     };
     const out = await this.session.run(feeds);
     const data = out[this.session.outputNames[0]!]!.data as Float32Array;
-    if (data.length !== crops.length * this.dim) {
-      throw new Error(`${this.modelId} returned ${data.length} values for ${crops.length} × ${this.dim}`);
+    if (data.length !== crops.length * this.spec.outputDim!) {
+      throw new Error(
+        `${this.spec.id} returned ${data.length} values for ${crops.length} × ${this.spec.outputDim}`,
+      );
     }
-    return crops.map((_, i) => data.slice(i * this.dim, (i + 1) * this.dim));
+    const dim = this.spec.outputDim!;
+    return crops.map((_, i) => data.slice(i * dim, (i + 1) * dim));
   }
 }
