@@ -31,6 +31,9 @@ export function reportFailure(err: unknown): never {
     "ModelUnavailableError",
     "IrConversionError",
     "ExecutionProviderError",
+    "UncalibratedModelError",
+    "HeadError",
+    "TrainingDataError",
   ];
   if (err instanceof Error && known.includes(err.name)) {
     process.stderr.write(`vigil: ${err.message}\n`);

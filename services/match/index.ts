@@ -4,8 +4,10 @@ import type { StageDefinition } from "../../lib/runtime/runner.ts";
 import type { AlertStore } from "../../lib/store/alert-store.ts";
 import type { SightingStore } from "../../lib/store/sighting-store.ts";
 import type { StateStore } from "../../lib/store/state-store.ts";
+import type { IdentityStore } from "../../lib/store/identity-store.ts";
+import { unknownThresholdFor } from "../../lib/identities/threshold.ts";
 import type { WatchlistStore } from "../../lib/store/watchlist-store.ts";
-import { minTrustFor, thresholdFor } from "../../lib/vision/models/calibration.ts";
+import { assertPackCalibrated, minTrustFor, thresholdFor } from "../../lib/vision/models/calibration.ts";
 import { MatchStage } from "./stage.ts";
 
 export interface MatchDeps {
@@ -13,10 +15,14 @@ export interface MatchDeps {
   history: SightingStore & AlertStore;
   /** Where a service checkpoints its open tracks (crash safety); none in one process. */
   state?: StateStore;
+  /** Where sightings that match nobody are grouped into unknown identities (`identities.enabled`). */
+  unknowns?: IdentityStore;
 }
 
 /** embeddings → tracks, sightings and alerts: the stage and how it runs, from the one config tree. */
 export function createMatch(config: Config, deps: MatchDeps): StageDefinition<EmbeddingMessage, MatchStage> {
+  // Said once at start, not as a failure on every embedding: a declared embedder must have been calibrated.
+  assertPackCalibrated(config);
   const stage = new MatchStage(deps.watchlist, deps.history, {
     thresholdFor: (modelId) => thresholdFor(modelId, config),
     minTrustFor: (modelId) => minTrustFor(modelId, config),
@@ -28,6 +34,14 @@ export function createMatch(config: Config, deps: MatchDeps): StageDefinition<Em
       reacquire: config.match.trackReacquire,
     },
     exclusionSimilarity: config.match.exclusionSimilarity,
+    ...(deps.unknowns && config.identities.enabled
+      ? {
+          unknowns: {
+            store: deps.unknowns,
+            thresholdFor: (modelId: string) => unknownThresholdFor(modelId, config),
+          },
+        }
+      : {}),
     ...(deps.state
       ? { checkpoints: { state: deps.state, namespace: `match-state:${config.service.group ?? "match"}` } }
       : {}),

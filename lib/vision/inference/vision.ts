@@ -6,7 +6,9 @@ import { FaceEmbedder } from "./embedder.ts";
 import { FaceAnalyzer, type AlignmentTarget } from "./face-analyzer.ts";
 import { ModelStore, ModelUnavailableError } from "../models/model-store.ts";
 import { DEFAULT_PACK, FALLBACK_PACK, PACKS, modelSpec, packModels, type Pack } from "../models/registry.ts";
+import { packFor } from "../models/custom-packs.ts";
 import { createSession } from "./runtime.ts";
+import { loadHead } from "../models/heads.ts";
 import { UltraFaceDetector } from "./detectors/ultraface.ts";
 
 export interface Vision {
@@ -40,8 +42,9 @@ async function resolvePack(
   warn: (message: string) => void,
 ): Promise<{ store: ModelStore; pack: Pack; fallbackReason?: string }> {
   const store = modelStoreFor(config, log);
-  const wanted = config.models.pack === "auto" ? DEFAULT_PACK : config.models.pack;
-  let pack = PACKS[wanted]!;
+  // A built-in pack, or one declared in models.packs (its files are hashed against their declaration below).
+  let pack = packFor(config, config.models.pack);
+  if (pack.declared) log(`pack ${pack.id} (declared in models.packs); licence: ${pack.licence}`);
   let fallbackReason: string | undefined;
   try {
     for (const spec of packModels(pack)) await store.ensure(spec);
@@ -70,6 +73,8 @@ async function openEmbedder(store: ModelStore, config: Config, pack: Pack): Prom
     await session(store, config, pack.embedder),
     modelSpec(pack.embedder),
     config.embed.flip,
+    // A trained head (vigil train) after the base embedder: plain arithmetic, no training code at run time.
+    config.models.head ? loadHead(modelCacheDir(config), config.models.head) : undefined,
   );
 }
 

@@ -1,5 +1,9 @@
-import type { Config } from "../../config/index.ts";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { modelCacheDir, type Config } from "../../config/index.ts";
 import { MODELS, modelSpec } from "./registry.ts";
+import { declaredModel, packFor } from "./custom-packs.ts";
+import { headExists, loadHead } from "./heads.ts";
 import {
   RECOGNISABILITY_TERMS,
   recognisabilityFeatures,
@@ -13,9 +17,126 @@ import type { QualityScores } from "../../contracts/index.ts";
  */
 export function thresholdFor(modelId: string, config: Config): number {
   if (config.match.threshold !== undefined) return config.match.threshold;
+  // A trained head's own operating point, measured on identities it was not trained on, never its base's.
+  const head = MODELS[modelId] ? undefined : headThreshold(modelCacheDir(config), modelId);
+  if (head !== undefined) return head;
+  const declared = MODELS[modelId] ? undefined : declaredModel(modelId, config);
+  if (declared) {
+    // A declared embedder's operating point was measured here, on this site's file, and kept beside the cache.
+    const found = readPackCalibration(config, declared.spec);
+    if (found.calibration) return found.calibration.threshold;
+    throw new UncalibratedModelError(
+      `${modelId} (declared pack ${declared.pack}) has no calibrated threshold${found.why ? ` (${found.why})` : ""}: ` +
+        `run \`vigil eval lfw --calibrate --pack ${declared.pack} --images <LFW images> --pairs <pairs.txt>\` ` +
+        `(or set match.threshold to an operating point measured elsewhere)`,
+    );
+  }
   const calibration = modelSpec(modelId).calibration;
   if (!calibration) throw new Error(`${modelId} has no calibrated threshold; set match.threshold`);
   return calibration.threshold;
+}
+
+/**
+ * For a process that will match (the match service): the configured pack's embedder must have an operating point,
+ * said at start rather than as a failure on every embedding it receives.
+ */
+export function assertPackCalibrated(config: Config): void {
+  thresholdFor(packFor(config, config.models.pack).embedder, config);
+}
+
+/** Parsed head manifests by cache and id: the match stage asks for its threshold at every decision. */
+const headThresholds = new Map<string, number>();
+
+function headThreshold(cacheDir: string, modelId: string): number | undefined {
+  const key = `${cacheDir}\0${modelId}`;
+  let threshold = headThresholds.get(key);
+  if (threshold === undefined && headExists(cacheDir, modelId)) {
+    threshold = loadHead(cacheDir, modelId).manifest.calibration.threshold;
+    headThresholds.set(key, threshold);
+  }
+  return threshold;
+}
+
+export class UncalibratedModelError extends Error {
+  override name = "UncalibratedModelError";
+}
+
+/** What `vigil eval lfw --calibrate` measured for a declared embedder; one JSON file per embedder sha256. */
+export interface PackCalibration {
+  /** The embedder file's sha256 (the file name) and the model id its vectors carry (input, template included). */
+  sha256: string;
+  modelId: string;
+  pack: string;
+  /** Cosine similarity at which the impostor pairs' false-accept rate is `far`. */
+  threshold: number;
+  far: number;
+  impostorPairs: number;
+  flip: boolean;
+  lfw: {
+    images: string;
+    pairs: string;
+    folds: number;
+    pairCount: number;
+    imageCount: number;
+    accuracy: number;
+    std: number;
+    noFace: number;
+  };
+  licence: string;
+  measuredAt: string;
+  source: string;
+}
+
+/** `models.calibrationDir`, by default beside the model cache (it describes the cached and declared models). */
+export function calibrationDir(config: Config): string {
+  return path.resolve(config.models.calibrationDir ?? path.join(modelCacheDir(config), "calibration"));
+}
+
+export const calibrationFile = (config: Config, sha256: string) =>
+  path.join(calibrationDir(config), `${sha256}.json`);
+
+/** Parsed files by path and mtime: the match stage asks for its threshold at every decision. */
+const readCache = new Map<string, { mtimeMs: number; calibration: PackCalibration }>();
+
+/**
+ * The calibration of a declared embedder, or why there is none usable: a file made for the same weights under
+ * another model id (a different input scaling or template) does not describe these vectors.
+ */
+export function readPackCalibration(
+  config: Config,
+  spec: { id: string; files: Record<string, { sha256: string }> },
+): { calibration?: PackCalibration; why?: string } {
+  const file = calibrationFile(config, spec.files.model!.sha256);
+  if (!existsSync(file)) return { why: `no ${file}` };
+  const mtimeMs = statSync(file).mtimeMs;
+  let calibration = readCache.get(file)?.mtimeMs === mtimeMs ? readCache.get(file)!.calibration : undefined;
+  if (!calibration) {
+    try {
+      calibration = JSON.parse(readFileSync(file, "utf8")) as PackCalibration;
+    } catch (err) {
+      return { why: `${file} is unreadable: ${(err as Error).message}` };
+    }
+    if (typeof calibration.threshold !== "number" || typeof calibration.modelId !== "string") {
+      return { why: `${file} has no threshold and model id` };
+    }
+    readCache.set(file, { mtimeMs, calibration });
+  }
+  if (calibration.modelId !== spec.id) {
+    return {
+      why: `${file} was measured for ${calibration.modelId}, made from the same file with another input or template`,
+    };
+  }
+  return { calibration };
+}
+
+/** Writes a calibration atomically (a reader never sees half a file); returns its path. */
+export function writePackCalibration(config: Config, calibration: PackCalibration): string {
+  const file = calibrationFile(config, calibration.sha256);
+  mkdirSync(path.dirname(file), { recursive: true });
+  const partial = `${file}.${process.pid}.partial`;
+  writeFileSync(partial, JSON.stringify(calibration, null, 2) + "\n");
+  renameSync(partial, file);
+  return file;
 }
 
 /** The model's recognisability coefficients, when it has been calibrated for them (unknown ids: none). */

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fetchNpmPackage } from "../../util/npm-package.ts";
 import { applyGraphFixes } from "./graph-fixes.ts";
@@ -34,11 +34,16 @@ export class ModelStore {
   constructor(private readonly options: ModelStoreOptions) {}
 
   artifactPath(spec: ModelSpec): string {
-    return path.join(this.options.cacheDir, `${spec.id}.onnx`);
+    return inPlaceFile(spec) ?? path.join(this.options.cacheDir, `${spec.id}.onnx`);
   }
 
   /** The cached ONNX file when present and intact; otherwise pulls it. */
   async ensure(spec: ModelSpec): Promise<PulledModel> {
+    const declared = inPlaceFile(spec);
+    if (declared) {
+      checkDeclaredFile(spec, declared);
+      return { spec, path: declared, source: `file ${declared}` };
+    }
     const target = this.artifactPath(spec);
     if (existsSync(target)) {
       const actual = sha256(readFileSync(target));
@@ -57,7 +62,8 @@ export class ModelStore {
         failures.push(`${label}: no mirror directory configured`);
         continue;
       }
-      if (this.options.sources && !this.options.sources.includes(source.kind)) {
+      // A declared file is the site's own and local: `models.sources` governs fetching, not it.
+      if (source.kind !== "file" && this.options.sources && !this.options.sources.includes(source.kind)) {
         failures.push(`${label}: ${source.kind} sources are not enabled (models.sources)`);
         continue;
       }
@@ -73,6 +79,7 @@ export class ModelStore {
         const actual = sha256(bytes);
         if (expected !== actual) {
           // A wrong file is worse than none: refuse it and say exactly what differed.
+          if (source.kind === "file") throw declaredMismatch(spec, source.files[name]!, actual, expected!);
           throw new ChecksumError(
             `${spec.id}: file '${name}' from ${label} has sha256 ${actual}, expected ${expected}; refusing it`,
           );
@@ -98,6 +105,17 @@ export class ModelStore {
 
   /** Re-hashes the cached artifact; reports rather than throws so `models verify` can list every model. */
   verify(spec: ModelSpec): { ok: boolean; detail: string } {
+    const declared = inPlaceFile(spec);
+    if (declared) {
+      try {
+        return {
+          ok: true,
+          detail: `sha256 ${checkDeclaredFile(spec, declared)} (${declared}, used in place)`,
+        };
+      } catch (err) {
+        return { ok: false, detail: (err as Error).message };
+      }
+    }
     const target = this.artifactPath(spec);
     if (!existsSync(target)) return { ok: false, detail: "not pulled" };
     const actual = sha256(readFileSync(target));
@@ -131,6 +149,11 @@ export class ModelStore {
         if (!existsSync(file)) throw new Error(`${file} does not exist`);
         out[name] = readFileSync(file);
       }
+    } else if (source.kind === "file") {
+      for (const [name, file] of Object.entries(source.files)) {
+        if (!existsSync(file)) throw new Error(`${file} does not exist`);
+        out[name] = readFileSync(file);
+      }
     } else if (source.kind === "url") {
       for (const [name, url] of Object.entries(source.files)) {
         const response = await fetch(url, { signal: AbortSignal.timeout(30_000) });
@@ -151,6 +174,42 @@ export class ModelStore {
 
 export function describeSource(source: ModelSource): string {
   if (source.kind === "npm") return `npm ${source.package}@${source.version}`;
+  if (source.kind === "file") return `file ${Object.values(source.files).join(", ")}`;
   if (source.kind === "url") return `URL ${Object.values(source.files)[0]}`;
   return `mirror ${Object.values(source.files).join(", ")}`;
+}
+
+/**
+ * A declared ONNX file that needs no graph fix is run where it lies: a site's licensed weights are not copied
+ * into Vigil's cache. One with fixes is rebuilt into the cache like a fetched model (its id carries its sha256).
+ */
+function inPlaceFile(spec: ModelSpec): string | undefined {
+  const source = spec.sources[0];
+  if (spec.sources.length !== 1 || source?.kind !== "file") return undefined;
+  if (spec.format !== "onnx" || spec.fixes.length > 0) return undefined;
+  return source.files.model;
+}
+
+function declaredMismatch(spec: ModelSpec, file: string, actual: string, expected: string) {
+  return new ChecksumError(
+    `${spec.id}: ${file} has sha256 ${actual}, but its declaration in models.packs says ${expected}; ` +
+      `refusing it (a different file than the one declared: fix the path, or the sha256 if the file was updated on purpose)`,
+  );
+}
+
+/** Hashes computed in this process, by file identity: workers and reloads do not re-read a large model. */
+const hashed = new Map<string, string>();
+
+/** Hashes a declared file against its declaration; returns the sha256 or throws naming the file and both hashes. */
+function checkDeclaredFile(spec: ModelSpec, file: string): string {
+  if (!existsSync(file)) {
+    throw new ModelUnavailableError(`${spec.id}: declared file ${file} does not exist (models.packs)`);
+  }
+  const st = statSync(file);
+  const key = `${file}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  const actual = hashed.get(key) ?? sha256(readFileSync(file));
+  hashed.set(key, actual);
+  const expected = spec.files.model?.sha256 ?? "";
+  if (actual !== expected) throw declaredMismatch(spec, file, actual, expected);
+  return actual;
 }

