@@ -51,7 +51,7 @@ function printReport(r: WatchlistReport) {
     `watchlist (open-set 1:N), pack ${r.pack} (${r.embedder}); probes degraded: ${r.degrade}${r.degrade === "none" ? "" : ` (seed ${r.seed})`}`,
   );
   console.log(
-    `${r.identities} identities, ${r.enrolled} enrolled; ${r.matedProbes} mated and ${r.nonMatedProbes} non-mated probes; no face found in ${r.noFace.mated} mated / ${r.noFace.nonMated} non-mated probes; ${r.belowQualityGate} below today's quality gate`,
+    `${r.identities} identities, ${r.enrolled} enrolled; ${r.matedProbes} mated and ${r.nonMatedProbes} non-mated probes; no face found in ${r.noFace.mated} mated / ${r.noFace.nonMated} non-mated probes; ${r.belowQualityGate} below the photo quality gate (weak looks), ${r.belowLiveGate} below live video's (never a look)`,
   );
   if (r.degrade !== "none")
     console.log(

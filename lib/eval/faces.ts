@@ -40,8 +40,10 @@ export interface ExtractedFace extends FaceItem {
   /** Undefined when the detector found no face: a camera would not have seen one either. */
   vector?: Float32Array;
   quality?: QualityScores;
-  /** The live quality gate's reasons; empty when the face passes it. */
+  /** The photo quality gate's reasons; empty when the face passes it. */
   gateReasons: string[];
+  /** Live video's gate (quality.ts): a face failing it never reaches the match stage. */
+  liveReasons: string[];
 }
 
 type OnProgress = (phase: string, total: number) => { tick(): void; done(): void };
@@ -75,6 +77,7 @@ export async function extractFaces(
       ...item,
       quality: face?.quality.scores,
       gateReasons: face?.quality.reasons ?? [],
+      liveReasons: face?.quality.liveReasons ?? [],
     });
     if (face) pending.push({ index: out.length - 1, crop: face.crop });
     if (pending.length >= 32) await flush();

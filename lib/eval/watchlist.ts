@@ -57,8 +57,14 @@ export interface WatchlistReport {
   nonMatedProbes: number;
   /** Probes whose image gave the detector no face: a miss for mated probes, silence for non-mated ones. */
   noFace: { mated: number; nonMated: number; gallery: number };
-  /** Probes with a face below today's quality gate (still scored here, since the protocol measures recognition). */
+  /** Probes with a face below the photo quality gate: weak looks, which live video still matches. */
   belowQualityGate: number;
+  /**
+   * Probes with a face live video's gate drops (quality.ts: no detail left, too small to align): scored in the
+   * single-image figures, which measure the embedder, but never a look in the rule's or the tracks' figures,
+   * as they never reach the match stage.
+   */
+  belowLiveGate: number;
   /** Probes per degradation scale drawn (1 = kept). */
   scales: Record<string, number>;
   rule: DecisionRule & { recognisability: boolean };
@@ -224,6 +230,7 @@ export async function evaluateWatchlist(
       gallery: galleryFaces.filter((f) => !f.vector).length,
     },
     belowQualityGate: probes.filter((p) => p.face.vector && p.face.gateReasons.length > 0).length,
+    belowLiveGate: probes.filter((p) => p.face.vector && p.face.liveReasons.length > 0).length,
     scales: probes.reduce<Record<string, number>>((acc, p) => {
       acc[String(p.face.scale)] = (acc[String(p.face.scale)] ?? 0) + 1;
       return acc;
@@ -245,15 +252,20 @@ export function scoreWatchlist(
 
   const single = { mated: [] as number[], nonMated: [] as number[], rank1: 0 };
   const ruled = { mated: [] as number[], nonMated: [] as number[], rank1: 0 };
+  // What the match stage would see of a probe: nothing when the detector or live video's gate drops it.
+  const look = (p: Probe) => (p.face.vector && p.face.liveReasons.length === 0 ? p.face.vector : undefined);
   for (const p of probes) {
     const v = p.face.vector;
     const best = v ? bestCandidate(gallery, v) : undefined;
-    const trusted = v ? trackDecision(gallery, [{ vector: v, quality: q(p.face.quality) }], rule) : undefined;
+    const lv = look(p);
+    const trusted = lv
+      ? trackDecision(gallery, [{ vector: lv, quality: q(p.face.quality) }], rule)
+      : undefined;
     if (p.mated) {
       const hit = best?.id === p.id;
       if (hit) single.rank1++;
       single.mated.push(hit ? best!.score : -Infinity);
-      ruled.mated.push(hit ? trusted!.score : -Infinity);
+      ruled.mated.push(hit && trusted ? trusted.score : -Infinity);
     } else {
       single.nonMated.push(best?.score ?? -Infinity);
       ruled.nonMated.push(trusted?.score ?? -Infinity);
@@ -268,10 +280,12 @@ export function scoreWatchlist(
     for (let start = 0; start < list.length; start += TRACK_LOOKS) {
       const chunk = list.slice(start, start + TRACK_LOOKS);
       const mated = chunk[0]!.mated;
-      // A look the detector missed never reaches the match stage; a track of only such looks is never seen.
-      const looks = chunk
-        .filter((p) => p.face.vector)
-        .map((p) => ({ vector: p.face.vector!, quality: q(p.face.quality) }));
+      // A look the detector missed or the live gate dropped never reaches the match stage; a track of only
+      // such looks is never seen.
+      const looks = chunk.flatMap((p) => {
+        const vector = look(p);
+        return vector ? [{ vector, quality: q(p.face.quality) }] : [];
+      });
       const decided = looks.length
         ? trackDecision(gallery, looks, rule, mated ? id : undefined)
         : { score: -Infinity, finalTop: undefined };

@@ -1,7 +1,7 @@
 import type { Config } from "../../lib/config/index.ts";
 import type { FrameMessage } from "../../lib/contracts/index.ts";
 import type { StageDefinition } from "../../lib/runtime/runner.ts";
-import type { FrameAnalyzer } from "../../lib/vision/inference/face-analyzer.ts";
+import type { AnalyzeOptions, FrameAnalyzer } from "../../lib/vision/inference/face-analyzer.ts";
 import { DetectAlignStage } from "./stage.ts";
 
 export interface DetectAlignDeps {
@@ -17,6 +17,7 @@ export function createDetectAlign(
     deps.analyzer,
     { maxBatch: config.detect.maxBatch, maxWaitMs: config.detect.maxWaitMs },
     config.detect.embedGate,
+    detectOptionsFor(config),
   );
   return {
     stage,
@@ -26,4 +27,23 @@ export function createDetectAlign(
       perishable: (frame: FrameMessage) => frame.live === true,
     },
   };
+}
+
+/**
+ * Each camera's detection: its own `detectMaxSide` and `smallFaces` mode over `detect`'s. Cameras not in the
+ * config (`--source`) get `detect`'s values.
+ */
+export function detectOptionsFor(config: Config): (cameraId: string) => AnalyzeOptions {
+  const { maxSide, nmsIou, smallFaces } = config.detect;
+  const byCamera = new Map<string, AnalyzeOptions>(
+    config.cameras.map((c) => [
+      c.id,
+      {
+        maxSide: c.detectMaxSide ?? maxSide,
+        smallFaces: { ...smallFaces, mode: c.smallFaces ?? smallFaces.mode, nmsIou },
+      },
+    ]),
+  );
+  const fallback: AnalyzeOptions = { maxSide, smallFaces: { ...smallFaces, nmsIou } };
+  return (cameraId) => byCamera.get(cameraId) ?? fallback;
 }

@@ -19,10 +19,11 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
     );
     ctx.metrics.gaugeFrom(
       "vigil_faces",
-      "faces that passed the gate, and those sent to be embedded",
+      "faces that passed the gate, those of them below the photo gate (weak looks), and those sent to be embedded",
       "kind",
       () => ({
         passed: stats.faces,
+        weak: stats.weak,
         embedded: stats.embedded,
       }),
     );

@@ -1,15 +1,17 @@
 import { DynamicBatcher, type BatcherOptions } from "../../lib/batching/dynamic-batcher.ts";
 import { FaceContract, FrameContract, Topics, type FrameMessage } from "../../lib/contracts/index.ts";
 import { deadLetter, type Emit, type Stage } from "../../lib/runtime/stage.ts";
-import type { AlignedFace, FrameAnalyzer } from "../../lib/vision/inference/face-analyzer.ts";
+import type { AlignedFace, AnalyzeOptions, FrameAnalyzer } from "../../lib/vision/inference/face-analyzer.ts";
 import { decodeImage, type FrameImage } from "../../lib/vision/pixels/image.ts";
 import { yuv420Bytes } from "../../lib/vision/pixels/yuv.ts";
 import { EmbedGate, type EmbedGateOptions } from "./embed-gate.ts";
 
 export interface DetectAlignStats {
   frames: number;
-  /** Faces that passed the quality gate. */
+  /** Faces that passed live video's quality gate (see quality.ts: only what can never be recognised is dropped). */
   faces: number;
+  /** Of those, weak looks: below the photo gate, passed on for the match stage's trust rule to weigh. */
+  weak: number;
   /** Of those, the ones sent on to be embedded (the rest continue a face embedded moments ago). */
   embedded: number;
   rejected: number;
@@ -18,19 +20,24 @@ export interface DetectAlignStats {
   corruptFrames: number;
 }
 
-/** frames → aligned faces that pass the quality gate; detection is batched across every camera's frames. */
+/**
+ * frames → aligned faces that pass live video's quality gate; detection is batched across every camera's
+ * frames. The gate here drops only what can never be recognised: a small, blurred face is still a look, and
+ * the match stage decides how far to trust it (services/match/template.ts).
+ */
 export class DetectAlignStage implements Stage<FrameMessage> {
   readonly name = "detect-align";
   readonly input = { topic: Topics.frames, contract: FrameContract };
   readonly stats: DetectAlignStats = {
     frames: 0,
     faces: 0,
+    weak: 0,
     embedded: 0,
     rejected: 0,
     rejectedBy: {},
     corruptFrames: 0,
   };
-  private readonly batcher: DynamicBatcher<FrameImage, AlignedFace[]>;
+  private readonly batcher: DynamicBatcher<{ image: FrameImage; options?: AnalyzeOptions }, AlignedFace[]>;
   private readonly gate: EmbedGate;
   /** Told of every frame detection has run on (metrics, benchmarks). */
   onFrameProcessed?: (frame: { cameraId: string; captureTs: number }) => void;
@@ -39,11 +46,13 @@ export class DetectAlignStage implements Stage<FrameMessage> {
     private readonly analyzer: FrameAnalyzer,
     batching: BatcherOptions,
     gate: EmbedGateOptions,
+    /** How each camera's frames are detected (input size, small faces); a camera not here: the analyzer's own. */
+    private readonly detectFor: (cameraId: string) => AnalyzeOptions | undefined = () => undefined,
   ) {
     this.gate = new EmbedGate(gate);
     // All of a batch's frames are handed over at once, so a worker-thread analyzer never waits on a round trip.
-    this.batcher = new DynamicBatcher(batching, (images) =>
-      Promise.all(images.map((image) => this.analyzer.analyze(image))),
+    this.batcher = new DynamicBatcher(batching, (jobs) =>
+      Promise.all(jobs.map((job) => this.analyzer.analyze(job.image, job.options))),
     );
   }
 
@@ -66,16 +75,17 @@ export class DetectAlignStage implements Stage<FrameMessage> {
         return;
       }
       this.stats.frames++;
-      const faces = await this.batcher.submit(image);
+      const faces = await this.batcher.submit({ image, options: this.detectFor(frame.cameraId) });
       this.onFrameProcessed?.(frame);
       const passed: { face: AlignedFace; index: number }[] = [];
       faces.forEach((face, index) => {
-        if (face.quality.reasons.length === 0) {
+        if (face.quality.liveReasons.length === 0) {
           passed.push({ face, index });
+          if (face.quality.reasons.length > 0) this.stats.weak++;
           return;
         }
         this.stats.rejected++;
-        for (const reason of face.quality.reasons) {
+        for (const reason of face.quality.liveReasons) {
           const key = reason.split(":")[0]!;
           this.stats.rejectedBy[key] = (this.stats.rejectedBy[key] ?? 0) + 1;
         }

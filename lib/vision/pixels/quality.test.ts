@@ -85,11 +85,49 @@ describe("quality gate", () => {
     const turnedVerdict = await verdict(image, turned, { width: 180, height: 200 });
     expect(turnedVerdict.scores.yawDeg).toBeGreaterThan(gate.maxYawDeg);
     expect(turnedVerdict.reasons.some((r) => r.startsWith("turned away"))).toBe(true);
+    // Live video leaves pose to the match: such faces were recognised as often as frontal ones (README).
+    expect(turnedVerdict.liveReasons).toEqual([]);
+    const strict = { ...gate, live: { ...gate.live, maxYawDeg: 50 } };
+    const { crop } = alignFace(image, turned, ARCFACE_TEMPLATE_112, 112, 112);
+    const box = { width: 180, height: 200 };
+    expect(assessQuality({ box, landmarks: turned, detScore: 0.95, crop }, strict).liveReasons).toEqual([
+      expect.stringMatching(/^turned away/),
+    ]);
   });
 
   it("rejects an uncertain detection", async () => {
     const image = await texturedImage(224);
     const v = await verdict(image, scaled(ARCFACE_TEMPLATE_112, 2), { width: 180, height: 200 }, 0.3);
     expect(v.reasons).toEqual([expect.stringMatching(/^uncertain detection: score 0\.30/)]);
+    expect(v.liveReasons).toEqual(v.reasons);
+  });
+});
+
+describe("live video's gate", () => {
+  it("passes a distant face the photo gate refuses, as a weak look, but not one below its floors", async () => {
+    const image = await texturedImage(224);
+    // Eyes 10 px apart in a 26 px box: a face at surveillance distance.
+    const distant = await verdict(image, scaled(ARCFACE_TEMPLATE_112, 0.27, 80, 80), {
+      width: 26,
+      height: 30,
+    });
+    expect(distant.reasons.some((r) => r.startsWith("too small"))).toBe(true);
+    expect(distant.liveReasons).toEqual([]);
+    const speck = await verdict(image, scaled(ARCFACE_TEMPLATE_112, 0.1, 80, 80), { width: 9, height: 11 });
+    expect(speck.liveReasons).toEqual([
+      `too small: face 9.0 px < ${gate.live.minFaceSize} px`,
+      expect.stringMatching(/^eyes too close: inter-ocular 3\.\d px < 5 px/),
+    ]);
+  });
+
+  it("drops a face with no detail left, and never asks more than the photo gate", async () => {
+    const flat: BgrImage = { width: 224, height: 224, data: new Uint8Array(224 * 224 * 3).fill(128) };
+    const v = await verdict(flat, scaled(ARCFACE_TEMPLATE_112, 2), { width: 180, height: 200 });
+    expect(v.liveReasons).toEqual([`blurred: sharpness 0.0 < ${gate.live.minSharpness}`]);
+    const lenient = { ...gate, minSharpness: 0 };
+    const { crop } = alignFace(flat, scaled(ARCFACE_TEMPLATE_112, 2), ARCFACE_TEMPLATE_112, 112, 112);
+    const box = { width: 180, height: 200 };
+    const landmarks = scaled(ARCFACE_TEMPLATE_112, 2);
+    expect(assessQuality({ box, landmarks, detScore: 0.95, crop }, lenient).liveReasons).toEqual([]);
   });
 });

@@ -64,8 +64,18 @@ export interface QualityInput {
 
 export interface QualityVerdict {
   scores: QualityScores;
-  /** Empty when the face passes; otherwise one human-readable reason per failed check. */
+  /**
+   * The photo gate (enrolment, search, exclusions): empty when the face passes; otherwise one human-readable
+   * reason per failed check.
+   */
   reasons: string[];
+  /**
+   * Live video's gate, the same way: only what can never be recognised (below `gate.live`'s floors, or an
+   * uncertain detection). A face that passes this but not the photo gate is a weak look, which the
+   * match stage weighs by its recognisability instead of dropping: a distant face at 30 px is blurred by any
+   * measure, and is still often the only look a camera gets.
+   */
+  liveReasons: string[];
 }
 
 export function assessQuality(input: QualityInput, gate: QualityGateConfig): QualityVerdict {
@@ -80,21 +90,32 @@ export function assessQuality(input: QualityInput, gate: QualityGateConfig): Qua
     pitchDeg: pose.pitchDeg,
     detScore: input.detScore,
   };
-  const reasons: string[] = [];
   const f1 = (v: number) => v.toFixed(1);
-  if (scores.faceSize < gate.minFaceSize)
-    reasons.push(`too small: face ${f1(scores.faceSize)} px < ${gate.minFaceSize} px`);
-  if (interOcular < gate.minInterOcular)
-    reasons.push(`eyes too close: inter-ocular ${f1(interOcular)} px < ${gate.minInterOcular} px`);
-  if (scores.sharpness < gate.minSharpness)
-    reasons.push(`blurred: sharpness ${f1(scores.sharpness)} < ${gate.minSharpness}`);
-  if (Math.abs(scores.yawDeg) > gate.maxYawDeg)
-    reasons.push(`turned away: yaw ${f1(scores.yawDeg)}° beyond ±${gate.maxYawDeg}°`);
-  if (Math.abs(scores.pitchDeg) > gate.maxPitchDeg)
-    reasons.push(`tilted: pitch ${f1(scores.pitchDeg)}° beyond ±${gate.maxPitchDeg}°`);
-  if (scores.detScore < gate.minDetScore)
-    reasons.push(`uncertain detection: score ${scores.detScore.toFixed(2)} < ${gate.minDetScore}`);
-  return { scores, reasons };
+  const gated = (floor: QualityGateConfig["live"]) => {
+    const reasons: string[] = [];
+    if (scores.faceSize < floor.minFaceSize)
+      reasons.push(`too small: face ${f1(scores.faceSize)} px < ${floor.minFaceSize} px`);
+    if (interOcular < floor.minInterOcular)
+      reasons.push(`eyes too close: inter-ocular ${f1(interOcular)} px < ${floor.minInterOcular} px`);
+    if (scores.sharpness < floor.minSharpness)
+      reasons.push(`blurred: sharpness ${f1(scores.sharpness)} < ${floor.minSharpness}`);
+    if (Math.abs(scores.yawDeg) > floor.maxYawDeg)
+      reasons.push(`turned away: yaw ${f1(scores.yawDeg)}° beyond ±${floor.maxYawDeg}°`);
+    if (Math.abs(scores.pitchDeg) > floor.maxPitchDeg)
+      reasons.push(`tilted: pitch ${f1(scores.pitchDeg)}° beyond ±${floor.maxPitchDeg}°`);
+    if (scores.detScore < gate.minDetScore)
+      reasons.push(`uncertain detection: score ${scores.detScore.toFixed(2)} < ${gate.minDetScore}`);
+    return reasons;
+  };
+  // The live gate never asks more than the photo gate does.
+  const live = {
+    minFaceSize: Math.min(gate.live.minFaceSize, gate.minFaceSize),
+    minInterOcular: Math.min(gate.live.minInterOcular, gate.minInterOcular),
+    minSharpness: Math.min(gate.live.minSharpness, gate.minSharpness),
+    maxYawDeg: Math.max(gate.live.maxYawDeg, gate.maxYawDeg),
+    maxPitchDeg: Math.max(gate.live.maxPitchDeg, gate.maxPitchDeg),
+  };
+  return { scores, reasons: gated(gate), liveReasons: gated(live) };
 }
 
 /** One number to pick a track's best face by: sharp, frontal, large. */

@@ -2,7 +2,7 @@ import type { Worker } from "node:worker_threads";
 import type { Config } from "../../config/index.ts";
 import { siblingModule, startTsWorker } from "../../util/ts-worker.ts";
 import type { Embedder } from "../inference/embedder.ts";
-import type { AlignedFace, FrameAnalyzer } from "../inference/face-analyzer.ts";
+import type { AlignedFace, AnalyzeOptions, FrameAnalyzer } from "../inference/face-analyzer.ts";
 import type { BgrImage, FrameImage } from "../pixels/image.ts";
 import type { Vision } from "../inference/vision.ts";
 
@@ -11,7 +11,8 @@ export interface VisionWorkerData {
   role: "analyzer" | "embedder";
 }
 
-export type VisionJob = { op: "analyze"; image: FrameImage } | { op: "embed"; crops: BgrImage[] };
+export type VisionJob =
+  { op: "analyze"; image: FrameImage; options?: AnalyzeOptions } | { op: "embed"; crops: BgrImage[] };
 export type VisionRequest = VisionJob & { id: number };
 
 export type VisionResponse =
@@ -145,10 +146,10 @@ export class ThreadedAnalyzer implements FrameAnalyzer {
     readonly detectorModelId: string,
   ) {}
 
-  async analyze(image: FrameImage): Promise<AlignedFace[]> {
+  async analyze(image: FrameImage, options?: AnalyzeOptions): Promise<AlignedFace[]> {
     const thread = leastBusy(this.threads);
     const { data, transfer } = forWorker(image.data);
-    const r = await thread.request({ op: "analyze", image: { ...image, data } }, transfer);
+    const r = await thread.request({ op: "analyze", image: { ...image, data }, options }, transfer);
     return "faces" in r ? r.faces : [];
   }
 }

@@ -18,7 +18,7 @@ try {
     try {
       if (request.op === "analyze") {
         if (!analyzer) throw new Error("this worker embeds; it has no detector");
-        const faces = await analyzer.analyze(request.image as FrameImage);
+        const faces = await analyzer.analyze(request.image as FrameImage, request.options);
         const reply: VisionResponse = { id: request.id, ok: true, faces };
         port.postMessage(reply, transferables(faces.map((f) => f.crop)));
       } else {

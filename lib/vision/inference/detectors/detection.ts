@@ -8,7 +8,13 @@ export interface Detection {
   landmarks: Point[];
 }
 
+/** Per call: what a camera's config asks of detection (see detect.maxSide). */
+export interface DetectOptions {
+  /** The longer side the frame is resized to before detection; the detector's configured value if unset. */
+  maxSide?: number;
+}
+
 export interface FaceDetector {
   readonly modelId: string;
-  detect(image: FrameImage): Promise<Detection[]>;
+  detect(image: FrameImage, options?: DetectOptions): Promise<Detection[]>;
 }

@@ -2,7 +2,7 @@ import type { Config } from "../../../config/index.ts";
 import { fillResizedTensor, type FrameImage } from "../../pixels/image.ts";
 import type { ModelSpec } from "../../models/registry.ts";
 import { ort } from "../runtime.ts";
-import { type Detection, type FaceDetector } from "./detection.ts";
+import { type DetectOptions, type Detection, type FaceDetector } from "./detection.ts";
 import { nms, type Point } from "../../../geometry/index.ts";
 
 const STRIDES = [8, 16, 32] as const;
@@ -67,11 +67,10 @@ export function decodeYuNet(
 export class YuNetDetector implements FaceDetector {
   readonly modelId: string;
   /**
-   * Input tensors of the last frame size, reused: a 720p frame's is 3 MB, and allocating one per frame at
+   * Input tensors of recent frame sizes, reused: a 720p frame's is 3 MB, and allocating one per frame at
    * 40 frames a second keeps V8's collector busy on external-memory pressure. One per call in flight.
    */
-  private spares: Float32Array[] = [];
-  private sparesShape = "";
+  private spares = new Map<string, Float32Array[]>();
   constructor(
     private readonly session: ort.InferenceSession,
     private readonly spec: ModelSpec,
@@ -80,8 +79,9 @@ export class YuNetDetector implements FaceDetector {
     this.modelId = spec.id;
   }
 
-  async detect(image: FrameImage): Promise<Detection[]> {
-    const scale = Math.min(1, this.options.maxSide / Math.max(image.width, image.height));
+  async detect(image: FrameImage, options: DetectOptions = {}): Promise<Detection[]> {
+    const maxSide = options.maxSide ?? this.options.maxSide;
+    const scale = Math.min(1, maxSide / Math.max(image.width, image.height));
     const w = Math.max(1, Math.round(image.width * scale));
     const h = Math.max(1, Math.round(image.height * scale));
     const stride = this.spec.input.stride ?? 32;
@@ -96,17 +96,22 @@ export class YuNetDetector implements FaceDetector {
       await fillResizedTensor(image, w, h, this.spec.input, input, 0, padW, padH);
       out = await this.session.run({ input: new ort.Tensor("float32", input, [1, 3, padH, padW]) });
     } finally {
-      if (this.sparesShape === shape && this.spares.length < 4) this.spares.push(input);
+      const spares = this.spares.get(shape);
+      if (spares && spares.length < 4) spares.push(input);
     }
     return decodeYuNet(out, 0, padW, image.width / w, image.height / h, this.options);
   }
 
+  /**
+   * Kept per shape, a few shapes at most: a camera's frames and its small-face regions (one size) alternate;
+   * another shape's tensor cannot be reused, since its zero padding is in the wrong place.
+   */
   private takeInput(shape: string, length: number): Float32Array {
-    if (shape !== this.sparesShape) {
-      // Another frame size: the old tensors' zero padding is in the wrong place.
-      this.spares = [];
-      this.sparesShape = shape;
+    let spares = this.spares.get(shape);
+    if (!spares) {
+      if (this.spares.size >= 4) this.spares.delete(this.spares.keys().next().value!);
+      this.spares.set(shape, (spares = []));
     }
-    return this.spares.pop() ?? new Float32Array(length);
+    return spares.pop() ?? new Float32Array(length);
   }
 }
