@@ -34,6 +34,8 @@ COPY lib lib
 COPY services services
 COPY cli cli
 COPY bin bin
+COPY web web
+COPY scripts/console-size.mjs scripts/
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund --loglevel=error
 # The default pack only, into the folder the runtime stages read (VIGIL_MODELS__CACHE_DIR), checked by sha256.
 RUN --mount=type=bind,from=models,target=/mirror \

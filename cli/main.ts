@@ -1,6 +1,11 @@
 import { Command, Option } from "commander";
 import { writeFileSync } from "node:fs";
 import { evaluateLfw } from "../lib/eval/lfw.ts";
+import { EmbeddingCache } from "../lib/eval/embedding-cache.ts";
+import { modelCacheDir } from "../lib/config/index.ts";
+import { loadHead } from "../lib/vision/models/heads.ts";
+import { LOSSES } from "../lib/train/loss-names.ts";
+import type { HeadCliOptions, TrainCommandOptions } from "./commands/train.ts";
 import { prepareSampleMedia } from "../lib/media/sample-media.ts";
 import { progress } from "../lib/telemetry/progress.ts";
 import { benchIngest } from "./commands/bench-ingest.ts";
@@ -9,10 +14,14 @@ import { benchSearch } from "./commands/bench-search.ts";
 import { benchE2e } from "./commands/bench-e2e.ts";
 import { benchFrames } from "./commands/bench-frames.ts";
 import { benchPipeline } from "./commands/bench-pipeline.ts";
+import { benchSmallFaces } from "./commands/bench-small-faces.ts";
 import { listModels, pullModels, verifyModels } from "./commands/models.ts";
+import { consoleHint, demoConsoleKey } from "./commands/demo-console.ts";
+import { calibratePackCommand } from "./commands/calibrate-pack.ts";
 import { runEmbedded } from "./commands/run.ts";
 import { serveCommand, serviceNames } from "./commands/serve.ts";
 import type { AuditOptions } from "./commands/keys.ts";
+import type { UnknownsListOptions } from "./commands/unknowns.ts";
 import {
   ackCommand,
   alertsCommand,
@@ -32,7 +41,7 @@ import {
   removeCommand,
   thresholdCommand,
 } from "./commands/watchlist.ts";
-import { configFrom, reportFailure, visionFor, type GlobalOptions } from "./context.ts";
+import { configFrom, reportFailure, UsageError, visionFor, type GlobalOptions } from "./context.ts";
 
 const program = new Command();
 program
@@ -110,19 +119,26 @@ program
   .command("demo")
   .description("the README's main job: sample media (MIT photos from npm) through the embedded pipeline")
   .addOption(new Option("--events <format>", "event output").choices(["ndjson", "text"]).default("text"))
+  .option("--api <host:port>", "also serve the operator API and web console, and print an admin key for it")
   .action(
-    action(async (opts: { events: "ndjson" | "text" }) => {
+    action(async (opts: { events: "ndjson" | "text"; api?: string }) => {
       const config = configFrom(globals());
       const vision = await visionFor(config);
       const media = await prepareSampleMedia(vision, config.dataDir);
       process.stderr.write(
         `vigil demo: video ${media.video}\nvigil demo: watchlist ${media.watchlistDir} (${media.people.map((p) => p.id).join(", ")})\n`,
       );
+      if (opts.api) process.stderr.write(consoleHint(opts.api, await demoConsoleKey(config)));
       await runEmbedded(config, vision, {
         source: [media.video],
         watchlist: media.watchlistDir,
         events: opts.events,
+        api: opts.api,
       });
+      if (!opts.api)
+        process.stderr.write(
+          "vigil demo: to see these alerts in the web console: npm run demo -- --api 127.0.0.1:8080\n",
+        );
     }),
   );
 
@@ -206,7 +222,7 @@ program
 program
   .command("timeline")
   .description("a person's sightings across cameras in time order, consecutive ones per camera merged")
-  .option("--person <id>", "by their watchlist matches")
+  .option("--person <id>", "by their watchlist matches (or an unknown identity's id)")
   .option("--image <photo>", "by a photo")
   .option("--since <time>")
   .option("--until <time>")
@@ -282,6 +298,99 @@ program
   .action(
     action(async (opts: { sighting?: string; alert?: string; out: string }) => {
       await cropCommand(configFrom(globals()), opts);
+    }),
+  );
+
+// Unknown identities (issue 10): strangers grouped by face, loaded on use.
+const unknowns = program
+  .command("unknowns")
+  .description("unknown identities: list, show, name, promote to the watchlist, merge, split, delete");
+unknowns
+  .command("list")
+  .description("most recently seen first")
+  .option("--camera <id...>", "seen on any of these cameras")
+  .option("--since <time>", "last seen at or after (ISO time, epoch ms, or 15m / 6h / 3d ago)")
+  .option("--until <time>", "first seen at or before")
+  .option("--limit <n>", "page size", Number, 50)
+  .option("--cursor <cursor>", "the next page, as printed after the previous one")
+  .option("--json", "as JSON")
+  .action(
+    action(async (opts: UnknownsListOptions) => {
+      const { unknownsListCommand } = await import("./commands/unknowns.ts");
+      await unknownsListCommand(configFrom(globals()), opts);
+    }),
+  );
+unknowns
+  .command("show")
+  .description("one identity and its latest sightings")
+  .argument("<id>")
+  .option("--json", "as JSON")
+  .action(
+    action(async (id: string, opts: { json?: boolean }) => {
+      const { unknownsShowCommand } = await import("./commands/unknowns.ts");
+      await unknownsShowCommand(configFrom(globals()), id, opts);
+    }),
+  );
+unknowns
+  .command("name")
+  .description("name an identity (--clear removes the name)")
+  .argument("<id>")
+  .argument("[name]")
+  .option("--clear", "remove the name")
+  .action(
+    action(async (id: string, name: string | undefined, opts: { clear?: boolean }) => {
+      const { unknownsNameCommand } = await import("./commands/unknowns.ts");
+      const { UsageError } = await import("./context.ts");
+      if (!name === !opts.clear) throw new UsageError("give a name, or --clear");
+      await unknownsNameCommand(configFrom(globals()), id, opts.clear ? null : name!);
+    }),
+  );
+unknowns
+  .command("promote")
+  .description("enrol an identity's best crops as a watchlist person (the normal quality gate applies)")
+  .argument("<id>")
+  .option("--person <id>", "the person's id (default: the identity's)")
+  .option("--name <name>", "display name (default: the identity's name)")
+  .option("--watchlist <id>", "which watchlist (default: the person's, or default)")
+  .option("--json", "as JSON")
+  .action(
+    action(
+      async (id: string, opts: { person?: string; name?: string; watchlist?: string; json?: boolean }) => {
+        const { unknownsPromoteCommand } = await import("./commands/unknowns.ts");
+        await unknownsPromoteCommand(configFrom(globals()), id, opts);
+      },
+    ),
+  );
+unknowns
+  .command("merge")
+  .description("merge identity <from> into <into>")
+  .argument("<into>")
+  .argument("<from>")
+  .action(
+    action(async (into: string, from: string) => {
+      const { unknownsMergeCommand } = await import("./commands/unknowns.ts");
+      await unknownsMergeCommand(configFrom(globals()), into, from);
+    }),
+  );
+unknowns
+  .command("split")
+  .description("move sightings off an identity into a new one")
+  .argument("<id>")
+  .argument("<sighting-id...>")
+  .action(
+    action(async (id: string, sightingIds: string[]) => {
+      const { unknownsSplitCommand } = await import("./commands/unknowns.ts");
+      await unknownsSplitCommand(configFrom(globals()), id, sightingIds);
+    }),
+  );
+unknowns
+  .command("delete")
+  .description("delete an identity (its sightings stay, unlabelled)")
+  .argument("<id>")
+  .action(
+    action(async (id: string) => {
+      const { unknownsDeleteCommand } = await import("./commands/unknowns.ts");
+      await unknownsDeleteCommand(configFrom(globals()), id);
     }),
   );
 
@@ -391,30 +500,77 @@ evaluate
   .requiredOption("--pairs <file>", "pairs.txt")
   .option("--pack <id>", "model pack to evaluate")
   .option("--no-flip", "no horizontal-flip test-time augmentation")
+  .option("--calibrate", "measure and store the operating point of a pack declared in models.packs")
+  .option("--folds <n>", "--calibrate: only the first n folds of pairs.txt (at least 2)", Number)
+  .option("--far <f>", "--calibrate: target false-accept rate: 1e-3, 1e-4 or 1e-5", Number, 1e-4)
+  .option("--head <model id>", "evaluate a head trained by vigil train (applied after the pack's embedder)")
+  .option(
+    "--train-head",
+    "per fold, train a head on the other folds' identities and test on the held-out fold",
+  )
+  .option("--loss <loss>", `--train-head: the head's loss (${LOSSES.join(", ")})`)
+  .option("--s <n>", "--train-head: logit scale", Number)
+  .option("--m <n>", "--train-head: margin", Number)
+  .option("--dim <n>", "--train-head: output dimension", Number)
+  .option("--hidden <n>", "--train-head: units of an optional hidden layer (0: none)", Number)
+  .option("--epochs <n>", "--train-head: most epochs (early stopping on held-out identities)", Number)
+  .option("--batch <n>", "--train-head: batch size", Number)
+  .option("--lr <n>", "--train-head: Adam learning rate", Number)
+  .option("--seed <n>", "--train-head: seed of the split and the batches", Number)
   .option("--json", "one JSON object on stdout")
   .option("--out <file>", "also write the full JSON report here")
   .action(
     action(
-      async (opts: {
-        images: string;
-        pairs: string;
-        pack?: string;
-        flip: boolean;
-        json?: boolean;
-        out?: string;
-      }) => {
+      async (
+        opts: {
+          images: string;
+          pairs: string;
+          pack?: string;
+          flip: boolean;
+          head?: string;
+          trainHead?: boolean;
+          calibrate?: boolean;
+          folds?: number;
+          far: number;
+          json?: boolean;
+          out?: string;
+        } & HeadCliOptions,
+      ) => {
         // --no-flip overrides; without it the config (file, VIGIL_EMBED__FLIP) decides, as for every command.
         const config = configFrom(globals(), {
           "models.pack": opts.pack,
           "embed.flip": opts.flip ? undefined : false,
         });
-        const vision = await visionFor(config);
+        if (opts.calibrate) {
+          if (opts.head || opts.trainHead)
+            throw new UsageError(
+              "--calibrate measures a declared pack's own embedder; leave out --head and --train-head",
+            );
+          await calibratePackCommand(config, opts);
+          return;
+        }
+        if (opts.trainHead) {
+          if (opts.head) throw new UsageError("--train-head trains its own heads; leave out --head");
+          // Loaded only here: tfjs is training code, never part of a run.
+          const { evalLfwHeadsCommand } = await import("./commands/train.ts");
+          await evalLfwHeadsCommand(config, opts);
+          return;
+        }
+        // --head: the base model's (cached) vectors through the head, as the embed stage applies it.
+        const head = opts.head ? loadHead(modelCacheDir(config), opts.head) : undefined;
+        if (head && head.manifest.flip !== config.embed.flip)
+          throw new UsageError(
+            `head ${head.manifest.id} was trained with flip ${head.manifest.flip ? "on" : "off"}`,
+          );
+        const vision = await visionFor({ ...config, models: { ...config.models, head: undefined } });
         const report = await evaluateLfw(
           vision,
           opts.images,
           opts.pairs,
           (phase, total) => progress(phase, total),
           config.embed.flip,
+          EmbeddingCache.inDataDir(config.dataDir, vision.embedder.modelId, config.embed.flip),
+          head,
         );
         if (opts.out) writeFileSync(opts.out, JSON.stringify(report, null, 2));
         if (opts.json) {
@@ -444,6 +600,32 @@ evaluate
         );
       },
     ),
+  );
+
+// Trained heads (issue 12): a projection head on the base model's embeddings, with a margin loss.
+program
+  .command("train")
+  .description("train a projection head on the base model's embeddings and register it as a new model id")
+  .option("--data <dir>", "a folder of identities: one sub-folder per person, photos inside")
+  .option("--from-store", "the site's confirmed identities: enrolled people and acknowledged alerts")
+  .option("--loss <loss>", `one of ${LOSSES.join(", ")}`, "am-softmax")
+  .option("--s <n>", "logit scale (normalised losses)", Number)
+  .option("--m <n>", "margin (cosine, angle in radians, SphereFace's multiplier, or a distance)", Number)
+  .option("--dim <n>", "output dimension", Number)
+  .option("--hidden <n>", "units of an optional hidden layer (0: none)", Number)
+  .option("--epochs <n>", "most epochs (early stopping on held-out identities)", Number)
+  .option("--batch <n>", "batch size", Number)
+  .option("--lr <n>", "Adam learning rate (no weight decay)", Number)
+  .option("--seed <n>", "seed of the identity split and the batches", Number)
+  .option("--far <n>", "false-accept rate the head's threshold is calibrated at", Number)
+  .option("--calibrate <dir>", "also calibrate on this folder of identities' impostor pairs (e.g. LFW)")
+  .option("--out <model id>", "the new model id (default <base>+<loss>-<date>)")
+  .option("--json", "the run summary as one JSON object on stdout")
+  .action(
+    action(async (opts: TrainCommandOptions) => {
+      const { trainCommand } = await import("./commands/train.ts");
+      await trainCommand(configFrom(globals()), opts);
+    }),
   );
 
 // Recognition as cameras see faces (issue 14): open-set watchlist figures, quality, the operating point.
@@ -740,6 +922,44 @@ bench
       for (const e of r.results)
         console.log(
           `${e.encoding.padEnd(42)} ${(e.bytesPerFrame / 1024).toFixed(0).padStart(8)} KiB ${e.producerCpuMsPerFrame.toFixed(2).padStart(8)} ms ${e.consumerCpuMsPerFrame.toFixed(2).padStart(12)} ms`,
+        );
+    }),
+  );
+
+bench
+  .command("small-faces")
+  .description(
+    "faces found per frame of a crowd clip vs CPU per frame: detector input sizes, a second pass, tiles",
+  )
+  .option("--video <file>", "crowd video (default: crowd-1080p.mp4 of $VIGIL_SHARED_DATA/video)")
+  .option("--width <n>", "frame width the clip is decoded to", Number, 1920)
+  .option("--fps <n>", "frames sampled per second of the clip", Number, 4)
+  .option("--json", "one JSON object on stdout")
+  .action(
+    action(async (opts: { video?: string; width: number; fps: number; json?: boolean }) => {
+      const base = configFrom(globals());
+      // One inference thread: a detect worker's share, and CPU time that does not depend on the core count.
+      const config = { ...base, models: { ...base.models, intraOpThreads: 1 } };
+      const shared = process.env.VIGIL_SHARED_DATA;
+      const video = opts.video ?? (shared ? `${shared}/video/crowd-1080p.mp4` : undefined);
+      if (!video) throw new UsageError("--video is needed (or VIGIL_SHARED_DATA with video/crowd-1080p.mp4)");
+      const r = await benchSmallFaces(config, await visionFor(config), {
+        video,
+        width: opts.width,
+        fps: opts.fps,
+      });
+      if (opts.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(`${r.frames} frames of ${r.video} at ${r.width}×${r.height}`);
+      console.log(
+        "| detection | faces/frame | live looks/frame | photo-grade/frame | CPU ms/frame (1 thread) |",
+      );
+      console.log("| --- | --- | --- | --- | --- |");
+      for (const row of r.rows)
+        console.log(
+          `| ${row.detection} | ${row.facesPerFrame.toFixed(1)} | ${row.liveLooksPerFrame.toFixed(1)} | ${row.photoGradePerFrame.toFixed(1)} | ${row.cpuMsPerFrame.toFixed(0)} |`,
         );
     }),
   );

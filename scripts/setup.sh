@@ -21,6 +21,8 @@ if [ "${VIGIL_SETUP_TEST_DEPS:-0}" = "1" ]; then
   command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
   # The real MQTT broker the API's alert publishing is tested against (started by the test on 127.0.0.1).
   [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || apt_packages+=(mosquitto)
+  # The browser the web console's tests drive (playwright-core, headless; no browser download).
+  [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   log "installing ${apt_packages[*]}"

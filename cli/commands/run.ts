@@ -55,6 +55,8 @@ export async function runEmbedded(
   emit: (e: VigilEvent) => void = eventPrinter(options.events),
 ) {
   const started = Date.now();
+  // Refused before any camera starts: a declared embedder never measured here has no operating point to match at.
+  thresholdFor(vision.embedder.modelId, config);
   const cameras = camerasFor(config, options.source);
   const store = openStore(config, options.storeFile);
   const watchlist = store;
@@ -79,17 +81,22 @@ export async function runEmbedded(
   const retention = new RetentionScheduler(store, {
     ...retentionOptions(config),
     onPurged: (r) => {
-      if (r.sightings > 0 || r.alerts > 0)
+      if (r.sightings > 0 || r.alerts > 0 || r.unknowns > 0)
         emit({
           type: "warning",
-          message: `retention: deleted ${r.sightings} sighting(s) older than ${config.store.retentionDays} days and ${r.alerts} alert(s) older than ${config.store.alertRetentionDays} days`,
+          message: `retention: deleted ${r.sightings} sighting(s) older than ${config.store.retentionDays} days, ${r.alerts} alert(s) older than ${config.store.alertRetentionDays} days and ${r.unknowns} unknown identit${r.unknowns === 1 ? "y" : "ies"} not seen for ${config.store.unknownRetentionDays} days`,
         });
     },
     onError: (err) => emit({ type: "warning", message: `retention: ${(err as Error).message}` }),
   });
   // At start as before (a store left for weeks is trimmed before it is searched), then periodically.
   await retention.tick();
-  const pipeline = await EmbeddedPipeline.start(config, vision, { watchlist: store, history: store }, emit);
+  const pipeline = await EmbeddedPipeline.start(
+    config,
+    vision,
+    { watchlist: store, history: store, unknowns: store.unknowns },
+    emit,
+  );
   const api = options.api
     ? await startEmbeddedApi(config, options.api, {
         bus: pipeline.bus,
@@ -104,8 +111,13 @@ export async function runEmbedded(
     : undefined;
   retention.start();
   const manager = pipeline.startCameras(cameras);
-  // Live cameras run until interrupted; every ffmpeg child is stopped before the process exits.
-  const stop = () => void manager.stop();
+  // Live cameras run until interrupted; every ffmpeg child is stopped before the process exits. An interrupt
+  // ends the API too: only cameras that ended on their own leave it serving.
+  let interrupted = false;
+  const stop = () => {
+    interrupted = true;
+    void manager.stop();
+  };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   options.signal?.addEventListener("abort", stop);
@@ -131,7 +143,7 @@ export async function runEmbedded(
       seconds,
     };
     emit(summary);
-    if (api) {
+    if (api && !interrupted) {
       emit({
         type: "warning",
         message: `every camera has ended; the API stays up at ${api.url} until interrupted`,

@@ -15,6 +15,12 @@ export const CameraSchema = z.object({
   hwaccel: z.string().optional(),
   /** Files only: start again at the end (demos). */
   loop: z.boolean().default(false),
+  /**
+   * Overrides of `detect.maxSide` and `detect.smallFaces.mode` for this camera: a wide view of a crowd, where
+   * faces are 20–40 px, is worth detecting at more of its pixels than a doorway camera (CPU grows with the area).
+   */
+  detectMaxSide: z.number().int().positive().optional(),
+  smallFaces: z.enum(["off", "second-pass", "tiles"]).optional(),
 });
 
 /** The packs Vigil ships (lib/vision/models/registry.ts PACKS); declared packs may not take these names. */
@@ -119,10 +125,20 @@ export const ConfigSchema = z
         pack: z.string().min(1).default("auto"),
         /** Packs a site brings: name → its own ONNX files (see ModelPackSchema). */
         packs: z
-          .record(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "pack names are lower-case letters, digits, '.', '_' or '-'"), ModelPackSchema)
+          .record(
+            z
+              .string()
+              .regex(/^[a-z0-9][a-z0-9._-]*$/, "pack names are lower-case letters, digits, '.', '_' or '-'"),
+            ModelPackSchema,
+          )
           .default({}),
         /** Thresholds measured for declared embedders (`vigil eval lfw --calibrate`); default `<cacheDir>/calibration`. */
         calibrationDir: z.string().optional(),
+        /**
+         * A head trained by `vigil train` (its model id), applied after the pack's embedder: vectors are then the
+         * head's, stored and matched under its id, with its own calibrated threshold.
+         */
+        head: z.string().min(1).optional(),
         /** Source kinds Vigil may fetch from, in registry order; air-gapped sites keep only `mirror`. */
         sources: z.array(z.enum(["mirror", "url", "npm"])).default(["mirror", "url", "npm"]),
         /**
@@ -166,7 +182,11 @@ export const ConfigSchema = z
       .superRefine((m, ctx) => {
         for (const name of Object.keys(m.packs)) {
           if (name === "auto" || (BUILT_IN_PACKS as readonly string[]).includes(name))
-            ctx.addIssue({ code: "custom", path: ["packs", name], message: `${name} is a built-in pack's name` });
+            ctx.addIssue({
+              code: "custom",
+              path: ["packs", name],
+              message: `${name} is a built-in pack's name`,
+            });
         }
         const known = ["auto", ...BUILT_IN_PACKS, ...Object.keys(m.packs)];
         if (!known.includes(m.pack))
@@ -181,6 +201,28 @@ export const ConfigSchema = z
       .object({
         /** Frames are resized so their longer side is at most this before detection (multiple of 32 after padding). */
         maxSide: positiveInt.default(640),
+        /**
+         * Small faces in frames larger than `maxSide` (see lib/vision/inference/detectors/small-faces.ts):
+         * `second-pass` looks again at full resolution in up to `maxRegions` squares of `region` px around faces
+         * the first pass found narrower than `below` px; `tiles` detects the whole frame in overlapping tiles at
+         * full resolution (for a detector of fixed input size). Off by default: on crowd-1080p a plain larger
+         * `maxSide` found more faces per CPU millisecond than either (README).
+         */
+        smallFaces: z
+          .object({
+            mode: z.enum(["off", "second-pass", "tiles"]).default("off"),
+            below: z.number().positive().default(64),
+            region: positiveInt.default(512),
+            maxRegions: positiveInt.default(4),
+            tiles: z
+              .object({
+                cols: positiveInt.default(2),
+                rows: positiveInt.default(2),
+                overlap: z.number().min(0).max(0.5).default(0.1),
+              })
+              .prefault({}),
+          })
+          .prefault({}),
         scoreThreshold: fraction.default(0.6),
         nmsIou: fraction.default(0.3),
         maxBatch: positiveInt.default(4),
@@ -204,6 +246,10 @@ export const ConfigSchema = z
           .prefault({}),
       })
       .prefault({}),
+    /**
+     * The quality gate a photo must pass (enrolment, search by photo, exclusions); live video has lower floors
+     * (`live`) and leaves the rest to the match stage's trust rule.
+     */
     quality: z
       .object({
         minFaceSize: z.number().min(0).default(32),
@@ -213,6 +259,23 @@ export const ConfigSchema = z
         maxYawDeg: z.number().min(0).max(90).default(50),
         maxPitchDeg: z.number().min(0).max(90).default(40),
         minDetScore: fraction.default(0.7),
+        /**
+         * Live video's floors, below the photo gate above (which enrolment, search and exclusion photos must
+         * pass). A camera's face between the two still goes on as a look: the match stage weighs it by its
+         * recognisability, and a look too poor to trust alone only extends its track. Only what can never be
+         * recognised is dropped here (README: on surveillance-degraded LFW no face below sharpness 3 was
+         * recognised, while faces the landmarks put beyond 50° yaw were recognised as often as frontal ones);
+         * detection score is gated as for photos.
+         */
+        live: z
+          .object({
+            minFaceSize: z.number().min(0).default(12),
+            minInterOcular: z.number().min(0).default(5),
+            minSharpness: z.number().min(0).default(3),
+            maxYawDeg: z.number().min(0).max(90).default(90),
+            maxPitchDeg: z.number().min(0).max(90).default(90),
+          })
+          .prefault({}),
       })
       .prefault({}),
     embed: z
@@ -249,6 +312,19 @@ export const ConfigSchema = z
         minTrust: fraction.optional(),
       })
       .prefault({}),
+    /** Unknown identities: sightings that match nobody, grouped online by face (`vigil unknowns`). */
+    identities: z
+      .object({
+        /** Off: unmatched sightings are stored unlabelled, as before identities existed. */
+        enabled: z.boolean().default(true),
+        /**
+         * Cosine similarity at which a sighting joins an identity's centroid. Default: the model's calibrated
+         * same-person threshold (`match.threshold` when set), the operating point `vigil eval cluster` measured:
+         * BCubed precision 0.989, F1 0.976 on LFW dev. Lower merges strangers; higher splits people.
+         */
+        threshold: z.number().min(-1).max(1).optional(),
+      })
+      .prefault({}),
     store: z
       .object({
         kind: z.enum(["embedded", "qdrant"]).default("embedded"),
@@ -262,6 +338,8 @@ export const ConfigSchema = z
         retentionDays: z.number().positive().default(30),
         /** Alerts (and their crops) older than this are deleted. */
         alertRetentionDays: z.number().positive().default(90),
+        /** Unknown identities not seen for this long are deleted (their sightings follow `retentionDays`). */
+        unknownRetentionDays: z.number().positive().default(30),
         /** Long-running processes (`vigil run`, match) apply both retention periods this often, and at start. */
         retentionEveryS: z.number().positive().default(3600),
         /** How often (ms, at most) a running process checks the embedded store for other processes' changes. */
@@ -466,6 +544,14 @@ export const ConfigSchema = z
           .prefault({}),
         /** Keep each camera's newest frame for /cameras/:id/snapshot (reads vigil.frames: heavy on Kafka). */
         snapshots: z.boolean().default(false),
+        /** The web console (web/, built by `npm run build` into dist/console), served at the API's root. */
+        console: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** The built console; default: dist/console of this checkout or install. */
+            dir: z.string().optional(),
+          })
+          .prefault({}),
         webhooks: z
           .object({
             timeoutMs: positiveInt.default(5000),

@@ -22,9 +22,11 @@ import type { ApiContext, ApiDeps, ZodApp } from "./context.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { alertRoutes } from "./routes/alerts.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { consoleRoutes } from "./console.ts";
 import { cameraRoutes } from "./routes/cameras.ts";
 import { historyRoutes } from "./routes/history.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { unknownRoutes } from "./routes/unknowns.ts";
 import { watchlistRoutes } from "./routes/watchlist.ts";
 import { UploadError } from "./upload.ts";
 
@@ -314,7 +316,9 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
   alertRoutes(app, ctx);
   historyRoutes(app, ctx);
   watchlistRoutes(app, ctx);
+  unknownRoutes(app, ctx);
   adminRoutes(app, ctx);
+  consoleRoutes(app, ctx);
   await app.ready();
   return app;
 }

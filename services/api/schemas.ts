@@ -107,6 +107,7 @@ export const Sighting = z
     modelId: z.string(),
     quality: Quality,
     match: z.object({ personId: z.string(), name: z.string(), score: z.number() }).nullable(),
+    unknownId: z.string().nullable().describe("the unknown identity a sighting that matched nobody joined"),
     cropUrl: z.string(),
   })
   .meta({ id: "Sighting" });
@@ -136,6 +137,24 @@ export const Timeline = z.object({
   sightings: z.number(),
   threshold: z.number().optional(),
 });
+
+export const UnknownIdentity = z
+  .object({
+    id: z.string(),
+    name: z.string().nullable(),
+    modelId: z.string(),
+    firstSeen: z.number().describe("start of its earliest sighting, ms since the epoch"),
+    lastSeen: z.number().describe("end of its latest sighting, ms since the epoch"),
+    count: z.number().describe("sightings assigned to it"),
+    cameras: z.array(z.string()),
+    bestSightings: z
+      .array(z.string())
+      .describe("its best sightings, best first: their crops (/v1/sightings/{id}/crop) are its photos"),
+    promotedTo: z.string().nullable().describe("the watchlist person it was promoted to"),
+  })
+  .meta({ id: "UnknownIdentity" });
+
+export const UnknownPage = z.object({ items: z.array(UnknownIdentity), nextCursor: z.string().nullable() });
 
 export const Person = z
   .object({ id: z.string(), name: z.string(), watchlistId: z.string(), faces: z.number() })

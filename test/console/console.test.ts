@@ -1,0 +1,605 @@
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cliActor, KeyService } from "../../lib/api/keys.ts";
+import { loadConfig } from "../../lib/config/index.ts";
+import { cropLargestFace, samplePhotos, slideshowVideo } from "../../lib/media/sample-media.ts";
+import { openApiStore } from "../../lib/store/open-store.ts";
+import { freePort, guardServerProcess } from "../../lib/testing/process.ts";
+import { cameraStream } from "../../lib/testing/rtsp/media.ts";
+import { sharedVision, tempDir } from "../helpers.ts";
+
+/**
+ * The web console in Debian's Chromium (playwright-core drives it; nothing is downloaded), against a real
+ * `vigil run --api` with real models, real RTSP cameras (GStreamer's server) and a real SQLite store.
+ *
+ * The story: bob is on the watchlist from the start; the operator signs in, enrols alice through the console
+ * (one photo refused with its reason) while both cameras are down (connection refused: backoff with the
+ * reason). Then the cameras' server starts: alice walks past the door, then the lobby; bob passes the door.
+ * Her alert appears on the wall without a reload; she is acknowledged, bob's alert is marked "not this
+ * person"; a photo search finds her on both cameras at the right times; her timeline runs door → lobby.
+ */
+
+const CHROMIUM = "/usr/bin/chromium";
+const ARTIFACTS = path.resolve(".vigil/artifacts/console");
+const STEP_S = 2;
+
+function missingTool(): string | undefined {
+  if (!existsSync(CHROMIUM)) return `${CHROMIUM} (Debian's chromium package)`;
+  const gi = spawnSync("/usr/bin/python3", ["-c", "import gi; gi.require_version('GstRtspServer', '1.0')"]);
+  if (gi.status !== 0) return "GStreamer's RTSP server for python3 (gir1.2-gst-rtsp-server-1.0)";
+  return undefined;
+}
+const missing = missingTool();
+if (missing)
+  console.log(`skipping the console browser tests: ${missing} not found (npm test's setup installs it)`);
+
+/** The console as `npm run build` makes it; built again when web/ changed since. */
+function ensureConsoleBuilt() {
+  const index = path.resolve("dist/console/index.html");
+  const newest = (dir: string): number =>
+    Math.max(
+      0,
+      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
+        e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs,
+      ),
+    );
+  if (existsSync(index) && statSync(index).mtimeMs >= newest(path.resolve("web"))) return;
+  execFileSync("npm", ["run", "--silent", "build:console"], { stdio: "inherit" });
+}
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", () => {
+  const dir = tempDir("vigil-console-e2e-");
+  let vigil: ChildProcess | undefined;
+  let rtsp: ChildProcess | undefined;
+  let context: BrowserContext;
+  let page: Page;
+  let base = "";
+  let rtspPort = 0;
+  let rtspMounts = "";
+  let startedAt = 0;
+  const keys = { admin: "", viewer: "" };
+  const log: string[] = [];
+  const files: Record<string, Buffer> = {};
+
+  const api = async <T>(url: string, key = keys.admin): Promise<T> => {
+    const res = await fetch(`${base}${url}`, { headers: { authorization: `Bearer ${key}` } });
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
+  const shot = async (name: string, p: Page = page) => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const file = path.join(ARTIFACTS, `${name}.png`);
+    await p.screenshot({ path: file, fullPage: false });
+    // README pictures, when asked for: small palette PNGs (VIGIL_CONSOLE_DOCS=1).
+    if (process.env.VIGIL_CONSOLE_DOCS === "1" && ["wall", "search", "timeline"].includes(name))
+      await sharp(file)
+        .resize({ width: 1100 })
+        .png({ palette: true, quality: 80, compressionLevel: 9 })
+        .toFile(path.resolve("docs", `console-${name}.png`));
+  };
+  const go = async (view: string) => {
+    await page.locator(`nav a[data-view=${view}]`).click();
+    await page.waitForFunction((v) => location.hash === `#/${v}`, view);
+  };
+  /** Drops files on a drop zone the way a desktop drag does: a DataTransfer holding File objects. */
+  const drop = async (selector: string, names: string[]) => {
+    const payload = names.map((name) => ({ name, b64: files[name]!.toString("base64") }));
+    const transfer = await page.evaluateHandle((list) => {
+      const dt = new DataTransfer();
+      for (const f of list) {
+        const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+        dt.items.add(new File([bytes], f.name, { type: "image/jpeg" }));
+      }
+      return dt;
+    }, payload);
+    await page
+      .locator(`${selector} vigil-drop-zone button`)
+      .dispatchEvent("drop", { dataTransfer: transfer });
+  };
+
+  beforeAll(async () => {
+    ensureConsoleBuilt();
+    const vision = await sharedVision();
+    const photos = await samplePhotos(path.resolve(".vigil/cache"));
+    // alice: the largest face of the first group photo; bob: of the fourth (as the demo's watchlist).
+    await cropLargestFace(vision, photos[0]!, path.join(dir, "alice.jpg"));
+    await cropLargestFace(vision, photos[3]!, path.join(dir, "watchlist", "bob", "bob.jpg"));
+    const blank = path.join(dir, "empty-room.jpg");
+    await sharp({ create: { width: 960, height: 540, channels: 3, background: { r: 70, g: 74, b: 80 } } })
+      .jpeg()
+      .toFile(blank);
+    files["alice.jpg"] = readFileSync(path.join(dir, "alice.jpg"));
+    files["empty-room.jpg"] = readFileSync(blank);
+
+    // Two cameras' footage, 2 s a picture: the door sees alice's group at 4 s and bob's at 12 s, the lobby
+    // sees alice's group at 10 s. 40 s each, then the server is stopped before it could play them again.
+    const reel = (shows: Record<number, string>) =>
+      Array.from({ length: 20 }, (_, i) => shows[i * STEP_S] ?? blank);
+    const door = path.join(dir, "door.mp4");
+    const lobby = path.join(dir, "lobby.mp4");
+    await slideshowVideo(reel({ 4: photos[0]!, 12: photos[3]! }), door, {
+      secondsEach: STEP_S,
+      width: 960,
+      height: 540,
+    });
+    await slideshowVideo(reel({ 10: photos[0]! }), lobby, { secondsEach: STEP_S, width: 960, height: 540 });
+    rtspPort = await freePort();
+    rtspMounts = JSON.stringify({
+      "/door": { kind: "file", path: cameraStream(door, dir, 40, 960, 540) },
+      "/lobby": { kind: "file", path: cameraStream(lobby, dir, 40, 960, 540) },
+    });
+
+    const store = path.join(dir, "vigil.db");
+    const configFile = path.join(dir, "vigil.config.json");
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        dataDir: path.resolve(".vigil"),
+        log: { level: "warn" },
+        store: { path: store },
+        ingest: { fps: 5, width: 960, height: 540 },
+        // One alert per person per camera for the whole test.
+        match: { alertCooldownS: 3600 },
+        api: { snapshots: true },
+        cameras: [
+          { id: "door", url: `rtsp://127.0.0.1:${rtspPort}/door` },
+          { id: "lobby", url: `rtsp://127.0.0.1:${rtspPort}/lobby` },
+        ],
+      }),
+    );
+    // Keys made beforehand in the run's store file, as `vigil keys create` does.
+    const config = loadConfig({ file: configFile, env: {} });
+    const apiStore = openApiStore(config);
+    const service = new KeyService(apiStore, apiStore);
+    keys.admin = (await service.create({ name: "console-admin", role: "admin" }, cliActor())).key;
+    keys.viewer = (await service.create({ name: "wall-screen", role: "viewer" }, cliActor())).key;
+    apiStore.close();
+
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    vigil = spawn(
+      process.execPath,
+      [
+        path.resolve("bin/vigil.js"),
+        "--config",
+        configFile,
+        "run",
+        "--watchlist",
+        path.join(dir, "watchlist"),
+        "--api",
+        `127.0.0.1:${port}`,
+        "--events",
+        "ndjson",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, VIGIL_FROM_SOURCE: "1" } },
+    );
+    guardServerProcess(vigil, "vigil.js");
+    vigil.stdout!.on("data", (d: Buffer) => log.push(d.toString()));
+    vigil.stderr!.on("data", (d: Buffer) => log.push(d.toString()));
+    await until(
+      "vigil run --api",
+      async () => {
+        if (vigil!.exitCode !== null) throw new Error(`vigil exited:\n${log.join("").slice(-3000)}`);
+        return (await fetch(`${base}/healthz`)).ok;
+      },
+      120_000,
+    );
+
+    context = await chromium.launchPersistentContext(tempDir("vigil-chromium-"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      chromiumSandbox: false,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+      viewport: { width: 1366, height: 768 },
+      colorScheme: "dark",
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on("pageerror", (err) => log.push(`page error: ${err.message}\n`));
+  }, 300_000);
+
+  afterAll(async () => {
+    await context?.close().catch(() => {});
+    rtsp?.kill("SIGKILL");
+    // One SIGTERM stops the cameras and the API; SIGKILL only if that hangs.
+    const exited = vigil && vigil.exitCode === null ? new Promise((r) => vigil!.once("exit", r)) : undefined;
+    for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+      if (!exited) break;
+      vigil!.kill(signal);
+      const gone = await Promise.race([
+        exited.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 5000)),
+      ]);
+      if (gone) break;
+    }
+  });
+
+  it("signs in with an API key, by keyboard alone", async () => {
+    const t0 = Date.now();
+    await page.goto(`${base}/`);
+    await page.locator("vigil-sign-in #key").waitFor();
+    const shown = Date.now() - t0;
+    const timing = await page.evaluate(() => {
+      const nav = performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming;
+      const bytes = performance
+        .getEntriesByType("resource")
+        .reduce((n, r) => n + (r as PerformanceResourceTiming).transferSize, nav.transferSize);
+      return { domContentLoaded: nav.domContentLoadedEventEnd, load: nav.loadEventEnd, bytes };
+    });
+    console.log(
+      `console first load: sign-in form shown ${shown} ms after navigation (DOMContentLoaded ${timing.domContentLoaded.toFixed(0)} ms, load ${timing.load.toFixed(0)} ms, ${timing.bytes} bytes transferred)`,
+    );
+    await shot("sign-in");
+    // The key field has the focus: type and press Enter.
+    await page.keyboard.type("not-a-key");
+    await page.keyboard.press("Enter");
+    await expect
+      .poll(() => page.locator("vigil-sign-in [role=alert]").textContent())
+      .toContain("not a valid API key");
+    await page.locator("vigil-sign-in #key").fill("");
+    await page.locator("vigil-sign-in #key").focus();
+    await page.keyboard.type(keys.admin);
+    await page.keyboard.press("Enter");
+    await page.locator("nav a[data-view=audit]").waitFor();
+    expect(await page.locator("header [data-role]").textContent()).toBe("admin");
+    expect(await page.locator("nav a").allTextContents()).toEqual([
+      "Alerts",
+      "Cameras",
+      "Watchlist",
+      "Unknown people",
+      "Search",
+      "Timeline",
+      "Audit",
+    ]);
+    // Marks this document: a reload would lose it.
+    await page.evaluate(() => ((window as unknown as { vigilNoReload: boolean }).vigilNoReload = true));
+  });
+
+  it("enrols a person by dropping several photos and shows the refused photo's reason", async () => {
+    await go("watchlist");
+    const form = page.locator("vigil-watchlist form");
+    await form.locator("#id").fill("alice");
+    await form.locator("#name").fill("Alice Example");
+    await drop("vigil-watchlist form", ["alice.jpg", "empty-room.jpg"]);
+    await expect.poll(() => form.locator("ul.files li").count()).toBe(2);
+    await form.locator("button[type=submit]").click();
+    const outcome = (file: string) => form.locator(`li[data-file="${file}"] [data-field=outcome]`);
+    await outcome("empty-room.jpg").waitFor({ timeout: 60_000 });
+    expect(await outcome("empty-room.jpg").textContent()).toBe("refused: no face found");
+    expect(await outcome("alice.jpg").textContent()).toBe("enrolled");
+    await page.locator('vigil-watchlist article[data-person="alice"]').waitFor();
+    const alice = await api<{ name: string; photos: { source: string }[] }>("/v1/people/alice");
+    expect(alice).toMatchObject({ name: "Alice Example", photos: [{ source: "alice.jpg" }] });
+    await shot("watchlist");
+  });
+
+  it("shows cameras that cannot connect in backoff with the reason", async () => {
+    await go("cameras");
+    const door = page.locator('vigil-cameras article[data-camera="door"]');
+    await door.waitFor();
+    await expect
+      .poll(() => door.locator("[data-field=state]").textContent(), { timeout: 30_000 })
+      .toMatch(/backoff|error|connecting/);
+    await expect
+      .poll(() => door.locator("[data-field=reason]").textContent(), { timeout: 30_000 })
+      .toMatch(/refused|failed|error|Connection/i);
+    await shot("cameras-down");
+  });
+
+  it("shows an alert live on the wall, without a reload, once the cameras play", async () => {
+    await go("wall");
+    expect(await page.locator("vigil-wall li.card").count()).toBe(0);
+    // The cameras' server starts now: alice is at the door 4 s into its footage.
+    rtsp = spawn(
+      "/usr/bin/python3",
+      [path.resolve("lib/testing/rtsp/rtsp_server.py"), String(rtspPort), rtspMounts],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    guardServerProcess(rtsp, "rtsp_server.py");
+    startedAt = Date.now();
+    const card = page.locator('vigil-wall li.card[data-person="alice"][data-camera="door"]');
+    await card.waitFor({ timeout: 90_000 });
+    const stored = await api<{
+      items: { id: string; personId: string; cameraId: string; score: number; threshold: number }[];
+    }>("/v1/alerts?person=alice&camera=door");
+    expect(stored.items).toHaveLength(1);
+    const alert = stored.items[0]!;
+    expect(await card.getAttribute("data-alert")).toBe(alert.id);
+    expect(await card.locator("[data-field=score]").textContent()).toBe(alert.score.toFixed(3));
+    expect(await card.locator("[data-field=threshold]").textContent()).toBe(alert.threshold.toFixed(3));
+    expect(await card.locator(".name").textContent()).toBe("Alice Example");
+    // The face crop, fetched with the key, is a real picture.
+    await expect
+      .poll(() =>
+        card
+          .locator("vigil-img img")
+          .first()
+          .evaluate((img) => (img as HTMLImageElement).naturalWidth),
+      )
+      .toBeGreaterThan(0);
+    expect(await page.evaluate(() => (window as unknown as { vigilNoReload?: boolean }).vigilNoReload)).toBe(
+      true,
+    );
+  });
+
+  it("acknowledges the alert", async () => {
+    const card = page.locator('vigil-wall li.card[data-person="alice"][data-camera="door"]');
+    await card.getByRole("button", { name: "Acknowledge" }).click();
+    await expect
+      .poll(() => card.locator("[data-field=ack]").textContent())
+      .toContain("acknowledged by console-admin");
+    const id = (await card.getAttribute("data-alert"))!;
+    const stored = await api<{ acknowledged: { by: string } | null }>(`/v1/alerts/${encodeURIComponent(id)}`);
+    expect(stored.acknowledged?.by).toBe("console-admin");
+  });
+
+  it('marks a false alert "not this person", which adds an exclusion', async () => {
+    const card = page.locator('vigil-wall li.card[data-person="bob"]');
+    await card.waitFor({ timeout: 60_000 });
+    await card.getByRole("button", { name: "Not this person" }).click();
+    await card.getByRole("button", { name: "Confirm: not bob" }).click();
+    await expect.poll(() => card.locator("[data-field=message]").textContent()).toContain("marked “not bob”");
+    const exclusions = await api<{ items: { note: string }[] }>("/v1/people/bob/exclusions");
+    expect(exclusions.items).toHaveLength(1);
+    expect(exclusions.items[0]!.note).toContain("not bob");
+    await page
+      .locator('vigil-wall li.card[data-person="alice"][data-camera="lobby"]')
+      .waitFor({ timeout: 60_000 });
+    await shot("wall");
+  });
+
+  it("keeps every alert once across a reconnect of the live stream", async () => {
+    const before = await page.locator("vigil-wall li.card").count();
+    await page.evaluate(() =>
+      (document.querySelector("vigil-app") as unknown as { feed: { reconnect(): void } }).feed.reconnect(),
+    );
+    await expect
+      .poll(() =>
+        page.evaluate(
+          () =>
+            (document.querySelector("vigil-app") as unknown as { feed: { reconnects: number } }).feed
+              .reconnects,
+        ),
+      )
+      .toBeGreaterThan(0);
+    await expect.poll(() => page.locator("header [role=status]").textContent()).toContain("alerts live");
+    const ids = await page
+      .locator("vigil-wall li.card")
+      .evaluateAll((els) => els.map((e) => e.getAttribute("data-alert")));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.length).toBe(before);
+    const stored = await api<{ items: unknown[] }>("/v1/alerts");
+    expect(ids.length).toBe(stored.items.length);
+  });
+
+  it("shows the cameras live with frame rate, drops, snapshot and faces per minute", async () => {
+    await go("cameras");
+    const door = page.locator('vigil-cameras article[data-camera="door"]');
+    await expect
+      .poll(() => door.locator("[data-field=state]").textContent(), { timeout: 30_000 })
+      .toBe("live");
+    // Sampled at 5 fps: the rate comes from the frame counter between two status records.
+    await expect
+      .poll(async () => parseFloat((await door.locator("[data-field=fps]").textContent()) ?? ""), {
+        timeout: 20_000,
+      })
+      .toBeGreaterThan(2);
+    await expect
+      .poll(() => door.locator("vigil-img img").evaluate((img) => (img as HTMLImageElement).naturalWidth), {
+        timeout: 15_000,
+      })
+      .toBe(960);
+    expect(await door.locator("[data-field=drops]").textContent()).toMatch(/^\d+$/);
+    expect(await door.locator("[data-field=faces]").textContent()).toMatch(/^\d+$/);
+    await shot("cameras");
+  });
+
+  it("finds a face by photo search on the right cameras at the right times", async () => {
+    // Her sightings end 3 s after she leaves each picture; then the footage would only repeat.
+    type S = { items: { id: string; cameraId: string; startTs: number }[] };
+    const sightings = await until(
+      "alice's sightings on both cameras",
+      async () => {
+        const s = await api<S>("/v1/sightings?person=alice");
+        return new Set(s.items.map((i) => i.cameraId)).size === 2 && s;
+      },
+      60_000,
+    );
+    rtsp?.kill("SIGKILL");
+    await go("search");
+    await drop("vigil-search", ["alice.jpg"]);
+    await page.locator("vigil-search button[type=submit]").click();
+    const hits = page.locator("vigil-search li[data-sighting]");
+    await hits.first().waitFor({ timeout: 60_000 });
+    const found = await hits.evaluateAll((els) =>
+      els.map((e) => ({
+        id: e.getAttribute("data-sighting")!,
+        camera: e.querySelector("[data-field=camera]")!.textContent,
+        start: Number(e.getAttribute("data-start")),
+        time: e.querySelector("[data-field=time]")!.textContent,
+        same: e.classList.contains("same"),
+      })),
+    );
+    const same = found.filter((h) => h.same);
+    expect(new Set(same.map((h) => h.camera))).toEqual(new Set(["door", "lobby"]));
+    // Every sighting the watchlist matched to her is a same-person hit, with the stored camera and time.
+    for (const s of sightings.items) {
+      const hit = same.find((h) => h.id === s.id);
+      expect(hit, s.id).toBeDefined();
+      expect(hit!.camera).toBe(s.cameraId);
+      expect(hit!.start).toBe(s.startTs);
+      expect(hit!.time).toBe(
+        await page.evaluate((ts) => new Date(ts).toLocaleTimeString(undefined, { hour12: false }), s.startTs),
+      );
+    }
+    // She was at the door ~4 s into the footage and in the lobby ~10 s in (plus connection time).
+    const first = (camera: string) =>
+      Math.min(...same.filter((h) => h.camera === camera).map((h) => h.start));
+    expect(first("door") - startedAt).toBeGreaterThan(0);
+    expect(first("door") - startedAt).toBeLessThan(20_000);
+    expect(first("lobby") - first("door")).toBeGreaterThan(2_000);
+    expect(first("lobby") - first("door")).toBeLessThan(12_000);
+    expect(await page.locator("vigil-search vigil-time-axis rect.item").count()).toBe(found.length);
+    await shot("search");
+  });
+
+  it("opens the timeline of a person seen on two cameras, in order", async () => {
+    await go("timeline");
+    await page.locator("vigil-timeline select").selectOption("alice");
+    const visits = page.locator("vigil-timeline ol.visits li");
+    await visits.first().waitFor({ timeout: 30_000 });
+    const order = await visits.evaluateAll((els) =>
+      els.map((e) => ({
+        camera: e.getAttribute("data-camera"),
+        start: Number(e.getAttribute("data-start")),
+      })),
+    );
+    expect(order.map((v) => v.camera)).toEqual(["door", "lobby"]);
+    expect(order[0]!.start).toBeLessThan(order[1]!.start);
+    expect(await page.locator("vigil-timeline vigil-time-axis rect.item").count()).toBe(2);
+    await expect
+      .poll(() =>
+        visits
+          .first()
+          .locator("vigil-img img")
+          .evaluate((img) => (img as HTMLImageElement).naturalWidth),
+      )
+      .toBeGreaterThan(0);
+    expect(await page.evaluate(() => location.hash)).toBe("#/timeline?person=alice");
+    await shot("timeline");
+  });
+
+  it("shows the audit log to an admin, filtered by action", async () => {
+    await go("audit");
+    await page.locator("vigil-audit input[name=action]").fill("person");
+    await page.locator("vigil-audit button[type=submit]").click();
+    await expect
+      .poll(() =>
+        page
+          .locator("vigil-audit tbody tr")
+          .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-action"))),
+      )
+      .toContain("person.enrol");
+    const actions = await page
+      .locator("vigil-audit tbody tr")
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-action")));
+    expect(actions.every((a) => a!.startsWith("person"))).toBe(true);
+    await shot("audit");
+  });
+
+  it("fits a 1366×768 laptop and a 1920×1080 screen without a horizontal scroll", async () => {
+    for (const size of [
+      { width: 1366, height: 768 },
+      { width: 1920, height: 1080 },
+    ]) {
+      await page.setViewportSize(size);
+      for (const view of ["wall", "cameras", "watchlist", "unknowns", "search", "timeline", "audit"]) {
+        await go(view);
+        await page.waitForTimeout(200);
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        expect(overflow, `${view} at ${size.width}×${size.height}`).toBeLessThanOrEqual(0);
+      }
+    }
+    await page.setViewportSize({ width: 1366, height: 768 });
+  });
+
+  it("gives a viewer key no search (hidden, and refused by the API)", async () => {
+    const viewer = await context.newPage();
+    await viewer.goto(`${base}/#/search`);
+    await viewer.locator("vigil-sign-in #key").fill(keys.viewer);
+    await viewer.locator("vigil-sign-in #key").press("Enter");
+    await viewer.locator("nav a[data-view=wall]").waitFor();
+    expect(await viewer.locator("nav a").allTextContents()).toEqual(["Alerts", "Cameras"]);
+    expect(await viewer.locator("main [role=alert]").textContent()).toContain(
+      "Search is not available to a viewer key",
+    );
+    expect(await viewer.locator("vigil-search").count()).toBe(0);
+    const status = await viewer.evaluate(async (key) => {
+      const body = new FormData();
+      body.append("photo", new Blob([new Uint8Array([0xff, 0xd8])], { type: "image/jpeg" }), "x.jpg");
+      const res = await fetch("/v1/sightings/search", {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}` },
+        body,
+      });
+      return res.status;
+    }, keys.viewer);
+    expect(status).toBe(403);
+    await viewer.locator("nav a[data-view=wall]").click();
+    await viewer.locator("vigil-wall li.card").first().waitFor();
+    expect(await viewer.locator("vigil-wall button", { hasText: "Acknowledge" }).count()).toBe(0);
+    expect(await viewer.locator("vigil-wall button", { hasText: "Not this person" }).count()).toBe(0);
+    await shot("viewer", viewer);
+    await viewer.close();
+  });
+
+  it("promotes an unknown identity to the watchlist", async (ctx) => {
+    const probe = await fetch(`${base}/v1/unknowns?limit=1`, {
+      headers: { authorization: `Bearer ${keys.admin}` },
+    });
+    if (probe.status === 404) {
+      console.log("skipping the promote test: this API has no /v1/unknowns routes yet");
+      ctx.skip();
+    }
+    type U = { items: { id: string; count: number; bestSightings: string[]; promotedTo: string | null }[] };
+    await until("an unknown identity", async () => (await api<U>("/v1/unknowns")).items.length > 0, 30_000);
+    await go("unknowns");
+    const item = page.locator("vigil-unknowns li.unknown").first();
+    await item.waitFor();
+    const id = (await item.getAttribute("data-unknown"))!;
+    await item.locator("input[name=name]").fill("Stranger One");
+    await shot("unknowns");
+    await item.getByRole("button", { name: "Promote to watchlist" }).click();
+    await expect
+      .poll(() => page.locator("vigil-unknowns [role=status]").textContent(), { timeout: 60_000 })
+      .toMatch(/promoted to|refused|no /);
+    const message = (await page.locator("vigil-unknowns [role=status]").textContent())!;
+    expect(message, message).toMatch(/^promoted to \S+: [1-9]\d* face\(s\) enrolled/);
+    const personId = /^promoted to (\S+):/.exec(message)![1]!;
+    const person = await api<{ name: string; photos: unknown[] }>(
+      `/v1/people/${encodeURIComponent(personId)}`,
+    );
+    expect(person.name).toBe("Stranger One");
+    expect(person.photos.length).toBeGreaterThan(0);
+    // It stays in the queue, marked with the person it became.
+    await expect
+      .poll(() => page.locator(`vigil-unknowns li[data-unknown="${id}"] [data-field=promoted]`).textContent())
+      .toBe(`promoted to ${personId}`);
+    const after = await api<{ promotedTo: string | null }>(`/v1/unknowns/${encodeURIComponent(id)}`);
+    expect(after.promotedTo).toBe(personId);
+  });
+});
