@@ -1,4 +1,5 @@
 import { writeFileSync } from "node:fs";
+import { audited, defined, fileSummary } from "../../lib/api/audit.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { HistoryService } from "../../lib/history/service.ts";
 import { parseTime } from "../../lib/history/timeline.ts";
@@ -44,13 +45,16 @@ export interface SearchOptions {
 
 /** "Where has this face been?": stored sightings by similarity, with camera and time filters. */
 export async function searchCommand(config: Config, opts: SearchOptions) {
-  const result = await withHistory(config, (h) =>
-    h.searchByPhoto(opts.image, {
-      cameras: opts.camera,
-      since: time(opts.since),
-      until: time(opts.until),
-      limit: opts.top,
-    }),
+  const filters = { cameras: opts.camera, since: time(opts.since), until: time(opts.until), limit: opts.top };
+  const result = await audited(
+    config,
+    {
+      action: "search",
+      target: null,
+      summary: defined({ photo: fileSummary(opts.image), ...filters }),
+      result: (r) => ({ hits: r.hits.length }),
+    },
+    () => withHistory(config, (h) => h.searchByPhoto(opts.image, filters)),
   );
   const { hits, threshold } = result;
   if (opts.json) {
@@ -85,12 +89,18 @@ export interface TimelineOptions {
 export async function timelineCommand(config: Config, opts: TimelineOptions) {
   if (!opts.person === !opts.image)
     throw new UsageError("give exactly one of --person <id> or --image <photo>");
-  const { visits } = await withHistory(config, (h) =>
-    h.timeline(opts.person ? { personId: opts.person } : { photo: opts.image! }, {
-      since: time(opts.since),
-      until: time(opts.until),
-      mergeGapMs: opts.mergeGapS * 1000,
-    }),
+  const span = { since: time(opts.since), until: time(opts.until), mergeGapMs: opts.mergeGapS * 1000 };
+  const { visits } = await audited(
+    config,
+    {
+      action: opts.person ? "timeline.person" : "timeline.photo",
+      target: opts.person ?? null,
+      summary: defined({ ...(opts.image ? { photo: fileSummary(opts.image) } : {}), ...span }),
+    },
+    () =>
+      withHistory(config, (h) =>
+        h.timeline(opts.person ? { personId: opts.person } : { photo: opts.image! }, span),
+      ),
   );
   if (opts.json) console.log(JSON.stringify({ visits }));
   else if (visits.length === 0) console.log("no sightings");
@@ -114,15 +124,22 @@ export interface BrowseOptions {
 
 /** Sightings newest first, without a photo. */
 export async function sightingsCommand(config: Config, opts: BrowseOptions) {
-  const page = await withHistory(config, (h) =>
-    h.browseSightings({
-      cameras: opts.camera,
-      personId: opts.person,
-      since: time(opts.since),
-      until: time(opts.until),
-      limit: opts.limit,
-      cursor: opts.cursor,
-    }),
+  const query = {
+    cameras: opts.camera,
+    personId: opts.person,
+    since: time(opts.since),
+    until: time(opts.until),
+    limit: opts.limit,
+    cursor: opts.cursor,
+  };
+  const page = await audited(
+    config,
+    {
+      action: "sightings.browse",
+      target: opts.person ?? null,
+      summary: defined({ ...query, cursor: undefined }),
+    },
+    () => withHistory(config, (h) => h.browseSightings(query)),
   );
   if (opts.json) console.log(JSON.stringify(page));
   else {
@@ -175,7 +192,11 @@ export async function alertsCommand(config: Config, opts: AlertsOptions) {
 }
 
 export async function ackCommand(config: Config, alertId: string, opts: { by: string; note?: string }) {
-  const alert = await withHistory(config, (h) => h.acknowledgeAlert(alertId, opts));
+  const alert = await audited(
+    config,
+    { action: "alert.acknowledge", target: alertId, summary: defined({ by: opts.by, note: opts.note }) },
+    () => withHistory(config, (h) => h.acknowledgeAlert(alertId, opts)),
+  );
   console.log(`${alert.id}: acknowledged by ${alert.acknowledged!.by} at ${iso(alert.acknowledged!.ts)}`);
   return alert;
 }
@@ -184,8 +205,15 @@ export async function ackCommand(config: Config, alertId: string, opts: { by: st
 export async function cropCommand(config: Config, opts: { sighting?: string; alert?: string; out: string }) {
   if (!opts.sighting === !opts.alert)
     throw new UsageError("give exactly one of --sighting <id> or --alert <id>");
-  const jpeg = await withHistory(config, (h) =>
-    opts.sighting ? h.sightingCrop(opts.sighting) : h.alertCrop(opts.alert!),
+  const jpeg = await audited(
+    config,
+    {
+      action: opts.sighting ? "export.sighting-crop" : "export.alert-crop",
+      target: opts.sighting ?? opts.alert!,
+      summary: { out: opts.out },
+    },
+    () =>
+      withHistory(config, (h) => (opts.sighting ? h.sightingCrop(opts.sighting) : h.alertCrop(opts.alert!))),
   );
   writeFileSync(opts.out, jpeg);
   console.log(`wrote ${opts.out} (${jpeg.length} bytes)`);

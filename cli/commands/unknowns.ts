@@ -1,10 +1,10 @@
-import { cliActor } from "../../lib/api/keys.ts";
+import { audited } from "../../lib/api/audit.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { parseTime } from "../../lib/history/timeline.ts";
 import { UnknownService } from "../../lib/identities/service.ts";
 import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
 import type { UnknownIdentity } from "../../lib/store/identity-store.ts";
-import { openApiStore, openStore } from "../../lib/store/open-store.ts";
+import { openStore } from "../../lib/store/open-store.ts";
 import { photoEmbedder } from "../../lib/watchlist/photo.ts";
 import { WatchlistService } from "../../lib/watchlist/service.ts";
 import { UsageError, visionFor } from "../context.ts";
@@ -21,34 +21,21 @@ async function withUnknowns<T>(
   use: (unknowns: UnknownService) => Promise<T>,
   action?: { name: string; target: string; summary?: (result: T) => Record<string, unknown> },
 ): Promise<T> {
-  const store = openStore(config);
-  try {
-    const watchlist = new WatchlistService({ store, photos: photoEmbedder(() => visionFor(config)) });
-    const result = await use(new UnknownService({ store: store.unknowns, sightings: store, watchlist }));
-    if (action) {
-      const audit = openApiStore(config);
-      try {
-        await audit.append({
-          ts: Date.now(),
-          actor: cliActor(),
-          action: action.name,
-          target: action.target,
-          outcome: "ok",
-          status: null,
-          summary: action.summary?.(result) ?? {},
-          ip: null,
-        });
-      } finally {
-        audit.close();
-      }
+  const run = async () => {
+    const store = openStore(config);
+    try {
+      const watchlist = new WatchlistService({ store, photos: photoEmbedder(() => visionFor(config)) });
+      return await use(new UnknownService({ store: store.unknowns, sightings: store, watchlist }));
+    } catch (err) {
+      if (err instanceof NotFoundError || err instanceof InvalidInputError) throw new UsageError(err.message);
+      throw err;
+    } finally {
+      store.close();
     }
-    return result;
-  } catch (err) {
-    if (err instanceof NotFoundError || err instanceof InvalidInputError) throw new UsageError(err.message);
-    throw err;
-  } finally {
-    store.close();
-  }
+  };
+  return action
+    ? audited(config, { action: action.name, target: action.target, result: action.summary }, run)
+    : run();
 }
 
 const line = (u: UnknownIdentity) =>

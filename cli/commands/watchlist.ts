@@ -1,3 +1,5 @@
+import path from "node:path";
+import { audited, defined } from "../../lib/api/audit.ts";
 import { openStageBus } from "../../lib/bus/open-bus.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { busChanges } from "../../lib/watchlist/bus-changes.ts";
@@ -78,7 +80,20 @@ export async function enrolCommand(
     await withWatchlist(config, async (watchlist) => {
       for (const job of jobs) {
         const request = { id: job.id, name: job.name, watchlistId: opts.watchlist };
-        outcomes.push(...(await watchlist.enrol(request, job.files, () => bar.tick())).outcomes);
+        const result = await audited(
+          config,
+          {
+            action: "person.enrol",
+            target: job.id,
+            summary: { watchlist: opts.watchlist, files: job.files.map((f) => path.basename(f)) },
+            result: (r) => ({
+              enrolled: r.outcomes.filter((o) => o.ok).length,
+              refused: r.outcomes.filter((o) => !o.ok).length,
+            }),
+          },
+          () => watchlist.enrol(request, job.files, () => bar.tick()),
+        );
+        outcomes.push(...result.outcomes);
       }
     });
   } finally {
@@ -108,10 +123,14 @@ export async function listPeopleCommand(config: Config, json: boolean) {
 export async function removeCommand(config: Config, opts: { person?: string; photo?: string }) {
   if (!opts.person === !opts.photo) throw new UsageError("give --person <id> or --photo <person>:<file>");
   if (opts.person) {
-    await withWatchlist(config, (w) => w.removePerson(opts.person!));
+    await audited(config, { action: "person.remove", target: opts.person }, () =>
+      withWatchlist(config, (w) => w.removePerson(opts.person!)),
+    );
     console.log(`removed ${opts.person} and their photos`);
   } else {
-    await withWatchlist(config, (w) => w.removePhoto(opts.photo!));
+    await audited(config, { action: "person.photo.remove", target: opts.photo! }, () =>
+      withWatchlist(config, (w) => w.removePhoto(opts.photo!)),
+    );
     console.log(`removed photo ${opts.photo}`);
   }
 }
@@ -131,12 +150,27 @@ export async function excludeCommand(config: Config, opts: ExcludeOptions) {
     throw new UsageError("give exactly one of --image <photo>, --alert <id>, --sighting <id>");
   if (opts.image && !opts.person) throw new UsageError("--image needs --person <id>: who is this not?");
   const note = opts.note;
-  const exclusion = await withWatchlist(config, (w) =>
-    opts.image
-      ? w.excludeFromPhoto(opts.person!, opts.image, note)
-      : opts.alert
-        ? w.excludeFromAlert(opts.alert, { personId: opts.person, note })
-        : w.excludeFromSighting(opts.sighting!, { personId: opts.person, note }),
+  const exclusion = await audited(
+    config,
+    {
+      action: "exclusion.add",
+      target: opts.person ?? null,
+      summary: defined({
+        image: opts.image && path.basename(opts.image),
+        alert: opts.alert,
+        sighting: opts.sighting,
+        note,
+      }),
+      result: (e) => ({ exclusion: e.id, person: e.personId }),
+    },
+    () =>
+      withWatchlist(config, (w) =>
+        opts.image
+          ? w.excludeFromPhoto(opts.person!, opts.image, note)
+          : opts.alert
+            ? w.excludeFromAlert(opts.alert, { personId: opts.person, note })
+            : w.excludeFromSighting(opts.sighting!, { personId: opts.person, note }),
+      ),
   );
   console.log(
     `stored exclusion ${exclusion.id}: faces like this one no longer alert for ${exclusion.personId}`,
@@ -148,13 +182,15 @@ export async function thresholdCommand(
   config: Config,
   opts: { watchlist: string; value?: number; clear?: boolean },
 ) {
-  const info = await withWatchlist(config, (w) =>
-    opts.clear
-      ? w.setThreshold(opts.watchlist, null)
-      : opts.value !== undefined
-        ? w.setThreshold(opts.watchlist, opts.value)
-        : w.watchlist(opts.watchlist),
-  );
+  const change = opts.clear ? null : opts.value;
+  const info =
+    change === undefined
+      ? await withWatchlist(config, (w) => w.watchlist(opts.watchlist))
+      : await audited(
+          config,
+          { action: "watchlist.threshold", target: opts.watchlist, summary: { threshold: change } },
+          () => withWatchlist(config, (w) => w.setThreshold(opts.watchlist, change)),
+        );
   console.log(
     `watchlist ${info.id}: ${info.threshold === undefined ? "uses the model's calibrated threshold" : `threshold ${info.threshold}`}`,
   );

@@ -29,6 +29,4 @@ export function audit(request: FastifyRequest, target: string | null, summary: R
   request.auditInfo = { target, summary };
 }
 
-/** Drops undefined fields, so audit summaries list only the filters that were given. */
-export const defined = (o: Record<string, unknown>) =>
-  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+export { defined } from "../../../lib/api/audit.ts";
