@@ -24,6 +24,7 @@ type Method = "GET" | "POST" | "PUT" | "DELETE";
 
 /** Every route with the least role it needs; the test below checks this covers the whole OpenAPI document. */
 const ROUTES: [Method, string, Role][] = [
+  ["GET", "/v1/me", "viewer"],
   ["GET", "/v1/cameras", "viewer"],
   ["GET", "/v1/cameras/cam-1", "viewer"],
   ["GET", "/v1/cameras/cam-1/snapshot", "viewer"],
