@@ -46,7 +46,8 @@ export function colourPhotos(): PhotoEmbedder & {
     const n = image.data.length / 3;
     const rgb = sum.map((v) => v / n);
     if (Math.max(...rgb) < 40) return { ok: false, reason: "no face found" };
-    return { ok: true, modelId: MODEL, vector: l2normalize(Float32Array.from(rgb)) };
+    // The whole picture stands for the aligned face, so enrolled photos have crops to serve.
+    return { ok: true, modelId: MODEL, vector: l2normalize(Float32Array.from(rgb)), face: image };
   };
   return {
     decoded,

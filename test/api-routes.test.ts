@@ -10,6 +10,7 @@ import {
   BLUE,
   form,
   GREEN,
+  MODEL,
   photo,
   publishAlerts,
   publishStatus,
@@ -49,6 +50,7 @@ const ROUTES: [Method, string, Role][] = [
   ["DELETE", "/v1/people/nobody", "admin"],
   ["POST", "/v1/people/nobody/photos", "admin"],
   ["DELETE", "/v1/people/nobody/photos/x.jpg", "admin"],
+  ["GET", "/v1/people/nobody/photos/x.jpg/crop", "operator"],
   ["GET", "/v1/people/nobody/exclusions", "operator"],
   ["POST", "/v1/people/nobody/exclusions", "admin"],
   ["DELETE", "/v1/people/nobody/exclusions/e-1", "admin"],
@@ -385,6 +387,56 @@ describe("operator API over inject, on the embedded store", () => {
       });
       // The audit log names the photo; it never holds it.
       expect(JSON.stringify(entry.summary).length).toBeLessThan(600);
+    });
+
+    it("keeps each enrolled photo's aligned face: its cropUrl, the JPEG (operators, audited), 404 without one", async () => {
+      type PhotoOut = { faceId: string; cropUrl: string | null };
+      const photos = async () => (await get("/v1/people/ann", "operator")).json().photos as PhotoOut[];
+      const first = (await photos()).find((p) => p.faceId === "ann:ann-1.jpg")!;
+      expect(first.cropUrl).toBe("/v1/people/ann/photos/ann-1.jpg/crop");
+      const crop = await get(first.cropUrl!, "operator");
+      expect(crop.statusCode).toBe(200);
+      expect(crop.headers["content-type"]).toBe("image/jpeg");
+      // The harness's "aligned face" is the whole 64×48 picture it was given.
+      expect(await sharp(crop.rawPayload).metadata()).toMatchObject({
+        format: "jpeg",
+        width: 64,
+        height: 48,
+      });
+      expect((await get(first.cropUrl!, "viewer")).statusCode).toBe(403);
+      expect((await h.app.inject({ url: first.cropUrl! })).statusCode).toBe(401);
+      expect((await auditOf("export.photo-crop")).find((e) => e.status === 200)).toMatchObject({
+        target: "ann:ann-1.jpg",
+        outcome: "ok",
+        actor: { name: "operator-key" },
+      });
+
+      // A photo enrolled before crops were kept: listed without a crop URL, and its crop is a 404.
+      await h.store.addFace({
+        faceId: "ann:old.jpg",
+        personId: "ann",
+        modelId: MODEL,
+        vector: vec(1, 0, 0),
+        source: "old.jpg",
+      });
+      expect((await photos()).find((p) => p.faceId === "ann:old.jpg")!.cropUrl).toBeNull();
+      const none = await get("/v1/people/ann/photos/old.jpg/crop", "operator");
+      expect(none.statusCode).toBe(404);
+      expect(none.json().message).toContain("enrolled before crops were kept");
+      expect((await get("/v1/people/ann/photos/nope.jpg/crop", "operator")).statusCode).toBe(404);
+      expect((await get("/v1/people/bo/photos/ann-1.jpg/crop", "operator")).statusCode).toBe(404);
+
+      // Alerts carry the crop of the person's first enrolled photo that has one, for an operator; a viewer
+      // (who may not read people) gets null, as does an alert for someone without crops.
+      expect((await get("/v1/alerts/a-1", "operator")).json().personCropUrl).toBe(first.cropUrl);
+      expect((await get("/v1/alerts/a-1", "viewer")).json().personCropUrl).toBeNull();
+      const listed = (await get("/v1/alerts?person=ann", "operator")).json().items as {
+        personCropUrl: string | null;
+      }[];
+      expect(listed.length).toBe(3);
+      expect(listed.every((a) => a.personCropUrl === first.cropUrl)).toBe(true);
+      expect((await get("/v1/alerts/a-3", "admin")).json().personCropUrl).toBeNull();
+      expect(await h.store.removeFace("ann:old.jpg")).toBe(true);
     });
 
     it("422 and nothing stored when no photo of a new person is usable", async () => {

@@ -1,3 +1,4 @@
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import path from "node:path";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
@@ -10,7 +11,7 @@ import { freePort, S3Server, s3UnavailableReason } from "../lib/testing/s3/index
 import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
 import { alertFromMessage, type AlertStore, type NewAlert } from "../lib/store/alert-store.ts";
-import { AlertContract } from "../lib/contracts/index.ts";
+import { AlertContract, vectorToBytes } from "../lib/contracts/index.ts";
 import type { StateStore } from "../lib/store/state-store.ts";
 import type { Page } from "../lib/store/paging.ts";
 import { InvalidInputError } from "../lib/store/errors.ts";
@@ -131,6 +132,52 @@ function storeContract(label: string, open: () => Promise<Store>) {
       expect(after!.map((m) => m.person.id)).toEqual(["ann"]);
     });
 
+    it("keeps each enrolled face's crop, replaced with the face and deleted with it or its person", async () => {
+      const store = await open();
+      const jpeg = (n: number) => Uint8Array.of(0xff, 0xd8, 0xff, n);
+      const bytes = async (faceId: string) => {
+        const crop = await store.faceCrop(faceId);
+        return crop && Array.from(crop);
+      };
+      await store.upsertPerson({ id: "ann", name: "Ann", watchlistId: "default" });
+      await store.upsertPerson({ id: "bo", name: "Bo", watchlistId: "default" });
+      const face = (faceId: string, personId: string, crop?: Uint8Array, modelId = "m1") =>
+        store.addFace({ faceId, personId, modelId, vector: vec(faceId.length), source: faceId, crop });
+      await face("ann:1.jpg", "ann", jpeg(1));
+      // Faces enrolled before crops were kept have none.
+      await face("ann:2.jpg", "ann");
+      await face("ann:3.jpg", "ann", jpeg(3), "m2");
+      await face("bo:1.jpg", "bo", jpeg(9));
+      expect(await bytes("ann:1.jpg")).toEqual([0xff, 0xd8, 0xff, 1]);
+      expect(await bytes("ann:3.jpg")).toEqual([0xff, 0xd8, 0xff, 3]);
+      expect(await store.faceCrop("ann:2.jpg")).toBeUndefined();
+      expect(await store.faceCrop("nobody:1.jpg")).toBeUndefined();
+      expect((await store.listFaces("ann")).map((f) => [f.faceId, f.hasCrop])).toEqual([
+        ["ann:1.jpg", true],
+        ["ann:2.jpg", false],
+        ["ann:3.jpg", true],
+      ]);
+      expect(await store.getFace("ann:1.jpg")).toMatchObject({ hasCrop: true });
+      // Listings carry whether there is a crop, never its bytes.
+      expect(await store.getFace("ann:1.jpg")).not.toHaveProperty("crop");
+
+      // The same photo enrolled again replaces its crop; without one, the old crop goes too.
+      await face("ann:1.jpg", "ann", jpeg(7));
+      expect(await bytes("ann:1.jpg")).toEqual([0xff, 0xd8, 0xff, 7]);
+      await face("ann:1.jpg", "ann");
+      expect(await store.faceCrop("ann:1.jpg")).toBeUndefined();
+      expect(await store.getFace("ann:1.jpg")).toMatchObject({ hasCrop: false });
+      await face("ann:1.jpg", "ann", jpeg(8));
+
+      expect(await store.removeFace("ann:1.jpg")).toBe(true);
+      expect(await store.faceCrop("ann:1.jpg")).toBeUndefined();
+      expect(await bytes("ann:3.jpg")).toEqual([0xff, 0xd8, 0xff, 3]);
+      expect(await store.removePerson("ann")).toBe(true);
+      expect(await store.faceCrop("ann:3.jpg")).toBeUndefined();
+      // Someone else's crop stays.
+      expect(await bytes("bo:1.jpg")).toEqual([0xff, 0xd8, 0xff, 9]);
+    });
+
     it("keeps exclusions and per-watchlist thresholds", async () => {
       const store = await open();
       await store.upsertPerson({ id: "cy", name: "Cy", watchlistId: "w" });
@@ -224,6 +271,7 @@ function storeContract(label: string, open: () => Promise<Store>) {
         personId: "ann",
         modelId: "m2",
         source: "2.jpg",
+        hasCrop: false,
       });
       expect(await store.getFace("ann:9.jpg")).toBeUndefined();
       expect((await store.listFaces("ann")).map((f) => [f.faceId, f.modelId])).toEqual([
@@ -495,6 +543,47 @@ function storeContract(label: string, open: () => Promise<Store>) {
 
 storeContract("embedded SQLite", async () => new SqliteStore(path.join(tempDir(), "vigil.db")));
 
+describe("embedded SQLite: a file from before enrolled faces kept crops", () => {
+  it("gains the crop column on open; its faces stay without crops, new ones get them", async () => {
+    const file = path.join(tempDir(), "old.db");
+    // The watchlist tables as they were: no crop column.
+    const old = new Database(file);
+    old.exec(`
+      CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT NOT NULL, watchlist_id TEXT NOT NULL);
+      CREATE TABLE faces (
+        face_id TEXT PRIMARY KEY, person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        model_id TEXT NOT NULL, vector BLOB NOT NULL, source TEXT NOT NULL);
+      INSERT INTO people VALUES ('ann', 'Ann', 'default');`);
+    old
+      .prepare("INSERT INTO faces VALUES ('ann:old.jpg', 'ann', 'm1', ?, 'old.jpg')")
+      .run(vectorToBytes(vec(1)));
+    old.close();
+    // Two stores opening the old file: the column is added once.
+    const store = new SqliteStore(file);
+    const other = new SqliteStore(file);
+    try {
+      expect(await store.listFaces("ann")).toEqual([
+        { faceId: "ann:old.jpg", personId: "ann", modelId: "m1", source: "old.jpg", hasCrop: false },
+      ]);
+      expect(await store.faceCrop("ann:old.jpg")).toBeUndefined();
+      const [match] = await store.match("m1", [vec(1)], 1);
+      expect(match![0]).toMatchObject({ person: { id: "ann" }, faceId: "ann:old.jpg" });
+      await store.addFace({
+        faceId: "ann:new.jpg",
+        personId: "ann",
+        modelId: "m1",
+        vector: vec(2),
+        source: "new.jpg",
+        crop: Uint8Array.of(0xff, 0xd8, 1),
+      });
+      expect(Array.from((await other.faceCrop("ann:new.jpg"))!)).toEqual([0xff, 0xd8, 1]);
+    } finally {
+      store.close();
+      other.close();
+    }
+  });
+});
+
 const spec = path.resolve("../shared/qdrant/openapi-v1.19.json");
 const fakes: FakeQdrant[] = [];
 const cropStores: CropStore[] = [];
@@ -567,11 +656,27 @@ describe("Qdrant adapter traffic", () => {
     const store = new QdrantStore(fake.url, "nocrop", undefined, crops);
     await store.addSightings([sighting("s1", "door", 1000, vec(1))]);
     await store.addAlerts([alert("al1", "door", "ann", 1000)]);
+    await store.upsertPerson({ id: "ann", name: "Ann", watchlistId: "default" });
+    const face = { personId: "ann", modelId: "m1", vector: vec(1), source: "1.jpg" };
+    await store.addFace({ ...face, faceId: "ann:1.jpg", crop: Uint8Array.of(0xff, 0xd8, 5) });
+    await store.addFace({ ...face, faceId: "ann:2.jpg", crop: Uint8Array.of(0xff, 0xd8, 6) });
     const payloads = fake.payloads();
-    expect(payloads.map((p) => p.collection).sort()).toEqual(["nocrop_alerts", "nocrop_sightings__m1"]);
+    expect([...new Set(payloads.map((p) => p.collection))].sort()).toEqual([
+      "nocrop_alerts",
+      "nocrop_people",
+      "nocrop_sightings__m1",
+      "nocrop_watchlist__m1",
+    ]);
     for (const { payload } of payloads) expect(Object.keys(payload)).not.toContain("crop");
     expect(Array.from((await crops.get(cropKey("sightings", "s1")))!)).toEqual([1, 2, 3]);
     expect(Array.from((await crops.get(cropKey("alerts", "al1")))!)).toEqual([9, 1000 % 256]);
+    expect(Array.from((await crops.get(cropKey("faces", "ann:1.jpg")))!)).toEqual([0xff, 0xd8, 5]);
+    // Removing the face, then the person, removes the crop store's objects too.
+    await store.removeFace("ann:1.jpg");
+    expect(await crops.get(cropKey("faces", "ann:1.jpg"))).toBeUndefined();
+    expect(await crops.get(cropKey("faces", "ann:2.jpg"))).toBeDefined();
+    await store.removePerson("ann");
+    expect(await crops.get(cropKey("faces", "ann:2.jpg"))).toBeUndefined();
   });
 
   it("still serves the crops of points written when crops were kept in the payload", async () => {

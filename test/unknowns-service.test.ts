@@ -128,6 +128,11 @@ describe("UnknownService on the embedded store", () => {
       rejected: [{ sightingId: "p3", reason: "no face found" }],
     });
     expect(await store.getPerson(id)).toEqual({ id, name: "Courier", watchlistId: "vip", faces: 2 });
+    // Promotion enrols like any enrolment, so the person's photos keep their aligned faces.
+    for (const f of await store.listFaces(id)) {
+      expect(f.hasCrop).toBe(true);
+      expect((await sharp(Buffer.from((await store.faceCrop(f.faceId))!)).metadata()).format).toBe("jpeg");
+    }
     expect((await unknowns.get(id)).promotedTo).toBe(id);
     // The enrolled photos are the crops' embeddings: the first crop's face now matches the person.
     const [probe] = await vision.embedder.embed([

@@ -114,6 +114,19 @@ describe("WatchlistService on the embedded store, with the real models", () => {
     expect(hits![0]!.score).toBeGreaterThan(0.99);
     const [forBo] = await store.match(modelId, [await vectorOf(faces.bo)], 1);
     expect(forBo![0]!.score).toBeLessThan(0.4);
+    // Each enrolled photo keeps the aligned face it was embedded from: a JPEG at the embedder's input size.
+    expect(details.photos.every((p) => p.hasCrop)).toBe(true);
+    const crop = await service.photoCrop("ann", "ann:upload.jpg");
+    expect(await sharp(crop).metadata()).toMatchObject({
+      format: "jpeg",
+      width: vision.embedder.width,
+      height: vision.embedder.height,
+    });
+    // The crop is the face: embedded again as an aligned crop, it is the enrolled vector.
+    const again = await photoEmbedder(vision).embedAlignedCrop(crop, "crop");
+    expect(again.ok && cosine(again.vector, await vectorOf(faces.ann2))).toBeGreaterThan(0.95);
+    expect((await service.photoToShow("ann"))?.faceId).toBe("ann:ann.jpg");
+    await expect(service.photoCrop("bo", "ann:ann.jpg")).rejects.toBeInstanceOf(NotFoundError);
 
     // More photos later keep the name and watchlist unless told otherwise.
     const more = await service.enrol({ id: "ann" }, [faces.ann2]);

@@ -4,7 +4,7 @@ import path from "node:path";
 import { TransientError } from "../runtime/errors.ts";
 
 /**
- * Face crops (small JPEGs) of sightings and alerts, kept apart from the records that point to them: a vector
+ * Face crops (small JPEGs) of sightings, alerts and enrolled photos, kept apart from the records that point to them: a vector
  * database's payload is the wrong place for media at millions of sightings. Keys come from the record's id
  * (`cropKey`), so a replayed record overwrites its crop instead of adding a second one.
  */
@@ -22,7 +22,8 @@ export interface CropStore {
   close(): void;
 }
 
-export type CropKind = "sightings" | "alerts";
+/** Sightings' and alerts' faces, and the aligned faces of enrolled photos (`faces`, keyed by face id). */
+export type CropKind = "sightings" | "alerts" | "faces";
 
 /**
  * A crop store that cannot do what was asked for a reason waiting will not cure (credentials refused, no such

@@ -242,11 +242,21 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
       throw new Error(`unknown person ${face.personId}`);
     const col = this.name("watchlist", face.modelId);
     await this.ensure(col, face.vector.length, { personId: "keyword" });
+    // The crop before its point (see the class); a photo enrolled again without one must not keep the old one.
+    const key = cropKey("faces", face.faceId);
+    if (face.crop) await this.crops.put(key, face.crop);
+    else await this.crops.delete([key]);
     await this.upsert(col, [
       {
         id: pointId(face.faceId),
         vector: Array.from(face.vector),
-        payload: { faceId: face.faceId, personId: face.personId, modelId: face.modelId, source: face.source },
+        payload: {
+          faceId: face.faceId,
+          personId: face.personId,
+          modelId: face.modelId,
+          source: face.source,
+          hasCrop: face.crop !== undefined,
+        },
       },
     ]);
   }
@@ -254,8 +264,14 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   async removePerson(personId: string) {
     if (!(await this.peopleById([personId])).has(personId)) return false;
     const byPerson = { must: [{ key: "personId", match: { value: personId } }] };
+    const faceCols = await this.collections("watchlist");
+    // Crops before their faces (see the class): a removal cut short is finished by the next one.
+    const faceIds: string[] = [];
+    for (const col of faceCols)
+      for (const r of await this.scrollAll(col, byPerson)) faceIds.push(String(r.payload!.faceId));
+    await this.crops.delete(faceIds.map((id) => cropKey("faces", id)));
     // Faces first: a match running meanwhile finds faces of nobody and skips them, never a person without faces.
-    for (const col of [...(await this.collections("watchlist")), ...(await this.collections("exclusions"))]) {
+    for (const col of [...faceCols, ...(await this.collections("exclusions"))]) {
       await this.client.delete(col, { wait: true, filter: byPerson });
     }
     await this.client.delete(this.name("people"), { wait: true, points: [pointId(personId)] });
@@ -267,6 +283,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     for (const col of await this.collections("watchlist")) {
       const found = await this.client.retrieve(col, { ids: [pointId(faceId)], with_payload: false });
       if (found.length === 0) continue;
+      if (!removed) await this.crops.delete([cropKey("faces", faceId)]);
       await this.client.delete(col, { wait: true, points: [pointId(faceId)] });
       removed = true;
     }
@@ -310,6 +327,10 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     for (const col of await this.collections("watchlist"))
       for (const r of await this.scrollAll(col, filter)) out.push(toPhoto(r.payload!, col));
     return out.sort((a, b) => (a.faceId < b.faceId ? -1 : a.faceId > b.faceId ? 1 : 0));
+  }
+
+  async faceCrop(faceId: string) {
+    return this.crops.get(cropKey("faces", faceId));
   }
 
   async match(modelId: string, vectors: Float32Array[], k: number): Promise<WatchlistMatch[][]> {
@@ -780,6 +801,8 @@ function toPhoto(p: Payload, collection: string): EnrolledPhoto {
     // Faces enrolled before the model id was kept in the payload: the collection name holds it (made safe).
     modelId: String(p.modelId ?? collection.slice(collection.indexOf("__") + 2)),
     source: String(p.source ?? ""),
+    // Faces enrolled before crops were kept have no flag, and no crop.
+    hasCrop: p.hasCrop === true,
   };
 }
 

@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, name TEXT NOT NULL, watc
 CREATE TABLE IF NOT EXISTS watchlists (id TEXT PRIMARY KEY, threshold REAL);
 CREATE TABLE IF NOT EXISTS faces (
   face_id TEXT PRIMARY KEY, person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-  model_id TEXT NOT NULL, vector BLOB NOT NULL, source TEXT NOT NULL);
+  model_id TEXT NOT NULL, vector BLOB NOT NULL, source TEXT NOT NULL, crop BLOB);
 CREATE TABLE IF NOT EXISTS exclusions (
   id TEXT PRIMARY KEY, person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
   model_id TEXT NOT NULL, vector BLOB NOT NULL, note TEXT NOT NULL);
@@ -71,6 +71,39 @@ ${["people", "faces"]
   )
   .join("\n")}
 `;
+
+/** An enrolled photo without its vector; the crop's presence only, not its bytes. */
+const PHOTO_COLUMNS = "face_id, person_id, model_id, source, crop IS NOT NULL AS has_crop";
+
+interface PhotoRow {
+  face_id: string;
+  person_id: string;
+  model_id: string;
+  source: string;
+  has_crop: number;
+}
+
+const toPhoto = (r: PhotoRow): EnrolledPhoto => ({
+  faceId: r.face_id,
+  personId: r.person_id,
+  modelId: r.model_id,
+  source: r.source,
+  hasCrop: r.has_crop === 1,
+});
+
+/**
+ * The faces table's `crop` column (the enrolled face's aligned JPEG), added to files made before crops were kept;
+ * their faces stay without one. In a write transaction, so two processes opening an old file add it once.
+ */
+function migrateFacesForCrops(db: Database.Database) {
+  const hasCrop = () =>
+    (db.prepare("PRAGMA table_info(faces)").all() as { name: string }[]).some((c) => c.name === "crop");
+  // Only an old file takes the write lock.
+  if (hasCrop()) return;
+  db.transaction(() => {
+    if (!hasCrop()) db.exec("ALTER TABLE faces ADD COLUMN crop BLOB");
+  }).immediate();
+}
 
 const SIGHTING_COLUMNS =
   "id, track_id, camera_id, start_ts, end_ts, faces, model_id, quality, person_id, person_name, score, unknown_id";
@@ -250,6 +283,7 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
     this.db.exec(SCHEMA);
+    migrateFacesForCrops(this.db);
     this.unknowns = new SqliteIdentities(this.db);
     this.dataVersion = this.readDataVersion();
     // One read transaction: the counters and the rows they describe come from the same snapshot.
@@ -406,9 +440,16 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
     this.write("watchlist", () =>
       this.db
         .prepare(
-          "INSERT OR REPLACE INTO faces (face_id, person_id, model_id, vector, source) VALUES (?, ?, ?, ?, ?)",
+          "INSERT OR REPLACE INTO faces (face_id, person_id, model_id, vector, source, crop) VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .run(face.faceId, face.personId, face.modelId, vectorToBytes(face.vector), face.source),
+        .run(
+          face.faceId,
+          face.personId,
+          face.modelId,
+          vectorToBytes(face.vector),
+          face.source,
+          face.crop ?? null,
+        ),
     );
     if (existing) this.dropFaceFromIndex(face.faceId);
     indexFace(this.faceIndexes, this.facePerson, face.faceId, face.personId, face.modelId, face.vector);
@@ -460,24 +501,22 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async getFace(faceId: string): Promise<EnrolledPhoto | undefined> {
-    const r = this.db
-      .prepare("SELECT face_id, person_id, model_id, source FROM faces WHERE face_id = ?")
-      .get(faceId) as { face_id: string; person_id: string; model_id: string; source: string } | undefined;
-    return r
-      ? { faceId: r.face_id, personId: r.person_id, modelId: r.model_id, source: r.source }
-      : undefined;
+    const r = this.db.prepare(`SELECT ${PHOTO_COLUMNS} FROM faces WHERE face_id = ?`).get(faceId) as
+      PhotoRow | undefined;
+    return r ? toPhoto(r) : undefined;
   }
 
   async listFaces(personId: string): Promise<EnrolledPhoto[]> {
     const rows = this.db
-      .prepare("SELECT face_id, person_id, model_id, source FROM faces WHERE person_id = ? ORDER BY face_id")
-      .all(personId) as { face_id: string; person_id: string; model_id: string; source: string }[];
-    return rows.map((r) => ({
-      faceId: r.face_id,
-      personId: r.person_id,
-      modelId: r.model_id,
-      source: r.source,
-    }));
+      .prepare(`SELECT ${PHOTO_COLUMNS} FROM faces WHERE person_id = ? ORDER BY face_id`)
+      .all(personId) as PhotoRow[];
+    return rows.map(toPhoto);
+  }
+
+  async faceCrop(faceId: string) {
+    const row = this.db.prepare("SELECT crop FROM faces WHERE face_id = ?").get(faceId) as
+      { crop: Buffer | null } | undefined;
+    return row?.crop ? new Uint8Array(row.crop) : undefined;
   }
 
   async match(modelId: string, vectors: Float32Array[], k: number): Promise<WatchlistMatch[][]> {

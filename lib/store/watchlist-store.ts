@@ -11,6 +11,11 @@ export interface EnrolledFace {
   vector: Float32Array;
   /** Where the photo came from, for the operator. */
   source: string;
+  /**
+   * A small JPEG of the aligned face the vector was computed from, for an operator to compare with an alert's
+   * face. Faces enrolled before crops were kept have none.
+   */
+  crop?: Uint8Array;
 }
 
 export interface WatchlistMatch {
@@ -28,8 +33,8 @@ export interface Exclusion {
   note: string;
 }
 
-/** An enrolled photo without its vector, for listings. */
-export type EnrolledPhoto = Omit<EnrolledFace, "vector">;
+/** An enrolled photo without its vector and pixels, for listings; `hasCrop` says whether `faceCrop` has them. */
+export type EnrolledPhoto = Omit<EnrolledFace, "vector" | "crop"> & { hasCrop: boolean };
 export type ExclusionInfo = Omit<Exclusion, "vector">;
 
 export interface WatchlistInfo {
@@ -57,6 +62,8 @@ export interface WatchlistStore {
   getPerson(personId: string): Promise<(Person & { faces: number }) | undefined>;
   getFace(faceId: string): Promise<EnrolledPhoto | undefined>;
   listFaces(personId: string): Promise<EnrolledPhoto[]>;
+  /** The enrolled face's aligned crop (JPEG); undefined when there is no such face or it was kept without one. */
+  faceCrop(faceId: string): Promise<Uint8Array | undefined>;
   listExclusions(personId: string): Promise<ExclusionInfo[]>;
   removeExclusion(id: string): Promise<boolean>;
   /** Every watchlist that has people or a threshold of its own. */

@@ -3,6 +3,7 @@ import path from "node:path";
 import type { WatchlistStore } from "../store/watchlist-store.ts";
 import { photoEmbedder, photoName, type PhotoEmbedder, type PhotoInput } from "./photo.ts";
 import type { Vision } from "../vision/inference/vision.ts";
+import { encodeJpeg } from "../vision/pixels/image.ts";
 
 export interface PhotoOutcome {
   file: string;
@@ -22,7 +23,8 @@ export const faceIdFor = (personId: string, photo: PhotoInput) =>
  * Enrols photos of one person through the same detect → quality → align → embed path as live video. A photo
  * must show exactly one face that passes the quality gate; otherwise it is rejected with the reason. A person
  * who is not on the watchlist yet is added with the first accepted photo, so a batch of rejected photos leaves
- * nothing behind (an existing person's name and watchlist are updated either way).
+ * nothing behind (an existing person's name and watchlist are updated either way). Each enrolled photo keeps
+ * its aligned face as a small JPEG beside the vector, for operators to compare with what a camera saw.
  */
 export async function enrolWith(
   photos: PhotoEmbedder,
@@ -52,6 +54,8 @@ export async function enrolWith(
         modelId: result.modelId,
         vector: result.vector,
         source: label,
+        // The aligned face beside the vector (a few kB), so an alert can be shown next to the photo it matched.
+        crop: await encodeJpeg(result.face),
       });
       outcome = { file: label, personId: person.id, ok: true, faceId };
     } else outcome = { file: label, personId: person.id, ok: false, reason: result.reason };

@@ -1,8 +1,15 @@
-import { decodeImage, resizeImage } from "../vision/pixels/image.ts";
+import { decodeImage, resizeImage, type BgrImage } from "../vision/pixels/image.ts";
 import type { Vision } from "../vision/inference/vision.ts";
 
 export type PhotoEmbedding =
-  { ok: true; vector: Float32Array; modelId: string } | { ok: false; reason: string };
+  | {
+      ok: true;
+      vector: Float32Array;
+      modelId: string;
+      /** The aligned face the vector was computed from: enrolment keeps it for operators to look at. */
+      face: BgrImage;
+    }
+  | { ok: false; reason: string };
 
 export type VisionParts = Pick<Vision, "analyzer" | "embedder">;
 
@@ -38,7 +45,7 @@ export async function embedSingleFace(
   if (face.quality.reasons.length > 0)
     return { ok: false, reason: `below the quality gate: ${face.quality.reasons.join("; ")}` };
   const [vector] = await vision.embedder.embed([face.crop]);
-  return { ok: true, vector: vector!, modelId: vision.embedder.modelId };
+  return { ok: true, vector: vector!, modelId: vision.embedder.modelId, face: face.crop };
 }
 
 /** How the use-case services turn pictures into vectors; the models load on first use. */
@@ -68,8 +75,9 @@ export function photoEmbedder(vision: VisionParts | (() => Promise<VisionParts>)
       } catch (err) {
         return { ok: false, reason: `not an image: ${(err as Error).message}` };
       }
-      const [vector] = await embedder.embed([await resizeImage(image, embedder.width, embedder.height)]);
-      return { ok: true, vector: vector!, modelId: embedder.modelId };
+      const face = await resizeImage(image, embedder.width, embedder.height);
+      const [vector] = await embedder.embed([face]);
+      return { ok: true, vector: vector!, modelId: embedder.modelId, face };
     },
   };
 }

@@ -129,6 +129,30 @@ export class WatchlistService {
     return { ...person, photos, exclusions };
   }
 
+  /**
+   * The aligned face kept with one of the person's enrolled photos, as JPEG. Not found when the person has no
+   * such photo, or when it was enrolled before crops were kept.
+   */
+  async photoCrop(personId: string, faceId: string): Promise<Uint8Array> {
+    const face = await this.store.getFace(faceId);
+    if (!face || face.personId !== personId)
+      throw new NotFoundError(`${personId} has no enrolled photo ${faceId}`);
+    const crop = await this.store.faceCrop(faceId);
+    if (!crop)
+      throw new NotFoundError(
+        `enrolled photo ${faceId} has no face crop (it was enrolled before crops were kept)`,
+      );
+    return crop;
+  }
+
+  /**
+   * The enrolled photo to show beside the person's alerts: the first, by id, that has a crop. Alerts do not record
+   * which enrolled face they matched best, so this is the person's face, not necessarily the closest one.
+   */
+  async photoToShow(personId: string): Promise<EnrolledPhoto | undefined> {
+    return (await this.store.listFaces(personId)).find((f) => f.hasCrop);
+  }
+
   /** Removes the person, their photos and their exclusions. */
   async removePerson(personId: string): Promise<void> {
     const person = await this.requirePerson(personId);

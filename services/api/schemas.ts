@@ -91,6 +91,13 @@ export const Alert = z
     box: Box,
     acknowledged: Acknowledgement.nullable(),
     cropUrl: z.string(),
+    personCropUrl: z
+      .string()
+      .nullable()
+      .describe(
+        "the crop of the person's enrolled face to show beside the alert (the first of their photos that has one; " +
+          "alerts do not record which enrolled face matched best); null when none has a crop, or for a viewer key",
+      ),
   })
   .meta({ id: "Alert" });
 
@@ -165,6 +172,12 @@ export const Photo = z.object({
   personId: z.string(),
   modelId: z.string(),
   source: z.string(),
+  cropUrl: z
+    .string()
+    .nullable()
+    .describe(
+      "the aligned face kept from the photo, as JPEG; null for photos enrolled before crops were kept",
+    ),
 });
 export const Exclusion = z
   .object({ id: z.string(), personId: z.string(), modelId: z.string(), note: z.string() })

@@ -74,7 +74,8 @@ export async function streamAlerts(
   deps: { feed: LiveFeed; store: Pick<AlertStore, "listAlerts">; options: StreamOptions },
   filter: StreamFilter,
   lastEventId: string | undefined,
-  cropUrl: (alert: AlertRecord) => string,
+  /** The alert as the API sends it (crop URLs added); on failure the stored alert is sent as it is. */
+  out: (alert: AlertRecord) => Promise<object>,
 ): Promise<void> {
   const position = lastEventId ? parseLastEventId(lastEventId) : undefined;
   const { feed, store, options } = deps;
@@ -101,13 +102,23 @@ export async function streamAlerts(
       close();
     }
   };
+  // Alerts are written one after another, in the order they came, though `out` may wait on the store.
+  let written = Promise.resolve();
   const send = (alert: AlertRecord) => {
     if (sent.has(alert.id) || !matches(alert, filter)) return;
     sent.add(alert.id);
     // Only what is needed to dedupe replays; the set stays small on a long-lived stream.
     if (sent.size > 10_000) sent.clear();
-    const body = JSON.stringify({ ...alert, cropUrl: cropUrl(alert) });
-    write(`id: ${alertEventId(alert)}\nevent: alert\ndata: ${body}\n\n`);
+    written = written.then(async () => {
+      if (closed) return;
+      let body: object = alert;
+      try {
+        body = await out(alert);
+      } catch (err) {
+        request.log.warn({ err, alertId: alert.id }, "api: event-stream alert sent without its crop URLs");
+      }
+      write(`id: ${alertEventId(alert)}\nevent: alert\ndata: ${JSON.stringify(body)}\n\n`);
+    });
   };
   // Live alerts that arrive while the replay is read wait here, so none falls between the two.
   let pending: LiveAlert[] | undefined = [];

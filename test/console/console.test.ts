@@ -334,7 +334,14 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
     const card = page.locator('vigil-wall li.card[data-person="alice"][data-camera="door"]');
     await card.waitFor({ timeout: 90_000 });
     const stored = await api<{
-      items: { id: string; personId: string; cameraId: string; score: number; threshold: number }[];
+      items: {
+        id: string;
+        personId: string;
+        cameraId: string;
+        score: number;
+        threshold: number;
+        personCropUrl: string | null;
+      }[];
     }>("/v1/alerts?person=alice&camera=door");
     expect(stored.items).toHaveLength(1);
     const alert = stored.items[0]!;
@@ -350,6 +357,13 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
           .first()
           .evaluate((img) => (img as HTMLImageElement).naturalWidth),
       )
+      .toBeGreaterThan(0);
+    // Beside it, the aligned face kept when she was enrolled through the console, also a real picture.
+    expect(alert.personCropUrl).toBe("/v1/people/alice/photos/alice.jpg/crop");
+    const enrolled = card.locator('vigil-img[alt="enrolled photo of Alice Example"]');
+    expect(await enrolled.getAttribute("src")).toBe(alert.personCropUrl);
+    await expect
+      .poll(() => enrolled.locator("img").evaluate((img) => (img as HTMLImageElement).naturalWidth))
       .toBeGreaterThan(0);
     expect(await page.evaluate(() => (window as unknown as { vigilNoReload?: boolean }).vigilNoReload)).toBe(
       true,

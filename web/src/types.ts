@@ -38,6 +38,8 @@ export interface Alert {
   faceId: string;
   acknowledged: { by: string; ts: number; note: string | null } | null;
   cropUrl: string;
+  /** The crop of the person's enrolled face to show beside it; null: none has one, or a viewer key. */
+  personCropUrl: string | null;
 }
 
 export interface Sighting {
@@ -86,8 +88,8 @@ export interface Photo {
   personId: string;
   modelId: string;
   source: string;
-  /** Not served by this API version; shown when a later one adds it. */
-  cropUrl?: string;
+  /** The aligned face kept from the photo; null for photos enrolled before crops were kept. */
+  cropUrl: string | null;
 }
 
 export interface Exclusion {

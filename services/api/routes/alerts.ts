@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { ApiContext, ZodApp } from "../context.ts";
 import { Alert, AlertPage, BoolString, Cursor, IdList, Limit, Time } from "../schemas.ts";
 import { streamAlerts } from "../sse.ts";
-import { alertCropUrl, alertOut, audit, errors } from "./common.ts";
+import { alertsOut, audit, errors } from "./common.ts";
 
 const AlertFilters = z.object({
   camera: IdList.optional().describe("camera ids, repeated or comma-separated"),
@@ -38,7 +38,8 @@ export function alertRoutes(app: ZodApp, ctx: ApiContext) {
         limit: q.limit,
         cursor: q.cursor,
       });
-      return { items: page.items.map(alertOut), nextCursor: page.nextCursor };
+      const out = alertsOut(ctx.watchlist, request.principal?.role);
+      return { items: await Promise.all(page.items.map(out)), nextCursor: page.nextCursor };
     },
   );
 
@@ -82,7 +83,8 @@ export function alertRoutes(app: ZodApp, ctx: ApiContext) {
         },
         { cameras: q.camera, watchlists: q.watchlist, personId: q.person },
         request.headers["last-event-id"] || q.lastEventId || undefined,
-        alertCropUrl,
+        // Looked up afresh for each alert: a stream outlives changes to the person's photos.
+        (alert) => alertsOut(ctx.watchlist, request.principal?.role)(alert),
       );
     },
   );
@@ -98,7 +100,8 @@ export function alertRoutes(app: ZodApp, ctx: ApiContext) {
         response: { 200: Alert, ...errors },
       },
     },
-    async (request) => alertOut(await ctx.history.alert(request.params.id)),
+    async (request) =>
+      alertsOut(ctx.watchlist, request.principal?.role)(await ctx.history.alert(request.params.id)),
   );
 
   app.get(
@@ -139,7 +142,7 @@ export function alertRoutes(app: ZodApp, ctx: ApiContext) {
         by: request.principal!.name,
         note: request.body?.note,
       });
-      return alertOut(record);
+      return alertsOut(ctx.watchlist, request.principal?.role)(record);
     },
   );
 }

@@ -14,7 +14,7 @@ import {
   Watchlist,
 } from "../schemas.ts";
 import { photoSummary, readPhotoForm, type CheckedPhoto } from "../upload.ts";
-import { audit, defined, errors, uploadErrors } from "./common.ts";
+import { audit, defined, errors, photoOut, uploadErrors } from "./common.ts";
 
 const PersonId = z.object({ id: z.string().min(1).max(200) });
 const EnrolFields = z.object({
@@ -172,7 +172,10 @@ export function watchlistRoutes(app: ZodApp, ctx: ApiContext) {
         response: { 200: PersonDetails, ...errors },
       },
     },
-    async (request) => wl.person(request.params.id),
+    async (request) => {
+      const person = await wl.person(request.params.id);
+      return { ...person, photos: person.photos.map(photoOut) };
+    },
   );
 
   app.put(
@@ -247,6 +250,29 @@ export function watchlistRoutes(app: ZodApp, ctx: ApiContext) {
       audit(request, faceId);
       await wl.removePhoto(faceId);
       return reply.code(204).send();
+    },
+  );
+
+  app.get(
+    "/v1/people/:id/photos/:file/crop",
+    {
+      config: { role: "operator", audit: "export.photo-crop" },
+      schema: {
+        summary: "The aligned face kept from an enrolled photo (by its file name), as JPEG",
+        description:
+          "The photo's `cropUrl` in GET /v1/people/{id}. 404 when the person has no such photo, or it was enrolled " +
+          "before crops were kept.",
+        tags: ["people"],
+        params: PersonId.extend({ file: z.string().min(1).max(400) }),
+        produces: ["image/jpeg"],
+      },
+    },
+    async (request, reply) => {
+      const faceId = `${request.params.id}:${request.params.file}`;
+      audit(request, faceId);
+      const crop = await wl.photoCrop(request.params.id, faceId);
+      // Not cached as long as a sighting's: the same file name enrolled again replaces the photo.
+      return reply.type("image/jpeg").header("cache-control", "private, no-cache").send(Buffer.from(crop));
     },
   );
 

@@ -165,7 +165,8 @@ export class VigilWall extends LitElement {
 
   private onChange = () => {
     this.alerts = this.feed?.list() ?? [];
-    for (const a of this.alerts) void this.person(a.personId);
+    // The person's photos are needed only to name the enrolled file when the alert brings no enrolled crop.
+    for (const a of this.alerts) if (!a.personCropUrl) void this.person(a.personId);
   };
   private onNew = (e: Event) => {
     const alert = (e as CustomEvent<Alert>).detail;
@@ -240,9 +241,15 @@ export class VigilWall extends LitElement {
   }
 
   private enrolled(a: Alert) {
-    const p = this.people.get(a.personId);
     if (!may(this.me, "operator"))
       return html`<div class="placeholder">enrolled photos need an operator key</div>`;
+    if (a.personCropUrl)
+      return html`<vigil-img
+        .api=${this.api}
+        src=${a.personCropUrl}
+        alt="enrolled photo of ${a.personName}"
+      ></vigil-img>`;
+    const p = this.people.get(a.personId);
     if (!p || p === "unavailable") return html`<div class="placeholder">…</div>`;
     const photo = p.photos.find((ph) => ph.cropUrl) ?? p.photos[0];
     if (!photo) return html`<div class="placeholder">no enrolled photo</div>`;
@@ -252,7 +259,7 @@ export class VigilWall extends LitElement {
         src=${photo.cropUrl}
         alt="enrolled photo of ${a.personName}"
       ></vigil-img>`;
-    // This API version keeps the enrolled photo's vector, not its pixels: name the file instead.
+    // Enrolled before crops were kept: only the vector is stored, so name the file instead.
     return html`<div class="placeholder" title=${photo.source}>${photo.source.split(/[\\/]/).pop()}</div>`;
   }
 
