@@ -104,6 +104,11 @@ export interface GpuBenchResult {
     provider: ExecutionProvider;
     feed: string;
     detectWorkers: number;
+    /**
+     * Frames per detector run when the pipeline batched detection (models.gpu.batchedDetect: BatchedYuNet,
+     * letterboxed to detectInput), null when it ran one frame a run.
+     */
+    batchedDetect: number | null;
     steps: E2eStep[];
     note: string;
   } | null;
@@ -564,6 +569,7 @@ async function cameraRamp(
       `pre-decoded ${frames[0]!.width}×${frames[0]!.height} yuv420p frames (what ingest delivers from a 1080p camera ` +
       `at the default ingest size), published as live cameras at 5 fps; decoding is not part of this figure`,
     detectWorkers,
+    batchedDetect: vision.analyzer.detectBatch ?? null,
     steps,
     note:
       (Number.isFinite(failN)
@@ -651,6 +657,7 @@ export async function benchGpu(config: Config, options: GpuBenchOptions): Promis
           provider: ramp.provider,
           feed: ramp.feed,
           detectWorkers: ramp.detectWorkers,
+          batchedDetect: ramp.batchedDetect,
           steps: ramp.steps,
           note: ramp.note,
         }
@@ -737,6 +744,9 @@ export async function runBenchGpuCommand(config: Config, options: object): Promi
       );
     }
     console.log(`feed: ${r.e2e.feed}`);
+    console.log(
+      `e2e detection: ${r.e2e.batchedDetect === null ? "one frame a run" : `batched, up to ${r.e2e.batchedDetect} frames a run at ${r.detectInput.width}×${r.detectInput.height}`} (${r.e2e.provider}, ${r.e2e.detectWorkers} detect workers)`,
+    );
   }
   console.log(
     `detectFps ${f0(r.detectFps)}, embedFacesPerSecond ${f0(r.embedFacesPerSecond)}, camerasAt5fps ${r.camerasAt5fps ?? "—"}`,

@@ -160,6 +160,13 @@ export const ConfigSchema = z
             detectWidth: positiveInt.default(640),
             detectHeight: positiveInt.default(384),
             embedBatch: positiveInt.default(128),
+            /**
+             * Detect-align runs each batch of frames through one detector run (lib/vision/inference/batched-yunet.ts),
+             * up to detectBatch frames letterboxed into detectWidth × detectHeight; frames whose camera asks for its
+             * own detectMaxSide or a small-face pass still go one at a time. `auto`: on for a GPU provider (CUDA,
+             * TensorRT, or `auto` that resolved to CUDA), off on the CPU; `on` also on the CPU (tests).
+             */
+            batchedDetect: z.enum(["auto", "on", "off"]).default("auto"),
           })
           .prefault({}),
         /** 0 lets ONNX Runtime pick (one thread per core). */

@@ -13,16 +13,18 @@ export function createDetectAlign(
   config: Config,
   deps: DetectAlignDeps,
 ): StageDefinition<FrameMessage, DetectAlignStage> {
+  // A batching detector takes models.gpu.detectBatch frames a run: batches that size fill it.
+  const maxBatch = deps.analyzer.detectBatch ?? config.detect.maxBatch;
   const stage = new DetectAlignStage(
     deps.analyzer,
-    { maxBatch: config.detect.maxBatch, maxWaitMs: config.detect.maxWaitMs },
+    { maxBatch, maxWaitMs: config.detect.maxWaitMs },
     config.detect.embedGate,
     detectOptionsFor(config),
   );
   return {
     stage,
     run: {
-      maxBatch: config.detect.maxBatch,
+      maxBatch,
       maxAgeMs: config.detect.maxFrameAgeMs,
       perishable: (frame: FrameMessage) => frame.live === true,
     },

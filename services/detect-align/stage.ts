@@ -1,7 +1,12 @@
 import { DynamicBatcher, type BatcherOptions } from "../../lib/batching/dynamic-batcher.ts";
 import { FaceContract, FrameContract, Topics, type FrameMessage } from "../../lib/contracts/index.ts";
 import { deadLetter, type Emit, type Stage } from "../../lib/runtime/stage.ts";
-import type { AlignedFace, AnalyzeOptions, FrameAnalyzer } from "../../lib/vision/inference/face-analyzer.ts";
+import type {
+  AlignedFace,
+  AnalyzeJob,
+  FrameAnalyzer,
+  AnalyzeOptions,
+} from "../../lib/vision/inference/face-analyzer.ts";
 import { decodeImage, type FrameImage } from "../../lib/vision/pixels/image.ts";
 import { yuv420Bytes } from "../../lib/vision/pixels/yuv.ts";
 import { EmbedGate, type EmbedGateOptions } from "./embed-gate.ts";
@@ -37,7 +42,7 @@ export class DetectAlignStage implements Stage<FrameMessage> {
     rejectedBy: {},
     corruptFrames: 0,
   };
-  private readonly batcher: DynamicBatcher<{ image: FrameImage; options?: AnalyzeOptions }, AlignedFace[]>;
+  private readonly batcher: DynamicBatcher<AnalyzeJob, AlignedFace[]>;
   private readonly gate: EmbedGate;
   /** Told of every frame detection has run on (metrics, benchmarks). */
   onFrameProcessed?: (frame: { cameraId: string; captureTs: number }) => void;
@@ -50,10 +55,9 @@ export class DetectAlignStage implements Stage<FrameMessage> {
     private readonly detectFor: (cameraId: string) => AnalyzeOptions | undefined = () => undefined,
   ) {
     this.gate = new EmbedGate(gate);
-    // All of a batch's frames are handed over at once, so a worker-thread analyzer never waits on a round trip.
-    this.batcher = new DynamicBatcher(batching, (jobs) =>
-      Promise.all(jobs.map((job) => this.analyzer.analyze(job.image, job.options))),
-    );
+    // All of a batch's frames are handed over at once: a worker-thread analyzer never waits on a round trip,
+    // and a batching detector (models.gpu.batchedDetect) runs them in one go.
+    this.batcher = new DynamicBatcher(batching, (jobs) => this.analyzer.analyzeBatch(jobs));
   }
 
   async handle(frames: FrameMessage[]): Promise<Emit[]> {

@@ -44,6 +44,38 @@ describe("batched YuNet", () => {
     expect(faces).toBeGreaterThan(3);
   });
 
+  it("pads runs to the runtime's batch buckets in its own tensor, with the same finds", async () => {
+    const config = testConfig();
+    const photos = await samplePhotos(path.resolve(config.dataDir, "cache"));
+    const frames = await Promise.all(
+      photos.slice(0, 3).map(async (p) => resizeImage(await decodeImage(p), 1280, 720)),
+    );
+    const spec = modelSpec("yunet-2026may");
+    const open = (bucket: boolean) =>
+      BatchedYuNet.open(
+        modelStoreFor(config, () => {}).artifactPath(spec),
+        spec,
+        config.models,
+        config.detect,
+        { width: 640, height: 384, maxBatch: 3 },
+        { bucket },
+      );
+    const [exact, bucketed] = [await open(false), await open(true)];
+    try {
+      // The first bucket is 16 (batchBucket): a run of 3 is a run of 16, and only 3 are decoded.
+      await bucketed.fill(frames);
+      expect((await bucketed.run(3))["cls_8"]!.dims[0]).toBe(16);
+      expect((await exact.run(3))["cls_8"]!.dims[0]).toBe(3);
+      const [a, b] = [await exact.detectBatch(frames), await bucketed.detectBatch(frames)];
+      expect(b.map((faces) => faces.length)).toEqual(a.map((faces) => faces.length));
+      b.flat().forEach((d, i) => expect(d.box.x).toBeCloseTo(a.flat()[i]!.box.x, 3));
+      expect(a.flat().length).toBeGreaterThan(3);
+    } finally {
+      await exact.release();
+      await bucketed.release();
+    }
+  });
+
   it("refuses an input size YuNet cannot take", async () => {
     const config = testConfig();
     const spec = modelSpec("yunet-2026may");

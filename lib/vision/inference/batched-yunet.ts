@@ -5,19 +5,24 @@ import type { ModelSpec } from "../models/registry.ts";
 import { fillResizedTensor, type FrameImage } from "../pixels/image.ts";
 import type { Detection } from "./detectors/detection.ts";
 import { decodeYuNet } from "./detectors/yunet.ts";
-import { createSession, ort, type SessionOptions } from "./runtime.ts";
+import { batchBucket, createSession, effectiveProvider, ort, type SessionOptions } from "./runtime.ts";
 
 /**
  * YuNet over many frames per run, every frame scaled (aspect kept, never enlarged) into one fixed input size:
  * a GPU spends about as long on one 640×384 frame as on sixteen, so batching is where its throughput is, and one
  * shape keeps a TensorRT engine or cuDNN's tuned kernels valid for every batch. The shipped graph fixes batch 1;
  * it is opened with the batch dimension made dynamic (the same load-time fix the embedder gets).
+ *
+ * Detect-align uses it for every frame its camera leaves at the default size (see FaceAnalyzer.analyzeBatch);
+ * `vigil bench gpu` measures it on its own.
  */
 export class BatchedYuNet {
   readonly modelId: string;
   private input: Float32Array;
   /** What each batch slot holds, so a slot's zero padding is rewritten only when the frame size changes. */
   private slotShape: string[] = [];
+  /** detectBatch calls one after another: they share the input tensor. */
+  private turn: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -26,9 +31,17 @@ export class BatchedYuNet {
     readonly height: number,
     readonly maxBatch: number,
     private readonly options: Pick<Config["detect"], "scoreThreshold" | "nmsIou">,
+    /** The longer side a frame is scaled to at most (as the one-frame detector's maxSide), besides fitting. */
+    private readonly maxSide: number,
+    /**
+     * Runs are padded to the runtime's batch buckets here, in the tensor's own spare slots, rather than by the
+     * bucketing session, which would copy the whole batch into a fresh tensor on every run.
+     */
+    private readonly bucket: boolean,
   ) {
     this.modelId = spec.id;
-    this.input = new Float32Array(maxBatch * 3 * width * height);
+    const slots = bucket ? batchBucket(maxBatch) : maxBatch;
+    this.input = new Float32Array(slots * 3 * width * height);
   }
 
   static async open(
@@ -36,7 +49,7 @@ export class BatchedYuNet {
     spec: ModelSpec,
     models: Config["models"],
     detect: Pick<Config["detect"], "scoreThreshold" | "nmsIou">,
-    size: { width: number; height: number; maxBatch: number },
+    size: { width: number; height: number; maxBatch: number; maxSide?: number },
     sessionOptions: SessionOptions = {},
   ): Promise<BatchedYuNet> {
     if (spec.decoder !== "yunet") throw new Error(`${spec.id} is not a YuNet detector`);
@@ -46,7 +59,18 @@ export class BatchedYuNet {
     }
     const { model } = applyGraphFixes(readFileSync(modelPath), ["dynamic-batch"]);
     const session = await createSession(model, models, sessionOptions);
-    return new BatchedYuNet(session, spec, size.width, size.height, size.maxBatch, detect);
+    // After the session: `auto` has settled on a provider by now. GPU sessions pad to buckets (runtime.ts).
+    const bucket = sessionOptions.bucket ?? effectiveProvider(models) !== "cpu";
+    return new BatchedYuNet(
+      session,
+      spec,
+      size.width,
+      size.height,
+      size.maxBatch,
+      detect,
+      size.maxSide ?? Infinity,
+      bucket,
+    );
   }
 
   /** Writes frames into the batch tensor; returns each frame's scale back to its own pixels. */
@@ -56,7 +80,12 @@ export class BatchedYuNet {
     const scales: { scaleX: number; scaleY: number }[] = [];
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i]!;
-      const scale = Math.min(1, this.width / f.width, this.height / f.height);
+      const scale = Math.min(
+        1,
+        this.maxSide / Math.max(f.width, f.height),
+        this.width / f.width,
+        this.height / f.height,
+      );
       const w = Math.max(1, Math.round(f.width * scale));
       const h = Math.max(1, Math.round(f.height * scale));
       const shape = `${w}x${h}`;
@@ -70,13 +99,24 @@ export class BatchedYuNet {
     return scales;
   }
 
-  /** Runs the first `n` slots of the batch tensor as filled last. */
+  /**
+   * Runs the first `n` slots of the batch tensor as filled last (padded to the bucket size when bucketing: the
+   * extra slots hold whatever they held, and their outputs are never read).
+   */
   run(n: number): Promise<ort.InferenceSession.OnnxValueMapType> {
-    const data = this.input.subarray(0, n * 3 * this.width * this.height);
-    return this.session.run({ input: new ort.Tensor("float32", data, [n, 3, this.height, this.width]) });
+    const slots = this.bucket ? batchBucket(n) : n;
+    const data = this.input.subarray(0, slots * 3 * this.width * this.height);
+    return this.session.run({ input: new ort.Tensor("float32", data, [slots, 3, this.height, this.width]) });
   }
 
-  async detectBatch(frames: FrameImage[]): Promise<Detection[][]> {
+  /** Each frame's faces in its own pixels, in order; runs of maxBatch frames at most. */
+  detectBatch(frames: FrameImage[]): Promise<Detection[][]> {
+    const result = this.turn.then(() => this.detectInTurn(frames));
+    this.turn = result.catch(() => {});
+    return result;
+  }
+
+  private async detectInTurn(frames: FrameImage[]): Promise<Detection[][]> {
     const results: Detection[][] = [];
     for (let start = 0; start < frames.length; start += this.maxBatch) {
       const chunk = frames.slice(start, start + this.maxBatch);

@@ -25,10 +25,30 @@ export interface AnalyzeOptions {
   smallFaces?: SmallFaceOptions & { nmsIou: number };
 }
 
+/** One frame of a batch, with its camera's detection options. */
+export interface AnalyzeJob {
+  image: FrameImage;
+  options?: AnalyzeOptions;
+}
+
+/**
+ * Many frames through one detector run (BatchedYuNet): `maxSide` is the size it honours (`detect.maxSide`),
+ * besides fitting its fixed input.
+ */
+export interface BatchFaceDetector {
+  readonly modelId: string;
+  readonly maxBatch: number;
+  detectBatch(frames: FrameImage[]): Promise<Detection[][]>;
+}
+
 /** What the detect-align stage needs: frames in, aligned and quality-scored faces out. */
 export interface FrameAnalyzer {
   readonly detectorModelId: string;
+  /** Frames per detector run when detection is batched (`models.gpu.batchedDetect`); unset: one frame a run. */
+  readonly detectBatch?: number;
   analyze(image: FrameImage, options?: AnalyzeOptions): Promise<AlignedFace[]>;
+  /** A batch of frames (many cameras'), each frame's faces in order. */
+  analyzeBatch(jobs: AnalyzeJob[]): Promise<AlignedFace[][]>;
 }
 
 /** Detect → align to the embedder's template → quality: the path live video and enrolment photos share. */
@@ -37,10 +57,48 @@ export class FaceAnalyzer implements FrameAnalyzer {
     readonly detector: FaceDetector,
     private readonly target: AlignmentTarget,
     private readonly gate: QualityGateConfig,
+    /** Set when detection is batched: the batch detector, and the default `maxSide` it stands in for. */
+    private readonly batched?: { detector: BatchFaceDetector; maxSide: number },
   ) {}
 
   get detectorModelId(): string {
     return this.detector.modelId;
+  }
+
+  get detectBatch(): number | undefined {
+    return this.batched?.detector.maxBatch;
+  }
+
+  /**
+   * Frames the batch detector can take go through it together; the rest one at a time. Either way each face
+   * then takes the one path below (alignDetection).
+   */
+  async analyzeBatch(jobs: AnalyzeJob[]): Promise<AlignedFace[][]> {
+    const results: (AlignedFace[] | undefined)[] = new Array(jobs.length);
+    const together = jobs.flatMap((job, i) => (this.batchable(job) ? [{ job, i }] : []));
+    if (together.length > 0) {
+      const found = await this.batched!.detector.detectBatch(together.map(({ job }) => job.image));
+      together.forEach(({ job, i }, k) => {
+        results[i] = found[k]!.map((d) => this.alignDetection(job.image, d));
+      });
+    }
+    await Promise.all(
+      jobs.map(async (job, i) => {
+        results[i] ??= await this.analyze(job.image, job.options);
+      }),
+    );
+    return results as AlignedFace[][];
+  }
+
+  /**
+   * The batch detector letterboxes every frame into its one input size at `detect.maxSide`. A frame whose
+   * camera asks for another size (`cameras[].detectMaxSide`) or for a small-face pass (`cameras[].smallFaces`,
+   * `detect.smallFaces`) goes through the one-frame path, which honours both.
+   */
+  private batchable(job: AnalyzeJob): boolean {
+    if (!this.batched) return false;
+    const o = job.options;
+    return !o || (o.maxSide === this.batched.maxSide && (o.smallFaces?.mode ?? "off") === "off");
   }
 
   async analyze(image: FrameImage, options?: AnalyzeOptions): Promise<AlignedFace[]> {

@@ -7,7 +7,8 @@ import { FaceAnalyzer, type AlignmentTarget } from "./face-analyzer.ts";
 import { ModelStore, ModelUnavailableError } from "../models/model-store.ts";
 import { DEFAULT_PACK, FALLBACK_PACK, PACKS, modelSpec, packModels, type Pack } from "../models/registry.ts";
 import { packFor } from "../models/custom-packs.ts";
-import { createSession } from "./runtime.ts";
+import { createSession, effectiveProvider } from "./runtime.ts";
+import { BatchedYuNet } from "./batched-yunet.ts";
 import { loadHead } from "../models/heads.ts";
 import { UltraFaceDetector } from "./detectors/ultraface.ts";
 
@@ -91,6 +92,59 @@ async function openDetector(store: ModelStore, config: Config, pack: Pack): Prom
       );
 }
 
+/**
+ * Whether detect-align batches detection (`models.gpu.batchedDetect`): `auto` on a GPU provider only. Asked after
+ * a session was made, so that `auto`'s provider has resolved.
+ */
+export function batchedDetectWanted(models: Config["models"]): boolean {
+  const mode = models.gpu.batchedDetect;
+  return mode === "on" || (mode === "auto" && effectiveProvider(models) !== "cpu");
+}
+
+/** The batch detector when batching is wanted and the pack's detector can batch (YuNet's decoder). */
+async function openBatchedDetector(
+  store: ModelStore,
+  config: Config,
+  pack: Pack,
+  warn: (message: string) => void,
+): Promise<BatchedYuNet | undefined> {
+  if (!batchedDetectWanted(config.models)) return undefined;
+  const spec = modelSpec(pack.detector);
+  if (spec.decoder !== "yunet") {
+    if (config.models.gpu.batchedDetect === "on")
+      warn(
+        `vigil: models.gpu.batchedDetect is "on" but ${spec.id} cannot batch (YuNet only); one frame a run\n`,
+      );
+    return undefined;
+  }
+  const { detectBatch, detectWidth, detectHeight } = config.models.gpu;
+  return BatchedYuNet.open(
+    store.artifactPath(spec),
+    spec,
+    config.models,
+    config.detect,
+    { width: detectWidth, height: detectHeight, maxBatch: detectBatch, maxSide: config.detect.maxSide },
+    { dataDir: config.dataDir },
+  );
+}
+
+/** Detector (and batch detector, when wanted) → FaceAnalyzer: the same in process and in a worker thread. */
+async function openAnalyzer(
+  store: ModelStore,
+  config: Config,
+  pack: Pack,
+  warn: (message: string) => void,
+): Promise<FaceAnalyzer> {
+  const detector = await openDetector(store, config, pack);
+  const batched = await openBatchedDetector(store, config, pack, warn);
+  return new FaceAnalyzer(
+    detector,
+    alignmentTarget(pack),
+    config.quality,
+    batched && { detector: batched, maxSide: config.detect.maxSide },
+  );
+}
+
 /** The embedder's crop size and landmark template, read from the registry (no session needed). */
 function alignmentTarget(pack: Pack): AlignmentTarget {
   const spec = modelSpec(pack.embedder);
@@ -104,9 +158,8 @@ export async function loadVision(
 ): Promise<Vision> {
   const { store, pack, fallbackReason } = await resolvePack(config, log, warn);
   const embedder = await openEmbedder(store, config, pack);
-  const detector = await openDetector(store, config, pack);
-  const analyzer = new FaceAnalyzer(detector, embedder, config.quality);
-  return { pack, detector, embedder, analyzer, fallbackReason };
+  const analyzer = await openAnalyzer(store, config, pack, warn);
+  return { pack, detector: analyzer.detector, embedder, analyzer, fallbackReason };
 }
 
 /**
@@ -125,5 +178,5 @@ export async function loadVisionPart(
     () => {},
   );
   if (part === "embedder") return openEmbedder(store, config, pack);
-  return new FaceAnalyzer(await openDetector(store, config, pack), alignmentTarget(pack), config.quality);
+  return openAnalyzer(store, config, pack, () => {});
 }

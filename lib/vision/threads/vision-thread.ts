@@ -2,7 +2,7 @@ import type { Worker } from "node:worker_threads";
 import type { Config } from "../../config/index.ts";
 import { siblingModule, startTsWorker } from "../../util/ts-worker.ts";
 import type { Embedder } from "../inference/embedder.ts";
-import type { AlignedFace, AnalyzeOptions, FrameAnalyzer } from "../inference/face-analyzer.ts";
+import type { AlignedFace, AnalyzeJob, AnalyzeOptions, FrameAnalyzer } from "../inference/face-analyzer.ts";
 import type { BgrImage, FrameImage } from "../pixels/image.ts";
 import type { Vision } from "../inference/vision.ts";
 
@@ -12,11 +12,14 @@ export interface VisionWorkerData {
 }
 
 export type VisionJob =
-  { op: "analyze"; image: FrameImage; options?: AnalyzeOptions } | { op: "embed"; crops: BgrImage[] };
+  | { op: "analyze"; image: FrameImage; options?: AnalyzeOptions }
+  | { op: "analyzeBatch"; jobs: AnalyzeJob[] }
+  | { op: "embed"; crops: BgrImage[] };
 export type VisionRequest = VisionJob & { id: number };
 
 export type VisionResponse =
   | { id: number; ok: true; faces: AlignedFace[] }
+  | { id: number; ok: true; batch: AlignedFace[][] }
   | { id: number; ok: true; vectors: Float32Array[] }
   | { id: number; ok: false; error: { name: string; message: string } };
 
@@ -139,12 +142,31 @@ function forWorker(data: Uint8Array): { data: Uint8Array; transfer: ArrayBuffer[
 
 const leastBusy = (threads: VisionThread[]) => threads.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
 
-/** Frames go to whichever detect-align worker has the fewest waiting: one per core keeps every core busy. */
+/**
+ * Frames go to whichever detect-align worker has the fewest waiting: one per core keeps every core busy. When
+ * the workers batch detection, a batch goes whole to one worker, so that it is one detector run.
+ */
 export class ThreadedAnalyzer implements FrameAnalyzer {
   constructor(
     private readonly threads: VisionThread[],
     readonly detectorModelId: string,
+    /** The workers' detectBatch (they decide as the main thread's analyzer did, from the same config). */
+    readonly detectBatch?: number,
   ) {}
+
+  async analyzeBatch(jobs: AnalyzeJob[]): Promise<AlignedFace[][]> {
+    if (this.detectBatch === undefined || jobs.length === 0)
+      return Promise.all(jobs.map((job) => this.analyze(job.image, job.options)));
+    const parts = jobs.map((job) => forWorker(job.image.data));
+    const r = await leastBusy(this.threads).request(
+      {
+        op: "analyzeBatch",
+        jobs: jobs.map((job, i) => ({ ...job, image: { ...job.image, data: parts[i]!.data } })),
+      },
+      parts.flatMap((p) => p.transfer),
+    );
+    return "batch" in r ? r.batch : [];
+  }
 
   async analyze(image: FrameImage, options?: AnalyzeOptions): Promise<AlignedFace[]> {
     const thread = leastBusy(this.threads);
@@ -215,7 +237,9 @@ export async function startVisionThreads(
   }
   return {
     // A role without threads keeps the in-process half (a service that only embeds never detects).
-    analyzer: detect.length ? new ThreadedAnalyzer(detect, vision.analyzer.detectorModelId) : vision.analyzer,
+    analyzer: detect.length
+      ? new ThreadedAnalyzer(detect, vision.analyzer.detectorModelId, vision.analyzer.detectBatch)
+      : vision.analyzer,
     embedder: embed.length
       ? new ThreadedEmbedder(embed, vision.embedder.modelId, vision.embedder.dim)
       : vision.embedder,

@@ -21,6 +21,11 @@ try {
         const faces = await analyzer.analyze(request.image as FrameImage, request.options);
         const reply: VisionResponse = { id: request.id, ok: true, faces };
         port.postMessage(reply, transferables(faces.map((f) => f.crop)));
+      } else if (request.op === "analyzeBatch") {
+        if (!analyzer) throw new Error("this worker embeds; it has no detector");
+        const batch = await analyzer.analyzeBatch(request.jobs);
+        const reply: VisionResponse = { id: request.id, ok: true, batch };
+        port.postMessage(reply, transferables(batch.flat().map((f) => f.crop)));
       } else {
         if (!embedder) throw new Error("this worker detects; it has no embedder");
         const vectors = await embedder.embed(request.crops);
