@@ -502,9 +502,12 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
         start: Number(e.getAttribute("data-start")),
       })),
     );
-    expect(order.map((v) => v.camera)).toEqual(["door", "lobby"]);
+    // Door, then lobby. On a loaded machine the 40 s reels may loop before the cameras are stopped: a later visit
+    // is then the footage repeating (her next door appearance is 40 s on), never someone else labelled her.
+    expect(order.slice(0, 2).map((v) => v.camera)).toEqual(["door", "lobby"]);
     expect(order[0]!.start).toBeLessThan(order[1]!.start);
-    expect(await page.locator("vigil-timeline vigil-time-axis rect.item").count()).toBe(2);
+    for (const repeat of order.slice(2)) expect(repeat.start - order[0]!.start).toBeGreaterThan(30_000);
+    expect(await page.locator("vigil-timeline vigil-time-axis rect.item").count()).toBe(order.length);
     await expect
       .poll(() =>
         visits
