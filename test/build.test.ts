@@ -9,6 +9,11 @@ const dist = path.resolve("dist/cli/main.js");
 const missing = existsSync(dist) ? undefined : skipReason("compiled-build test", "dist/ (npm run build)");
 
 describe.skipIf(!!missing)("the compiled build (dist/)", () => {
+  it("carries the files its modules read from beside themselves (the benches' RTSP server, the console)", () => {
+    expect(existsSync(path.resolve("dist/lib/testing/rtsp/rtsp_server.py"))).toBe(true);
+    expect(existsSync(path.resolve("dist/console/index.html"))).toBe(true);
+  });
+
   it("runs the pipeline from plain JS, its inference worker threads without tsx's loader", () => {
     const dir = tempDir();
     const video = path.join(dir, "clip.mp4");
