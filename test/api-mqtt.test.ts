@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
-import { connect as tcp, createServer } from "node:net";
+import { connect as tcp } from "node:net";
 import path from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import type { RunningApi } from "../services/api/index.ts";
 import { alertMessage, listeningApi, publishAlerts } from "./api-harness.ts";
 import { skipReason, tempDir, testConfig } from "./helpers.ts";
+import { until, freePort } from "../lib/testing/process.ts";
 
 const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].find((p) => existsSync(p));
 if (!MOSQUITTO)
@@ -17,17 +18,6 @@ if (!MOSQUITTO)
     "the MQTT tests",
     "mosquitto (Debian package mosquitto; scripts/setup.sh with VIGIL_SETUP_TEST_DEPS=1)",
   );
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -49,14 +39,6 @@ async function subscriber(url: string, topics: string[]) {
   );
   await client.subscribeAsync(topics, { qos: 1 });
   return { client, messages };
-}
-
-async function until(what: string, done: () => boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", () => {

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
+
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { runEmbedded } from "../cli/commands/run.ts";
@@ -9,31 +9,7 @@ import { openApiStore } from "../lib/store/open-store.ts";
 import { alertEventId } from "../services/api/live.ts";
 import { form } from "./api-harness.ts";
 import { collect, ofType, sharedVision, tempDir, testConfig } from "./helpers.ts";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { until, freePort } from "../lib/testing/process.ts";
 
 describe("vigil run --api: the API inside the embedded process, on its bus and store", () => {
   it("streams the run's alerts, lists cameras, alerts and people, and searches by photo", async () => {

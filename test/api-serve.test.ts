@@ -1,4 +1,3 @@
-import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { cliActor, KeyService } from "../lib/api/keys.ts";
 import {
@@ -13,19 +12,9 @@ import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { alertMessage } from "./api-harness.ts";
 import { collect, deployment, until } from "./kafka-helpers.ts";
+import { freePort } from "../lib/testing/process.ts";
 
 const kafka = await testKafka();
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe.skipIf(!kafka)("vigil serve api: the API as its own process over a real Kafka broker", () => {
   it("stores and streams alerts from Kafka, reports cameras, announces watchlist changes, stops on SIGTERM", async () => {

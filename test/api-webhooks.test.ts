@@ -10,6 +10,7 @@ import type { RunningApi } from "../services/api/index.ts";
 import { verifySignature } from "../services/api/webhooks.ts";
 import { alertMessage, listeningApi, publishAlerts } from "./api-harness.ts";
 import { tempDir, testConfig } from "./helpers.ts";
+import { until } from "../lib/testing/process.ts";
 
 interface Received {
   path: string;
@@ -49,14 +50,6 @@ class Receiver {
   async stop() {
     this.server?.closeAllConnections();
     await new Promise<void>((r) => this.server?.close(() => r()));
-  }
-}
-
-async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

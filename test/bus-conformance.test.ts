@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Bus, BusRecord, OutRecord, Subscription, TopicPartition } from "../lib/bus/index.ts";
 import { MemoryBus } from "../lib/bus/memory-bus.ts";
 import { createTopic, testBus, testKafka, uniqueName } from "../lib/testing/kafka/index.ts";
+import { until } from "../lib/testing/process.ts";
 
 /**
  * What every Bus promises, run against the in-memory bus and against Kafka (the run's shared broker), so a stage
@@ -47,14 +48,6 @@ const harnesses: { name: string; skip: boolean; open(): Promise<Harness> }[] = [
 
 const rec = (key: string, n: number): OutRecord => ({ key, value: Uint8Array.of(n >> 8, n & 0xff) });
 const num = (r: BusRecord) => (r.value[0]! << 8) | r.value[1]!;
-
-async function until(what: string, done: () => boolean, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Per key, the values in the order they were first handled. */
 function firstSeenByKey(records: BusRecord[]): Map<string, number[]> {

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { BusRecord, OutRecord, Subscription, TopicPartition } from "../lib/bus/index.ts";
 import type { KafkaBus } from "../lib/bus/kafka-bus.ts";
 import { createTopic, testBus, testKafka, uniqueName } from "../lib/testing/kafka/index.ts";
+import { until } from "../lib/testing/process.ts";
 
 /**
  * What only Kafka has: partitions shared by the members of a group and moved by rebalances, members that die
@@ -14,14 +15,6 @@ const kafka = await testKafka();
 const rec = (key: string, n: number): OutRecord => ({ key, value: Buffer.from(String(n)) });
 const num = (r: BusRecord) => Number(Buffer.from(r.value).toString());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, done: () => boolean, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** Values per key in the order first handled must rise: no key's records overtook each other. */
 function expectOrderPerKey(records: BusRecord[]) {

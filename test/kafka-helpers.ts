@@ -7,6 +7,14 @@ import { TopicTable } from "../lib/contracts/index.ts";
 import { testBus, testKafka, uniqueName, type TestKafka } from "../lib/testing/kafka/index.ts";
 import { ServiceProcess } from "../lib/testing/service-process.ts";
 import { tempDir } from "./helpers.ts";
+import { until as poll } from "../lib/testing/process.ts";
+
+/** Polls as lib/testing's `until`, at the pace and patience a broker and four processes need. */
+export const until = <T>(
+  what: string,
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 90_000,
+) => poll(what, fn, timeoutMs, 250);
 
 /**
  * A Vigil deployment for the scale-out tests: a namespace on the run's shared broker with the topic table's
@@ -69,21 +77,6 @@ export async function collect(bus: NamespacedBus, topic: string) {
 }
 
 /** Polls `fn` until it gives something truthy (errors count as not yet). */
-export async function until<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 90_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await Promise.resolve()
-      .then(fn)
-      .catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /**
  * A test file's hold on the run's shared broker: resolved before its tests, every service process it started

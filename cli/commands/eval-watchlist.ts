@@ -64,6 +64,14 @@ function printReport(r: WatchlistReport) {
   line("single, trust rule", r.singleWithRule);
   line(`tracks of ≤ 4 looks`, r.track);
   console.log(
+    `single images by sharpness, at FPIR 1 %: ${r.bySharpness
+      .map(
+        (b) =>
+          `${b.sharpness}: ${b.matedFound}/${b.mated} mated found, ${b.nonMatedAlerting}/${b.nonMated} strangers alerting`,
+      )
+      .join("; ")}`,
+  );
+  console.log(
     `rule: min trust ${r.rule.minTrust}${r.rule.recognisability ? "" : " (no recognisability calibration: every look trusted)"}; thresholds above are set on the non-mated scores; the calibrated threshold is ${r.rule.threshold.toFixed(4)}; ${r.seconds.toFixed(0)} s`,
   );
 }

@@ -270,9 +270,9 @@ export const ConfigSchema = z
          * Live video's floors, below the photo gate above (which enrolment, search and exclusion photos must
          * pass). A camera's face between the two still goes on as a look: the match stage weighs it by its
          * recognisability, and a look too poor to trust alone only extends its track. Only what can never be
-         * recognised is dropped here (README: on surveillance-degraded LFW no face below sharpness 3 was
-         * recognised, while faces the landmarks put beyond 50° yaw were recognised as often as frontal ones);
-         * detection score is gated as for photos.
+         * recognised is dropped here: on surveillance-degraded LFW no face below sharpness 3 is recognised at
+         * FPIR 1 % (`vigil eval watchlist --degrade surveillance` prints its sharpness bands); detection score is
+         * gated as for photos.
          */
         live: z
           .object({

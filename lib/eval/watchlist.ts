@@ -80,7 +80,18 @@ export interface WatchlistReport {
   fnirAtFpir1e3Track: number;
   rank1: number;
   rank1Track: number;
+  /** Single images by sharpness band at the FPIR 1 % threshold: what live video's sharpness floor rests on. */
+  bySharpness: SharpnessBand[];
   seconds: number;
+}
+
+export interface SharpnessBand {
+  sharpness: string;
+  mated: number;
+  /** Own identity best and at or above the threshold. */
+  matedFound: number;
+  nonMated: number;
+  nonMatedAlerting: number;
 }
 
 interface Gallery {
@@ -302,6 +313,7 @@ export function scoreWatchlist(
   const r = figures(ruled.mated, ruled.nonMated, ruled.rank1);
   const t = figures(track.mated, track.nonMated, track.rank1);
   return {
+    bySharpness: bySharpness(gallery, probes, s.at1e2.threshold),
     rule: { ...rule, recognisability: !!options.recognisability },
     single: s,
     singleWithRule: r,
@@ -313,4 +325,35 @@ export function scoreWatchlist(
     rank1: s.rank1,
     rank1Track: t.rank1,
   };
+}
+
+/** Sharpness bands (variance of the Laplacian of the aligned crop) that the live gate's floor is chosen from. */
+const SHARPNESS_BANDS = [0, 3, 10, 15, Infinity];
+
+/**
+ * Single-image outcomes by sharpness band, at the FPIR 1 % threshold: for mated probes the share found (own
+ * identity best and at or above it), for non-mated ones the share that would alert. A band where nobody is found
+ * and strangers still score is one the live gate can drop without losing anyone.
+ */
+function bySharpness(gallery: Gallery, probes: Probe[], threshold: number): SharpnessBand[] {
+  return SHARPNESS_BANDS.slice(0, -1).map((from, k) => {
+    const to = SHARPNESS_BANDS[k + 1]!;
+    const band = probes.filter((p) => {
+      const sharp = p.face.quality?.sharpness;
+      return p.face.vector && sharp !== undefined && sharp >= from && sharp < to;
+    });
+    const best = (p: Probe) => bestCandidate(gallery, p.face.vector!);
+    const mated = band.filter((p) => p.mated);
+    const nonMated = band.filter((p) => !p.mated);
+    return {
+      sharpness: to === Infinity ? `>= ${from}` : `${from}-${to}`,
+      mated: mated.length,
+      matedFound: mated.filter((p) => {
+        const b = best(p);
+        return b.id === p.id && b.score >= threshold;
+      }).length,
+      nonMated: nonMated.length,
+      nonMatedAlerting: nonMated.filter((p) => best(p).score >= threshold).length,
+    };
+  });
 }

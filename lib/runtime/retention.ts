@@ -2,6 +2,7 @@ import type { Config } from "../config/index.ts";
 import type { AlertStore } from "../store/alert-store.ts";
 import type { IdentityStore } from "../store/identity-store.ts";
 import type { SightingStore } from "../store/sighting-store.ts";
+import { PeriodicTask } from "./periodic.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -48,71 +49,30 @@ export const retentionOptions = (
 
 /**
  * Deletes expired sightings and alerts (with their crops), and unknown identities not seen within their period,
- * every `everyS` inside a long-running process, so a
- * deployment that runs for months keeps only its retention periods' worth rather than what it held at start.
- * Several processes may run one each on the same store: purging is idempotent.
+ * every `everyS` inside a long-running process, so a deployment that runs for months keeps only its retention
+ * periods' worth rather than what it held at start. Several processes may run one each on the same store:
+ * purging is idempotent.
  */
-export class RetentionScheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<RetentionResult> | undefined;
-  private stopped = false;
-  private readonly now: () => number;
-
-  constructor(
-    private readonly store: RetentionStore,
-    private readonly options: RetentionOptions,
-  ) {
-    this.now = options.now ?? Date.now;
+export class RetentionScheduler extends PeriodicTask<RetentionResult> {
+  constructor(store: RetentionStore, options: RetentionOptions) {
+    super(() => purge(store, options), {
+      everyS: options.everyS,
+      onDone: options.onPurged,
+      onError: options.onError,
+    });
   }
+}
 
-  /** One pass now. A pass already in flight is joined rather than doubled. */
-  tick(): Promise<RetentionResult> {
-    this.running ??= this.purge().finally(() => (this.running = undefined));
-    return this.running;
-  }
-
-  /** Passes every `everyS`, the first after `firstAfterMs` (default: one period). */
-  start(firstAfterMs = this.options.everyS * 1000): this {
-    this.stopped = false;
-    this.schedule(firstAfterMs);
-    return this;
-  }
-
-  /** No further pass; waits for one in flight, so the store can be closed after. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running?.catch(() => {});
-  }
-
-  private schedule(afterMs: number) {
-    if (this.stopped) return;
-    // A timeout chain, not an interval: a slow pass (millions of expired points) never overlaps the next.
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.tick()
-        .catch((err: unknown) => this.options.onError?.(err))
-        .finally(() => this.schedule(this.options.everyS * 1000));
-    }, afterMs);
-    // Retention alone must not keep a finished process alive.
-    this.timer.unref();
-  }
-
-  private async purge(): Promise<RetentionResult> {
-    const now = this.now();
-    const sightingsBefore = now - this.options.retentionDays * DAY_MS;
-    const alertsBefore = now - this.options.alertRetentionDays * DAY_MS;
-    const sightings = await this.store.purgeBefore(sightingsBefore);
-    const alerts = await this.store.purgeAlertsBefore(alertsBefore);
-    let result: RetentionResult = { sightingsBefore, alertsBefore, sightings, alerts, unknowns: 0 };
-    if (this.store.unknowns) {
-      // An identity's period runs from when it was last seen, however long ago it was first seen.
-      const unknownsBefore = now - (this.options.unknownRetentionDays ?? this.options.retentionDays) * DAY_MS;
-      const unknowns = await this.store.unknowns.purgeUnknownsBefore(unknownsBefore);
-      result = { ...result, unknownsBefore, unknowns };
-    }
-    this.options.onPurged?.(result);
-    return result;
-  }
+async function purge(store: RetentionStore, options: RetentionOptions): Promise<RetentionResult> {
+  const now = (options.now ?? Date.now)();
+  const sightingsBefore = now - options.retentionDays * DAY_MS;
+  const alertsBefore = now - options.alertRetentionDays * DAY_MS;
+  const sightings = await store.purgeBefore(sightingsBefore);
+  const alerts = await store.purgeAlertsBefore(alertsBefore);
+  const result: RetentionResult = { sightingsBefore, alertsBefore, sightings, alerts, unknowns: 0 };
+  if (!store.unknowns) return result;
+  // An identity's period runs from when it was last seen, however long ago it was first seen.
+  const unknownsBefore = now - (options.unknownRetentionDays ?? options.retentionDays) * DAY_MS;
+  const unknowns = await store.unknowns.purgeUnknownsBefore(unknownsBefore);
+  return { ...result, unknownsBefore, unknowns };
 }

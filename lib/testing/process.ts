@@ -55,3 +55,28 @@ export function guardServerProcess(proc: ChildProcess, marker: string): ChildPro
   dog.unref();
   return dog;
 }
+
+/**
+ * Polls `fn` until it gives something truthy (returned) or `timeoutMs` passes (an error naming `what`, and the
+ * last error `fn` threw, if it threw). A throw is a "not yet": a service still starting refuses connections.
+ */
+export async function until<T>(
+  what: string,
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 60_000,
+  everyMs = 25,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -8,7 +8,7 @@ import { cliActor, KeyService } from "../../lib/api/keys.ts";
 import { loadConfig } from "../../lib/config/index.ts";
 import { cropLargestFace, samplePhotos, slideshowVideo } from "../../lib/media/sample-media.ts";
 import { openApiStore } from "../../lib/store/open-store.ts";
-import { freePort, guardServerProcess } from "../../lib/testing/process.ts";
+import { freePort, guardServerProcess, until } from "../../lib/testing/process.ts";
 import { cameraStream } from "../../lib/testing/rtsp/media.ts";
 import { sharedVision, tempDir } from "../helpers.ts";
 
@@ -49,26 +49,6 @@ function ensureConsoleBuilt() {
     );
   if (existsSync(index) && statSync(index).mtimeMs >= newest(path.resolve("web"))) return;
   execFileSync("npm", ["run", "--silent", "build:console"], { stdio: "inherit" });
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", () => {
