@@ -198,6 +198,44 @@ function storeContract(label: string, open: () => Promise<Store>) {
       expect(await store.watchlistThreshold("w")).toBeCloseTo(0.61, 6);
     });
 
+    it("gives one model's enrolled face vectors, and alerts' vectors in one call (vigil train --from-store)", async () => {
+      const store = await open();
+      expect(await store.listFaceVectors("m1")).toEqual([]);
+      for (const id of ["ann", "bo"]) await store.upsertPerson({ id, name: id, watchlistId: "default" });
+      const face = (faceId: string, personId: string, modelId: string, v: Float32Array) =>
+        store.addFace({ faceId, personId, modelId, vector: v, source: `${faceId}.jpg` });
+      await face("bo:1.jpg", "bo", "m1", vec(2));
+      await face("ann:1.jpg", "ann", "m1", vec(1));
+      await face("ann:x.jpg", "ann", "m2", vec(3, 8));
+      // "m.1" and "m_1" share a collection name in Qdrant (names are made safe): still two models.
+      await face("ann:dot.jpg", "ann", "m.1", vec(4));
+      await face("ann:under.jpg", "ann", "m_1", vec(7));
+      const closeTo = (v: Float32Array) => Array.from(v).map((x) => expect.closeTo(x, 6) as unknown);
+      const m1 = await store.listFaceVectors("m1");
+      expect(m1.map((f) => ({ ...f, vector: Array.from(f.vector) }))).toEqual([
+        { faceId: "ann:1.jpg", personId: "ann", vector: closeTo(vec(1)) },
+        { faceId: "bo:1.jpg", personId: "bo", vector: closeTo(vec(2)) },
+      ]);
+      expect((await store.listFaceVectors("m2")).map((f) => [f.faceId, f.vector.length])).toEqual([
+        ["ann:x.jpg", 8],
+      ]);
+      expect((await store.listFaceVectors("m.1")).map((f) => f.faceId)).toEqual(["ann:dot.jpg"]);
+      expect((await store.listFaceVectors("m_1")).map((f) => f.faceId)).toEqual(["ann:under.jpg"]);
+      await store.removePerson("bo");
+      expect((await store.listFaceVectors("m1")).map((f) => f.faceId)).toEqual(["ann:1.jpg"]);
+
+      expect(await store.alertVectors([])).toEqual(new Map());
+      await store.addAlerts([
+        alert("v1", "door", "ann", 1000, { vector: vec(5) }),
+        alert("v2", "door", "ann", 1001),
+        alert("v3", "door", "ann", 1002, { vector: vec(6, 8) }),
+      ]);
+      const vectors = await store.alertVectors(["v1", "v2", "v3", "missing"]);
+      expect([...vectors.keys()].sort()).toEqual(["v1", "v3"]);
+      expect(Array.from(vectors.get("v1")!)).toEqual(closeTo(vec(5)));
+      expect(vectors.get("v3")).toHaveLength(8);
+    });
+
     it("stores sightings idempotently and searches them with camera and time filters", async () => {
       const store = await open();
       const s = (id: string, cameraId: string, startTs: number, v: Float32Array, personId?: string) => ({

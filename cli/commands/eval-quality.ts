@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
 import { writeChartPng } from "../../lib/eval/plot.ts";
 import { evaluateQuality, REJECT_STEPS, type QualityReport } from "../../lib/eval/quality.ts";
-import { recognisabilityFor, thresholdFor } from "../../lib/vision/models/calibration.ts";
+import { embedderInfo, thresholdFor } from "../../lib/vision/models/calibration.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { UsageError, visionFor } from "../context.ts";
 
@@ -21,10 +21,11 @@ export async function evalQualityCommand(config: Config, opts: EvalQualityOption
   if (!Number.isInteger(opts.seed)) throw new UsageError(`--seed must be an integer, not ${opts.seed}`);
   const vision = await visionFor(config);
   const modelId = vision.embedder.modelId;
+  const embedder = embedderInfo(modelId, config);
   const report = await evaluateQuality(vision, opts.images, opts.pairs, {
     threshold: thresholdFor(modelId, config),
     seed: opts.seed,
-    registry: opts.refit ? undefined : recognisabilityFor(modelId),
+    registry: opts.refit ? undefined : embedder.recognisability,
     onProgress: (phase, total) => progress(phase, total),
   });
   if (opts.png) {
@@ -52,7 +53,9 @@ export async function evalQualityCommand(config: Config, opts: EvalQualityOption
   console.log(
     `held-out AUC (fitted on one half of the identities, tested on the other): ${report.heldOutAuc.map((a) => a.toFixed(3)).join(", ")}`,
   );
-  console.log(`curves and bins use the ${report.using} coefficients`);
+  console.log(
+    `curves and bins use the ${report.using} coefficients${!opts.refit && embedder.noRecognisability ? ` (${embedder.noRecognisability})` : ""}`,
+  );
   for (const set of report.evrc) {
     console.log(
       `error versus reject, ${set.name}, ${set.genuinePairs} genuine pairs (FNMR after rejecting 0 / 10 / 20 / 30 %):`,

@@ -9,7 +9,7 @@ import {
   type Collection,
   type OperatingPointReport,
 } from "../../lib/eval/collections.ts";
-import { modelSpec } from "../../lib/vision/models/registry.ts";
+import { embedderInfo } from "../../lib/vision/models/calibration.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { UsageError, visionFor } from "../context.ts";
 
@@ -31,7 +31,9 @@ export async function evalThresholdCommand(
 ): Promise<OperatingPointReport & { missing: string[]; registryThreshold?: number }> {
   const data = path.resolve(opts.data ?? process.env.VIGIL_SHARED_DATA ?? "../shared/data");
   const vision = await visionFor(config);
-  const far = opts.far ?? modelSpec(vision.embedder.modelId).calibration?.far ?? 1e-4;
+  // A trained head's or a declared pack's calibration, like a built-in model's.
+  const embedder = embedderInfo(vision.embedder.modelId, config);
+  const far = opts.far ?? embedder.calibration?.far ?? 1e-4;
   if (!(far > 0 && far < 1)) throw new UsageError(`--far must be between 0 and 1, not ${far}`);
   const collections: Collection[] = [];
   const missing: string[] = [];
@@ -59,14 +61,14 @@ export async function evalThresholdCommand(
   const report = {
     ...chooseOperatingPoint(collections, far),
     missing,
-    registryThreshold: modelSpec(vision.embedder.modelId).calibration?.threshold,
+    registryThreshold: embedder.calibration?.threshold,
   };
   if (opts.json) {
     console.log(JSON.stringify(report));
     return report;
   }
   console.log(
-    `operating point for ${vision.embedder.modelId} at FAR ${far}: threshold ${report.threshold.toFixed(4)} (the registry has ${report.registryThreshold?.toFixed(4) ?? "none"})`,
+    `operating point for ${vision.embedder.modelId} at FAR ${far}: threshold ${report.threshold.toFixed(4)} (the ${embedder.calibratedIn} has ${report.registryThreshold?.toFixed(4) ?? "none"})`,
   );
   for (const c of report.collections) {
     console.log(

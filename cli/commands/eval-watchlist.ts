@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import type { Config } from "../../lib/config/index.ts";
 import type { Degradation } from "../../lib/eval/degrade.ts";
 import { evaluateWatchlist, type DecisionFigures, type WatchlistReport } from "../../lib/eval/watchlist.ts";
-import { minTrustFor, recognisabilityFor, thresholdFor } from "../../lib/vision/models/calibration.ts";
+import { embedderInfo, minTrustFor, thresholdFor } from "../../lib/vision/models/calibration.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { UsageError, visionFor } from "../context.ts";
 
@@ -23,16 +23,17 @@ export async function evalWatchlistCommand(
   if (!Number.isInteger(opts.seed)) throw new UsageError(`--seed must be an integer, not ${opts.seed}`);
   const vision = await visionFor(config);
   const modelId = vision.embedder.modelId;
+  const embedder = embedderInfo(modelId, config);
   const report = await evaluateWatchlist(vision, opts.images, {
     degrade: opts.degrade as Degradation,
     seed: opts.seed,
     rule: { threshold: thresholdFor(modelId, config), minTrust: minTrustFor(modelId, config) },
-    recognisability: recognisabilityFor(modelId),
+    recognisability: embedder.recognisability,
     onProgress: (phase, total) => progress(phase, total),
   });
   if (opts.out) writeFileSync(opts.out, JSON.stringify(report, null, 2));
   if (opts.json) console.log(JSON.stringify(report));
-  else printReport(report);
+  else printReport(report, embedder.noRecognisability);
   return report;
 }
 
@@ -46,7 +47,7 @@ function line(label: string, f: DecisionFigures) {
   );
 }
 
-function printReport(r: WatchlistReport) {
+function printReport(r: WatchlistReport, noRecognisability: string | undefined) {
   console.log(
     `watchlist (open-set 1:N), pack ${r.pack} (${r.embedder}); probes degraded: ${r.degrade}${r.degrade === "none" ? "" : ` (seed ${r.seed})`}`,
   );
@@ -72,6 +73,6 @@ function printReport(r: WatchlistReport) {
       .join("; ")}`,
   );
   console.log(
-    `rule: min trust ${r.rule.minTrust}${r.rule.recognisability ? "" : " (no recognisability calibration: every look trusted)"}; thresholds above are set on the non-mated scores; the calibrated threshold is ${r.rule.threshold.toFixed(4)}; ${r.seconds.toFixed(0)} s`,
+    `rule: min trust ${r.rule.minTrust}${r.rule.recognisability ? "" : ` (${noRecognisability ?? "no recognisability calibration"}; every look trusted)`}; thresholds above are set on the non-mated scores; the calibrated threshold is ${r.rule.threshold.toFixed(4)}; ${r.seconds.toFixed(0)} s`,
   );
 }

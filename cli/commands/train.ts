@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { modelCacheDir, storePath, type Config } from "../../lib/config/index.ts";
+import { modelCacheDir, type Config } from "../../lib/config/index.ts";
 import { thresholdAtFar } from "../../lib/eval/collections.ts";
 import { EmbeddingCache } from "../../lib/eval/embedding-cache.ts";
 import { writeChartPng } from "../../lib/eval/plot.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
-import { folderData, storeData, type TrainingData } from "../../lib/train/dataset.ts";
+import { configuredStoreData, folderData, type TrainingData } from "../../lib/train/dataset.ts";
 import { applyHead, checkHeadId, headExists, type Head } from "../../lib/vision/models/heads.ts";
 import { saveHead } from "../../lib/vision/models/heads.ts";
 import { evaluateLfwHeads, type LfwHeadsReport } from "../../lib/train/lfw-heads.ts";
@@ -99,8 +99,6 @@ export async function trainCommand(config: Config, opts: TrainCommandOptions) {
   const id = checkHeadId(opts.out ?? `${base}+${train.loss}-${new Date().toISOString().slice(0, 10)}`);
   if (headExists(cacheDir, id))
     throw new UsageError(`a head named ${id} already exists; choose another --out`);
-  if (opts.fromStore && config.store.kind !== "embedded")
-    throw new UsageError("--from-store reads the embedded store (store.kind embedded)");
   const backend = await trainingBackend();
   logToStderr(`training backend: ${backend}`);
 
@@ -111,7 +109,7 @@ export async function trainCommand(config: Config, opts: TrainCommandOptions) {
         EmbeddingCache.inDataDir(config.dataDir, base, config.embed.flip),
         (phase, total) => progress(phase, total),
       )
-    : storeData(storePath(config), base);
+    : await configuredStoreData(config, base);
   for (const s of data.skipped.slice(0, 20)) logToStderr(`left out: ${s}`);
   if (data.skipped.length > 20) logToStderr(`… and ${data.skipped.length - 20} more left out`);
   logToStderr(`${data.identities} identities, ${data.images} images (${data.source})`);

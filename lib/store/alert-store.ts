@@ -53,6 +53,11 @@ export interface AlertStore {
   getAlert(id: string): Promise<(AlertRecord & { vector: Float32Array | null }) | undefined>;
   alertCrop(id: string): Promise<Uint8Array | undefined>;
   listAlerts(query: AlertQuery): Promise<Page<AlertRecord>>;
+  /**
+   * The stored face vectors of these alerts, in one call (`getAlert` is one per alert); an alert that does not
+   * exist or was stored without its vector is not in the map.
+   */
+  alertVectors(ids: string[]): Promise<Map<string, Float32Array>>;
   countAlerts(filter?: AlertFilter): Promise<number>;
   /**
    * Marks an alert as dealt with. The first acknowledgement stands (a second one returns the record unchanged);

@@ -16,6 +16,7 @@ import type {
   EnrolledPhoto,
   Exclusion,
   ExclusionInfo,
+  FaceVector,
   Person,
   WatchlistInfo,
   WatchlistMatch,
@@ -326,6 +327,36 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     const filter = { must: [{ key: "personId", match: { value: personId } }] };
     for (const col of await this.collections("watchlist"))
       for (const r of await this.scrollAll(col, filter)) out.push(toPhoto(r.payload!, col));
+    return out.sort((a, b) => (a.faceId < b.faceId ? -1 : a.faceId > b.faceId ? 1 : 0));
+  }
+
+  async listFaceVectors(modelId: string): Promise<FaceVector[]> {
+    const col = this.name("watchlist", modelId);
+    if (!(await this.client.collectionExists(col)).exists) return [];
+    const out: FaceVector[] = [];
+    // The vectors come back unit-length (Qdrant normalises a cosine collection's), as enrolled ones already are.
+    let offset: string | number | undefined | null = undefined;
+    do {
+      const page = await this.client.scroll(col, {
+        limit: 256,
+        with_payload: { include: ["faceId", "personId", "modelId"] },
+        with_vector: true,
+        ...(offset !== undefined && offset !== null ? { offset } : {}),
+      });
+      for (const p of page.points) {
+        // Two model ids that the collection name makes the same (`safe`) share it; the payload tells them apart
+        // (faces enrolled before it kept the model id can only be the collection's).
+        if (p.payload!.modelId !== undefined && p.payload!.modelId !== modelId) continue;
+        if (!Array.isArray(p.vector))
+          throw new Error(`face ${String(p.payload!.faceId)} came back without its vector`);
+        out.push({
+          faceId: String(p.payload!.faceId),
+          personId: String(p.payload!.personId),
+          vector: Float32Array.from(p.vector as number[]),
+        });
+      }
+      offset = page.next_page_offset as string | number | null | undefined;
+    } while (offset !== undefined && offset !== null);
     return out.sort((a, b) => (a.faceId < b.faceId ? -1 : a.faceId > b.faceId ? 1 : 0));
   }
 
@@ -670,6 +701,21 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     const p = await this.retrieveOne(await this.alerts(), id, { exclude: OLD_CROP });
     if (!p) return undefined;
     return { ...toAlert(p), vector: p.vector ? bytesToVector(unb64(p.vector)) : null };
+  }
+
+  async alertVectors(ids: string[]) {
+    const out = new Map<string, Float32Array>();
+    if (ids.length === 0) return out;
+    const col = await this.alerts();
+    for (let i = 0; i < ids.length; i += UPSERT_BATCH) {
+      const rows = await this.client.retrieve(col, {
+        ids: ids.slice(i, i + UPSERT_BATCH).map(pointId),
+        with_payload: { include: ["id", "vector"] },
+      });
+      for (const r of rows)
+        if (r.payload?.vector) out.set(String(r.payload.id), bytesToVector(unb64(r.payload.vector)));
+    }
+    return out;
   }
 
   async alertCrop(id: string) {

@@ -17,6 +17,7 @@ import type {
   EnrolledPhoto,
   Exclusion,
   ExclusionInfo,
+  FaceVector,
   Person,
   WatchlistInfo,
   WatchlistMatch,
@@ -513,6 +514,13 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
     return rows.map(toPhoto);
   }
 
+  async listFaceVectors(modelId: string): Promise<FaceVector[]> {
+    const rows = this.db
+      .prepare("SELECT face_id, person_id, vector FROM faces WHERE model_id = ? ORDER BY face_id")
+      .all(modelId) as { face_id: string; person_id: string; vector: Buffer }[];
+    return rows.map((r) => ({ faceId: r.face_id, personId: r.person_id, vector: bytesToVector(r.vector) }));
+  }
+
   async faceCrop(faceId: string) {
     const row = this.db.prepare("SELECT crop FROM faces WHERE face_id = ?").get(faceId) as
       { crop: Buffer | null } | undefined;
@@ -796,6 +804,21 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
     const row = this.db.prepare(`SELECT ${ALERT_COLUMNS}, vector FROM alerts WHERE id = ?`).get(id) as
       (AlertRow & { vector: Buffer | null }) | undefined;
     return row ? { ...toAlert(row), vector: row.vector ? bytesToVector(row.vector) : null } : undefined;
+  }
+
+  async alertVectors(ids: string[]) {
+    const out = new Map<string, Float32Array>();
+    // A bounded number of bound parameters per statement, whatever the caller asks for.
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const rows = this.db
+        .prepare(
+          `SELECT id, vector FROM alerts WHERE vector IS NOT NULL AND id IN (${chunk.map(() => "?").join(", ")})`,
+        )
+        .all(...chunk) as { id: string; vector: Buffer }[];
+      for (const r of rows) out.set(r.id, bytesToVector(r.vector));
+    }
+    return out;
   }
 
   async alertCrop(id: string) {

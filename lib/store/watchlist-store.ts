@@ -33,9 +33,17 @@ export interface Exclusion {
   note: string;
 }
 
+/**
+ * The exclusion "this alert's face is not this person" is named after the alert, so saying it twice is one
+ * exclusion, and training from the store (`vigil train --from-store`) can tell which alerts were disowned.
+ */
+export const alertExclusionId = (personId: string, alertId: string) => `${personId}:exclusion:${alertId}`;
+
 /** An enrolled photo without its vector and pixels, for listings; `hasCrop` says whether `faceCrop` has them. */
 export type EnrolledPhoto = Omit<EnrolledFace, "vector" | "crop"> & { hasCrop: boolean };
 export type ExclusionInfo = Omit<Exclusion, "vector">;
+/** An enrolled face's vector with whose it is: what training a head on the site's own faces reads. */
+export type FaceVector = Pick<EnrolledFace, "faceId" | "personId" | "vector">;
 
 export interface WatchlistInfo {
   id: string;
@@ -62,6 +70,8 @@ export interface WatchlistStore {
   getPerson(personId: string): Promise<(Person & { faces: number }) | undefined>;
   getFace(faceId: string): Promise<EnrolledPhoto | undefined>;
   listFaces(personId: string): Promise<EnrolledPhoto[]>;
+  /** Every enrolled face of one model with its vector, by face id (`vigil train --from-store`). */
+  listFaceVectors(modelId: string): Promise<FaceVector[]>;
   /** The enrolled face's aligned crop (JPEG); undefined when there is no such face or it was kept without one. */
   faceCrop(faceId: string): Promise<Uint8Array | undefined>;
   listExclusions(personId: string): Promise<ExclusionInfo[]>;

@@ -1,10 +1,13 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
-import Database from "better-sqlite3";
-import { bytesToVector } from "../contracts/messages.ts";
+import { storePath, type Config } from "../config/index.ts";
 import type { EmbeddingCache } from "../eval/embedding-cache.ts";
 import { extractFaces, scanIdentities } from "../eval/faces.ts";
 import type { Vision } from "../vision/inference/vision.ts";
+import type { AlertStore } from "../store/alert-store.ts";
+import { openStore } from "../store/open-store.ts";
+import { MAX_PAGE } from "../store/paging.ts";
+import { alertExclusionId, type WatchlistStore } from "../store/watchlist-store.ts";
 import { TrainingDataError } from "../vision/models/heads.ts";
 import type { TrainSample } from "./trainer.ts";
 
@@ -78,47 +81,100 @@ export async function folderData(
   };
 }
 
+/** What `storeData` reads: the watchlist and the alerts, behind the interfaces both stores implement. */
+export type TrainingStore = Pick<
+  WatchlistStore,
+  "listPeople" | "listFaces" | "listFaceVectors" | "listExclusions"
+> &
+  Pick<AlertStore, "listAlerts" | "alertVectors">;
+
 /**
- * The site's own confirmed identities from the embedded store: every enrolled photo's vector (enrolled people,
- * including promoted unknown identities, which become watchlist people) and every acknowledged alert's face,
- * labelled with the alerted person, unless it was made an exclusion ("this is not X"). Only vectors of the base
- * model are taken: a head is trained on one model's vectors.
+ * The site's own confirmed identities from the store (embedded or Qdrant): every enrolled photo's vector (enrolled
+ * people, including promoted unknown identities, which become watchlist people) and every acknowledged alert's
+ * face, labelled with the alerted person, unless it was made an exclusion ("this is not X", named by
+ * `alertExclusionId`). Only vectors of the base model are taken: a head is trained on one model's vectors.
+ * `where` names the store in the result's `source`.
  */
-export function storeData(storeFile: string, baseModelId: string): TrainingData {
-  if (!existsSync(storeFile))
-    throw new TrainingDataError(`no store at ${storeFile}: enrol people first (vigil enroll)`);
-  const db = new Database(storeFile, { readonly: true, fileMustExist: true });
+export async function storeData(
+  store: TrainingStore,
+  baseModelId: string,
+  where: string,
+): Promise<TrainingData> {
+  const samples: TrainSample[] = [];
+  const skipped: string[] = [];
+  const people = await store.listPeople();
+  const enrolled = new Set(people.map((p) => p.id));
+  const taken = new Map<string, number>();
+  for (const f of await store.listFaceVectors(baseModelId)) {
+    // A face written while its person was being removed (Qdrant has no cascade): nobody's, and never matched.
+    if (!enrolled.has(f.personId)) {
+      skipped.push(`photo ${f.faceId}: its person ${f.personId} is no longer enrolled`);
+      continue;
+    }
+    samples.push({ identity: f.personId, vector: f.vector });
+    taken.set(f.personId, (taken.get(f.personId) ?? 0) + 1);
+  }
+  // Only people with photos of another model are listed again, to name those photos.
+  for (const p of people.filter((p) => p.faces > (taken.get(p.id) ?? 0)))
+    for (const photo of await store.listFaces(p.id))
+      if (photo.modelId !== baseModelId)
+        skipped.push(
+          `photo ${photo.faceId}: a vector of ${photo.modelId}, not of the base model ${baseModelId}`,
+        );
+
+  const exclusions = new Map<string, Set<string>>();
+  const excludedFor = async (personId: string) => {
+    let ids = exclusions.get(personId);
+    if (!ids) {
+      ids = new Set((await store.listExclusions(personId)).map((e) => e.id));
+      exclusions.set(personId, ids);
+    }
+    return ids;
+  };
+  let acknowledged = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await store.listAlerts({ acknowledged: true, limit: MAX_PAGE, cursor });
+    const vectors = await store.alertVectors(page.items.map((a) => a.id));
+    for (const a of page.items) {
+      acknowledged++;
+      const vector = vectors.get(a.id);
+      if ((await excludedFor(a.personId)).has(alertExclusionId(a.personId, a.id)))
+        skipped.push(`alert ${a.id}: said not to be ${a.personId} (an exclusion)`);
+      else if (!vector) skipped.push(`alert ${a.id}: stored without its face's vector`);
+      else if (a.modelId !== baseModelId)
+        skipped.push(`alert ${a.id}: a vector of ${a.modelId}, not of the base model ${baseModelId}`);
+      else samples.push({ identity: a.personId, vector });
+    }
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+
+  const photos = people.reduce((n, p) => n + p.faces, 0);
+  if (photos === 0 && acknowledged === 0)
+    throw new TrainingDataError(
+      `${where} has no enrolled photos or acknowledged alerts: enrol people first (vigil enroll)`,
+    );
+  return {
+    source: `${where}: ${photos} enrolled photo(s), ${acknowledged} acknowledged alert(s)`,
+    samples,
+    skipped,
+    identities: new Set(samples.map((s) => s.identity)).size,
+    images: samples.length,
+  };
+}
+
+/** The configured store's training data; an embedded store that was never written is an error, not an empty set. */
+export async function configuredStoreData(config: Config, baseModelId: string): Promise<TrainingData> {
+  const embedded = config.store.kind === "embedded";
+  if (embedded && !existsSync(storePath(config)))
+    throw new TrainingDataError(`no store at ${storePath(config)}: enrol people first (vigil enroll)`);
+  const where = embedded
+    ? `store ${storePath(config)}`
+    : `Qdrant store ${config.store.qdrantUrl ?? ""} (collections ${config.store.qdrantPrefix}_*)`;
+  const store = openStore(config);
   try {
-    const faces = db
-      .prepare("SELECT face_id, person_id, model_id, vector FROM faces ORDER BY face_id")
-      .all() as { face_id: string; person_id: string; model_id: string; vector: Buffer }[];
-    const alerts = db
-      .prepare(
-        `SELECT a.id, a.person_id, a.model_id, a.vector FROM alerts a
-         WHERE a.ack_ts IS NOT NULL AND a.vector IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM exclusions e WHERE e.id = a.person_id || ':exclusion:' || a.id)
-         ORDER BY a.id`,
-      )
-      .all() as { id: string; person_id: string; model_id: string; vector: Buffer }[];
-    const samples: TrainSample[] = [];
-    const skipped: string[] = [];
-    const take = (label: string, personId: string, modelId: string, bytes: Buffer) => {
-      if (modelId !== baseModelId) {
-        skipped.push(`${label}: a vector of ${modelId}, not of the base model ${baseModelId}`);
-        return;
-      }
-      samples.push({ identity: personId, vector: bytesToVector(bytes) });
-    };
-    for (const f of faces) take(`photo ${f.face_id}`, f.person_id, f.model_id, f.vector);
-    for (const a of alerts) take(`alert ${a.id}`, a.person_id, a.model_id, a.vector);
-    return {
-      source: `store ${path.resolve(storeFile)}: ${faces.length} enrolled photo(s), ${alerts.length} acknowledged alert(s)`,
-      samples,
-      skipped,
-      identities: new Set(samples.map((s) => s.identity)).size,
-      images: samples.length,
-    };
+    return await storeData(store, baseModelId, where);
   } finally {
-    db.close();
+    store.close();
   }
 }

@@ -3,12 +3,13 @@ import { vectorToBytes } from "../contracts/index.ts";
 import type { AlertStore } from "../store/alert-store.ts";
 import { InvalidInputError, NotFoundError } from "../store/errors.ts";
 import type { SightingStore } from "../store/sighting-store.ts";
-import type {
-  EnrolledPhoto,
-  ExclusionInfo,
-  Person,
-  WatchlistInfo,
-  WatchlistStore,
+import {
+  alertExclusionId,
+  type EnrolledPhoto,
+  type ExclusionInfo,
+  type Person,
+  type WatchlistInfo,
+  type WatchlistStore,
 } from "../store/watchlist-store.ts";
 import { silentChanges, type WatchlistChange, type WatchlistChanges } from "./changes.ts";
 import { enrolWith, scanWatchlistFolder, type PhotoOutcome } from "./enrol.ts";
@@ -225,7 +226,7 @@ export class WatchlistService {
     }
     return this.exclude(
       person,
-      `${person.id}:exclusion:${alertId}`,
+      alertExclusionId(person.id, alertId),
       face,
       options.note ?? `alert ${alertId}`,
     );

@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { modelCacheDir, type Config } from "../../config/index.ts";
-import { MODELS, modelSpec } from "./registry.ts";
+import { MODELS, modelSpec, type ModelSpec } from "./registry.ts";
 import { declaredModel, packFor } from "./custom-packs.ts";
-import { headExists, loadHead } from "./heads.ts";
+import { headExists, loadHead, type HeadManifest } from "./heads.ts";
 import {
   RECOGNISABILITY_TERMS,
   recognisabilityFeatures,
@@ -34,6 +34,76 @@ export function thresholdFor(modelId: string, config: Config): number {
   const calibration = modelSpec(modelId).calibration;
   if (!calibration) throw new Error(`${modelId} has no calibrated threshold; set match.threshold`);
   return calibration.threshold;
+}
+
+/**
+ * What the evaluations and benches need to know about the embedder a Vision runs (`vision.embedder.modelId`),
+ * whichever kind it is: a built-in model (the registry's calibration), a declared pack's model (its calibration
+ * file) or a trained head (`models.head`: its manifest's calibration, and its base model's spec, since the ONNX
+ * model that runs is the base's). `modelSpec(modelId)` alone knows no head.
+ */
+export interface EmbedderInfo {
+  /** The model id the vectors carry: the head's when a head runs. */
+  modelId: string;
+  /** The ONNX embedder that runs (the head's base for a head): its input, template, output size. */
+  spec: ModelSpec;
+  /** Set when `modelId` is a trained head. */
+  head?: HeadManifest;
+  /** The calibrated operating point on record, without `match.threshold`; undefined where none was measured yet. */
+  calibration?: { threshold: number; far: number; source: string };
+  /** Where `calibration` is kept, for output: "registry", "head manifest" or "pack calibration file". */
+  calibratedIn: string;
+  recognisability?: RecognisabilityModel;
+  /** Why there is no recognisability model, for output; undefined when there is one. */
+  noRecognisability?: string;
+}
+
+export function embedderInfo(modelId: string, config: Config): EmbedderInfo {
+  const builtIn = MODELS[modelId];
+  if (builtIn) {
+    const c = builtIn.calibration;
+    return {
+      modelId,
+      spec: builtIn,
+      calibration: c && { threshold: c.threshold, far: c.far, source: c.source },
+      calibratedIn: "registry",
+      recognisability: c?.recognisability,
+      noRecognisability: c?.recognisability
+        ? undefined
+        : `${modelId} has no recognisability calibration in the registry`,
+    };
+  }
+  const cacheDir = modelCacheDir(config);
+  if (headExists(cacheDir, modelId)) {
+    const head = loadHead(cacheDir, modelId).manifest;
+    return {
+      modelId,
+      spec: MODELS[head.base] ?? declaredModel(head.base, config)?.spec ?? modelSpec(head.base),
+      head,
+      calibration: head.calibration,
+      calibratedIn: "head manifest",
+      // The base's coefficients describe the base's scores, not the head's: none is better than a wrong one.
+      noRecognisability: `${modelId} is a trained head (on ${head.base}): it has no recognisability model`,
+    };
+  }
+  const declared = declaredModel(modelId, config);
+  if (declared) {
+    const found = readPackCalibration(config, declared.spec).calibration;
+    return {
+      modelId,
+      spec: declared.spec,
+      calibration: found && { threshold: found.threshold, far: found.far, source: found.source },
+      calibratedIn: "pack calibration file",
+      noRecognisability: `${modelId} (declared pack ${declared.pack}) has no recognisability model`,
+    };
+  }
+  // A model registered by a pack this config does not declare, or the registry's error naming the models it knows.
+  return {
+    modelId,
+    spec: modelSpec(modelId),
+    calibratedIn: "registry",
+    noRecognisability: `${modelId} has no recognisability model`,
+  };
 }
 
 /**
