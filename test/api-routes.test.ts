@@ -59,7 +59,7 @@ const ROUTES: [Method, string, Role][] = [
   ["GET", "/v1/unknowns/nobody", "operator"],
   ["GET", "/v1/unknowns/nobody/sightings", "operator"],
   ["PUT", "/v1/unknowns/nobody/name", "operator"],
-  ["POST", "/v1/unknowns/nobody/promote", "operator"],
+  ["POST", "/v1/unknowns/nobody/promote", "admin"],
   ["POST", "/v1/unknowns/nobody/merge", "operator"],
   ["POST", "/v1/unknowns/nobody/split", "operator"],
   ["DELETE", "/v1/unknowns/nobody", "operator"],

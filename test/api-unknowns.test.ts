@@ -7,7 +7,7 @@ const now = Date.now();
 type Method = "GET" | "POST" | "PUT" | "DELETE";
 const THRESHOLD = 0.9;
 
-/** Every unknown-identity route (operator for all), with a body that passes validation. */
+/** Every unknown-identity route (operator for all but promotion, an enrolment: admin), with a valid body. */
 const ROUTES: [Method, string, object?][] = [
   ["GET", "/v1/unknowns"],
   ["GET", "/v1/unknowns/unknown-000000000000"],
@@ -47,13 +47,16 @@ describe("operator API: unknown identities, over inject on the embedded store", 
   });
   afterAll(async () => h?.close());
 
-  it("401 without a key, 403 for a viewer (audited as denied), never for an operator or admin", async () => {
+  it("401 without a key, 403 for a viewer (audited as denied) and an operator's promotion, never for an admin", async () => {
     for (const [method, url, body] of ROUTES) {
       expect((await h.app.inject({ method, url })).statusCode, `${method} ${url}`).toBe(401);
       const viewer = await call(method, url, "viewer", body);
       expect(viewer.statusCode, `viewer ${method} ${url}`).toBe(403);
       expect(viewer.json()).toMatchObject({ error: "forbidden" });
-      for (const role of ["operator", "admin"] as const)
+      const promote = url.endsWith("/promote");
+      if (promote)
+        expect((await call(method, url, "operator", body)).statusCode, `operator ${url}`).toBe(403);
+      for (const role of promote ? (["admin"] as const) : (["operator", "admin"] as const))
         expect([401, 403], `${role} ${method} ${url}`).not.toContain(
           (await call(method, url, role, body)).statusCode,
         );
@@ -61,8 +64,12 @@ describe("operator API: unknown identities, over inject on the embedded store", 
     const denied = (await h.apiStore.listAudit({ limit: 1000 })).items.filter(
       (e) => e.outcome === "denied" && e.action.startsWith("unknown."),
     );
-    expect(denied).toHaveLength(ROUTES.length);
-    expect(denied[0]!.actor).toMatchObject({ keyId: h.keyIds.viewer, role: "viewer" });
+    // Every route refused the viewer, and promotion the operator too.
+    expect(denied).toHaveLength(ROUTES.length + 1);
+    expect(denied.filter((e) => e.actor.role === "viewer")).toHaveLength(ROUTES.length);
+    expect(denied.filter((e) => e.actor.role === "operator").map((e) => e.action)).toEqual([
+      "unknown.promote",
+    ]);
   });
 
   it("lists identities newest last-seen first, in pages, filtered by camera and time; refuses bad queries", async () => {
@@ -178,7 +185,7 @@ describe("operator API: unknown identities, over inject on the embedded store", 
   });
 
   it("promotes an identity: its crops enrolled through the gate, the refusals listed, the promotion audited", async () => {
-    const res = await call("POST", `/v1/unknowns/${ids.green}/promote`, "operator", {
+    const res = await call("POST", `/v1/unknowns/${ids.green}/promote`, "admin", {
       personId: "gardener",
       watchlist: "staff",
     });
@@ -199,7 +206,7 @@ describe("operator API: unknown identities, over inject on the embedded store", 
     });
 
     // A dark crop shows no face: nothing enrolled, 422 with the reason, no person stored.
-    const refused = await call("POST", `/v1/unknowns/${ids.dark}/promote`, "operator", {});
+    const refused = await call("POST", `/v1/unknowns/${ids.dark}/promote`, "admin", {});
     expect(refused.statusCode).toBe(422);
     expect(refused.json()).toMatchObject({
       error: "unprocessable",
@@ -209,8 +216,8 @@ describe("operator API: unknown identities, over inject on the embedded store", 
     });
     expect((await call("GET", `/v1/people/${ids.dark}`)).statusCode).toBe(404);
     for (const body of [{ personId: "" }, { watchlist: 5 }, { name: "x".repeat(201) }])
-      expect((await call("POST", `/v1/unknowns/${ids.dark}/promote`, "operator", body)).statusCode).toBe(400);
-    expect((await call("POST", "/v1/unknowns/unknown-000000000000/promote", "operator", {})).statusCode).toBe(
+      expect((await call("POST", `/v1/unknowns/${ids.dark}/promote`, "admin", body)).statusCode).toBe(400);
+    expect((await call("POST", "/v1/unknowns/unknown-000000000000/promote", "admin", {})).statusCode).toBe(
       404,
     );
   });
@@ -261,6 +268,7 @@ describe("operator API: unknown identities, over inject on the embedded store", 
   it("is in the OpenAPI document with its role", async () => {
     const doc = (await h.app.inject({ url: "/openapi.json" })).json();
     expect(doc.components.schemas.UnknownIdentity.properties.bestSightings).toBeDefined();
-    expect(doc.paths["/v1/unknowns/{id}/promote"].post.description).toContain("Role: **operator**");
+    expect(doc.paths["/v1/unknowns/{id}/promote"].post.description).toContain("Role: **admin**");
+    expect(doc.paths["/v1/unknowns/{id}/merge"].post.description).toContain("Role: **operator**");
   });
 });

@@ -24,7 +24,9 @@ export async function audited<T>(config: Config, what: CliAction<T>, run: () => 
   try {
     result = await run();
   } catch (err) {
-    await record(config, what, "failed", { error: (err as Error).message });
+    await record(config, what, "failed", { error: (err as Error).message }).catch((auditErr: unknown) =>
+      process.stderr.write(`vigil: could not write the audit log: ${(auditErr as Error).message}\n`),
+    );
     throw err;
   }
   await record(config, what, "ok", what.result?.(result) ?? {});

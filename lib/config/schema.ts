@@ -329,7 +329,7 @@ export const ConfigSchema = z
          * same-person threshold (`match.threshold` when set), the operating point `vigil eval cluster` measured:
          * BCubed precision 0.989, F1 0.976 on LFW dev. Lower merges strangers; higher splits people.
          */
-        threshold: z.number().min(-1).max(1).optional(),
+        threshold: z.number().gt(-1).max(1).optional(),
       })
       .prefault({}),
     store: z

@@ -111,7 +111,9 @@ export function embedderInfo(modelId: string, config: Config): EmbedderInfo {
  * said at start rather than as a failure on every embedding it receives.
  */
 export function assertPackCalibrated(config: Config): void {
-  thresholdFor(packFor(config, config.models.pack).embedder, config);
+  // With a head the vectors carry the head's id: its manifest must be in this process's model cache.
+  if (config.models.head) loadHead(modelCacheDir(config), config.models.head);
+  thresholdFor(config.models.head ?? packFor(config, config.models.pack).embedder, config);
 }
 
 /** Parsed head manifests by cache and id: the match stage asks for its threshold at every decision. */

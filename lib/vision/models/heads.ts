@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { l2normalize } from "../../geometry/index.ts";
+import { MODELS } from "./registry.ts";
 
 /**
  * A trained projection head: what `vigil train` makes and the embed stage applies after the base embedder. At run
@@ -70,6 +71,8 @@ export function checkHeadId(id: string): string {
     throw new HeadError(
       `head id "${id}" must be letters, digits, '.', '_', '+' or '-' (not starting with one)`,
     );
+  // A head's vectors carry its id; under a built-in model's id they would be matched against that model's.
+  if (MODELS[id]) throw new HeadError(`head id "${id}" is a built-in model's id: choose another`);
   return id;
 }
 

@@ -165,7 +165,9 @@ export class ThreadedAnalyzer implements FrameAnalyzer {
       },
       parts.flatMap((p) => p.transfer),
     );
-    return "batch" in r ? r.batch : [];
+    // Anything else is a protocol error; answering "no faces" would lose the frames' faces silently.
+    if (!("batch" in r)) throw new Error("vision worker answered a batch with something else");
+    return r.batch;
   }
 
   async analyze(image: FrameImage, options?: AnalyzeOptions): Promise<AlignedFace[]> {

@@ -129,7 +129,9 @@ export function unknownRoutes(app: ZodApp, ctx: ApiContext) {
   app.post(
     "/v1/unknowns/:id/promote",
     {
-      config: { role: "operator", audit: "unknown.promote" },
+      // Promotion enrols faces into a watchlist person, which is an admin's right like any enrolment: an operator
+      // could otherwise put a stranger's face under an existing person's name.
+      config: { role: "admin", audit: "unknown.promote" },
       schema: {
         summary: "Promote an unknown identity to a watchlist person, enrolled from its best crops",
         description:

@@ -208,7 +208,7 @@ export class VigilUnknowns extends LitElement {
   }
 
   private renderItem(u: Unknown) {
-    // The unknown-identity routes are open to operators (services/api/routes/unknowns.ts).
+    // The unknown-identity routes are open to operators, promotion to admins (services/api/routes/unknowns.ts).
     const canEdit = may(this.me, "operator");
     const value = (e: Event, name: string) =>
       (
@@ -272,7 +272,8 @@ export class VigilUnknowns extends LitElement {
                     placeholder="watchlist: default"
                   />
                   ${
-                    u.promotedTo
+                    // Promotion enrols faces: an admin's right, like any enrolment.
+                    u.promotedTo || !may(this.me, "admin")
                       ? nothing
                       : html`<button
                           class="primary"

@@ -146,10 +146,16 @@ export class VigilWatchlist extends LitElement {
   }
 
   private add(files: File[]) {
-    this.pending = [
+    this.setPending([
       ...this.pending.filter((p) => p.outcome?.ok !== true),
       ...files.map((file) => ({ file, preview: URL.createObjectURL(file) })),
-    ];
+    ]);
+  }
+
+  /** Replaces the pending photos, releasing the previews of those that left (each holds the file in memory). */
+  private setPending(next: Pending[]) {
+    for (const p of this.pending) if (!next.includes(p)) URL.revokeObjectURL(p.preview);
+    this.pending = next;
   }
 
   private async enrol(e: Event) {
@@ -315,7 +321,7 @@ export class VigilWatchlist extends LitElement {
               <button
                 type="button"
                 aria-label="drop ${p.file.name}"
-                @click=${() => (this.pending = this.pending.filter((q) => q !== p))}
+                @click=${() => this.setPending(this.pending.filter((q) => q !== p))}
               >
                 ✕
               </button>
