@@ -112,16 +112,21 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
     await sharp({ create: { width: 960, height: 540, channels: 3, background: { r: 70, g: 74, b: 80 } } })
       .jpeg()
       .toFile(blank);
+    // Bob passes the door alone: photo 4's group also holds a woman who scores 0.55 against alice on the stills,
+    // above the operating point (a hard look-alike the README reports), which would put a third visit in alice's
+    // timeline whenever the live looks happen to favour her. This test is about the console's timeline.
+    const bobPassing = path.join(dir, "bob-passing.jpg");
+    await cropLargestFace(vision, photos[3]!, bobPassing, 1.0);
     files["alice.jpg"] = readFileSync(path.join(dir, "alice.jpg"));
     files["empty-room.jpg"] = readFileSync(blank);
 
-    // Two cameras' footage, 2 s a picture: the door sees alice's group at 4 s and bob's at 12 s, the lobby
+    // Two cameras' footage, 2 s a picture: the door sees alice's group at 4 s and bob at 12 s, the lobby
     // sees alice's group at 10 s. 40 s each, then the server is stopped before it could play them again.
     const reel = (shows: Record<number, string>) =>
       Array.from({ length: 20 }, (_, i) => shows[i * STEP_S] ?? blank);
     const door = path.join(dir, "door.mp4");
     const lobby = path.join(dir, "lobby.mp4");
-    await slideshowVideo(reel({ 4: photos[0]!, 12: photos[3]! }), door, {
+    await slideshowVideo(reel({ 4: photos[0]!, 12: bobPassing }), door, {
       secondsEach: STEP_S,
       width: 960,
       height: 540,
