@@ -5,7 +5,7 @@ import { cosine, l2normalize } from "../lib/geometry/index.ts";
 import { centroidOf } from "../lib/identities/clusterer.ts";
 import { BEST_KEPT, identityOf, mergeIdentities, unknownIdFor } from "../lib/identities/identity.ts";
 import { FolderCropStore } from "../lib/store/crop-store.ts";
-import { InvalidInputError } from "../lib/store/errors.ts";
+import { InvalidInputError, NotFoundError } from "../lib/store/errors.ts";
 import type { IdentityStore } from "../lib/store/identity-store.ts";
 import type { Page } from "../lib/store/paging.ts";
 import { pointId, QdrantStore } from "../lib/store/qdrant-store.ts";
@@ -186,12 +186,14 @@ function identityContract(label: string, open: () => Promise<Store>) {
       const a = await see(store, sighting("m1", "door", 1000, vec(20)));
       await see(store, sighting("m2", "door", 2000, near(vec(20), 1)));
       const b = await see(store, sighting("m3", "lobby", 5000, vec(21)));
-      const stateA = (await u.getUnknown(a.id))!;
-      await u.putUnknown({ ...stateA, name: "Courier" });
+      expect(await u.patchUnknown(a.id, { name: "Courier" })).toMatchObject({ name: "Courier", count: 2 });
       expect((await u.getUnknown(a.id))!.name).toBe("Courier");
 
-      const merged = mergeIdentities((await u.getUnknown(a.id))!, (await u.getUnknown(b.id))!);
-      await u.commitMerge(merged, b.id);
+      const expected = mergeIdentities((await u.getUnknown(a.id))!, (await u.getUnknown(b.id))!);
+      const merged = await u.commitMerge(a.id, b.id);
+      // The sum as stored (Qdrant keeps it as a unit centroid and its length: equal to float precision).
+      expect({ ...merged, sum: null }).toEqual({ ...expected, sum: null });
+      merged.sum.forEach((x, i) => expect(x).toBeCloseTo(expected.sum[i]!, 5));
       expect(await u.getUnknown(b.id)).toBeUndefined();
       expect(await u.getUnknown(a.id)).toMatchObject({
         name: "Courier",
@@ -207,10 +209,21 @@ function identityContract(label: string, open: () => Promise<Store>) {
         "m1",
       ]);
 
+      await expect(u.commitMerge(a.id, a.id)).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(u.commitMerge(a.id, b.id)).rejects.toBeInstanceOf(NotFoundError);
+
       const moved = (await store.getSighting("m3"))!;
-      const created = identityOf("unknown-aaaaaaaaaaaa", [moved]);
-      const source = { ...(await u.getUnknown(a.id))!, count: 2 };
-      await u.commitSplit(source, created, ["m3"]);
+      const split = await u.commitSplit(a.id, "unknown-aaaaaaaaaaaa", ["m3"]);
+      expect(split.created).toEqual(identityOf("unknown-aaaaaaaaaaaa", [moved]));
+      expect(split.source).toMatchObject({ count: 2, cameras: ["door"], lastSeen: 3000 });
+      // A sighting no longer the source's is refused, and so is splitting off all of them.
+      await expect(u.commitSplit(a.id, "unknown-bbbbbbbbbbbb", ["m3"])).rejects.toBeInstanceOf(
+        InvalidInputError,
+      );
+      await expect(u.commitSplit(a.id, "unknown-bbbbbbbbbbbb", ["m1", "m2"])).rejects.toThrow(/all of/);
+      await expect(u.commitSplit(a.id, "unknown-bbbbbbbbbbbb", ["nope"])).rejects.toBeInstanceOf(
+        NotFoundError,
+      );
       expect((await store.getSighting("m3"))!.unknownId).toBe("unknown-aaaaaaaaaaaa");
       expect(await u.getUnknown("unknown-aaaaaaaaaaaa")).toMatchObject({ count: 1, cameras: ["lobby"] });
       expect((await u.getUnknown(a.id))!.count).toBe(2);
@@ -224,6 +237,50 @@ function identityContract(label: string, open: () => Promise<Store>) {
       // A deleted identity attracts nothing: the same face starts a new one.
       const again = await see(store, sighting("m4", "door", 9000, near(vec(20), 2)));
       expect(again).toMatchObject({ created: true, id: unknownIdFor("m4") });
+    });
+
+    it("a rename or promotion patches only its fields: a sighting assigned after the caller read is kept", async () => {
+      const store = await open();
+      const u = store.unknowns;
+      const a = await see(store, sighting("n1", "door", 1000, vec(70)));
+      const read = (await u.getUnknown(a.id))!;
+      // The match stage joins a sighting between the operator's read and the write.
+      await see(store, sighting("n2", "yard", 5000, near(vec(70), 1)));
+      const named = await u.patchUnknown(a.id, { name: "Visitor" });
+      expect(named).toMatchObject({ name: "Visitor", count: 2, lastSeen: 6000, cameras: ["door", "yard"] });
+      expect(read.count).toBe(1);
+      const promoted = await u.patchUnknown(a.id, { promotedTo: "visitor-1" });
+      expect(promoted).toMatchObject({ name: "Visitor", promotedTo: "visitor-1", count: 2 });
+      expect((await u.getUnknown(a.id))!.best.map((b) => b.id).sort()).toEqual(["n1", "n2"]);
+      // Never an upsert: a patch of an identity gone meanwhile does not bring it back.
+      expect(await u.deleteUnknown(a.id)).toBe(true);
+      expect(await u.patchUnknown(a.id, { name: "Ghost" })).toBeUndefined();
+      expect(await u.getUnknown(a.id)).toBeUndefined();
+      expect((await u.listUnknowns({ limit: 10 })).items).toEqual([]);
+    });
+
+    it("merges identities as stored when committed: a join after the caller read them is counted", async () => {
+      const store = await open();
+      const u = store.unknowns;
+      const a = await see(store, sighting("j1", "door", 1000, vec(80)));
+      const b = await see(store, sighting("j2", "lobby", 2000, vec(81)));
+      const [intoRead, fromRead] = [(await u.getUnknown(a.id))!, (await u.getUnknown(b.id))!];
+      // Both gain a sighting after the operator looked at them.
+      await see(store, sighting("j3", "yard", 3000, near(vec(80), 1)));
+      await see(store, sighting("j4", "yard", 4000, near(vec(81), 1)));
+      expect(intoRead.count + fromRead.count).toBe(2);
+      const merged = await u.commitMerge(a.id, b.id);
+      expect(merged).toMatchObject({ count: 4, cameras: ["door", "lobby", "yard"], lastSeen: 5000 });
+      expect(await u.getUnknown(a.id)).toMatchObject({ count: 4 });
+      expect((await store.browse({ limit: 10, unknownId: a.id })).items.map((s) => s.id)).toEqual([
+        "j4",
+        "j3",
+        "j2",
+        "j1",
+      ]);
+      // Done once: merging again finds nothing to merge.
+      await expect(u.commitMerge(a.id, b.id)).rejects.toBeInstanceOf(NotFoundError);
+      expect((await u.getUnknown(a.id))!.count).toBe(4);
     });
 
     it("keeps only the best few photos, and purges identities not seen since a time", async () => {
@@ -253,11 +310,14 @@ let prefix = 0;
 const openQdrant = async () => {
   const fake = await new FakeQdrant(spec).start();
   fakes.push(fake);
+  const name = `u${prefix++}`;
   return {
     fake,
+    prefix: name,
+    raw: new QdrantClient({ url: fake.url, checkCompatibility: false }),
     store: new QdrantStore(
       fake.url,
-      `u${prefix++}`,
+      name,
       undefined,
       new FolderCropStore(path.join(tempDir("vigil-crops-"), "crops")),
     ),
@@ -272,16 +332,38 @@ afterAll(async () => {
   for (const f of fakes) await f.stop();
 });
 
+describe("unknown identities: SQLite specifics", () => {
+  it("merges inside the write transaction: another process's join, committed after this one read, is kept", async () => {
+    const file = path.join(tempDir(), "vigil.db");
+    const here = new SqliteStore(file);
+    const there = new SqliteStore(file, { refreshMs: 0 });
+    try {
+      const a = await see(here, sighting("k1", "door", 1000, vec(98)));
+      const b = await see(here, sighting("k2", "door", 2000, vec(99)));
+      const read = (await here.unknowns.getUnknown(b.id))!;
+      await see(there, sighting("k3", "yard", 3000, near(vec(99), 1)));
+      expect(read.count).toBe(1);
+      expect(await here.unknowns.commitMerge(a.id, b.id)).toMatchObject({ count: 3, lastSeen: 4000 });
+      expect((await there.getSighting("k3"))!.unknownId).toBe(a.id);
+      const split = await there.unknowns.commitSplit(a.id, "unknown-eeeeeeeeeeee", ["k3"]);
+      expect(split.source.count).toBe(2);
+      expect((await here.unknowns.getUnknown(a.id))!.count).toBe(2);
+    } finally {
+      here.close();
+      there.close();
+    }
+  });
+});
+
 describe("unknown identities: Qdrant specifics", () => {
   it("a crash between writing the identity and labelling its sighting is completed by the replay, not counted twice", async () => {
-    const { fake, store } = await openQdrant();
+    const { raw, prefix, store } = await openQdrant();
     const s1 = sighting("c1", "door", 1000, vec(60));
     const s2 = sighting("c2", "door", 2000, near(vec(60), 1));
     const a = await see(store, s1);
     await see(store, s2);
     // As if the process died after the identity's upsert, before the sighting's label.
-    const raw = new QdrantClient({ url: fake.url, checkCompatibility: false });
-    await raw.setPayload(`${store.name("sightings", "m1")}`, {
+    await raw.setPayload(`${prefix}_sightings__m1`, {
       wait: true,
       points: [pointId("c2")],
       payload: { unknownId: null },
@@ -293,10 +375,101 @@ describe("unknown identities: Qdrant specifics", () => {
     expect((await store.unknowns.getUnknown(a.id))!.count).toBe(2);
   });
 
+  const DELETE = "POST /collections/{collection_name}/points/delete";
+  const UPSERT = "PUT /collections/{collection_name}/points";
+
+  it("a deletion cut short after clearing the labels leaves no label of nothing, and its retry completes", async () => {
+    const { fake, store } = await openQdrant();
+    const a = await see(store, sighting("d1", "door", 1000, vec(90)));
+    await see(store, sighting("d2", "door", 2000, near(vec(90), 1)));
+    fake.failNext(DELETE);
+    await expect(store.unknowns.deleteUnknown(a.id)).rejects.toThrow();
+    // The point's delete failed: the labels were already cleared, the identity is still there to delete.
+    expect((await store.getSighting("d1"))!.unknownId).toBeUndefined();
+    expect((await store.getSighting("d2"))!.unknownId).toBeUndefined();
+    expect(await store.unknowns.getUnknown(a.id)).toBeDefined();
+    expect(await store.unknowns.deleteUnknown(a.id)).toBe(true);
+    expect(await store.unknowns.getUnknown(a.id)).toBeUndefined();
+  });
+
+  it("a merge retried after a crash counts `from` once", async () => {
+    const { fake, store } = await openQdrant();
+    const u = store.unknowns;
+    const a = await see(store, sighting("g1", "door", 1000, vec(91)));
+    await see(store, sighting("g2", "door", 2000, near(vec(91), 1)));
+    const b = await see(store, sighting("g3", "lobby", 3000, vec(92)));
+    // Cut short after folding `from` into `into` and moving the labels, before deleting `from`.
+    fake.failNext(DELETE);
+    await expect(u.commitMerge(a.id, b.id)).rejects.toThrow();
+    expect((await u.getUnknown(a.id))!.count).toBe(3);
+    expect(await u.getUnknown(b.id)).toBeDefined();
+    const retried = await u.commitMerge(a.id, b.id);
+    expect(retried.count).toBe(3);
+    expect((await u.getUnknown(a.id))!.count).toBe(3);
+    expect(await u.getUnknown(b.id)).toBeUndefined();
+    expect((await store.getSighting("g3"))!.unknownId).toBe(a.id);
+    // Cut short before anything moved (the mark on `from` failed): the retry does it all, once.
+    const c = await see(store, sighting("g4", "yard", 4000, vec(93)));
+    fake.failNext("POST /collections/{collection_name}/points/payload");
+    await expect(u.commitMerge(a.id, c.id)).rejects.toThrow();
+    expect((await u.commitMerge(a.id, c.id)).count).toBe(4);
+    // Being merged away, an identity takes no more sightings: the same face founds a new one.
+    const d = await see(store, sighting("g5", "yard", 5000, vec(94)));
+    fake.failNext(UPSERT); // the fold into `into`, after `from` was marked
+    await expect(u.commitMerge(a.id, d.id)).rejects.toThrow();
+    const late = await see(store, sighting("g6", "yard", 6000, near(vec(94), 1)));
+    expect(late).toMatchObject({ created: true, id: unknownIdFor("g6") });
+    expect((await u.commitMerge(a.id, d.id)).count).toBe(5);
+  });
+
+  it("a join whose identity is deleted between the nearest query and the write founds a new identity instead", async () => {
+    const { fake, raw, prefix, store } = await openQdrant();
+    const a = await see(store, sighting("x1", "door", 1000, vec(95)));
+    fake.beforeNext(UPSERT, async () => {
+      await raw.delete(`${prefix}_unknowns__m1`, { wait: true, points: [pointId(a.id)] });
+    });
+    const b = await see(store, sighting("x2", "door", 2000, near(vec(95), 1)));
+    expect(b).toMatchObject({ created: true, id: unknownIdFor("x2") });
+    // The conditional write did not bring the deleted identity back.
+    expect(await store.unknowns.getUnknown(a.id)).toBeUndefined();
+    expect(await store.unknowns.getUnknown(b.id)).toMatchObject({ count: 1 });
+    expect((await store.getSighting("x2"))!.unknownId).toBe(b.id);
+  });
+
+  it("a rename between a join's query and its write is kept, and the join retried", async () => {
+    const { fake, store } = await openQdrant();
+    const a = await see(store, sighting("y1", "door", 1000, vec(96)));
+    fake.beforeNext(UPSERT, async () => {
+      await store.unknowns.patchUnknown(a.id, { name: "Late rename" });
+    });
+    const b = await see(store, sighting("y2", "door", 2000, near(vec(96), 1)));
+    expect(b).toMatchObject({ id: a.id, created: false, replayed: false });
+    expect(await store.unknowns.getUnknown(a.id)).toMatchObject({ name: "Late rename", count: 2 });
+  });
+
+  it("a split moves only sightings still the source's", async () => {
+    const { fake, raw, prefix, store } = await openQdrant();
+    const a = await see(store, sighting("z1", "door", 1000, vec(97)));
+    await see(store, sighting("z2", "door", 2000, near(vec(97), 1)));
+    await see(store, sighting("z3", "door", 3000, near(vec(97), 2)));
+    // z3 is taken elsewhere (another operator's change) after the split read it, before it relabels.
+    fake.beforeNext("POST /collections/{collection_name}/points/payload", async () => {
+      await raw.setPayload(`${prefix}_sightings__m1`, {
+        wait: true,
+        points: [pointId("z3")],
+        payload: { unknownId: "unknown-cccccccccccc" },
+      });
+    });
+    await store.unknowns.commitSplit(a.id, "unknown-dddddddddddd", ["z2", "z3"]);
+    expect((await store.getSighting("z2"))!.unknownId).toBe("unknown-dddddddddddd");
+    expect((await store.getSighting("z3"))!.unknownId).toBe("unknown-cccccccccccc");
+  });
+
   it("finds the nearest centroid by a vector query, and sent only requests Qdrant's schema accepts", () => {
     const calls = new Set(fakes.flatMap((f) => f.calls));
     expect(calls).toContain("POST /collections/{collection_name}/points/query");
     expect(calls).toContain("POST /collections/{collection_name}/points/payload");
+    expect(calls).toContain("PUT /collections/{collection_name}/points");
     expect(fakes.flatMap((f) => f.violations)).toEqual([]);
   });
 });

@@ -84,13 +84,22 @@ describe("vigil unknowns (the CLI over the service, on the embedded store)", () 
     const audit = new SqliteApiStore(file);
     const actions = (await audit.listAudit({ limit: 20 })).items.map((e) => [e.action, e.target, e.outcome]);
     audit.close();
-    // The refused second delete is recorded too, as failed; a usage error (no name given) never reached the store.
+    // Looking is recorded as the API records it; the refused second delete is recorded too, as failed; a usage
+    // error (no name given) never reached the store.
     expect(actions).toEqual([
       ["unknown.delete", a, "failed"],
       ["unknown.delete", a, "ok"],
       ["unknown.split", a, "ok"],
       ["unknown.merge", a, "ok"],
+      ["unknown.view", a, "ok"],
       ["unknown.name", a, "ok"],
+      ["unknown.list", null, "ok"],
+      ["unknown.list", null, "ok"],
     ]);
+    const audit2 = new SqliteApiStore(file);
+    const listed = (await audit2.listAudit({ limit: 20 })).items.filter((e) => e.action === "unknown.list");
+    audit2.close();
+    expect(listed[0]!.summary).toMatchObject({ cameras: ["yard"], returned: 1 });
+    expect(listed[1]!.summary).toMatchObject({ returned: 2 });
   }, 180_000);
 });

@@ -155,6 +155,36 @@ describe("UnknownService on the embedded store", () => {
     await expect(unknowns.promote(hopeless, { personId: " bad" })).rejects.toBeInstanceOf(InvalidInputError);
   });
 
+  it("promotion records whom the identity became without losing what the match stage did during the enrolment", async () => {
+    const { store, watchlist, direction, near, see } = setup();
+    const face = direction();
+    const id = await see("e1", "door", 1000, near(face), faceCrops[0]!);
+    const other = await see("e2", "lobby", 2000, direction(), faceCrops[1]!);
+    // The real enrolment, with the match stage's work landing while it runs (it takes seconds of model work).
+    let during: () => Promise<unknown> = async () => {};
+    const busy = Object.assign(Object.create(watchlist) as WatchlistService, {
+      enrol: async (...args: Parameters<WatchlistService["enrol"]>) => {
+        await during();
+        return watchlist.enrol(...args);
+      },
+    });
+    const unknowns = new UnknownService({ store: store.unknowns, sightings: store, watchlist: busy });
+    during = () => see("e3", "yard", 5000, near(face), faceCrops[0]!);
+    expect((await unknowns.promote(id, { name: "Courier" })).enrolled).toEqual(["e1"]);
+    expect(await unknowns.get(id)).toMatchObject({
+      count: 2,
+      cameras: ["door", "yard"],
+      lastSeen: 7000,
+      name: "Courier",
+      promotedTo: id,
+    });
+    // An identity merged away during the enrolment is not brought back by the promotion.
+    during = () => unknowns.merge(id, other);
+    await unknowns.promote(other, { personId: "courier-2" });
+    await expect(unknowns.get(other)).rejects.toBeInstanceOf(NotFoundError);
+    expect(await unknowns.get(id)).toMatchObject({ count: 3, promotedTo: id });
+  });
+
   it("merges two identities and splits a wrong sighting off, with the sums and counts that follow", async () => {
     const { store, unknowns, direction, near, see } = setup();
     const face = direction();

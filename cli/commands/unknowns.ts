@@ -14,12 +14,19 @@ const time = (text?: string) => (text ? parseTime(text) : undefined);
 
 /**
  * Runs `use` over the unknown-identity service on the configured store, closing it after; models load only for a
- * promotion. A change (`action` given) is written to the audit log as the API's are, by `cli:<user>`.
+ * promotion. Every command (`action`) is written to the audit log under the API's name for it, by `cli:<user>`:
+ * looking at strangers is recorded as the API records it, not only changing them.
  */
 async function withUnknowns<T>(
   config: Config,
   use: (unknowns: UnknownService) => Promise<T>,
-  action?: { name: string; target: string; summary?: (result: T) => Record<string, unknown> },
+  action: {
+    name: string;
+    target: string | null;
+    /** What the call asked for (as the API's entry says). */
+    request?: Record<string, unknown>;
+    summary?: (result: T) => Record<string, unknown>;
+  },
 ): Promise<T> {
   const run = async () => {
     const store = openStore(config);
@@ -33,9 +40,11 @@ async function withUnknowns<T>(
       store.close();
     }
   };
-  return action
-    ? audited(config, { action: action.name, target: action.target, result: action.summary }, run)
-    : run();
+  return audited(
+    config,
+    { action: action.name, target: action.target, summary: action.request, result: action.summary },
+    run,
+  );
 }
 
 const line = (u: UnknownIdentity) =>
@@ -51,15 +60,18 @@ export interface UnknownsListOptions {
 }
 
 export async function unknownsListCommand(config: Config, opts: UnknownsListOptions) {
-  const page = await withUnknowns(config, (u) =>
-    u.list({
-      cameras: opts.camera,
-      seenSince: time(opts.since),
-      seenUntil: time(opts.until),
-      limit: opts.limit,
-      cursor: opts.cursor,
-    }),
-  );
+  const query = {
+    cameras: opts.camera?.length ? opts.camera : undefined,
+    seenSince: time(opts.since),
+    seenUntil: time(opts.until),
+    limit: opts.limit,
+  };
+  const page = await withUnknowns(config, (u) => u.list({ ...query, cursor: opts.cursor }), {
+    name: "unknown.list",
+    target: null,
+    request: Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)),
+    summary: (p) => ({ returned: p.items.length }),
+  });
   if (opts.json) console.log(JSON.stringify(page));
   else {
     if (page.items.length === 0) console.log("no unknown identities");
@@ -70,10 +82,14 @@ export async function unknownsListCommand(config: Config, opts: UnknownsListOpti
 }
 
 export async function unknownsShowCommand(config: Config, id: string, opts: { json?: boolean }) {
-  const shown = await withUnknowns(config, async (u) => ({
-    identity: await u.get(id),
-    sightings: (await u.sightings(id, { limit: 20 })).items,
-  }));
+  const shown = await withUnknowns(
+    config,
+    async (u) => ({
+      identity: await u.get(id),
+      sightings: (await u.sightings(id, { limit: 20 })).items,
+    }),
+    { name: "unknown.view", target: id },
+  );
   if (opts.json) console.log(JSON.stringify(shown));
   else {
     console.log(line(shown.identity));

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { IdentityState, SightingWithVector } from "../store/identity-store.ts";
-import type { SightingRecord } from "../store/sighting-store.ts";
+import { InvalidInputError, NotFoundError } from "../store/errors.ts";
+import type { SightingRecord, SightingStore } from "../store/sighting-store.ts";
 import { qualityRank } from "../vision/pixels/quality.ts";
 import { addToSum } from "./clusterer.ts";
 
@@ -13,6 +14,14 @@ import { addToSum } from "./clusterer.ts";
 export const BEST_KEPT = 5;
 
 const ID_HEX = 12;
+
+/** What of a sighting an identity is made of: enough for a store to compute it from its own rows. */
+export type Member = Pick<
+  SightingWithVector,
+  "id" | "cameraId" | "startTs" | "endTs" | "modelId" | "quality" | "vector"
+>;
+/** What of a sighting an identity's span, cameras and photos are recomputed from (a split). */
+export type MemberRecord = Pick<SightingRecord, "id" | "cameraId" | "startTs" | "endTs" | "quality">;
 
 /**
  * The id of the identity a sighting founds, from the sighting's id: a replayed sighting founds the same one, so
@@ -39,7 +48,7 @@ export function bestOf(entries: { id: string; rank: number }[]): { id: string; r
 const sortedUnion = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort();
 
 /** An identity of one sighting. */
-export function startIdentity(id: string, s: SightingWithVector): IdentityState {
+export function startIdentity(id: string, s: Member): IdentityState {
   return {
     id,
     name: null,
@@ -55,7 +64,7 @@ export function startIdentity(id: string, s: SightingWithVector): IdentityState 
 }
 
 /** The identity after `s` joined it (a new object; the centroid moves with the sum). */
-export function joinIdentity(state: IdentityState, s: SightingWithVector): IdentityState {
+export function joinIdentity(state: IdentityState, s: Member): IdentityState {
   return {
     ...state,
     firstSeen: Math.min(state.firstSeen, s.startTs),
@@ -82,8 +91,48 @@ export function mergeIdentities(into: IdentityState, from: IdentityState): Ident
   };
 }
 
+/**
+ * The checks of a merge, on both identities as a store has them now (each store calls it where it reads them,
+ * inside its transaction for SQLite).
+ */
+export function checkMerge(intoId: string, fromId: string, into?: IdentityState, from?: IdentityState) {
+  if (intoId === fromId) throw new InvalidInputError("an identity cannot be merged into itself");
+  if (!into) throw new NotFoundError(`no unknown identity ${intoId}`);
+  if (!from) throw new NotFoundError(`no unknown identity ${fromId}`);
+  if (into.modelId !== from.modelId)
+    throw new InvalidInputError(
+      `${fromId} was made with model ${from.modelId} and ${intoId} with ${into.modelId}: their faces cannot be compared`,
+    );
+  return { into, from };
+}
+
+/**
+ * A split as a store computes it from what it has now: each of `ids` must still be `source`'s (`found` by id, with
+ * its current label), and not all of them; `remaining` are the source's stored sightings.
+ */
+export function splitIdentity(
+  source: IdentityState | undefined,
+  sourceId: string,
+  createdId: string,
+  ids: string[],
+  found: Map<string, Member & { unknownId?: string | null }>,
+  remaining: MemberRecord[],
+): { source: IdentityState; created: IdentityState } {
+  if (ids.length === 0) throw new InvalidInputError("name at least one sighting to split off");
+  if (!source) throw new NotFoundError(`no unknown identity ${sourceId}`);
+  const moved = ids.map((sid) => {
+    const s = found.get(sid);
+    if (!s) throw new NotFoundError(`no sighting ${sid}`);
+    if (s.unknownId !== sourceId) throw new InvalidInputError(`sighting ${sid} is not one of ${sourceId}'s`);
+    return s;
+  });
+  if (moved.length >= source.count)
+    throw new InvalidInputError(`those are all of ${sourceId}'s sightings: there is nothing to split off`);
+  return { source: withoutSightings(source, moved, remaining), created: identityOf(createdId, moved) };
+}
+
 /** A new identity of the given sightings (a split). */
-export function identityOf(id: string, sightings: SightingWithVector[]): IdentityState {
+export function identityOf(id: string, sightings: Member[]): IdentityState {
   const [first, ...rest] = sightings;
   if (!first) throw new Error("an identity needs at least one sighting");
   return rest.reduce(joinIdentity, startIdentity(id, first));
@@ -96,8 +145,8 @@ export function identityOf(id: string, sightings: SightingWithVector[]): Identit
  */
 export function withoutSightings(
   state: IdentityState,
-  moved: SightingWithVector[],
-  remaining: SightingRecord[],
+  moved: Pick<Member, "id" | "vector">[],
+  remaining: MemberRecord[],
 ): IdentityState {
   const sum = Float32Array.from(state.sum);
   for (const s of moved) addToSum(sum, s.vector, -1);
@@ -116,4 +165,24 @@ export function withoutSightings(
         }
       : { best: state.best.filter((b) => !gone.has(b.id)) }),
   };
+}
+
+/** Pages read to gather all of an identity's sightings (a split, a timeline): far beyond any real stranger. */
+const ALL_LIMIT = 1000;
+const ALL_MAX = 10_000;
+
+/** Every stored sighting of an unknown identity (newest first): for a split, and for its timeline. */
+export async function sightingsOfUnknown(
+  store: Pick<SightingStore, "browse">,
+  id: string,
+  range: { since?: number; until?: number } = {},
+): Promise<SightingRecord[]> {
+  const out: SightingRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.browse({ ...range, unknownId: id, limit: ALL_LIMIT, cursor });
+    out.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor && out.length < ALL_MAX);
+  return out;
 }

@@ -4,7 +4,7 @@ import { InvalidInputError, NotFoundError } from "../store/errors.ts";
 import type { Page, PageRequest } from "../store/paging.ts";
 import type { SightingRecord, SightingStore } from "../store/sighting-store.ts";
 import type { WatchlistService } from "../watchlist/service.ts";
-import { identityOf, mergeIdentities, newUnknownId, withoutSightings } from "./identity.ts";
+import { newUnknownId, sightingsOfUnknown } from "./identity.ts";
 
 export interface UnknownServiceDeps {
   store: IdentityStore;
@@ -31,26 +31,10 @@ export interface PromoteResult {
   rejected: { sightingId: string; reason: string }[];
 }
 
-/** Pages read to gather all of an identity's sightings (a split, a timeline): far beyond any real stranger. */
-const ALL_LIMIT = 1000;
-const ALL_MAX = 10_000;
 const NAME = /^(?!\s)[^\p{Cc}]{1,200}(?<!\s)$/u;
 
-/** Every stored sighting of an unknown identity (newest first): for a split, and for its timeline. */
-export async function sightingsOfUnknown(
-  store: Pick<SightingStore, "browse">,
-  id: string,
-  range: { since?: number; until?: number } = {},
-): Promise<SightingRecord[]> {
-  const out: SightingRecord[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await store.browse({ ...range, unknownId: id, limit: ALL_LIMIT, cursor });
-    out.push(...page.items);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor && out.length < ALL_MAX);
-  return out;
-}
+/** Every stored sighting of an unknown identity (newest first); kept here for the callers that import it here. */
+export { sightingsOfUnknown };
 
 /**
  * Unknown identities' use cases — list, look at, name, promote to the watchlist, merge, split, delete — for the
@@ -110,9 +94,9 @@ export class UnknownService {
   async name(id: string, name: string | null): Promise<UnknownIdentity> {
     if (name !== null && !NAME.test(name))
       throw new InvalidInputError("a name is 1–200 printable characters, without leading or trailing spaces");
-    const state = await this.require(id);
-    const named = { ...state, name };
-    await this.store.putUnknown(named);
+    // Only the name: a sighting assigned meanwhile keeps counting.
+    const named = await this.store.patchUnknown(id, { name });
+    if (!named) throw new NotFoundError(`no unknown identity ${id}`);
     return publicIdentity(named);
   }
 
@@ -149,46 +133,31 @@ export class UnknownService {
         else rejected.push({ sightingId, reason: o.reason ?? "refused" });
       }
     }
+    // Only whom it became (and a name if it had none), on the identity as it is now, not as read before the
+    // enrolment: the match stage may have joined sightings to it since. Gone meanwhile (merged, deleted): the
+    // person stays enrolled, and the identity's remembering is moot.
     if (enrolled.length > 0)
-      await this.store.putUnknown({
-        ...state,
-        name: state.name ?? request.name ?? null,
+      await this.store.patchUnknown(id, {
         promotedTo: personId,
+        ...(state.name === null && request.name !== undefined ? { name: request.name } : {}),
       });
     return { personId, enrolled, rejected };
   }
 
-  /** Folds identity `fromId` into `intoId`: one identity with both's sightings, counts and centroid. */
+  /**
+   * Folds identity `fromId` into `intoId`: one identity with both's sightings, counts and centroid. The store
+   * combines them as they are when it writes (SQLite: inside its transaction), so a sighting joining either
+   * meanwhile is not lost.
+   */
   async merge(intoId: string, fromId: string): Promise<UnknownIdentity> {
-    if (intoId === fromId) throw new InvalidInputError("an identity cannot be merged into itself");
-    const into = await this.require(intoId);
-    const from = await this.require(fromId);
-    if (into.modelId !== from.modelId)
-      throw new InvalidInputError(
-        `${fromId} was made with model ${from.modelId} and ${intoId} with ${into.modelId}: their faces cannot be compared`,
-      );
-    const merged = mergeIdentities(into, from);
-    await this.store.commitMerge(merged, fromId);
-    return publicIdentity(merged);
+    return publicIdentity(await this.store.commitMerge(intoId, fromId));
   }
 
   /** Moves sightings that are not this stranger to a new identity of their own, and returns it. */
   async split(id: string, sightingIds: string[]): Promise<UnknownIdentity> {
     const ids = [...new Set(sightingIds)];
     if (ids.length === 0) throw new InvalidInputError("name at least one sighting to split off");
-    const state = await this.require(id);
-    const moved = [];
-    for (const sid of ids) {
-      const s = await this.sightingStore.getSighting(sid);
-      if (!s) throw new NotFoundError(`no sighting ${sid}`);
-      if (s.unknownId !== id) throw new InvalidInputError(`sighting ${sid} is not one of ${id}'s`);
-      moved.push(s);
-    }
-    if (moved.length >= state.count)
-      throw new InvalidInputError(`those are all of ${id}'s sightings: there is nothing to split off`);
-    const remaining = await this.allSightings(id);
-    const created = identityOf(newUnknownId(), moved);
-    await this.store.commitSplit(withoutSightings(state, moved, remaining), created, ids);
+    const { created } = await this.store.commitSplit(id, newUnknownId(), ids);
     return publicIdentity(created);
   }
 

@@ -49,6 +49,12 @@ export interface UnknownQuery extends PageRequest {
   seenUntil?: number;
 }
 
+/** The fields an operator sets on an identity; those absent are left as stored. */
+export interface UnknownPatch {
+  name?: string | null;
+  promotedTo?: string | null;
+}
+
 /** A stored sighting with the vector its track was matched on: what assignment and splitting need. */
 export type SightingWithVector = SightingRecord & { vector: Float32Array };
 
@@ -67,12 +73,28 @@ export interface IdentityStore {
   getUnknown(id: string): Promise<IdentityState | undefined>;
   /** Newest `lastSeen` first, keyset-paged like sightings. */
   listUnknowns(query: UnknownQuery): Promise<Page<UnknownIdentity>>;
-  /** Writes an identity as given (a rename, a promotion). */
-  putUnknown(state: IdentityState): Promise<void>;
-  /** Stores `into` (already combined by the caller), points `fromId`'s sightings at it and removes `fromId`. */
-  commitMerge(into: IdentityState, fromId: string): Promise<void>;
-  /** Stores the shrunk `source` and the `created` identity, and points `sightingIds` at the created one. */
-  commitSplit(source: IdentityState, created: IdentityState, sightingIds: string[]): Promise<void>;
+  /**
+   * Sets only the given fields (a rename, a promotion) of the identity as stored now, never the whole record: a
+   * sighting assigned since the caller read it keeps counting. Undefined when there is no such identity (a patch
+   * never recreates one merged, deleted or purged meanwhile).
+   */
+  patchUnknown(id: string, patch: UnknownPatch): Promise<IdentityState | undefined>;
+  /**
+   * Folds `fromId` into `intoId` as both are stored now (lib/identities/identity.ts mergeIdentities), points
+   * `fromId`'s sightings at it and removes `fromId`; returns the merged identity. NotFoundError when either is gone,
+   * InvalidInputError when they are one or of different models. Safe to retry after a crash part way.
+   */
+  commitMerge(intoId: string, fromId: string): Promise<IdentityState>;
+  /**
+   * Moves `sightingIds` (each still `sourceId`'s) to a new identity `createdId` made of them, and shrinks the source
+   * by them (withoutSightings) as stored now. NotFoundError for a missing identity or sighting, InvalidInputError for
+   * a sighting not the source's, or for all of them.
+   */
+  commitSplit(
+    sourceId: string,
+    createdId: string,
+    sightingIds: string[],
+  ): Promise<{ source: IdentityState; created: IdentityState }>;
   /** Removes the identity; its sightings stay, unlabelled. */
   deleteUnknown(id: string): Promise<boolean>;
   /** Deletes identities last seen before `ts`, unlabelling their sightings still stored; returns how many. */

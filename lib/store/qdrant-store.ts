@@ -32,7 +32,7 @@ import type {
 } from "./alert-store.ts";
 import type { StateStore } from "./state-store.ts";
 import { cropKey, putCrops, type CropStore } from "./crop-store.ts";
-import { QdrantIdentities } from "./qdrant-identities.ts";
+import { QdrantIdentities, type QdrantAccess } from "./qdrant-identities.ts";
 import {
   checkLimit,
   decodeCursor,
@@ -61,7 +61,7 @@ const OLD_CROP = ["crop"];
 
 export type Payload = Record<string, unknown>;
 export type FilterCondition = Record<string, unknown>;
-type IndexKind = "keyword" | "integer" | "bool";
+export type IndexKind = "keyword" | "integer" | "bool";
 type PayloadSelection = true | { include: string[] } | { exclude: string[] };
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
@@ -83,8 +83,7 @@ const unb64 = (text: unknown) => new Uint8Array(Buffer.from(String(text), "base6
  * by another process counts from the next batch on.
  */
 export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, StateStore {
-  /** The helpers below without `private` are shared with QdrantIdentities (qdrant-identities.ts). */
-  readonly client: QdrantClient;
+  private readonly client: QdrantClient;
   /** Unknown identities: a centroid collection per model beside the sightings. */
   readonly unknowns: QdrantIdentities;
   private ready = new Map<string, Promise<void>>();
@@ -96,7 +95,18 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     private readonly crops: CropStore,
   ) {
     this.client = new QdrantClient({ url, apiKey, checkCompatibility: false });
-    this.unknowns = new QdrantIdentities(this);
+    // Only what the identities need of this store: its client, names and collection helpers, and its sightings.
+    const access: QdrantAccess = {
+      client: this.client,
+      name: (kind, modelId) => this.name(kind, modelId),
+      ensure: (collection, size, indexes) => this.ensure(collection, size, indexes),
+      collections: (kind) => this.collections(kind),
+      upsert: (collection, points) => this.upsert(collection, points),
+      orderedPage: (collection, must, key, limit, cursor) =>
+        this.orderedPage(collection, must, key, limit, cursor),
+      sightings: this,
+    };
+    this.unknowns = new QdrantIdentities(access);
   }
 
   /** The REST client holds no connection to release; the crop store may. */
@@ -112,12 +122,12 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     return this.crops.check();
   }
 
-  name(kind: string, modelId?: string) {
+  private name(kind: string, modelId?: string) {
     return modelId ? `${this.prefix}_${kind}__${safe(modelId)}` : `${this.prefix}_${kind}`;
   }
 
   /** Creates a collection (and its payload indexes) once per process; safe when it already exists. */
-  ensure(collection: string, size: number, indexes: Record<string, IndexKind>) {
+  private ensure(collection: string, size: number, indexes: Record<string, IndexKind>) {
     let pending = this.ready.get(collection);
     if (!pending) {
       pending = (async () => {
@@ -138,19 +148,19 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     return pending;
   }
 
-  async collections(kind: string): Promise<string[]> {
+  private async collections(kind: string): Promise<string[]> {
     const { collections } = await this.client.getCollections();
     const prefix = `${this.prefix}_${kind}__`;
     return collections.map((c) => c.name).filter((n) => n.startsWith(prefix));
   }
 
-  async upsert(collection: string, points: { id: string; vector: number[]; payload: Payload }[]) {
+  private async upsert(collection: string, points: { id: string; vector: number[]; payload: Payload }[]) {
     for (let i = 0; i < points.length; i += UPSERT_BATCH) {
       await this.client.upsert(collection, { wait: true, points: points.slice(i, i + UPSERT_BATCH) });
     }
   }
 
-  async scrollAll(collection: string, filter?: { must: FilterCondition[] }, exclude: string[] = []) {
+  private async scrollAll(collection: string, filter?: { must: FilterCondition[] }, exclude: string[] = []) {
     const out: { id: string | number; payload?: Payload | null }[] = [];
     let offset: string | number | undefined | null = undefined;
     do {
@@ -177,7 +187,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
    * orders by the field but not by our id within equal values, and refuses `offset` with `order_by`, so a page
    * edge that falls inside a run of equal times is completed by fetching that run whole.
    */
-  async orderedPage(
+  private async orderedPage(
     collection: string,
     must: FilterCondition[],
     key: string,

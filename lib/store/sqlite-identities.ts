@@ -1,7 +1,15 @@
 import type Database from "better-sqlite3";
 import { bytesToVector, vectorToBytes } from "../contracts/index.ts";
 import { centroidOf, joinsIdentity, nearestCentroid } from "../identities/clusterer.ts";
-import { joinIdentity, startIdentity, unknownIdFor } from "../identities/identity.ts";
+import {
+  checkMerge,
+  joinIdentity,
+  mergeIdentities,
+  splitIdentity,
+  startIdentity,
+  unknownIdFor,
+  type Member,
+} from "../identities/identity.ts";
 import { cosine } from "../geometry/index.ts";
 import {
   identityPosition,
@@ -11,6 +19,7 @@ import {
   type SightingWithVector,
   type UnknownAssignment,
   type UnknownIdentity,
+  type UnknownPatch,
   type UnknownQuery,
 } from "./identity-store.ts";
 import type { Page } from "./paging.ts";
@@ -70,7 +79,9 @@ export function migrateSightingsForUnknowns(db: Database.Database) {
  * The embedded store's unknown identities: a table in its SQLite file; nearest centroid by an exact scan over
  * centroids cached in memory per model (a few thousand strangers are a few MB and microseconds), reloaded when
  * another connection changed them. Every change is one transaction with the sightings it relabels, so assignment
- * is exactly once per sighting and a merge or split is never half done.
+ * is exactly once per sighting and a merge or split is never half done; a merge or split reads the identities and
+ * sightings it changes inside that transaction, and a rename or promotion updates only its columns, so an
+ * assignment committed by another process in the meantime is never overwritten.
  */
 export class SqliteIdentities implements IdentityStore {
   private centroids = new Map<string, { ids: string[]; centroids: Float32Array[] }>();
@@ -208,29 +219,72 @@ export class SqliteIdentities implements IdentityStore {
     );
   }
 
-  async putUnknown(state: IdentityState) {
-    this.tx(() => {
-      this.write(state);
+  async patchUnknown(id: string, patch: UnknownPatch) {
+    const set = (["name", "promotedTo"] as const).filter((k) => patch[k] !== undefined);
+    if (set.length === 0) return this.read(id);
+    return this.tx(() => {
+      const column = { name: "name", promotedTo: "promoted_to" } as const;
+      const changed = this.db
+        .prepare(`UPDATE unknowns SET ${set.map((k) => `${column[k]} = @${k}`).join(", ")} WHERE id = @id`)
+        .run({ id, ...Object.fromEntries(set.map((k) => [k, patch[k]])) }).changes;
+      if (changed === 0) return undefined;
       this.bump();
+      return this.read(id);
     });
   }
 
-  async commitMerge(into: IdentityState, fromId: string) {
-    this.tx(() => {
-      this.write(into);
-      this.db.prepare("UPDATE sightings SET unknown_id = ? WHERE unknown_id = ?").run(into.id, fromId);
+  async commitMerge(intoId: string, fromId: string) {
+    // Read inside the write transaction: an assignment to either identity commits before or after, never between.
+    return this.tx(() => {
+      const { into, from } = checkMerge(intoId, fromId, this.read(intoId), this.read(fromId));
+      const merged = mergeIdentities(into, from);
+      this.write(merged);
+      this.db.prepare("UPDATE sightings SET unknown_id = ? WHERE unknown_id = ?").run(intoId, fromId);
       this.db.prepare("DELETE FROM unknowns WHERE id = ?").run(fromId);
       this.bump();
+      return merged;
     });
   }
 
-  async commitSplit(source: IdentityState, created: IdentityState, sightingIds: string[]) {
-    this.tx(() => {
-      this.write(source);
-      this.write(created);
+  async commitSplit(sourceId: string, createdId: string, sightingIds: string[]) {
+    return this.tx(() => {
+      const columns = "id, camera_id, start_ts, end_ts, model_id, quality, unknown_id";
+      type SightingRow = {
+        id: string;
+        camera_id: string;
+        start_ts: number;
+        end_ts: number;
+        model_id: string;
+        quality: string;
+        unknown_id: string | null;
+      };
+      const member = (r: SightingRow) => ({
+        id: r.id,
+        cameraId: r.camera_id,
+        startTs: r.start_ts,
+        endTs: r.end_ts,
+        modelId: r.model_id,
+        quality: JSON.parse(r.quality) as Member["quality"],
+        unknownId: r.unknown_id,
+      });
+      const one = this.db.prepare(`SELECT ${columns}, vector FROM sightings WHERE id = ?`);
+      const found = new Map<string, Member & { unknownId: string | null }>();
+      for (const id of sightingIds) {
+        const r = one.get(id) as (SightingRow & { vector: Buffer }) | undefined;
+        if (r) found.set(id, { ...member(r), vector: bytesToVector(r.vector) });
+      }
+      const remaining = (
+        this.db
+          .prepare(`SELECT ${columns} FROM sightings WHERE unknown_id = ?`)
+          .all(sourceId) as SightingRow[]
+      ).map(member);
+      const split = splitIdentity(this.read(sourceId), sourceId, createdId, sightingIds, found, remaining);
+      this.write(split.source);
+      this.write(split.created);
       const relabel = this.db.prepare("UPDATE sightings SET unknown_id = ? WHERE id = ? AND unknown_id = ?");
-      for (const id of sightingIds) relabel.run(created.id, id, source.id);
+      for (const id of sightingIds) relabel.run(createdId, id, sourceId);
       this.bump();
+      return split;
     });
   }
 

@@ -15,6 +15,7 @@ import client from "prom-client";
 import { ZodError } from "zod";
 import { KeyService } from "../../lib/api/keys.ts";
 import { HistoryService } from "../../lib/history/service.ts";
+import { UnknownService } from "../../lib/identities/service.ts";
 import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
 import { roleRank } from "../../lib/store/key-store.ts";
 import { WatchlistService } from "../../lib/watchlist/service.ts";
@@ -134,15 +135,18 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
+  const watchlist = new WatchlistService({
+    store: deps.store,
+    photos: deps.photos,
+    changes: deps.changes,
+    clock,
+  });
   const ctx: ApiContext = {
     ...deps,
     clock,
-    watchlist: new WatchlistService({
-      store: deps.store,
-      photos: deps.photos,
-      changes: deps.changes,
-      clock,
-    }),
+    watchlist,
+    // Promotion enrols through the same watchlist service as any enrolment.
+    unknowns: new UnknownService({ store: deps.store.unknowns, sightings: deps.store, watchlist }),
     history: new HistoryService({
       store: deps.store,
       photos: deps.photos,

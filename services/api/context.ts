@@ -10,6 +10,7 @@ import type { z } from "zod";
 import type { KeyService } from "../../lib/api/keys.ts";
 import type { Config } from "../../lib/config/index.ts";
 import type { HistoryService } from "../../lib/history/service.ts";
+import type { UnknownService } from "../../lib/identities/service.ts";
 import type { AlertStore } from "../../lib/store/alert-store.ts";
 import type { AuditActor, AuditStore } from "../../lib/store/audit-store.ts";
 import type { KeyStore, Role } from "../../lib/store/key-store.ts";
@@ -76,6 +77,7 @@ export interface ApiDeps {
 export interface ApiContext extends ApiDeps {
   watchlist: WatchlistService;
   history: HistoryService;
+  unknowns: UnknownService;
   keys: KeyService;
   limits: UploadLimits;
   clock: () => number;

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { UnknownService } from "../../../lib/identities/service.ts";
 import type { ApiContext, ZodApp } from "../context.ts";
 import {
   Cursor,
@@ -29,11 +28,7 @@ const PromoteRefused = ErrorBody.extend(PromoteResult.shape);
  * promote one to the watchlist, merge two, split wrong sightings off, or delete one. Every call is audited.
  */
 export function unknownRoutes(app: ZodApp, ctx: ApiContext) {
-  const unknowns = new UnknownService({
-    store: ctx.store.unknowns,
-    sightings: ctx.store,
-    watchlist: ctx.watchlist,
-  });
+  const { unknowns } = ctx;
 
   app.get(
     "/v1/unknowns",
