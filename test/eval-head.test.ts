@@ -1,4 +1,4 @@
-import { readdirSync, symlinkSync } from "node:fs";
+import { symlinkSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { benchVision } from "../cli/commands/bench-vision.ts";
@@ -8,6 +8,7 @@ import { trainCommand } from "../cli/commands/train.ts";
 import { loadVision } from "../lib/vision/inference/vision.ts";
 import { embedderInfo } from "../lib/vision/models/calibration.ts";
 import { loadHead } from "../lib/vision/models/heads.ts";
+import { cacheWithBaseModels, lfwSubset } from "./head-helpers.ts";
 import { sharedData, skipReason, tempDir, testConfig } from "./helpers.ts";
 
 const lfw = sharedData("lfw-dev", "images");
@@ -20,31 +21,18 @@ const missing =
       )
     : undefined;
 
-/** The project's pulled base models linked into a cache of the test's own, so no head lands in the real cache. */
-function cacheWithBaseModels(): string {
-  const dir = tempDir("vigil-models-");
-  const real = path.resolve(".vigil", "models");
-  for (const f of readdirSync(real).filter((f) => f.endsWith(".onnx")))
-    symlinkSync(path.join(real, f), path.join(dir, f));
-  return dir;
-}
-
-function lfwSubset(identities: number): string {
-  const dir = tempDir("vigil-train-data-");
-  const chosen = readdirSync(lfw!)
-    .sort()
-    .filter((id) => readdirSync(path.join(lfw!, id)).length >= 4)
-    .slice(0, identities);
-  for (const id of chosen) symlinkSync(path.join(lfw!, id), path.join(dir, id));
-  return dir;
-}
-
 describe.skipIf(!!missing)("evaluations and benches with models.head set (real models)", () => {
   it("eval threshold, eval watchlist and bench vision give figures for a trained head, with its calibration", async () => {
     const cacheDir = cacheWithBaseModels();
     const config = testConfig({ "models.cacheDir": cacheDir, dataDir: tempDir() });
     const id = "reid-0095+softmax-eval";
-    await trainCommand(config, { data: lfwSubset(12), loss: "softmax", epochs: 1, out: id, json: true });
+    await trainCommand(config, {
+      data: lfwSubset(lfw!, 12),
+      loss: "softmax",
+      epochs: 1,
+      out: id,
+      json: true,
+    });
     const withHead = testConfig({ "models.cacheDir": cacheDir, dataDir: tempDir(), "models.head": id });
     const head = loadHead(cacheDir, id).manifest;
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { runEmbedded } from "../cli/commands/run.ts";
@@ -8,6 +8,7 @@ import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/samp
 import { listHeads, loadHead } from "../lib/vision/models/heads.ts";
 import { thresholdFor } from "../lib/vision/models/calibration.ts";
 import { loadVision } from "../lib/vision/inference/vision.ts";
+import { cacheWithBaseModels, lfwSubset } from "./head-helpers.ts";
 import { collect, ofType, sharedData, sharedVision, skipReason, tempDir, testConfig } from "./helpers.ts";
 
 const lfw = sharedData("lfw-dev", "images");
@@ -17,36 +18,13 @@ const missing =
     ? skipReason("trained-head end-to-end test", "../shared/data/lfw-dev/images and ../shared/data/faces-bbt")
     : undefined;
 
-/**
- * A model cache of its own for the test's head, beside links to the project's pulled base models (each is still
- * checked against its registered sha256 when loaded), so the test never writes a head into the real cache.
- */
-function cacheWithBaseModels(): string {
-  const dir = tempDir("vigil-models-");
-  const real = path.resolve(".vigil", "models");
-  for (const f of readdirSync(real).filter((f) => f.endsWith(".onnx")))
-    symlinkSync(path.join(real, f), path.join(dir, f));
-  return dir;
-}
-
-/** The first identities of LFW dev with at least four photos, linked into a training folder. */
-function lfwSubset(identities: number): string {
-  const dir = tempDir("vigil-train-data-");
-  const chosen = readdirSync(lfw!)
-    .sort()
-    .filter((id) => readdirSync(path.join(lfw!, id)).length >= 4)
-    .slice(0, identities);
-  for (const id of chosen) symlinkSync(path.join(lfw!, id), path.join(dir, id));
-  return dir;
-}
-
 describe.skipIf(!!missing)("a trained head, from vigil train to an alert in vigil run (real models)", () => {
   it("trains on LFW identities, registers the head with a measured threshold, and vigil run alerts with it", async () => {
     const cacheDir = cacheWithBaseModels();
     const config = testConfig({ "ingest.fps": 5, "models.cacheDir": cacheDir, dataDir: tempDir() });
     const id = "reid-0095+am-softmax-test";
     const summary = await trainCommand(config, {
-      data: lfwSubset(40),
+      data: lfwSubset(lfw!, 40),
       loss: "am-softmax",
       epochs: 6,
       batch: 64,
@@ -112,7 +90,13 @@ describe.skipIf(!!missing)("a trained head, from vigil train to an alert in vigi
   it("refuses a head on a base model or flip setting it was not trained with, and an unknown head, by name", async () => {
     const cacheDir = cacheWithBaseModels();
     const config = testConfig({ "models.cacheDir": cacheDir, dataDir: tempDir() });
-    await trainCommand(config, { data: lfwSubset(12), loss: "softmax", epochs: 1, out: "tiny", json: true });
+    await trainCommand(config, {
+      data: lfwSubset(lfw!, 12),
+      loss: "softmax",
+      epochs: 1,
+      out: "tiny",
+      json: true,
+    });
     const withHead = (overrides: Record<string, unknown>) =>
       testConfig({ "models.cacheDir": cacheDir, "models.head": "tiny", ...overrides });
     // (the base models load from the linked cache whatever dataDir is)
@@ -125,7 +109,7 @@ describe.skipIf(!!missing)("a trained head, from vigil train to an alert in vigi
     await expect(loadVision(withHead({ "models.head": "nope" }))).rejects.toThrow(
       /no trained head nope .*known: tiny/,
     );
-    await expect(trainCommand(config, { data: lfwSubset(12), out: "tiny" })).rejects.toThrow(
+    await expect(trainCommand(config, { data: lfwSubset(lfw!, 12), out: "tiny" })).rejects.toThrow(
       /already exists/,
     );
     expect(modelCacheDir(config)).toBe(cacheDir);
