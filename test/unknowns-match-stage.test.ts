@@ -1,10 +1,11 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { Topics, vectorToBytes, type EmbeddingMessage } from "../lib/contracts/index.ts";
+import { Topics, type EmbeddingMessage } from "../lib/contracts/index.ts";
 import { seededRandom } from "../lib/eval/cluster.ts";
 import { l2normalize } from "../lib/geometry/index.ts";
 import type { BusRecord } from "../lib/bus/bus.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
+import { embeddingMessage } from "../lib/testing/embedding-message.ts";
 import { MatchStage, type MatchOptions } from "../services/match/stage.ts";
 import { tempDir } from "./helpers.ts";
 
@@ -16,31 +17,8 @@ const near = (v: Float32Array) => {
 };
 const quality = { faceSize: 90, interOcular: 40, sharpness: 120, yawDeg: 0, pitchDeg: 0, detScore: 0.95 };
 
-function message(cameraId: string, seq: number, ts: number, v: Float32Array): EmbeddingMessage {
-  return {
-    faceId: `${cameraId}:${seq}:0`,
-    cameraId,
-    frameSeq: seq,
-    captureTs: ts,
-    frameWidth: 1280,
-    frameHeight: 720,
-    box: { x: 100 + seq, y: 80, width: 90, height: 90 },
-    landmarks: [
-      [120, 110],
-      [160, 110],
-      [140, 130],
-      [125, 150],
-      [155, 150],
-    ],
-    quality,
-    detectorModel: "yunet-2026may",
-    cropSize: { width: 2, height: 2 },
-    crop: Uint8Array.from({ length: 12 }, (_, i) => i * 20 + seq),
-    modelId: "m1",
-    dim: v.length,
-    vector: vectorToBytes(v),
-  };
-}
+const message = (cameraId: string, seq: number, ts: number, vector: Float32Array): EmbeddingMessage =>
+  embeddingMessage({ cameraId, seq, ts, vector, modelId: "m1", quality });
 
 /** The batch as a runner hands it over: every record on partition 0 of vigil.embeddings, offsets from `first`. */
 const batch = (messages: EmbeddingMessage[], first: number) => ({

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { bytesToVector, vectorToBytes, type EmbeddingMessage } from "../../lib/contracts/index.ts";
+import { bytesToVector } from "../../lib/contracts/index.ts";
 import { l2normalize } from "../../lib/geometry/index.ts";
+import { embeddingMessage } from "../../lib/testing/embedding-message.ts";
 import { decodeCheckpoint, encodeCheckpoint, type MatchFace } from "./checkpoint.ts";
 import { CameraTracker } from "./tracker.ts";
 
@@ -9,29 +10,7 @@ const vector = (seed: number) =>
   l2normalize(Float32Array.from({ length: 8 }, (_, i) => Math.sin(seed * 7 + i)));
 
 function face(seq: number, ts: number, v: Float32Array): MatchFace {
-  const message: EmbeddingMessage = {
-    faceId: `door:${seq}:0`,
-    cameraId: "door",
-    frameSeq: seq,
-    captureTs: ts,
-    frameWidth: 1280,
-    frameHeight: 720,
-    box: { x: 100 + seq, y: 80, width: 90, height: 90 },
-    landmarks: [
-      [120, 110],
-      [160, 110],
-      [140, 130],
-      [125, 150],
-      [155, 150],
-    ],
-    quality,
-    detectorModel: "yunet-2026may",
-    cropSize: { width: 2, height: 2 },
-    crop: Uint8Array.from({ length: 12 }, (_, i) => i * 20 + seq),
-    modelId: "reid-0095",
-    dim: v.length,
-    vector: vectorToBytes(v),
-  };
+  const message = embeddingMessage({ cameraId: "door", seq, ts, vector: v, modelId: "reid-0095", quality });
   return {
     faceId: message.faceId,
     frameSeq: seq,
