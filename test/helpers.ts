@@ -4,6 +4,7 @@ import path from "node:path";
 import { loadConfig, type Config } from "../lib/config/index.ts";
 import { loadVision, type Vision } from "../lib/vision/inference/vision.ts";
 import type { VigilEvent } from "../lib/events/events.ts";
+import type { Sighting } from "../lib/store/sighting-store.ts";
 
 /** The development data beside the project (../shared/data), or VIGIL_SHARED_DATA. */
 export function sharedData(...parts: string[]): string | undefined {
@@ -49,3 +50,20 @@ export function collect() {
 
 export const ofType = <T extends VigilEvent["type"]>(events: VigilEvent[], type: T) =>
   events.filter((e): e is Extract<VigilEvent, { type: T }> => e.type === type);
+
+/**
+ * A stored sighting as the match stage writes one, for store and service tests: a second-long track on "door"
+ * of model "m1" with good quality, no match and a tiny crop; `s` sets the rest and overrides any of it.
+ */
+export const sightingOf = (s: Pick<Sighting, "id" | "vector"> & Partial<Sighting>): Sighting => ({
+  trackId: `t-${s.id}`,
+  cameraId: "door",
+  startTs: (s.endTs ?? 1000) - 1000,
+  endTs: (s.startTs ?? 0) + 1000,
+  faces: 3,
+  modelId: "m1",
+  quality: { faceSize: 80, interOcular: 30, sharpness: 100, yawDeg: 0, pitchDeg: 0, detScore: 0.9 },
+  match: null,
+  crop: Uint8Array.of(1, 2, 3),
+  ...s,
+});

@@ -9,7 +9,7 @@ import type { Sighting } from "../lib/store/sighting-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { l2normalize } from "../lib/geometry/index.ts";
 import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
-import { tempDir } from "./helpers.ts";
+import { sightingOf, tempDir } from "./helpers.ts";
 
 const DAY = 86_400_000;
 /** "Now" for every test: a fixed instant, so ages are exact and nothing waits on the wall clock. */
@@ -18,19 +18,8 @@ const NOW = Date.UTC(2026, 10, 28, 12);
 const vec = (seed: number) =>
   l2normalize(new Float32Array(16).map((_, k) => Math.sin(seed * 12.9898 + k * 78.233)));
 
-const sighting = (id: string, endTs: number, seed: number): Sighting => ({
-  id,
-  trackId: `t-${id}`,
-  cameraId: "door",
-  startTs: endTs - 1000,
-  endTs,
-  faces: 3,
-  modelId: "m1",
-  quality: { faceSize: 80, interOcular: 30, sharpness: 100, yawDeg: 0, pitchDeg: 0, detScore: 0.9 },
-  match: null,
-  vector: vec(seed),
-  crop: Uint8Array.of(1, 2, seed),
-});
+const sighting = (id: string, endTs: number, seed: number): Sighting =>
+  sightingOf({ id, endTs, vector: vec(seed), crop: Uint8Array.of(1, 2, seed) });
 
 const alert = (id: string, ts: number): NewAlert => ({
   id,

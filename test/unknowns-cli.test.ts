@@ -6,7 +6,7 @@ import { l2normalize } from "../lib/geometry/index.ts";
 import type { Sighting } from "../lib/store/sighting-store.ts";
 import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { tempDir } from "./helpers.ts";
+import { sightingOf, tempDir } from "./helpers.ts";
 
 const random = seededRandom(3);
 const direction = () => l2normalize(new Float32Array(32).map(() => random() - 0.5));
@@ -14,19 +14,8 @@ const near = (v: Float32Array) => {
   const d = direction();
   return l2normalize(v.map((x, k) => x + 0.2 * d[k]!));
 };
-const sighting = (id: string, cameraId: string, startTs: number, vector: Float32Array): Sighting => ({
-  id,
-  trackId: `t-${id}`,
-  cameraId,
-  startTs,
-  endTs: startTs + 1000,
-  faces: 2,
-  modelId: "m1",
-  quality: { faceSize: 80, interOcular: 30, sharpness: 100, yawDeg: 0, pitchDeg: 0, detScore: 0.9 },
-  match: null,
-  vector,
-  crop: Uint8Array.of(0xff, 0xd8),
-});
+const sighting = (id: string, cameraId: string, startTs: number, vector: Float32Array): Sighting =>
+  sightingOf({ id, cameraId, startTs, vector, faces: 2, crop: Uint8Array.of(0xff, 0xd8) });
 
 describe("vigil unknowns (the CLI over the service, on the embedded store)", () => {
   it("lists, shows, names, merges, splits and deletes, one line each, and audits the changes", async () => {

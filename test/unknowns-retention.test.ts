@@ -11,7 +11,7 @@ import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import type { AlertStore } from "../lib/store/alert-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
-import { tempDir } from "./helpers.ts";
+import { sightingOf, tempDir } from "./helpers.ts";
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 28, 12);
@@ -20,19 +20,8 @@ const vec = (seed: number) => {
   const random = seededRandom(seed);
   return l2normalize(new Float32Array(32).map(() => random() - 0.5));
 };
-const sighting = (id: string, endTs: number, seed: number): Sighting => ({
-  id,
-  trackId: `t-${id}`,
-  cameraId: "door",
-  startTs: endTs - 1000,
-  endTs,
-  faces: 3,
-  modelId: "m1",
-  quality: { faceSize: 80, interOcular: 30, sharpness: 100, yawDeg: 0, pitchDeg: 0, detScore: 0.9 },
-  match: null,
-  vector: vec(seed),
-  crop: Uint8Array.of(1, 2, seed),
-});
+const sighting = (id: string, endTs: number, seed: number): Sighting =>
+  sightingOf({ id, endTs, vector: vec(seed), crop: Uint8Array.of(1, 2, seed) });
 
 type Store = SightingStore & AlertStore & { unknowns: IdentityStore };
 
