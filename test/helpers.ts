@@ -4,6 +4,7 @@ import path from "node:path";
 import { loadConfig, type Config } from "../lib/config/index.ts";
 import { loadVision, type Vision } from "../lib/vision/inference/vision.ts";
 import type { VigilEvent } from "../lib/events/events.ts";
+import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
 import type { Sighting } from "../lib/store/sighting-store.ts";
 
 /** The development data beside the project (../shared/data), or VIGIL_SHARED_DATA. */
@@ -67,3 +68,24 @@ export const sightingOf = (s: Pick<Sighting, "id" | "vector"> & Partial<Sighting
   crop: Uint8Array.of(1, 2, 3),
   ...s,
 });
+
+/**
+ * The always-available scene for `vigil run` tests: a clip of the npm sample photos in `order` (indexes, 1.2 s
+ * each at 960×540) and a watchlist folder holding alice, the largest face of photo 0, cropped by the one-frame
+ * path as enrolment crops.
+ */
+export async function aliceScene(
+  dir: string,
+  order: number[],
+): Promise<{ video: string; watchlist: string }> {
+  const photos = await samplePhotos(path.resolve(".vigil/cache"));
+  const video = path.join(dir, "slideshow.mp4");
+  await slideshowVideo(
+    order.map((k) => photos[k]!),
+    video,
+    { secondsEach: 1.2, width: 960, height: 540 },
+  );
+  const watchlist = path.join(dir, "watchlist");
+  await cropLargestFace(await sharedVision(), photos[0]!, path.join(watchlist, "alice", "face.jpg"));
+  return { video, watchlist };
+}

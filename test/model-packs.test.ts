@@ -5,13 +5,13 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../lib/config/index.ts";
 import { cosine } from "../lib/geometry/index.ts";
 import { calibrateModelPack } from "../lib/eval/calibrate-pack.ts";
-import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
+import { samplePhotos } from "../lib/media/sample-media.ts";
 import { loadVision, modelStoreFor } from "../lib/vision/inference/vision.ts";
 import { calibrationFile, readPackCalibration, thresholdFor } from "../lib/vision/models/calibration.ts";
 import { ChecksumError, ModelUnavailableError, sha256 } from "../lib/vision/models/model-store.ts";
 import { MODELS, modelSpec } from "../lib/vision/models/registry.ts";
 import { decodeImage } from "../lib/vision/pixels/image.ts";
-import { sharedData, sharedVision, skipReason, tempDir } from "./helpers.ts";
+import { aliceScene, sharedData, sharedVision, skipReason, tempDir } from "./helpers.ts";
 
 /**
  * Bring your own model (issue 14): a site's ONNX embedder declared in config. The stand-in for a site's licensed
@@ -183,16 +183,7 @@ describe("a declared model pack, calibrated and then run like a built-in one", (
 
   it("alerts on a watchlisted person in a generated clip with `vigil run` on the declared pack", async () => {
     const { file, config } = siteConfig();
-    const vision = await sharedVision();
-    const photos = await samplePhotos(path.resolve(".vigil/cache"));
-    const work = tempDir();
-    const video = path.join(work, "slideshow.mp4");
-    await slideshowVideo([photos[0]!, photos[1]!, photos[2]!], video, {
-      secondsEach: 1.2,
-      width: 960,
-      height: 540,
-    });
-    await cropLargestFace(vision, photos[0]!, path.join(work, "watchlist", "alice", "face.jpg"));
+    const { video, watchlist } = await aliceScene(tempDir(), [0, 1, 2]);
     const modelId = (await loadVision(config)).embedder.modelId;
     const stored = readPackCalibration(config, modelSpec(modelId)).calibration;
     let env: Record<string, string> = {};
@@ -203,11 +194,7 @@ describe("a declared model pack, calibrated and then run like a built-in one", (
       );
       env = { VIGIL_MATCH__THRESHOLD: String(reid.calibration!.threshold) };
     }
-    const run = vigil(
-      file,
-      ["run", "--source", video, "--watchlist", path.join(work, "watchlist"), "--events", "ndjson"],
-      env,
-    );
+    const run = vigil(file, ["run", "--source", video, "--watchlist", watchlist, "--events", "ndjson"], env);
     expect(run.stderr).not.toContain("unexpected failure");
     expect(run.status).toBe(0);
     const events = run.stdout

@@ -6,29 +6,30 @@ import path from "node:path";
 import sharp from "sharp";
 import { generateVideo } from "../lib/media/generate.ts";
 import { runEmbedded } from "../cli/commands/run.ts";
-import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
-import { collect, ofType, sharedData, sharedVision, skipReason, tempDir, testConfig } from "./helpers.ts";
+import { cropLargestFace, samplePhotos } from "../lib/media/sample-media.ts";
+import {
+  aliceScene,
+  collect,
+  ofType,
+  sharedData,
+  sharedVision,
+  skipReason,
+  tempDir,
+  testConfig,
+} from "./helpers.ts";
 
 const config = testConfig({ "ingest.fps": 5 });
 
 describe("vigil run, on media generated here (always runs)", () => {
   it("alerts on a watchlisted person in a video made from photos, once per camera within the cool-down", async () => {
     const vision = await sharedVision();
-    const dir = tempDir();
-    const photos = await samplePhotos(path.resolve(".vigil/cache"));
-    const video = path.join(dir, "slideshow.mp4");
     // photo 1 shown twice with other photos between: the second appearance falls inside the cool-down
-    await slideshowVideo([photos[0]!, photos[1]!, photos[2]!, photos[0]!], video, {
-      secondsEach: 1.2,
-      width: 960,
-      height: 540,
-    });
-    await cropLargestFace(vision, photos[0]!, path.join(dir, "watchlist", "alice", "face.jpg"));
+    const { video, watchlist } = await aliceScene(tempDir(), [0, 1, 2, 0]);
     const { events, emit } = collect();
     const { summary } = await runEmbedded(
       config,
       vision,
-      { source: [video], watchlist: path.join(dir, "watchlist"), events: "ndjson" },
+      { source: [video], watchlist, events: "ndjson" },
       emit,
     );
     expect(ofType(events, "enrol")).toEqual([expect.objectContaining({ personId: "alice", ok: true })]);

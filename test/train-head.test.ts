@@ -1,15 +1,13 @@
-import { existsSync, mkdirSync } from "node:fs";
-import path from "node:path";
+import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { runEmbedded } from "../cli/commands/run.ts";
 import { trainCommand } from "../cli/commands/train.ts";
 import { modelCacheDir } from "../lib/config/index.ts";
-import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
 import { listHeads, loadHead } from "../lib/vision/models/heads.ts";
 import { thresholdFor } from "../lib/vision/models/calibration.ts";
 import { loadVision } from "../lib/vision/inference/vision.ts";
 import { cacheWithBaseModels, lfwSubset } from "./head-helpers.ts";
-import { collect, ofType, sharedData, sharedVision, skipReason, tempDir, testConfig } from "./helpers.ts";
+import { aliceScene, collect, ofType, sharedData, skipReason, tempDir, testConfig } from "./helpers.ts";
 
 const lfw = sharedData("lfw-dev", "images");
 const bbt = sharedData("faces-bbt");
@@ -62,21 +60,12 @@ describe.skipIf(!!missing)("a trained head, from vigil train to an alert in vigi
     const withHead = { ...config, models: { ...config.models, head: id } };
     const vision = await loadVision(withHead);
     expect(vision.embedder.modelId).toBe(id);
-    const dir = tempDir();
-    const photos = await samplePhotos(path.resolve(".vigil/cache"));
-    const video = path.join(dir, "slideshow.mp4");
-    await slideshowVideo([photos[0]!, photos[1]!, photos[2]!], video, {
-      secondsEach: 1.2,
-      width: 960,
-      height: 540,
-    });
-    mkdirSync(path.join(dir, "watchlist", "alice"), { recursive: true });
-    await cropLargestFace(await sharedVision(), photos[0]!, path.join(dir, "watchlist", "alice", "face.jpg"));
+    const { video, watchlist } = await aliceScene(tempDir(), [0, 1, 2]);
     const { events, emit } = collect();
     const { summary: run } = await runEmbedded(
       withHead,
       vision,
-      { source: [video], watchlist: path.join(dir, "watchlist"), events: "ndjson" },
+      { source: [video], watchlist, events: "ndjson" },
       emit,
     );
     expect(ofType(events, "enrol")).toEqual([expect.objectContaining({ personId: "alice", ok: true })]);
