@@ -9,7 +9,11 @@ import { openApiStore } from "../lib/store/open-store.ts";
 import { alertEventId } from "../services/api/live.ts";
 import { form } from "./api-harness.ts";
 import { collect, ofType, sharedVision, tempDir, testConfig } from "./helpers.ts";
-import { until, freePort } from "../lib/testing/process.ts";
+import { until as pollUntil, freePort } from "../lib/testing/process.ts";
+
+/** Polls every 100 ms: the API is rate-limited per key (api.rateLimit): polling it faster would be refused. */
+const until = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs?: number) =>
+  pollUntil(what, fn, timeoutMs, 100);
 
 describe("vigil run --api: the API inside the embedded process, on its bus and store", () => {
   it("streams the run's alerts, lists cameras, alerts and people, and searches by photo", async () => {

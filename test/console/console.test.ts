@@ -8,9 +8,13 @@ import { cliActor, KeyService } from "../../lib/api/keys.ts";
 import { loadConfig } from "../../lib/config/index.ts";
 import { cropLargestFace, samplePhotos, slideshowVideo } from "../../lib/media/sample-media.ts";
 import { openApiStore } from "../../lib/store/open-store.ts";
-import { freePort, guardServerProcess, until } from "../../lib/testing/process.ts";
+import { freePort, guardServerProcess, until as pollUntil } from "../../lib/testing/process.ts";
 import { cameraStream } from "../../lib/testing/rtsp/media.ts";
 import { sharedVision, tempDir } from "../helpers.ts";
+
+/** Polls every 250 ms: the console and this test share the admin key, rate-limited per key (api.rateLimit): polled faster, the test would starve the page of its own requests. */
+const until = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs?: number) =>
+  pollUntil(what, fn, timeoutMs, 250);
 
 /**
  * The web console in Debian's Chromium (playwright-core drives it; nothing is downloaded), against a real
@@ -480,7 +484,18 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
     await go("timeline");
     await page.locator("vigil-timeline select").selectOption("alice");
     const visits = page.locator("vigil-timeline ol.visits li");
-    await visits.first().waitFor({ timeout: 30_000 });
+    await visits
+      .first()
+      .waitFor({ timeout: 30_000 })
+      .catch(async (err: Error) => {
+        // Seen once in a clean-clone run: no visit within 30 s. Say what the view showed (an error, nothing).
+        const shown = await page
+          .locator("vigil-timeline")
+          .innerText()
+          .catch(() => "(unreadable)");
+        throw new Error(`${err.message}
+the timeline view shows: ${shown.slice(0, 600)}`);
+      });
     const order = await visits.evaluateAll((els) =>
       els.map((e) => ({
         camera: e.getAttribute("data-camera"),
