@@ -72,6 +72,26 @@ function printReport(r: WatchlistReport, noRecognisability: string | undefined) 
       )
       .join("; ")}`,
   );
+  if (r.degrade !== "none") {
+    const scale = (v: number) => (v === 1 ? "kept" : `${Math.round(v * 100)}%`);
+    console.log(
+      `single images by scale, at FPIR 1 %: ${r.byScale
+        .map(
+          (b) =>
+            `${scale(b.scale)}: ${b.matedFound}/${b.mated} mated found, ${b.nonMatedAlerting}/${b.nonMated} strangers alerting`,
+        )
+        .join("; ")}`,
+    );
+    console.log(
+      `mated tracks by their best look, found at FPIR 1 %: ${r.tracksByBestLook
+        .map((b) => `${scale(b.bestScale)}: ${b.found}/${b.tracks}`)
+        .join("; ")}`,
+    );
+    if (r.trackFnirFloor !== undefined)
+      console.log(
+        `track FNIR floor with this embedder (every track with a look at a scale found alone at least half the time found, no other): ${pct(r.trackFnirFloor)}`,
+      );
+  }
   console.log(
     `rule: min trust ${r.rule.minTrust}${r.rule.recognisability ? "" : ` (${noRecognisability ?? "no recognisability calibration"}; every look trusted)`}; thresholds above are set on the non-mated scores; the calibrated threshold is ${r.rule.threshold.toFixed(4)}; ${r.seconds.toFixed(0)} s`,
   );

@@ -82,7 +82,36 @@ export interface WatchlistReport {
   rank1Track: number;
   /** Single images by sharpness band at the FPIR 1 % threshold: what live video's sharpness floor rests on. */
   bySharpness: SharpnessBand[];
+  /** Single images by the degradation scale drawn, at the FPIR 1 % threshold: how small a face the embedder still knows. */
+  byScale: ScaleBand[];
+  /**
+   * Mated tracks by their best look's scale, found at the tracks' FPIR 1 % threshold. Tracks whose every look is at a
+   * scale the embedder cannot recognise alone bound what any track rule can reach: see `trackFnirFloor`.
+   */
+  tracksByBestLook: TrackBand[];
+  /**
+   * FNIR tracks would have at FPIR 1 % if every track with a look at a scale where single images are found at least
+   * half the time were found, and no other: the floor a track rule reaches with this embedder (undefined undegraded).
+   */
+  trackFnirFloor?: number;
   seconds: number;
+}
+
+export interface ScaleBand {
+  /** The degradation scale drawn (1 = kept as stored). */
+  scale: number;
+  mated: number;
+  /** Own identity best and at or above the single-image threshold. */
+  matedFound: number;
+  nonMated: number;
+  nonMatedAlerting: number;
+}
+
+export interface TrackBand {
+  /** The largest scale among the track's looks (1 = a look kept as stored). */
+  bestScale: number;
+  tracks: number;
+  found: number;
 }
 
 export interface SharpnessBand {
@@ -285,6 +314,7 @@ export function scoreWatchlist(
   ruled.rank1 = single.rank1;
 
   const track = { mated: [] as number[], nonMated: [] as number[], rank1: 0 };
+  const matedTrackScales: number[] = [];
   const byIdentity = new Map<string, Probe[]>();
   for (const p of probes) byIdentity.set(p.id, [...(byIdentity.get(p.id) ?? []), p]);
   for (const [id, list] of byIdentity) {
@@ -302,6 +332,7 @@ export function scoreWatchlist(
         : { score: -Infinity, finalTop: undefined };
       if (mated) {
         track.mated.push(decided.score);
+        matedTrackScales.push(Math.max(...chunk.map((p) => p.face.scale)));
         if (decided.finalTop === id) track.rank1++;
       } else {
         track.nonMated.push(decided.score);
@@ -312,8 +343,22 @@ export function scoreWatchlist(
   const s = figures(single.mated, single.nonMated, single.rank1);
   const r = figures(ruled.mated, ruled.nonMated, ruled.rank1);
   const t = figures(track.mated, track.nonMated, track.rank1);
+  const scales = byScale(gallery, probes, s.at1e2.threshold);
+  const tracksByBestLook = [...new Set(matedTrackScales)]
+    .sort((a, b) => b - a)
+    .map((bestScale) => {
+      const at = matedTrackScales.flatMap((sc, k) => (sc === bestScale ? [track.mated[k]!] : []));
+      return {
+        bestScale,
+        tracks: at.length,
+        found: at.filter((score) => score >= t.at1e2.threshold).length,
+      };
+    });
   return {
     bySharpness: bySharpness(gallery, probes, s.at1e2.threshold),
+    byScale: scales,
+    tracksByBestLook,
+    trackFnirFloor: trackFnirFloor(scales, tracksByBestLook),
     rule: { ...rule, recognisability: !!options.recognisability },
     single: s,
     singleWithRule: r,
@@ -325,6 +370,40 @@ export function scoreWatchlist(
     rank1: s.rank1,
     rank1Track: t.rank1,
   };
+}
+
+/**
+ * What no track rule gets past with this embedder: a track whose looks are all at scales where single images are
+ * found less than half the time is counted lost, every other track found. Defined only for degraded probes, where
+ * the scale of each look is known.
+ */
+function trackFnirFloor(scales: ScaleBand[], tracks: TrackBand[]): number | undefined {
+  if (scales.length < 2) return undefined;
+  const known = new Set(scales.filter((b) => b.mated && b.matedFound / b.mated >= 0.5).map((b) => b.scale));
+  const all = tracks.reduce((n, b) => n + b.tracks, 0);
+  const lost = tracks.filter((b) => !known.has(b.bestScale)).reduce((n, b) => n + b.tracks, 0);
+  return all ? lost / all : undefined;
+}
+
+function byScale(gallery: Gallery, probes: Probe[], threshold: number): ScaleBand[] {
+  return [...new Set(probes.map((p) => p.face.scale))]
+    .sort((a, b) => b - a)
+    .map((scale) => {
+      const at = probes.filter((p) => p.face.scale === scale);
+      const best = (p: Probe) => (p.face.vector ? bestCandidate(gallery, p.face.vector) : undefined);
+      const mated = at.filter((p) => p.mated);
+      const nonMated = at.filter((p) => !p.mated);
+      return {
+        scale,
+        mated: mated.length,
+        matedFound: mated.filter((p) => {
+          const b = best(p);
+          return b?.id === p.id && b.score >= threshold;
+        }).length,
+        nonMated: nonMated.length,
+        nonMatedAlerting: nonMated.filter((p) => (best(p)?.score ?? -Infinity) >= threshold).length,
+      };
+    });
 }
 
 /** Sharpness bands (variance of the Laplacian of the aligned crop) that the live gate's floor is chosen from. */
