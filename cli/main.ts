@@ -655,6 +655,10 @@ evaluate
   .option("--seed <n>", "seed of the surveillance degradation draw", Number, 1)
   .option("--png <file>", "write the error-versus-reject curves as a PNG")
   .option("--refit", "use the coefficients fitted on this run instead of the registry's")
+  .option(
+    "--save",
+    "keep the fitted coefficients for a declared pack's embedder or a trained head (implies --refit)",
+  )
   .option("--json", "one JSON object on stdout")
   .action(
     action(
@@ -664,6 +668,7 @@ evaluate
         seed: number;
         png?: string;
         refit?: boolean;
+        save?: boolean;
         json?: boolean;
       }) => {
         const { evalQualityCommand } = await import("./commands/eval-quality.ts");

@@ -6,7 +6,12 @@ import { evalThresholdCommand } from "../cli/commands/eval-threshold.ts";
 import { evalWatchlistCommand } from "../cli/commands/eval-watchlist.ts";
 import { trainCommand } from "../cli/commands/train.ts";
 import { loadVision } from "../lib/vision/inference/vision.ts";
-import { embedderInfo } from "../lib/vision/models/calibration.ts";
+import {
+  embedderInfo,
+  recognisabilityFile,
+  recognisabilityFor,
+  saveRecognisability,
+} from "../lib/vision/models/calibration.ts";
 import { loadHead } from "../lib/vision/models/heads.ts";
 import { cacheWithBaseModels, lfwSubset } from "./head-helpers.ts";
 import { sharedData, skipReason, tempDir, testConfig } from "./helpers.ts";
@@ -42,7 +47,7 @@ describe.skipIf(!!missing)("evaluations and benches with models.head set (real m
     expect(info.spec.id).toBe("reid-0095");
     expect(info.recognisability).toBeUndefined();
     expect(info.noRecognisability).toMatch(
-      /reid-0095\+softmax-eval is a trained head .* no recognisability model/,
+      /reid-0095\+softmax-eval is a trained head .* no recognisability model .*vigil eval quality/,
     );
     expect(embedderInfo("reid-0095", withHead).calibration?.threshold).toBeCloseTo(0.4994, 4);
 
@@ -71,6 +76,22 @@ describe.skipIf(!!missing)("evaluations and benches with models.head set (real m
     expect(watchlist.enrolled).toBeGreaterThan(0);
     expect(watchlist.single.searches).toBeGreaterThan(0);
     expect(watchlist.single.rank1).toBeGreaterThan(0);
+
+    // Fitted for the head (what `vigil eval quality --save` keeps), it is found under the head's weights from then on.
+    const fitted = { intercept: -5, logSharpness: 1.5, detScore: 2 };
+    const saved = saveRecognisability(withHead, {
+      modelId: id,
+      recognisability: fitted,
+      threshold: head.calibration.threshold,
+      samples: 1,
+      heldOutAuc: [],
+      images: bbt!,
+    });
+    expect(saved).toBe(recognisabilityFile(withHead, head.weights.sha256));
+    expect(embedderInfo(id, withHead).recognisability).toEqual(fitted);
+    expect(embedderInfo(id, withHead).noRecognisability).toBeUndefined();
+    expect(recognisabilityFor(id, withHead)).toEqual(fitted);
+    expect(recognisabilityFor(id)).toBeUndefined();
 
     // bench vision times the base model that runs under the head.
     const bench = await benchVision(withHead, vision, 2);

@@ -3,15 +3,27 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../lib/config/index.ts";
-import { cosine } from "../lib/geometry/index.ts";
+import { cosine, l2normalize } from "../lib/geometry/index.ts";
 import { calibrateModelPack } from "../lib/eval/calibrate-pack.ts";
 import { samplePhotos } from "../lib/media/sample-media.ts";
 import { loadVision, modelStoreFor } from "../lib/vision/inference/vision.ts";
-import { calibrationFile, readPackCalibration, thresholdFor } from "../lib/vision/models/calibration.ts";
+import {
+  calibrationFile,
+  embedderInfo,
+  minTrustFor,
+  readPackCalibration,
+  recognisabilityFile,
+  recognisabilityFor,
+  thresholdFor,
+} from "../lib/vision/models/calibration.ts";
+import { recognisability } from "../lib/vision/pixels/quality.ts";
+import { SqliteStore } from "../lib/store/sqlite-store.ts";
+import { embeddingMessage } from "../lib/testing/embedding-message.ts";
+import { createMatch } from "../services/match/index.ts";
 import { ChecksumError, ModelUnavailableError, sha256 } from "../lib/vision/models/model-store.ts";
 import { MODELS, modelSpec } from "../lib/vision/models/registry.ts";
 import { decodeImage } from "../lib/vision/pixels/image.ts";
-import { aliceScene, sharedData, sharedVision, skipReason, tempDir } from "./helpers.ts";
+import { aliceScene, identitySlice, sharedData, sharedVision, skipReason, tempDir } from "./helpers.ts";
 
 /**
  * Bring your own model (issue 14): a site's ONNX embedder declared in config. The stand-in for a site's licensed
@@ -24,6 +36,8 @@ const siteFile = path.join(dir, "weights", "site-embedder.onnx");
 let siteSha = "";
 
 const reid = MODELS["reid-0095"]!;
+/** A sharp, frontal, confidently detected face's quality scores. */
+const FACE = { faceSize: 110, interOcular: 45, sharpness: 80, yawDeg: 0, pitchDeg: 0, detScore: 0.95 };
 const declaration = (sha: string, file = siteFile) => ({
   licence: "Test stand-in: Open Model Zoo face-reidentification-retail-0095, Apache-2.0",
   embedder: {
@@ -179,6 +193,74 @@ describe("a declared model pack, calibrated and then run like a built-in one", (
       expect(thresholdFor(calibration.modelId, config)).toBe(calibration.threshold);
     },
     900_000,
+  );
+
+  it.skipIf(!!noLfw)(
+    "fits the declared embedder's recognisability with `vigil eval quality --save`, and the match stage uses it",
+    async () => {
+      const { file, config } = siteConfig();
+      const modelId = (await loadVision(config)).embedder.modelId;
+      expect(embedderInfo(modelId, config).noRecognisability).toContain("vigil eval quality");
+      expect(recognisabilityFor(modelId, config)).toBeUndefined();
+      const images = identitySlice(lfwImages!, 60);
+      const run = vigil(file, [
+        "eval",
+        "quality",
+        "--images",
+        images,
+        "--pairs",
+        lfwPairs!,
+        "--save",
+        "--json",
+      ]);
+      expect(run.stderr).not.toContain("unexpected failure");
+      expect(run.status).toBe(0);
+      const report = JSON.parse(run.stdout.split("\n").find((l) => l.startsWith("{"))!);
+      console.log(
+        `declared pack ${SITE}: recognisability fitted on ${report.samples} faces, held-out AUC ${report.heldOutAuc.map((a: number) => a.toFixed(3)).join(", ")}`,
+      );
+      expect(report.saved).toBe(recognisabilityFile(config, siteSha));
+      expect(report.using).toBe("fitted");
+      const model = recognisabilityFor(modelId, config)!;
+      expect(model).toEqual(report.fitted);
+      expect(embedderInfo(modelId, config)).toMatchObject({ recognisability: report.fitted });
+      // What a camera gives matters: a sharp face is likelier to be recognised than a blurred one.
+      const look = (sharpness: number, detScore = FACE.detScore) =>
+        recognisability({ ...FACE, sharpness, detScore }, model);
+      expect(look(80)).toBeGreaterThan(look(3));
+      expect(Math.min(...report.heldOutAuc)).toBeGreaterThan(0.75);
+      // The match stage built from this config weighs the pack's looks by it: a blurred, uncertain look of an
+      // enrolled face is held back rather than alerting on its own, where a sharp one alerts.
+      const store = new SqliteStore(path.join(tempDir(), "vigil.db"));
+      await store.upsertPerson({ id: "alice", name: "Alice", watchlistId: "default" });
+      const vector = l2normalize(new Float32Array(256).map((_, k) => Math.sin(k)));
+      await store.addFace({ faceId: "alice:0", personId: "alice", modelId, vector, source: "test" });
+      const stage = createMatch(config, { watchlist: store, history: store }).stage;
+      const blurred = { ...FACE, sharpness: 1.5, detScore: 0.55 };
+      expect(look(blurred.sharpness, blurred.detScore)).toBeLessThan(minTrustFor(modelId, config));
+      await stage.handle([
+        embeddingMessage({ cameraId: "door", seq: 0, ts: 1000, vector, modelId, quality: blurred }),
+      ]);
+      expect(stage.stats).toMatchObject({ alerts: 0, heldBack: 1 });
+      await stage.handle([
+        embeddingMessage({ cameraId: "yard", seq: 0, ts: 1000, vector, modelId, quality: FACE }),
+      ]);
+      expect(stage.stats).toMatchObject({ alerts: 1 });
+      store.close();
+      // A built-in model's coefficients stay the registry's.
+      const builtIn = vigil(siteConfig({ models: { pack: "yunet-reid0095" } }).file, [
+        "eval",
+        "quality",
+        "--images",
+        images,
+        "--pairs",
+        lfwPairs!,
+        "--save",
+      ]);
+      expect(builtIn.status).toBe(1);
+      expect(builtIn.stderr).toContain("reid-0095 is built in");
+    },
+    300_000,
   );
 
   it("alerts on a watchlisted person in a generated clip with `vigil run` on the declared pack", async () => {

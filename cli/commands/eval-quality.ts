@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
 import { writeChartPng } from "../../lib/eval/plot.ts";
 import { evaluateQuality, REJECT_STEPS, type QualityReport } from "../../lib/eval/quality.ts";
-import { embedderInfo, thresholdFor } from "../../lib/vision/models/calibration.ts";
+import { embedderInfo, saveRecognisability, thresholdFor } from "../../lib/vision/models/calibration.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { UsageError, visionFor } from "../context.ts";
 
@@ -15,6 +15,8 @@ export interface EvalQualityOptions {
   json?: boolean;
   /** Use the coefficients fitted on this run, not the registry's (to calibrate a new model). */
   refit?: boolean;
+  /** Keep the fitted coefficients for a declared embedder or a trained head (`recognisabilityFor` reads them). */
+  save?: boolean;
 }
 
 export async function evalQualityCommand(config: Config, opts: EvalQualityOptions): Promise<QualityReport> {
@@ -22,12 +24,23 @@ export async function evalQualityCommand(config: Config, opts: EvalQualityOption
   const vision = await visionFor(config);
   const modelId = vision.embedder.modelId;
   const embedder = embedderInfo(modelId, config);
+  const refit = opts.refit || opts.save;
   const report = await evaluateQuality(vision, opts.images, opts.pairs, {
     threshold: thresholdFor(modelId, config),
     seed: opts.seed,
-    registry: opts.refit ? undefined : embedder.recognisability,
+    registry: refit ? undefined : embedder.recognisability,
     onProgress: (phase, total) => progress(phase, total),
   });
+  const saved =
+    opts.save &&
+    saveRecognisability(config, {
+      modelId,
+      recognisability: report.fitted,
+      threshold: report.threshold,
+      samples: report.samples,
+      heldOutAuc: report.heldOutAuc,
+      images: path.resolve(opts.images),
+    });
   if (opts.png) {
     mkdirSync(path.dirname(path.resolve(opts.png)), { recursive: true });
     await writeChartPng(
@@ -42,7 +55,7 @@ export async function evalQualityCommand(config: Config, opts: EvalQualityOption
     );
   }
   if (opts.json) {
-    console.log(JSON.stringify(report));
+    console.log(JSON.stringify(saved ? { ...report, saved } : report));
     return report;
   }
   const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
@@ -54,7 +67,7 @@ export async function evalQualityCommand(config: Config, opts: EvalQualityOption
     `held-out AUC (fitted on one half of the identities, tested on the other): ${report.heldOutAuc.map((a) => a.toFixed(3)).join(", ")}`,
   );
   console.log(
-    `curves and bins use the ${report.using} coefficients${!opts.refit && embedder.noRecognisability ? ` (${embedder.noRecognisability})` : ""}`,
+    `curves and bins use the ${report.using} coefficients${!refit && embedder.noRecognisability ? ` (${embedder.noRecognisability})` : ""}`,
   );
   for (const set of report.evrc) {
     console.log(
@@ -74,6 +87,8 @@ export async function evalQualityCommand(config: Config, opts: EvalQualityOption
     );
   }
   if (opts.png) console.log(`wrote ${opts.png}`);
+  if (saved)
+    console.log(`saved ${modelId}'s recognisability to ${saved}: the match stage weighs its looks by it`);
   console.log(`${report.seconds.toFixed(0)} s`);
   return report;
 }

@@ -7,7 +7,12 @@ import type { StateStore } from "../../lib/store/state-store.ts";
 import type { IdentityStore } from "../../lib/store/identity-store.ts";
 import { unknownThresholdFor } from "../../lib/identities/threshold.ts";
 import type { WatchlistStore } from "../../lib/store/watchlist-store.ts";
-import { assertPackCalibrated, minTrustFor, thresholdFor } from "../../lib/vision/models/calibration.ts";
+import {
+  assertPackCalibrated,
+  minTrustFor,
+  recognisabilityFor,
+  thresholdFor,
+} from "../../lib/vision/models/calibration.ts";
 import { MatchStage } from "./stage.ts";
 
 export interface MatchDeps {
@@ -26,6 +31,7 @@ export function createMatch(config: Config, deps: MatchDeps): StageDefinition<Em
   const stage = new MatchStage(deps.watchlist, deps.history, {
     thresholdFor: (modelId) => thresholdFor(modelId, config),
     minTrustFor: (modelId) => minTrustFor(modelId, config),
+    recognisabilityFor: (modelId) => recognisabilityFor(modelId, config),
     alertCooldownMs: config.match.alertCooldownS * 1000,
     tracker: {
       timeoutMs: config.match.trackTimeoutS * 1000,

@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { modelCacheDir, type Config } from "../../config/index.ts";
+import { ConfigError, modelCacheDir, type Config } from "../../config/index.ts";
 import { MODELS, modelSpec, type ModelSpec } from "./registry.ts";
 import { declaredModel, packFor } from "./custom-packs.ts";
-import { headExists, loadHead, type HeadManifest } from "./heads.ts";
+import { headExists, listHeads, loadHead, type HeadManifest } from "./heads.ts";
 import {
   RECOGNISABILITY_TERMS,
   recognisabilityFeatures,
@@ -83,7 +83,7 @@ export function embedderInfo(modelId: string, config: Config): EmbedderInfo {
       calibration: head.calibration,
       calibratedIn: "head manifest",
       // The base's coefficients describe the base's scores, not the head's: none is better than a wrong one.
-      noRecognisability: `${modelId} is a trained head (on ${head.base}): it has no recognisability model`,
+      ...ownRecognisability(modelId, config, `${modelId} is a trained head (on ${head.base})`),
     };
   }
   const declared = declaredModel(modelId, config);
@@ -94,7 +94,7 @@ export function embedderInfo(modelId: string, config: Config): EmbedderInfo {
       spec: declared.spec,
       calibration: found && { threshold: found.threshold, far: found.far, source: found.source },
       calibratedIn: "pack calibration file",
-      noRecognisability: `${modelId} (declared pack ${declared.pack}) has no recognisability model`,
+      ...ownRecognisability(modelId, config, `${modelId} (declared pack ${declared.pack})`),
     };
   }
   // A model registered by a pack this config does not declare, or the registry's error naming the models it knows.
@@ -204,16 +204,132 @@ export function readPackCalibration(
 /** Writes a calibration atomically (a reader never sees half a file); returns its path. */
 export function writePackCalibration(config: Config, calibration: PackCalibration): string {
   const file = calibrationFile(config, calibration.sha256);
-  mkdirSync(path.dirname(file), { recursive: true });
-  const partial = `${file}.${process.pid}.partial`;
-  writeFileSync(partial, JSON.stringify(calibration, null, 2) + "\n");
-  renameSync(partial, file);
+  writeAtomically(file, calibration);
   return file;
 }
 
-/** The model's recognisability coefficients, when it has been calibrated for them (unknown ids: none). */
-export function recognisabilityFor(modelId: string): RecognisabilityModel | undefined {
-  return MODELS[modelId]?.calibration?.recognisability;
+/**
+ * The model's recognisability coefficients, when it has been calibrated for them: the registry's for a built-in
+ * model; for a declared embedder or a trained head (given the config that declares it), what
+ * `vigil eval quality --save` fitted here. Unknown or uncalibrated ids: none, and every look counts fully.
+ */
+export function recognisabilityFor(modelId: string, config?: Config): RecognisabilityModel | undefined {
+  const builtIn = MODELS[modelId];
+  if (builtIn || !config) return builtIn?.calibration?.recognisability;
+  const weights = ownWeights(modelId, config);
+  return weights
+    ? readRecognisability(config, weights.sha256, modelId).calibration?.recognisability
+    : undefined;
+}
+
+/** What `vigil eval quality --save` fitted for an embedder the registry does not describe. */
+export interface RecognisabilityCalibration {
+  modelId: string;
+  /** The weights the vectors come from: a declared embedder's file, or a trained head's weights. */
+  sha256: string;
+  recognisability: RecognisabilityModel;
+  /** The operating point "recognised" was measured at (the model's calibrated threshold). */
+  threshold: number;
+  samples: number;
+  /** Fitted on one half of the identities, ranked on the other (and back). */
+  heldOutAuc: number[];
+  images: string;
+  measuredAt: string;
+}
+
+/**
+ * The file that identifies an embedder's vectors besides the registry: a trained head's weights (its manifest's
+ * sha256, read without loading the weights) or a declared embedder's model file.
+ */
+function ownWeights(modelId: string, config: Config): { sha256: string; what: string } | undefined {
+  const cacheDir = modelCacheDir(config);
+  if (headExists(cacheDir, modelId)) {
+    const manifest = listHeads(cacheDir).find((h) => h.id === modelId);
+    return manifest && { sha256: manifest.weights.sha256, what: `trained head ${modelId}` };
+  }
+  const declared = declaredModel(modelId, config);
+  return declared && { sha256: declared.spec.files.model!.sha256, what: `declared pack ${declared.pack}` };
+}
+
+export const recognisabilityFile = (config: Config, sha256: string) =>
+  path.join(calibrationDir(config), `${sha256}.recognisability.json`);
+
+const recognisabilityCache = new Map<string, { mtimeMs: number; calibration: RecognisabilityCalibration }>();
+
+function readRecognisability(
+  config: Config,
+  sha256: string,
+  modelId: string,
+): { calibration?: RecognisabilityCalibration; why?: string } {
+  const file = recognisabilityFile(config, sha256);
+  if (!existsSync(file)) return { why: `no ${file}` };
+  const mtimeMs = statSync(file).mtimeMs;
+  const cached = recognisabilityCache.get(file);
+  let calibration = cached?.mtimeMs === mtimeMs ? cached.calibration : undefined;
+  if (!calibration) {
+    try {
+      calibration = JSON.parse(readFileSync(file, "utf8")) as RecognisabilityCalibration;
+    } catch (err) {
+      return { why: `${file} is unreadable: ${(err as Error).message}` };
+    }
+    const r = calibration.recognisability as Partial<RecognisabilityModel> | undefined;
+    if (!r || ![r.intercept, ...RECOGNISABILITY_TERMS.map((t) => r[t])].every(Number.isFinite))
+      return { why: `${file} has no recognisability coefficients` };
+    recognisabilityCache.set(file, { mtimeMs, calibration });
+  }
+  if (calibration.modelId !== modelId)
+    return { why: `${file} was fitted for ${calibration.modelId}, made from the same weights another way` };
+  return { calibration };
+}
+
+/** For `embedderInfo`: the fitted coefficients of a head or declared embedder, or how to fit them. */
+function ownRecognisability(
+  modelId: string,
+  config: Config,
+  label: string,
+): Pick<EmbedderInfo, "recognisability" | "noRecognisability"> {
+  const weights = ownWeights(modelId, config);
+  const found = weights ? readRecognisability(config, weights.sha256, modelId) : { why: "no weights found" };
+  if (found.calibration) return { recognisability: found.calibration.recognisability };
+  return {
+    noRecognisability:
+      `${label} has no recognisability model (${found.why}): fit one with ` +
+      "`vigil eval quality --images <LFW images> --pairs <pairs.txt> --save`",
+  };
+}
+
+/**
+ * `vigil eval quality --save`: keeps what was fitted for the running embedder where `recognisabilityFor` finds it.
+ * A built-in model's coefficients live in the registry, reviewed with the code, and are not overridden here.
+ */
+export function saveRecognisability(
+  config: Config,
+  fitted: Omit<RecognisabilityCalibration, "sha256" | "measuredAt">,
+): string {
+  if (MODELS[fitted.modelId])
+    throw new ConfigError(
+      `${fitted.modelId} is built in: its recognisability is in the registry (--refit prints what this data gives)`,
+    );
+  const weights = ownWeights(fitted.modelId, config);
+  if (!weights)
+    throw new ConfigError(
+      `${fitted.modelId} is neither a trained head in the model cache nor a declared embedder in models.packs`,
+    );
+  const file = recognisabilityFile(config, weights.sha256);
+  const record: RecognisabilityCalibration = {
+    ...fitted,
+    sha256: weights.sha256,
+    measuredAt: new Date().toISOString(),
+  };
+  writeAtomically(file, record);
+  return file;
+}
+
+function writeAtomically(file: string, value: unknown): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const partial = `${file}.${process.pid}.partial`;
+  writeFileSync(partial, JSON.stringify(value, null, 2) + "\n");
+  renameSync(partial, file);
 }
 
 /**
