@@ -12,6 +12,9 @@ import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { Metrics } from "../lib/telemetry/metrics.ts";
 import { decodeImage } from "../lib/vision/pixels/image.ts";
 import type { PhotoEmbedder, PhotoEmbedding, PhotoInput } from "../lib/watchlist/photo.ts";
+import { WatchlistService } from "../lib/watchlist/service.ts";
+import { embeddingMessage } from "../lib/testing/embedding-message.ts";
+import { MatchStage } from "../services/match/stage.ts";
 import { buildApi } from "../services/api/app.ts";
 import { startApi, type ApiServerDeps } from "../services/api/index.ts";
 import { createLogger } from "../lib/telemetry/log.ts";
@@ -125,6 +128,55 @@ export async function publishAlerts(bus: MemoryBus, alerts: AlertMessage[]) {
     Topics.alerts,
     alerts.map((a) => ({ key: a.watchlistId, value: AlertContract.encode(a) })),
   );
+}
+
+/** Enrols a person from colour photos (one per file name) through the watchlist service, as the API does. */
+export async function enrolColours(
+  store: SqliteStore,
+  personId: string,
+  files: Record<string, { r: number; g: number; b: number }>,
+) {
+  const photos = await Promise.all(
+    Object.entries(files).map(async ([name, colour]) => ({ name, bytes: await photo(colour) })),
+  );
+  const { outcomes } = await new WatchlistService({ store, photos: colourPhotos() }).enrol(
+    { id: personId },
+    photos,
+  );
+  if (!outcomes.every((o) => o.ok)) throw new Error(`enrolment refused: ${JSON.stringify(outcomes)}`);
+}
+
+/**
+ * One clear look at a face (its vector a colour, as `colourPhotos` makes them) through a real match stage over
+ * the store; the alerts it raises are published on vigil.alerts, as the pipeline would, and returned.
+ */
+export async function matchAndPublish(
+  bus: MemoryBus,
+  store: SqliteStore,
+  look: { cameraId: string; ts: number; vector: Float32Array },
+): Promise<AlertMessage[]> {
+  const stage = new MatchStage(store, store, {
+    thresholdFor: () => 0.5,
+    minTrustFor: () => 0,
+    recognisabilityFor: () => undefined,
+    alertCooldownMs: 30_000,
+    tracker: { timeoutMs: 3000, similarity: 0.3, iou: 0.1, reacquire: 0.55 },
+    exclusionSimilarity: 0.5,
+  });
+  const quality = { faceSize: 90, interOcular: 40, sharpness: 120, yawDeg: 0, pitchDeg: 0, detScore: 0.95 };
+  const emits = await stage.handle([embeddingMessage({ ...look, seq: 1, modelId: MODEL, quality })]);
+  const alerts = emits.filter((e) => e.topic === Topics.alerts);
+  await bus.publish(
+    Topics.alerts,
+    alerts.map(({ key, value }) => ({ key, value })),
+  );
+  return alerts.map((e) => AlertContract.decode(e.value));
+}
+
+/** The mean colour of a JPEG, to tell which colour photo a crop URL served. */
+export async function meanColour(jpeg: Uint8Array) {
+  const [r, g, b] = (await sharp(jpeg).stats()).channels.map((c) => c.mean);
+  return { r: r!, g: g!, b: b! };
 }
 
 export async function publishStatus(

@@ -4,11 +4,22 @@ import { connect as tcp } from "node:net";
 import path from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cliActor, KeyService } from "../lib/api/keys.ts";
 import { MemoryBus } from "../lib/bus/index.ts";
 import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import type { RunningApi } from "../services/api/index.ts";
-import { alertMessage, listeningApi, publishAlerts } from "./api-harness.ts";
+import {
+  BLUE,
+  RED,
+  alertMessage,
+  enrolColours,
+  listeningApi,
+  matchAndPublish,
+  meanColour,
+  publishAlerts,
+  vec,
+} from "./api-harness.ts";
 import { skipReason, tempDir, testConfig } from "./helpers.ts";
 import { until, freePort } from "../lib/testing/process.ts";
 
@@ -110,6 +121,8 @@ describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", (
         cameraId: "door",
         ts,
         cropUrl: "https://vigil.example/v1/alerts/m-1/crop",
+        // ann has no enrolled photo yet.
+        personCropUrl: null,
       },
       expect.objectContaining({ alertId: "m-2", cameraId: "yard", name: "BO" }),
     ]);
@@ -124,6 +137,37 @@ describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", (
     watchers.push(later.client);
     await until("the retained name", () => later.messages.length > 0);
     expect(later.messages[0]).toEqual({ topic: "vigil/door/person", payload: "ANN", retain: true });
+  });
+
+  it("names the enrolled photo that matched beside the face seen, as absolute URLs that serve them", async () => {
+    const live = await subscriber(url, ["vigil/alerts"]);
+    watchers.push(live.client);
+    // Two photos of ann (colours stand for faces); the camera sees a face close to the second.
+    await enrolColours(store, "ann", { "ann-1.jpg": RED, "ann-2.jpg": BLUE });
+    const [matched] = await matchAndPublish(bus, store, {
+      cameraId: "porch",
+      ts: Date.now(),
+      vector: vec(0.1, 0.1, 1),
+    });
+    await until("the alert", () => live.messages.length > 0);
+    const body = JSON.parse(live.messages[0]!.payload) as Record<string, string>;
+    expect(body).toMatchObject({
+      alertId: matched!.alertId,
+      personId: "ann",
+      cropUrl: `https://vigil.example/v1/alerts/${encodeURIComponent(matched!.alertId)}/crop`,
+      personCropUrl: "https://vigil.example/v1/people/ann/photos/ann-2.jpg/crop",
+    });
+    // The public address fronts this API: its path serves the blue photo that matched, to an operator's key.
+    const { key } = await new KeyService(apiStore, apiStore).create(
+      { name: "phone", role: "operator" },
+      cliActor(),
+    );
+    const res = await fetch(`${api.url}${new URL(body.personCropUrl!).pathname}`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(res.status).toBe(200);
+    const enrolled = await meanColour(new Uint8Array(await res.arrayBuffer()));
+    expect(enrolled.b - enrolled.r).toBeGreaterThan(150);
   });
 
   it("the broker announces offline through the last will when the connection dies, online again on reconnect", async () => {

@@ -436,6 +436,24 @@ describe("operator API over inject, on the embedded store", () => {
       expect(listed.length).toBe(3);
       expect(listed.every((a) => a.personCropUrl === first.cropUrl)).toBe(true);
       expect((await get("/v1/alerts/a-3", "admin")).json().personCropUrl).toBeNull();
+      // An alert that names the enrolled photo it matched shows that one; one whose photo has no crop, the first.
+      const a1 = (await h.store.getAlert("a-1"))!;
+      await h.store.addAlerts([
+        { ...a1, id: "a-matched", crop: Uint8Array.of(0xff, 0xd8), matchedFaceId: "ann:ann-2.png" },
+        { ...a1, id: "a-no-crop", crop: Uint8Array.of(0xff, 0xd8), matchedFaceId: "ann:old.jpg" },
+      ]);
+      const matched = (await get("/v1/alerts/a-matched", "operator")).json();
+      expect(matched).toMatchObject({
+        matchedFaceId: "ann:ann-2.png",
+        personCropUrl: "/v1/people/ann/photos/ann-2.png/crop",
+      });
+      expect((await get(matched.personCropUrl, "operator")).statusCode).toBe(200);
+      expect((await get("/v1/alerts/a-no-crop", "operator")).json().personCropUrl).toBe(first.cropUrl);
+      // A viewer is not told which photo either.
+      expect((await get("/v1/alerts/a-matched", "viewer")).json()).toMatchObject({
+        matchedFaceId: null,
+        personCropUrl: null,
+      });
       expect(await h.store.removeFace("ann:old.jpg")).toBe(true);
     });
 

@@ -8,7 +8,17 @@ import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import type { RunningApi } from "../services/api/index.ts";
 import { verifySignature } from "../services/api/webhooks.ts";
-import { alertMessage, listeningApi, publishAlerts } from "./api-harness.ts";
+import {
+  BLUE,
+  RED,
+  alertMessage,
+  enrolColours,
+  listeningApi,
+  matchAndPublish,
+  meanColour,
+  publishAlerts,
+  vec,
+} from "./api-harness.ts";
 import { tempDir, testConfig } from "./helpers.ts";
 import { until } from "../lib/testing/process.ts";
 
@@ -243,6 +253,48 @@ describe("webhooks: signed, retried with backoff, logged, dead-lettered, never i
     expect(await store.getAlert("w-hang-39")).toBeDefined();
     await until("timeouts", async () => (await deliveries(hook.id, "dead")).length === 40, 20_000);
     expect((await deliveries(hook.id, "dead"))[0]!.lastError).toBe("no answer within 300 ms");
+    await call("DELETE", `/v1/webhooks/${hook.id}`);
+  });
+
+  it("names both faces: the one seen and the enrolled photo that matched, and their URLs serve them", async () => {
+    const hook = await subscribe("/faces");
+    // Two photos of ann (colours stand for faces); the camera sees a face close to the second.
+    await enrolColours(store, "ann", { "ann-1.jpg": RED, "ann-2.jpg": BLUE });
+    const [matched] = await matchAndPublish(bus, store, {
+      cameraId: "porch",
+      ts: Date.now(),
+      vector: vec(0.1, 0.1, 1),
+    });
+    expect(matched!.matchedFaceId).toBe("ann:ann-2.jpg");
+    // An alert from before the matched face was recorded shows the person's first photo with a crop.
+    await publishAlerts(bus, [alertMessage("w-old", "porch", "ann", ts + 7)]);
+    await until("both deliveries", () => receiver.to("/faces").length === 2);
+    const sent = new Map(
+      receiver.to("/faces").map((r) => {
+        const { alert } = JSON.parse(r.body) as { alert: Record<string, string | null> };
+        return [alert.id, alert];
+      }),
+    );
+    const payload = sent.get(matched!.alertId)!;
+    expect(payload).toMatchObject({
+      matchedFaceId: "ann:ann-2.jpg",
+      cropUrl: `/v1/alerts/${encodeURIComponent(matched!.alertId)}/crop`,
+      personCropUrl: "/v1/people/ann/photos/ann-2.jpg/crop",
+    });
+    expect(sent.get("w-old")).toMatchObject({
+      matchedFaceId: null,
+      personCropUrl: "/v1/people/ann/photos/ann-1.jpg/crop",
+    });
+    const image = async (url: string) => {
+      const res = await fetch(`${api.url}${url}`, { headers: auth });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("image/jpeg");
+      return new Uint8Array(await res.arrayBuffer());
+    };
+    // The enrolled face served is the blue photo that matched; the face seen is the match stage's crop.
+    const enrolled = await meanColour(await image(payload.personCropUrl!));
+    expect(enrolled.b - enrolled.r).toBeGreaterThan(150);
+    expect((await image(payload.cropUrl!)).byteLength).toBeGreaterThan(100);
     await call("DELETE", `/v1/webhooks/${hook.id}`);
   });
 

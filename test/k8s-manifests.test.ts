@@ -12,6 +12,7 @@ import { kafkaTopicsYaml, regenerateTopicsCommand } from "../cli/commands/deploy
 import { topicSettings } from "../lib/bus/open-bus.ts";
 import { ConfigSchema, envKeyToPath, loadConfig, type Config } from "../lib/config/index.ts";
 import { TopicTable, Topics } from "../lib/contracts/index.ts";
+import { meetsQdrantMinimum, parseQdrantVersion, QDRANT_MIN_VERSION } from "../lib/store/qdrant-version.ts";
 
 /**
  * deploy/k8s checked offline, as a cluster would check it: kustomize (kubectl's) renders the base and every
@@ -775,6 +776,16 @@ describe("the manifests agree with the code they deploy", () => {
             expect(keyEnv, w.container.name).toBeUndefined();
           }
         }
+      });
+
+      it("Qdrant: the chart's image is pinned to a release the store accepts", () => {
+        const values = parseYaml(
+          readFileSync(path.join(k8sDir, `qdrant/values-${path.basename(t)}.yaml`), "utf8"),
+        ) as Loose;
+        // Not the chart's default (its appVersion), which may be older than the store needs.
+        const tag = values.image?.tag;
+        expect(tag, "image.tag").toMatch(/^v\d+\.\d+\.\d+$/);
+        expect(meetsQdrantMinimum(parseQdrantVersion(tag)!), `${tag} < ${QDRANT_MIN_VERSION}`).toBe(true);
       });
     });
   }

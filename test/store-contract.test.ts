@@ -537,10 +537,13 @@ function storeContract(label: string, open: () => Promise<Store>) {
           modelId: "m1",
           faceId: "cam-1:0:1",
           box: { x: 1, y: 2, width: 3, height: 4 },
+          matchedFaceId: "ann:2.jpg",
           crop: Uint8Array.of(0xff, 0xd8),
         }),
       );
       await store.addAlerts([alertFromMessage(message)]);
+      // Replayed by a producer from before matched faces were recorded: the one stored stays.
+      await store.addAlerts([alertFromMessage({ ...message, matchedFaceId: undefined })]);
       expect(await store.getAlert("alert:cam-1:0:1:ann")).toEqual({
         id: "alert:cam-1:0:1:ann",
         watchlistId: "vip",
@@ -553,9 +556,13 @@ function storeContract(label: string, open: () => Promise<Store>) {
         modelId: "m1",
         faceId: "cam-1:0:1",
         box: { x: 1, y: 2, width: 3, height: 4 },
+        matchedFaceId: "ann:2.jpg",
         acknowledged: null,
         vector: null,
       });
+      expect((await store.listAlerts({ limit: 1 })).items[0]!.matchedFaceId).toBe("ann:2.jpg");
+      await store.addAlerts([alert("no-match-recorded", "cam-1", "ann", 1)]);
+      expect((await store.getAlert("no-match-recorded"))!.matchedFaceId).toBeNull();
       expect(Array.from((await store.alertCrop("alert:cam-1:0:1:ann"))!)).toEqual([0xff, 0xd8]);
     });
 
@@ -615,6 +622,33 @@ describe("embedded SQLite: a file from before enrolled faces kept crops", () => 
         crop: Uint8Array.of(0xff, 0xd8, 1),
       });
       expect(Array.from((await other.faceCrop("ann:new.jpg"))!)).toEqual([0xff, 0xd8, 1]);
+    } finally {
+      store.close();
+      other.close();
+    }
+  });
+});
+
+describe("embedded SQLite: a file from before alerts named the enrolled face they matched", () => {
+  it("gains the column on open; its alerts have none, new ones keep theirs", async () => {
+    const file = path.join(tempDir(), "old.db");
+    const old = new Database(file);
+    old.exec(`
+      CREATE TABLE alerts (
+        id TEXT PRIMARY KEY, watchlist_id TEXT NOT NULL, person_id TEXT NOT NULL, person_name TEXT NOT NULL,
+        camera_id TEXT NOT NULL, ts INTEGER NOT NULL, score REAL NOT NULL, threshold REAL NOT NULL,
+        model_id TEXT NOT NULL, face_id TEXT NOT NULL, box TEXT NOT NULL, crop BLOB NOT NULL, vector BLOB,
+        ack_by TEXT, ack_ts INTEGER, ack_note TEXT);
+      INSERT INTO alerts VALUES ('old', 'default', 'ann', 'ANN', 'door', 1000, 0.8, 0.44, 'm1', 'door:0:0',
+        '{"x":1,"y":2,"width":3,"height":4}', x'ffd8', NULL, NULL, NULL, NULL);`);
+    old.close();
+    // Two stores opening the old file: the column is added once.
+    const store = new SqliteStore(file);
+    const other = new SqliteStore(file);
+    try {
+      expect(await store.getAlert("old")).toMatchObject({ id: "old", personId: "ann", matchedFaceId: null });
+      await store.addAlerts([alert("new", "door", "ann", 2000, { matchedFaceId: "ann:2.jpg" })]);
+      expect((await other.getAlert("new"))!.matchedFaceId).toBe("ann:2.jpg");
     } finally {
       store.close();
       other.close();

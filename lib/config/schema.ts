@@ -580,8 +580,11 @@ export const ConfigSchema = z
             clientId: z.string().optional(),
             /** Topic root: `<prefix>/alerts`, `<prefix>/<camera>/person`, `<prefix>/available`. */
             topicPrefix: z.string().default("vigil"),
-            /** Base of the crop URL in alert messages (the API's external address). */
-            publicUrl: z.string().optional(),
+            /**
+             * The API's external address: the base of the face URLs (`cropUrl`, `personCropUrl`) in MQTT alert
+             * messages and webhook payloads; unset, they are paths relative to the API.
+             */
+            publicUrl: z.string().url().optional(),
           })
           .prefault({}),
       })

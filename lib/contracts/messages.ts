@@ -94,6 +94,11 @@ export const AlertHeader = z.object({
   modelId: z.string().min(1),
   faceId: z.string().min(1),
   box,
+  /**
+   * The enrolled face (`<person>:<file>`) that scored best, for showing the operator which photo matched.
+   * Optional, so alerts published before it existed read the same; readers of an older build ignore it.
+   */
+  matchedFaceId: z.string().min(1).optional(),
 });
 
 export const CameraStatusHeader = z.object({

@@ -21,10 +21,15 @@ export interface AlertRecord {
   modelId: string;
   faceId: string;
   box: Box;
+  /**
+   * The enrolled face (`<person>:<file>`) that matched best; null for alerts raised before it was recorded.
+   */
+  matchedFaceId: string | null;
   acknowledged: Acknowledgement | null;
 }
 
-export interface NewAlert extends Omit<AlertRecord, "acknowledged"> {
+export interface NewAlert extends Omit<AlertRecord, "acknowledged" | "matchedFaceId"> {
+  matchedFaceId?: string | null;
   /** JPEG of the face that alerted. */
   crop: Uint8Array;
   /**
@@ -74,7 +79,10 @@ export interface AlertStore {
 }
 
 /** A `vigil.alerts` message as a record to store; the vector, which the topic does not carry, when the caller has it. */
-export function alertFromMessage(m: AlertMessage, vector?: Float32Array | null): NewAlert {
+export function alertFromMessage(
+  m: AlertMessage,
+  vector?: Float32Array | null,
+): NewAlert & Pick<AlertRecord, "matchedFaceId"> {
   return {
     id: m.alertId,
     watchlistId: m.watchlistId,
@@ -87,6 +95,7 @@ export function alertFromMessage(m: AlertMessage, vector?: Float32Array | null):
     modelId: m.modelId,
     faceId: m.faceId,
     box: m.box,
+    matchedFaceId: m.matchedFaceId ?? null,
     crop: m.crop,
     vector: vector ?? null,
   };

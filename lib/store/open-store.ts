@@ -32,12 +32,15 @@ export function openStore(config: Config, fileOverride?: string): Store {
 
 /**
  * `openStore`, then a check of what the first write would otherwise find out: a service started with a bucket that
- * does not exist or a refused secret fails at start-up with the reason, not on its first sighting.
+ * does not exist, a refused secret or a Qdrant server too old for the requests Vigil sends fails at start-up with
+ * the reason, not on its first sighting.
  */
 export async function openCheckedStore(config: Config, fileOverride?: string): Promise<Store> {
   const store = openStore(config, fileOverride);
   if (store instanceof QdrantStore) {
     try {
+      // Fail at start, naming both versions, rather than on the first write a too-old server would mis-apply.
+      await store.checkServer();
       await store.checkCrops();
     } catch (err) {
       store.close();

@@ -33,6 +33,7 @@ import type {
 import type { StateStore } from "./state-store.ts";
 import { cropKey, putCrops, type CropStore } from "./crop-store.ts";
 import { QdrantIdentities, type QdrantAccess } from "./qdrant-identities.ts";
+import { checkQdrantVersion } from "./qdrant-version.ts";
 import {
   checkLimit,
   decodeCursor,
@@ -87,13 +88,18 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   /** Unknown identities: a centroid collection per model beside the sightings. */
   readonly unknowns: QdrantIdentities;
   private ready = new Map<string, Promise<void>>();
+  /** The server's version, checked once (see checkServer). */
+  private server: Promise<void> | undefined;
+  private readonly warn: (message: string) => void;
 
   constructor(
-    url: string,
+    private readonly url: string,
     private readonly prefix: string,
     apiKey: string | undefined,
     private readonly crops: CropStore,
+    options: { warn?: (message: string) => void } = {},
   ) {
+    this.warn = options.warn ?? ((m) => process.stderr.write(m));
     this.client = new QdrantClient({ url, apiKey, checkCompatibility: false });
     // Only what the identities need of this store: its client, names and collection helpers, and its sightings.
     const access: QdrantAccess = {
@@ -122,6 +128,19 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     return this.crops.check();
   }
 
+  /**
+   * Fails with a clear error when the server is older than QDRANT_MIN_VERSION (qdrant-version.ts). Asked once per
+   * store, before its first collection is used (and before crops are written for points that could not be), so a
+   * store never writes to a server that would ignore its conditional writes; a failed ask is asked again.
+   */
+  checkServer(): Promise<void> {
+    if (!this.server) {
+      this.server = checkQdrantVersion(this.client, this.url, this.warn);
+      this.server.catch(() => (this.server = undefined));
+    }
+    return this.server;
+  }
+
   private name(kind: string, modelId?: string) {
     return modelId ? `${this.prefix}_${kind}__${safe(modelId)}` : `${this.prefix}_${kind}`;
   }
@@ -131,6 +150,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     let pending = this.ready.get(collection);
     if (!pending) {
       pending = (async () => {
+        await this.checkServer();
         const { exists } = await this.client.collectionExists(collection);
         if (!exists)
           await this.client.createCollection(collection, { vectors: { size, distance: "Cosine" } });
@@ -149,6 +169,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   private async collections(kind: string): Promise<string[]> {
+    await this.checkServer();
     const { collections } = await this.client.getCollections();
     const prefix = `${this.prefix}_${kind}__`;
     return collections.map((c) => c.name).filter((n) => n.startsWith(prefix));
@@ -481,6 +502,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   // ---- sightings ----
 
   async addSightings(sightings: Sighting[]) {
+    await this.checkServer();
     await putCrops(
       this.crops,
       sightings.map((s) => [cropKey("sightings", s.id), s.crop]),
@@ -673,7 +695,9 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     for (let i = 0; i < alerts.length; i += UPSERT_BATCH) {
       const rows = await this.client.retrieve(col, {
         ids: alerts.slice(i, i + UPSERT_BATCH).map((a) => pointId(a.id)),
-        with_payload: { include: ["id", "acknowledged", "ackBy", "ackTs", "ackNote", "vector"] },
+        with_payload: {
+          include: ["id", "acknowledged", "ackBy", "ackTs", "ackNote", "vector", "matchedFaceId"],
+        },
       });
       for (const r of rows) existing.set(String(r.payload!.id), r.payload!);
     }
@@ -697,6 +721,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
             faceId: a.faceId,
             box: a.box,
             vector: a.vector ? b64(vectorToBytes(a.vector)) : (before?.vector ?? null),
+            matchedFaceId: a.matchedFaceId ?? before?.matchedFaceId ?? null,
             acknowledged: before?.acknowledged === true,
             ackBy: before?.ackBy ?? null,
             ackTs: before?.ackTs ?? null,
@@ -892,6 +917,7 @@ function toAlert(p: Payload): AlertRecord {
     modelId: String(p.modelId),
     faceId: String(p.faceId),
     box: p.box as Box,
+    matchedFaceId: p.matchedFaceId == null ? null : String(p.matchedFaceId),
     acknowledged:
       p.acknowledged === true
         ? { by: String(p.ackBy), ts: Number(p.ackTs), note: p.ackNote == null ? null : String(p.ackNote) }

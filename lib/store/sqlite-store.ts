@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS alerts (
   id TEXT PRIMARY KEY, watchlist_id TEXT NOT NULL, person_id TEXT NOT NULL, person_name TEXT NOT NULL,
   camera_id TEXT NOT NULL, ts INTEGER NOT NULL, score REAL NOT NULL, threshold REAL NOT NULL,
   model_id TEXT NOT NULL, face_id TEXT NOT NULL, box TEXT NOT NULL, crop BLOB NOT NULL, vector BLOB,
-  ack_by TEXT, ack_ts INTEGER, ack_note TEXT);
+  ack_by TEXT, ack_ts INTEGER, ack_note TEXT, matched_face_id TEXT);
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts(ts, id);
 CREATE INDEX IF NOT EXISTS alerts_person_camera ON alerts(person_id, camera_id, ts);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL, updated_ts INTEGER NOT NULL);
@@ -93,23 +93,23 @@ const toPhoto = (r: PhotoRow): EnrolledPhoto => ({
 });
 
 /**
- * The faces table's `crop` column (the enrolled face's aligned JPEG), added to files made before crops were kept;
- * their faces stay without one. In a write transaction, so two processes opening an old file add it once.
+ * A column added to files made before it existed; their rows stay without a value. In a write transaction, so two
+ * processes opening an old file add it once.
  */
-function migrateFacesForCrops(db: Database.Database) {
-  const hasCrop = () =>
-    (db.prepare("PRAGMA table_info(faces)").all() as { name: string }[]).some((c) => c.name === "crop");
+function addColumn(db: Database.Database, table: string, column: string, type: string) {
+  const has = () =>
+    (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === column);
   // Only an old file takes the write lock.
-  if (hasCrop()) return;
+  if (has()) return;
   db.transaction(() => {
-    if (!hasCrop()) db.exec("ALTER TABLE faces ADD COLUMN crop BLOB");
+    if (!has()) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
   }).immediate();
 }
 
 const SIGHTING_COLUMNS =
   "id, track_id, camera_id, start_ts, end_ts, faces, model_id, quality, person_id, person_name, score, unknown_id";
 const ALERT_COLUMNS =
-  "id, watchlist_id, person_id, person_name, camera_id, ts, score, threshold, model_id, face_id, box, ack_by, ack_ts, ack_note";
+  "id, watchlist_id, person_id, person_name, camera_id, ts, score, threshold, model_id, face_id, box, matched_face_id, ack_by, ack_ts, ack_note";
 
 interface SightingRow {
   id: string;
@@ -138,6 +138,7 @@ interface AlertRow {
   model_id: string;
   face_id: string;
   box: string;
+  matched_face_id: string | null;
   ack_by: string | null;
   ack_ts: number | null;
   ack_note: string | null;
@@ -168,6 +169,7 @@ const toAlert = (r: AlertRow): AlertRecord => ({
   modelId: r.model_id,
   faceId: r.face_id,
   box: JSON.parse(r.box) as Box,
+  matchedFaceId: r.matched_face_id,
   acknowledged: r.ack_by !== null ? { by: r.ack_by, ts: r.ack_ts ?? 0, note: r.ack_note } : null,
 });
 
@@ -284,7 +286,10 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
     this.db.exec(SCHEMA);
-    migrateFacesForCrops(this.db);
+    // The enrolled face's aligned JPEG (faces enrolled before crops were kept have none), and which enrolled
+    // face an alert matched (alerts raised before it was recorded have none).
+    addColumn(this.db, "faces", "crop", "BLOB");
+    addColumn(this.db, "alerts", "matched_face_id", "TEXT");
     this.unknowns = new SqliteIdentities(this.db);
     this.dataVersion = this.readDataVersion();
     // One read transaction: the counters and the rows they describe come from the same snapshot.
@@ -773,12 +778,13 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
   async addAlerts(alerts: NewAlert[]) {
     // The acknowledgement columns are left out of the update: a replay must not undo an operator's ack.
     const upsert = this.db.prepare(
-      `INSERT INTO alerts (id, watchlist_id, person_id, person_name, camera_id, ts, score, threshold, model_id, face_id, box, crop, vector)
-       VALUES (@id, @watchlistId, @personId, @personName, @cameraId, @ts, @score, @threshold, @modelId, @faceId, @box, @crop, @vector)
+      `INSERT INTO alerts (id, watchlist_id, person_id, person_name, camera_id, ts, score, threshold, model_id, face_id, box, crop, vector, matched_face_id)
+       VALUES (@id, @watchlistId, @personId, @personName, @cameraId, @ts, @score, @threshold, @modelId, @faceId, @box, @crop, @vector, @matchedFaceId)
        ON CONFLICT(id) DO UPDATE SET watchlist_id = excluded.watchlist_id, person_id = excluded.person_id,
          person_name = excluded.person_name, camera_id = excluded.camera_id, ts = excluded.ts, score = excluded.score,
          threshold = excluded.threshold, model_id = excluded.model_id, face_id = excluded.face_id, box = excluded.box,
-         crop = excluded.crop, vector = coalesce(excluded.vector, alerts.vector)`,
+         crop = excluded.crop, vector = coalesce(excluded.vector, alerts.vector),
+         matched_face_id = coalesce(excluded.matched_face_id, alerts.matched_face_id)`,
     );
     this.db.transaction(() => {
       for (const a of alerts)
@@ -796,6 +802,7 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
           box: JSON.stringify(a.box),
           crop: a.crop,
           vector: a.vector ? vectorToBytes(a.vector) : null,
+          matchedFaceId: a.matchedFaceId ?? null,
         });
     })();
   }

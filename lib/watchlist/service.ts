@@ -147,11 +147,13 @@ export class WatchlistService {
   }
 
   /**
-   * The enrolled photo to show beside the person's alerts: the first, by id, that has a crop. Alerts do not record
-   * which enrolled face they matched best, so this is the person's face, not necessarily the closest one.
+   * The enrolled photo to show beside one of the person's alerts: the one the alert matched (`matchedFaceId`) while
+   * it is still enrolled with a crop; else the first, by id, that has a crop (alerts raised before the matched face
+   * was recorded, a photo removed since or enrolled before crops were kept).
    */
-  async photoToShow(personId: string): Promise<EnrolledPhoto | undefined> {
-    return (await this.store.listFaces(personId)).find((f) => f.hasCrop);
+  async photoToShow(personId: string, matchedFaceId?: string | null): Promise<EnrolledPhoto | undefined> {
+    const photos = (await this.store.listFaces(personId)).filter((f) => f.hasCrop);
+    return photos.find((f) => f.faceId === matchedFaceId) ?? photos[0];
   }
 
   /** Removes the person, their photos and their exclusions. */

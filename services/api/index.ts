@@ -11,6 +11,7 @@ import type { Logger } from "../../lib/telemetry/log.ts";
 import type { Metrics } from "../../lib/telemetry/metrics.ts";
 import type { WatchlistChanges } from "../../lib/watchlist/changes.ts";
 import type { PhotoEmbedder } from "../../lib/watchlist/photo.ts";
+import { WatchlistService } from "../../lib/watchlist/service.ts";
 import { auditRetention } from "../../lib/api/audit-retention.ts";
 import { buildApi } from "./app.ts";
 import type { ZodApp } from "./context.ts";
@@ -61,9 +62,12 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
     sinkMaxAgeMs: 15 * 60_000,
     log,
   });
+  // Payloads name the enrolled face each alert matched (`personCropUrl`), looked up as the alert routes do.
+  const watchlist = new WatchlistService({ store: deps.store, photos: deps.photos });
   const webhooks = new WebhookDispatcher(deps.apiStore, config.api.webhooks, {
     log,
     publicUrl: config.api.mqtt.publicUrl,
+    watchlist,
     onDead: async (d) => {
       await bus
         .publish(Topics.dlq, [
@@ -93,6 +97,7 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
           publicUrl: m.publicUrl,
         },
         log,
+        watchlist,
       )
     : undefined;
   feed.addSink((alert) => webhooks.offer(alert));

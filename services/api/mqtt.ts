@@ -1,6 +1,7 @@
 import mqtt, { type MqttClient } from "mqtt";
 import type { AlertRecord } from "../../lib/store/alert-store.ts";
 import type { Logger } from "../../lib/telemetry/log.ts";
+import { deliveredFaceUrls, type PhotoShown } from "./alert-links.ts";
 
 export interface MqttOptions {
   url: string;
@@ -8,7 +9,7 @@ export interface MqttOptions {
   password?: string;
   clientId?: string;
   topicPrefix: string;
-  /** Base of crop URLs in alert messages; relative without it. */
+  /** Base of the face URLs in alert messages; relative without it. */
   publicUrl?: string;
   /** Reconnect delay after the broker goes away (the client keeps trying). */
   reconnectPeriodMs?: number;
@@ -16,7 +17,8 @@ export interface MqttOptions {
 
 /**
  * Alerts to an MQTT broker in Home Assistant's style:
- * - `<prefix>/alerts`: every alert as JSON (person, score, camera, crop URL), QoS 1;
+ * - `<prefix>/alerts`: every alert as JSON (person, score, camera, the URLs of the face seen and of the enrolled
+ *   face it matched), QoS 1;
  * - `<prefix>/<camera>/person`: the last name recognised on that camera, retained, so a dashboard that
  *   subscribes later still sees it;
  * - `<prefix>/available`: `online` once connected, `offline` on a clean stop and, through the last will, when
@@ -25,11 +27,15 @@ export interface MqttOptions {
  */
 export class MqttPublisher {
   private client: MqttClient | undefined;
+  /** Alerts wait here for their enrolled photo's lookup, one after another, so they leave in arrival order. */
+  private queue: Promise<void> = Promise.resolve();
   readonly stats = { published: 0, errors: 0 };
 
   constructor(
     private readonly options: MqttOptions,
     private readonly log?: Logger,
+    /** Where the matched enrolled photo is looked up for `personCropUrl`; without it, null. */
+    private readonly watchlist?: PhotoShown,
   ) {}
 
   private topic(...parts: string[]) {
@@ -78,11 +84,16 @@ export class MqttPublisher {
     return this.client?.connected ?? false;
   }
 
-  /** The alert sink. */
+  /** The alert sink: returns at once. */
   publishAlert(alert: AlertRecord): void {
+    if (!this.client) return;
+    this.queue = this.queue.then(() => this.publish(alert));
+  }
+
+  private async publish(alert: AlertRecord): Promise<void> {
+    const faces = await deliveredFaceUrls(this.watchlist, this.options.publicUrl, alert, this.log);
     const client = this.client;
     if (!client) return;
-    const cropPath = `/v1/alerts/${encodeURIComponent(alert.id)}/crop`;
     const body = {
       alertId: alert.id,
       personId: alert.personId,
@@ -92,7 +103,7 @@ export class MqttPublisher {
       threshold: alert.threshold,
       cameraId: alert.cameraId,
       ts: alert.ts,
-      cropUrl: this.options.publicUrl ? new URL(cropPath, this.options.publicUrl).toString() : cropPath,
+      ...faces,
     };
     const done = (err?: Error) => {
       if (err) {
@@ -106,6 +117,7 @@ export class MqttPublisher {
 
   /** Says `offline` itself (a clean stop sends no last will), then disconnects. */
   async stop(): Promise<void> {
+    await this.queue;
     const client = this.client;
     this.client = undefined;
     if (!client) return;

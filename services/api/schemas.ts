@@ -89,14 +89,22 @@ export const Alert = z
     modelId: z.string(),
     faceId: z.string(),
     box: Box,
+    matchedFaceId: z
+      .string()
+      .nullable()
+      .describe(
+        "the enrolled face (<person>:<file>) that matched best; null for alerts raised before it was recorded, " +
+          "or for a viewer key",
+      ),
     acknowledged: Acknowledgement.nullable(),
     cropUrl: z.string(),
     personCropUrl: z
       .string()
       .nullable()
       .describe(
-        "the crop of the person's enrolled face to show beside the alert (the first of their photos that has one; " +
-          "alerts do not record which enrolled face matched best); null when none has a crop, or for a viewer key",
+        "the crop of the enrolled face to show beside the alert: the one that matched (matchedFaceId) while it is " +
+          "enrolled with a crop, else the person's first photo that has one; null when none has a crop, or for a " +
+          "viewer key",
       ),
   })
   .meta({ id: "Alert" });

@@ -4,6 +4,7 @@ import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
 import type { Page } from "../../lib/store/paging.ts";
 import type { DeliveryQuery, Webhook, WebhookDelivery, WebhookStore } from "../../lib/store/webhook-store.ts";
 import type { Logger } from "../../lib/telemetry/log.ts";
+import { deliveredFaceUrls, type PhotoShown } from "./alert-links.ts";
 
 export interface WebhookOptions {
   timeoutMs: number;
@@ -70,8 +71,10 @@ export class WebhookDispatcher {
       random?: () => number;
       /** Told of each delivery given up on (the composition root publishes it on vigil.dlq). */
       onDead?: (delivery: WebhookDelivery) => void | Promise<void>;
-      /** The crop URL's base in payloads (`api.mqtt.publicUrl`); relative without it. */
+      /** The base of the face URLs in payloads (`api.mqtt.publicUrl`); relative without it. */
       publicUrl?: string;
+      /** Where the matched enrolled photo is looked up for `personCropUrl`; without it, null. */
+      watchlist?: PhotoShown;
     } = {},
   ) {}
 
@@ -186,14 +189,8 @@ export class WebhookDispatcher {
       (w) => w.watchlists === null || w.watchlists.includes(alert.watchlistId),
     );
     if (hooks.length === 0) return;
-    const cropPath = `/v1/alerts/${encodeURIComponent(alert.id)}/crop`;
-    const payload = JSON.stringify({
-      type: "alert",
-      alert: {
-        ...alert,
-        cropUrl: this.deps.publicUrl ? new URL(cropPath, this.deps.publicUrl).toString() : cropPath,
-      },
-    });
+    const faces = await deliveredFaceUrls(this.deps.watchlist, this.deps.publicUrl, alert, this.deps.log);
+    const payload = JSON.stringify({ type: "alert", alert: { ...alert, ...faces } });
     for (const w of hooks) {
       const now = this.now;
       const delivery: WebhookDelivery = {

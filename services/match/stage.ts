@@ -345,6 +345,8 @@ export class MatchStage implements Stage<EmbeddingMessage> {
       modelId: face.modelId,
       faceId: face.faceId,
       box: face.box,
+      // Which of the person's enrolled photos scored best: what the operator is shown beside the face seen.
+      matchedFaceId: match.faceId,
       crop,
     };
     // Stored before it is announced, with the face's vector so "not this person" can be said from it.
