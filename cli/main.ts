@@ -684,9 +684,14 @@ evaluate
   .option("--data <dir>", "development data folder (default $VIGIL_SHARED_DATA or ../shared/data)")
   .option("--far <rate>", "target false-match rate (default: the model's calibrated one)", Number)
   .option("--no-demo", "leave out the demo's photos")
+  .option(
+    "--gate <live|photo>",
+    "faces counted: what live video decides on (live gate and trust rule) or only photo-gate faces",
+    "live",
+  )
   .option("--json", "one JSON object on stdout")
   .action(
-    action(async (opts: { data?: string; far?: number; demo: boolean; json?: boolean }) => {
+    action(async (opts: { data?: string; far?: number; demo: boolean; gate?: string; json?: boolean }) => {
       const { evalThresholdCommand } = await import("./commands/eval-threshold.ts");
       await evalThresholdCommand(configFrom(globals()), opts);
     }),

@@ -6,6 +6,7 @@ import { evalThresholdCommand } from "../cli/commands/eval-threshold.ts";
 import { evalWatchlistCommand } from "../cli/commands/eval-watchlist.ts";
 import { trainCommand } from "../cli/commands/train.ts";
 import { loadVision } from "../lib/vision/inference/vision.ts";
+import { MODELS } from "../lib/vision/models/registry.ts";
 import {
   embedderInfo,
   recognisabilityFile,
@@ -49,7 +50,9 @@ describe.skipIf(!!missing)("evaluations and benches with models.head set (real m
     expect(info.noRecognisability).toMatch(
       /reid-0095\+softmax-eval is a trained head .* no recognisability model .*vigil eval quality/,
     );
-    expect(embedderInfo("reid-0095", withHead).calibration?.threshold).toBeCloseTo(0.4994, 4);
+    expect(embedderInfo("reid-0095", withHead).calibration?.threshold).toBe(
+      MODELS["reid-0095"]!.calibration!.threshold,
+    );
 
     const vision = await loadVision(withHead);
     expect(vision.embedder.modelId).toBe(id);

@@ -50,7 +50,7 @@ describe.skipIf(!!missing)("a trained head, from vigil train to an alert in vigi
     const head = loadHead(cacheDir, id);
     expect(head.manifest).toMatchObject({ base: "reid-0095", flip: true, loss: "am-softmax", dim: 256 });
     expect(listHeads(cacheDir).map((h) => h.id)).toEqual([id]);
-    // The threshold the match stage uses is the head's own, not the base model's 0.4994.
+    // The threshold the match stage uses is the head's own, not the base model's.
     const threshold = head.manifest.calibration.threshold;
     expect(thresholdFor(id, config)).toBe(threshold);
     expect(threshold).toBeGreaterThan(0);

@@ -6,10 +6,12 @@ import {
   demoCollection,
   folderCollection,
   labelledPairsCollection,
+  liveDecision,
+  photoGate,
   type Collection,
   type OperatingPointReport,
 } from "../../lib/eval/collections.ts";
-import { embedderInfo } from "../../lib/vision/models/calibration.ts";
+import { embedderInfo, minTrustFor } from "../../lib/vision/models/calibration.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { UsageError, visionFor } from "../context.ts";
 
@@ -18,6 +20,8 @@ export interface EvalThresholdOptions {
   data?: string;
   far?: number;
   demo: boolean;
+  /** Which faces count: live video's decisions (default) or only faces passing the photo gate. */
+  gate?: string;
   json?: boolean;
 }
 
@@ -28,38 +32,51 @@ export interface EvalThresholdOptions {
 export async function evalThresholdCommand(
   config: Config,
   opts: EvalThresholdOptions,
-): Promise<OperatingPointReport & { missing: string[]; registryThreshold?: number }> {
+): Promise<OperatingPointReport & { gate: string; missing: string[]; registryThreshold?: number }> {
   const data = path.resolve(opts.data ?? process.env.VIGIL_SHARED_DATA ?? "../shared/data");
   const vision = await visionFor(config);
   // A trained head's or a declared pack's calibration, like a built-in model's.
   const embedder = embedderInfo(vision.embedder.modelId, config);
   const far = opts.far ?? embedder.calibration?.far ?? 1e-4;
   if (!(far > 0 && far < 1)) throw new UsageError(`--far must be between 0 and 1, not ${far}`);
+  const gate = opts.gate ?? "live";
+  if (gate !== "live" && gate !== "photo") throw new UsageError(`--gate must be live or photo, not ${gate}`);
+  const decidable =
+    gate === "live"
+      ? liveDecision(embedder.recognisability, minTrustFor(vision.embedder.modelId, config))
+      : photoGate;
   const collections: Collection[] = [];
   const missing: string[] = [];
   const bar = (phase: string, total: number) => progress(phase, total);
   const lfw = path.join(data, "lfw-dev", "images");
-  if (existsSync(lfw)) collections.push(await folderCollection(vision, "LFW dev", lfw, bar));
+  if (existsSync(lfw)) collections.push(await folderCollection(vision, "LFW dev", lfw, bar, decidable));
   else missing.push(lfw);
   const deepface = path.join(data, "deepface-pairs");
   if (existsSync(path.join(deepface, "master.csv")))
     collections.push(
-      await labelledPairsCollection(vision, "deepface-pairs", deepface, [
-        "master.csv",
-        ...(existsSync(path.join(deepface, "face-recognition-pivot.csv"))
-          ? ["face-recognition-pivot.csv"]
-          : []),
-      ]),
+      await labelledPairsCollection(
+        vision,
+        "deepface-pairs",
+        deepface,
+        [
+          "master.csv",
+          ...(existsSync(path.join(deepface, "face-recognition-pivot.csv"))
+            ? ["face-recognition-pivot.csv"]
+            : []),
+        ],
+        decidable,
+      ),
     );
   else missing.push(deepface);
   const bbt = path.join(data, "faces-bbt");
-  if (existsSync(bbt)) collections.push(await folderCollection(vision, "faces-bbt", bbt, bar));
+  if (existsSync(bbt)) collections.push(await folderCollection(vision, "faces-bbt", bbt, bar, decidable));
   else missing.push(bbt);
-  if (opts.demo) collections.push(await demoCollection(vision, config.dataDir));
+  if (opts.demo) collections.push(await demoCollection(vision, config.dataDir, decidable));
   if (collections.length === 0) throw new UsageError(`no collection found under ${data}`);
 
   const report = {
     ...chooseOperatingPoint(collections, far),
+    gate,
     missing,
     registryThreshold: embedder.calibration?.threshold,
   };
@@ -68,11 +85,11 @@ export async function evalThresholdCommand(
     return report;
   }
   console.log(
-    `operating point for ${vision.embedder.modelId} at FAR ${far}: threshold ${report.threshold.toFixed(4)} (the ${embedder.calibratedIn} has ${report.registryThreshold?.toFixed(4) ?? "none"})`,
+    `operating point for ${vision.embedder.modelId} at FAR ${far} over the faces ${gate === "live" ? "live video decides on" : "passing the photo gate"}: threshold ${report.threshold.toFixed(4)} (the ${embedder.calibratedIn} has ${report.registryThreshold?.toFixed(4) ?? "none"})`,
   );
   for (const c of report.collections) {
     console.log(
-      `  ${c.name.padEnd(15)} ${String(c.faces).padStart(5)} faces, ${String(c.impostorPairs).padStart(8)} impostor pairs: own threshold ${c.thresholdAtFar.toFixed(4)}${c.measurable ? "" : " (normal tail: too few pairs to measure the rate)"}; FAR at the chosen one ${c.farAtChosen.toExponential(2)} (${c.falseMatchesAtChosen}); highest impostor ${c.top[0] ? `${c.top[0].score.toFixed(4)} (${c.top[0].a} / ${c.top[0].b})` : "—"}${c.skipped.length ? `; ${c.skipped.length} left out (no gated face)` : ""}`,
+      `  ${c.name.padEnd(15)} ${String(c.faces).padStart(5)} faces, ${String(c.impostorPairs).padStart(8)} impostor pairs: own threshold ${c.thresholdAtFar.toFixed(4)}${c.measurable ? "" : " (normal tail: too few pairs to measure the rate)"}; FAR at the chosen one ${c.farAtChosen.toExponential(2)} (${c.falseMatchesAtChosen}); highest impostor ${c.top[0] ? `${c.top[0].score.toFixed(4)} (${c.top[0].a} / ${c.top[0].b})` : "—"}${c.skipped.length ? `; ${c.skipped.length} left out (no face decided on)` : ""}`,
     );
   }
   for (const m of missing) console.log(`  not found, left out: ${m}`);

@@ -7,6 +7,7 @@ import { cropLargestFace, samplePhotos } from "../media/sample-media.ts";
 import type { AlignedFace } from "../vision/inference/face-analyzer.ts";
 import type { Vision } from "../vision/inference/vision.ts";
 import { decodeImage, type BgrImage } from "../vision/pixels/image.ts";
+import { recognisability, type RecognisabilityModel } from "../vision/pixels/quality.ts";
 import { scanIdentities } from "./faces.ts";
 
 /**
@@ -16,7 +17,7 @@ import { scanIdentities } from "./faces.ts";
  */
 export interface Collection {
   name: string;
-  /** Faces that pass the quality gate: only those are ever matched, live or at enrolment. */
+  /** Faces the product decides on (`Decidable`): the photo gate's, or live video's. */
   faces: number;
   /** Images or faces left out, with why. */
   skipped: string[];
@@ -34,9 +35,33 @@ interface LabelledFace {
 
 type Progress = (phase: string, total: number) => { tick(): void; done(): void };
 
-/** Faces of one image that pass the gate (all of them, or only the largest). */
-async function gatedFaces(vision: Vision, image: BgrImage, largestOnly: boolean): Promise<AlignedFace[]> {
-  let faces = (await vision.analyzer.analyze(image)).filter((f) => f.quality.reasons.length === 0);
+/**
+ * Which faces a collection counts: those the product would decide on. Live video decides on more than the photo
+ * gate lets through (a weak look the live gate keeps, once its track can be trusted), so the operating point is
+ * chosen over those too.
+ */
+export type Decidable = (face: AlignedFace) => boolean;
+
+/** Only faces passing the photo gate (enrolment and search photos). */
+export const photoGate: Decidable = (f) => f.quality.reasons.length === 0;
+
+/**
+ * What the match stage decides on from live video: a face the live gate keeps and that a track of it alone would
+ * trust (its recognisability at least the model's least trust; every look when the model has no recognisability).
+ */
+export function liveDecision(model: RecognisabilityModel | undefined, minTrust: number): Decidable {
+  return (f) =>
+    f.quality.liveReasons.length === 0 && (!model || recognisability(f.quality.scores, model) >= minTrust);
+}
+
+/** Faces of one image the product decides on (all of them, or only the largest). */
+async function gatedFaces(
+  vision: Vision,
+  image: BgrImage,
+  largestOnly: boolean,
+  decidable: Decidable,
+): Promise<AlignedFace[]> {
+  let faces = (await vision.analyzer.analyze(image)).filter(decidable);
   if (largestOnly && faces.length > 1) {
     const area = (f: AlignedFace) => f.detection.box.width * f.detection.box.height;
     faces = [faces.reduce((a, b) => (area(b) > area(a) ? b : a))];
@@ -90,15 +115,18 @@ export async function folderCollection(
   name: string,
   dir: string,
   onProgress: Progress,
+  decidable: Decidable = photoGate,
 ): Promise<Collection> {
   const files = scanIdentities(dir).flatMap((i) => i.files);
   const found: { label: string; identity: string; crop: BgrImage }[] = [];
   const skipped: string[] = [];
   const bar = onProgress(name, files.length);
   for (const file of files) {
-    const face = (await gatedFaces(vision, await decodeImage(path.join(dir, file), file), true))[0];
+    const face = (
+      await gatedFaces(vision, await decodeImage(path.join(dir, file), file), true, decidable)
+    )[0];
     if (face) found.push({ label: file, identity: path.dirname(file), crop: face.crop });
-    else skipped.push(`${file}: no face passing the quality gate`);
+    else skipped.push(`${file}: no face the product decides on`);
     bar.tick();
   }
   bar.done();
@@ -119,6 +147,7 @@ export async function labelledPairsCollection(
   name: string,
   dir: string,
   csvFiles: string[],
+  decidable: Decidable = photoGate,
 ): Promise<Collection> {
   const negatives = new Set<string>();
   for (const csv of csvFiles) {
@@ -134,9 +163,11 @@ export async function labelledPairsCollection(
   const skipped: string[] = [];
   const found: { label: string; crop: BgrImage }[] = [];
   for (const file of names) {
-    const face = (await gatedFaces(vision, await decodeImage(path.join(dir, file), file), true))[0];
+    const face = (
+      await gatedFaces(vision, await decodeImage(path.join(dir, file), file), true, decidable)
+    )[0];
     if (face) found.push({ label: file, crop: face.crop });
-    else skipped.push(`${file}: no face passing the quality gate`);
+    else skipped.push(`${file}: no face the product decides on`);
   }
   const vectors = await embedAll(
     vision,
@@ -154,7 +185,11 @@ export async function labelledPairsCollection(
  * watchlist crops. Each photo shows different people; a crop is the same person as the largest face of the
  * photo it was cut from, and every other pair is an impostor pair.
  */
-export async function demoCollection(vision: Vision, dataDir: string): Promise<Collection> {
+export async function demoCollection(
+  vision: Vision,
+  dataDir: string,
+  decidable: Decidable = photoGate,
+): Promise<Collection> {
   const photos = await samplePhotos(path.resolve(dataDir, "cache"));
   const faces: { label: string; identity: string; crop: BgrImage }[] = [];
   const skipped: string[] = [];
@@ -167,7 +202,7 @@ export async function demoCollection(vision: Vision, dataDir: string): Promise<C
       .resize(1280, 720, { fit: "contain", background: { r: 0, g: 0, b: 0 } })
       .jpeg({ quality: 95 })
       .toBuffer();
-    const found = await gatedFaces(vision, await decodeImage(new Uint8Array(frame), photo), false);
+    const found = await gatedFaces(vision, await decodeImage(new Uint8Array(frame), photo), false, decidable);
     found.forEach((f, i) =>
       faces.push({ label: `sample${k + 1}#${i}`, identity: `sample${k + 1}#${i}`, crop: f.crop }),
     );
@@ -197,7 +232,8 @@ export async function demoCollection(vision: Vision, dataDir: string): Promise<C
   ] as const) {
     const out = path.join(dir, `${person}.jpg`);
     await cropLargestFace(vision, photos[k]!, out);
-    const face = (await gatedFaces(vision, await decodeImage(out, out), true))[0];
+    // The watchlist side is an enrolment photo: the photo gate, whatever the probes are held to.
+    const face = (await gatedFaces(vision, await decodeImage(out, out), true, photoGate))[0];
     const identity = cropped.get(k);
     // Unless the crop's own face is known, its genuine pair would be counted as an impostor pair.
     if (face && identity) faces.push({ label: person, identity, crop: face.crop });

@@ -150,16 +150,17 @@ export const MODELS: Record<string, ModelSpec> = {
     template: OMZ_TEMPLATE_128,
     outputDim: 256,
     calibration: {
-      threshold: 0.4994,
+      threshold: 0.5177,
       far: 1e-4,
       source:
-        "vigil eval threshold: the highest of four collections' thresholds at FAR 1e-4, set by the demo's photos " +
-        "(229 impostor pairs, normal-tail quantile; their highest impostor 0.4533); LFW dev alone 0.4413 " +
-        "(2,597,533 gated pairs; FAR there 2.5e-5), deepface-pairs 0.4316, faces-bbt 0.3751. " +
+        "vigil eval threshold (faces live video decides on: the live gate and the trust rule): the highest of four " +
+        "collections' thresholds at FAR 1e-4, set by the demo's photos (274 impostor pairs, normal-tail quantile; " +
+        "their highest impostor 0.4706, a look-alike); LFW dev alone 0.4408 (2,687,149 pairs; FAR there 1.45e-5), " +
+        "deepface-pairs 0.4316, faces-bbt 0.3812 (photo-gate faces only: 0.4994). " +
         "vigil eval lfw, all cross-identity pairs: FAR 1e-3 → 0.3509, 1e-4 → 0.4406, 1e-5 → 0.5401. " +
         "Recognisability: vigil eval quality on LFW dev, as stored and surveillance-degraded (seed 1), 2,150 " +
-        "faces against their identity's first image at 0.4994; held-out AUC 0.944 / 0.918",
-      recognisability: { intercept: -38.574, logSharpness: 1.4836, detScore: 37.659 },
+        "faces against their identity's first image at 0.5177; held-out AUC 0.931 / 0.911",
+      recognisability: { intercept: -38.735, logSharpness: 1.3985, detScore: 37.921 },
       minTrust: 0.05,
     },
     maxBatch: 64,
