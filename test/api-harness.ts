@@ -20,7 +20,7 @@ import { startApi, type ApiServerDeps } from "../services/api/index.ts";
 import { createLogger } from "../lib/telemetry/log.ts";
 import type { ZodApp } from "../services/api/context.ts";
 import { LiveFeed } from "../services/api/live.ts";
-import { tempDir, testConfig } from "./helpers.ts";
+import { tempDir, testConfig, testMatchOptions } from "./helpers.ts";
 
 export const MODEL = "fake-model";
 
@@ -155,14 +155,7 @@ export async function matchAndPublish(
   store: SqliteStore,
   look: { cameraId: string; ts: number; vector: Float32Array },
 ): Promise<AlertMessage[]> {
-  const stage = new MatchStage(store, store, {
-    thresholdFor: () => 0.5,
-    minTrustFor: () => 0,
-    recognisabilityFor: () => undefined,
-    alertCooldownMs: 30_000,
-    tracker: { timeoutMs: 3000, similarity: 0.3, iou: 0.1, reacquire: 0.55 },
-    exclusionSimilarity: 0.5,
-  });
+  const stage = new MatchStage(store, store, testMatchOptions(0.5));
   const quality = { faceSize: 90, interOcular: 40, sharpness: 120, yawDeg: 0, pitchDeg: 0, detScore: 0.95 };
   const emits = await stage.handle([embeddingMessage({ ...look, seq: 1, modelId: MODEL, quality })]);
   const alerts = emits.filter((e) => e.topic === Topics.alerts);

@@ -7,6 +7,7 @@ import { loadVision, type Vision } from "../lib/vision/inference/vision.ts";
 import type { VigilEvent } from "../lib/events/events.ts";
 import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
 import type { Sighting } from "../lib/store/sighting-store.ts";
+import type { MatchOptions } from "../services/match/stage.ts";
 
 /** The development data beside the project (../shared/data), or VIGIL_SHARED_DATA. */
 export function sharedData(...parts: string[]): string | undefined {
@@ -102,4 +103,20 @@ export async function aliceScene(
   const watchlist = path.join(dir, "watchlist");
   await cropLargestFace(await sharedVision(), photos[0]!, path.join(watchlist, "alice", "face.jpg"));
   return { video, watchlist };
+}
+
+/**
+ * A match stage's options for tests that drive MatchStage directly: a fixed threshold, every look trusted, and the
+ * tracker and cool-down the config's defaults stand for; `extra` overrides any of them.
+ */
+export function testMatchOptions(threshold: number, extra: Partial<MatchOptions> = {}): MatchOptions {
+  return {
+    thresholdFor: () => threshold,
+    minTrustFor: () => 0,
+    recognisabilityFor: () => undefined,
+    alertCooldownMs: 30_000,
+    tracker: { timeoutMs: 3000, similarity: 0.3, iou: 0.1, reacquire: 0.55 },
+    exclusionSimilarity: 0.5,
+    ...extra,
+  };
 }

@@ -11,22 +11,14 @@ import type { Page } from "../lib/store/paging.ts";
 import { pointId, QdrantStore } from "../lib/store/qdrant-store.ts";
 import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { seededRandom } from "../lib/eval/cluster.ts";
+import { nearUnit, randomUnit } from "../lib/testing/vectors.ts";
 import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
 import { tempDir } from "./helpers.ts";
 
 type Store = SightingStore & { unknowns: IdentityStore };
 
-/** A random unit vector per seed: in 64 dimensions two of them are nearly orthogonal, like two strangers. */
-const vec = (seed: number, dim = 64) => {
-  const random = seededRandom(seed);
-  return l2normalize(new Float32Array(dim).map(() => random() - 0.5));
-};
-/** A vector close to `v` (cosine ≈ 0.95): the same face seen again. */
-const near = (v: Float32Array, seed: number) => {
-  const noise = vec(seed + 10_000, v.length);
-  return l2normalize(v.map((x, k) => x + 0.3 * noise[k]!));
-};
+const vec = (seed: number, dim = 64) => randomUnit(seed, dim);
+const near = (v: Float32Array, seed: number) => nearUnit(v, seed);
 const THRESHOLD = 0.8;
 
 const sighting = (

@@ -203,16 +203,8 @@ describe("a declared model pack, calibrated and then run like a built-in one", (
       expect(embedderInfo(modelId, config).noRecognisability).toContain("vigil eval quality");
       expect(recognisabilityFor(modelId, config)).toBeUndefined();
       const images = identitySlice(lfwImages!, 60);
-      const run = vigil(file, [
-        "eval",
-        "quality",
-        "--images",
-        images,
-        "--pairs",
-        lfwPairs!,
-        "--save",
-        "--json",
-      ]);
+      const fitQuality = ["eval", "quality", "--images", images, "--pairs", lfwPairs!, "--save"];
+      const run = vigil(file, [...fitQuality, "--json"]);
       expect(run.stderr).not.toContain("unexpected failure");
       expect(run.status).toBe(0);
       const report = JSON.parse(run.stdout.split("\n").find((l) => l.startsWith("{"))!);
@@ -248,15 +240,7 @@ describe("a declared model pack, calibrated and then run like a built-in one", (
       expect(stage.stats).toMatchObject({ alerts: 1 });
       store.close();
       // A built-in model's coefficients stay the registry's.
-      const builtIn = vigil(siteConfig({ models: { pack: "yunet-reid0095" } }).file, [
-        "eval",
-        "quality",
-        "--images",
-        images,
-        "--pairs",
-        lfwPairs!,
-        "--save",
-      ]);
+      const builtIn = vigil(siteConfig({ models: { pack: "yunet-reid0095" } }).file, fitQuality);
       expect(builtIn.status).toBe(1);
       expect(builtIn.stderr).toContain("reid-0095 is built in");
     },

@@ -1,8 +1,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { l2normalize } from "../lib/geometry/index.ts";
-import { seededRandom } from "../lib/eval/cluster.ts";
+import { nearUnit, randomUnit } from "../lib/testing/vectors.ts";
 import { isTransient } from "../lib/runtime/errors.ts";
 import { cropKey, FolderCropStore } from "../lib/store/crop-store.ts";
 import { QdrantStore } from "../lib/store/qdrant-store.ts";
@@ -27,15 +26,8 @@ const spec = process.env.VIGIL_QDRANT_OPENAPI ?? path.resolve("../shared/qdrant/
 const missing = existsSync(spec) ? undefined : `skipping the Qdrant version check: ${spec} not found`;
 if (missing) console.log(missing);
 
-const vec = (seed: number, dim = 32) => {
-  const random = seededRandom(seed);
-  return l2normalize(new Float32Array(dim).map(() => random() - 0.5));
-};
-/** The same face seen again (cosine ≈ 0.95 with `v`). */
-const near = (v: Float32Array, seed: number) => {
-  const noise = vec(seed + 10_000, v.length);
-  return l2normalize(v.map((x, k) => x + 0.3 * noise[k]!));
-};
+const vec = (seed: number, dim = 32) => randomUnit(seed, dim);
+const near = (v: Float32Array, seed: number) => nearUnit(v, seed);
 const THRESHOLD = 0.8;
 const sighting = (id: string, startTs: number, v: Float32Array): Sighting => ({
   id,

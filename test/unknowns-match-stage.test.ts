@@ -6,8 +6,8 @@ import { l2normalize } from "../lib/geometry/index.ts";
 import type { BusRecord } from "../lib/bus/bus.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { embeddingMessage } from "../lib/testing/embedding-message.ts";
-import { MatchStage, type MatchOptions } from "../services/match/stage.ts";
-import { tempDir } from "./helpers.ts";
+import { MatchStage } from "../services/match/stage.ts";
+import { tempDir, testMatchOptions } from "./helpers.ts";
 
 const random = seededRandom(21);
 const direction = () => l2normalize(new Float32Array(32).map(() => random() - 0.5));
@@ -38,16 +38,10 @@ const batch = (messages: EmbeddingMessage[], first: number) => ({
 describe("the match stage assigns unknown identities, once per track, exactly once across a crash", () => {
   it("one stranger on two cameras is one identity; a replayed batch after a crash counts nothing twice", async () => {
     const store = new SqliteStore(path.join(tempDir(), "vigil.db"));
-    const options: MatchOptions = {
-      thresholdFor: () => 0.5,
-      minTrustFor: () => 0,
-      recognisabilityFor: () => undefined,
-      alertCooldownMs: 30_000,
-      tracker: { timeoutMs: 3000, similarity: 0.3, iou: 0.1, reacquire: 0.55 },
-      exclusionSimilarity: 0.5,
+    const options = testMatchOptions(0.5, {
       checkpoints: { state: store, namespace: "match-test" },
       unknowns: { store: store.unknowns, thresholdFor: () => 0.6 },
-    };
+    });
     const stranger = direction();
     // Five looks on each of two cameras (two tracks), then a second stranger much later, which ends them.
     const first = batch(

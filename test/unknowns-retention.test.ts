@@ -1,8 +1,7 @@
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../lib/config/index.ts";
-import { seededRandom } from "../lib/eval/cluster.ts";
-import { l2normalize } from "../lib/geometry/index.ts";
+import { randomUnit } from "../lib/testing/vectors.ts";
 import { RetentionScheduler, retentionOptions } from "../lib/runtime/retention.ts";
 import { FolderCropStore } from "../lib/store/crop-store.ts";
 import type { IdentityStore } from "../lib/store/identity-store.ts";
@@ -16,10 +15,7 @@ import { sightingOf, tempDir } from "./helpers.ts";
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 28, 12);
 
-const vec = (seed: number) => {
-  const random = seededRandom(seed);
-  return l2normalize(new Float32Array(32).map(() => random() - 0.5));
-};
+const vec = (seed: number, dim = 32) => randomUnit(seed, dim);
 const sighting = (id: string, endTs: number, seed: number): Sighting =>
   sightingOf({ id, endTs, vector: vec(seed), crop: Uint8Array.of(1, 2, seed) });
 
