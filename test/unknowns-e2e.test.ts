@@ -45,6 +45,8 @@ describe("unknown identities end to end, through vigil run", () => {
       expect(stranger.cameras).toEqual(["cam-1", "cam-2"]);
       expect(stranger.count).toBe(sightings.length);
       for (const s of sightings) expect((await store.getSighting(s.sightingId))!.unknownId).toBe(stranger.id);
+      // …and each sighting event said so as it happened.
+      expect(sightings.map((s) => s.unknownId)).toEqual(sightings.map(() => stranger.id));
 
       const unknowns = new UnknownService({
         store: store.unknowns,

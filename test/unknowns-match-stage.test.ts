@@ -1,6 +1,6 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { Topics, type EmbeddingMessage } from "../lib/contracts/index.ts";
+import { SightingContract, Topics, type EmbeddingMessage } from "../lib/contracts/index.ts";
 import { seededRandom } from "../lib/eval/cluster.ts";
 import { l2normalize } from "../lib/geometry/index.ts";
 import type { BusRecord } from "../lib/bus/bus.ts";
@@ -66,8 +66,16 @@ describe("the match stage assigns unknown identities, once per track, exactly on
     // The replacement resumes from the checkpoint and is handed the uncommitted batch again.
     const b = new MatchStage(store, store, options);
     await b.assigned([{ topic: Topics.embeddings, partition: 0 }]);
-    await b.handle(second.messages, second.info);
+    const replayed = await b.handle(second.messages, second.info);
     expect(b.stats).toMatchObject({ sightings: 2, unknownsCreated: 0, unknownsJoined: 0 });
+    // The replay announces the sightings again with the identity they were given the first time.
+    const announced = replayed
+      .filter((e) => e.topic === Topics.sightings)
+      .map((e) => SightingContract.decode(e.value));
+    expect(announced.map((s) => [s.cameraId, s.unknownId])).toEqual([
+      ["door", identity!.id],
+      ["yard", identity!.id],
+    ]);
     expect(await store.unknowns.getUnknown(identity!.id)).toMatchObject({ count: 2 });
     // One sighting per track, each labelled with the identity.
     const theirs = await store.browse({ limit: 10, unknownId: identity!.id });

@@ -80,6 +80,11 @@ export const SightingHeader = z.object({
   dim: z.number().int().positive(),
   quality: QualityScores,
   match: z.object({ personId: z.string(), name: z.string(), score: finite }).nullable(),
+  /**
+   * The unknown identity a sighting that matched nobody joined (identities.enabled), so a consumer can follow a
+   * stranger without asking the store. Optional: version 1 messages before it still parse.
+   */
+  unknownId: z.string().min(1).optional(),
 });
 
 export const AlertHeader = z.object({

@@ -53,6 +53,8 @@ export type VigilEvent =
       faces: number;
       personId: string | null;
       score: number | null;
+      /** The unknown identity a sighting of nobody on the watchlist joined; null when none was assigned. */
+      unknownId: string | null;
     }
   | { type: "enrol"; personId: string; file: string; ok: boolean; reason?: string }
   | { type: "dead-letter"; sourceTopic: string; key: string; reason: string; ts: number }
@@ -109,6 +111,7 @@ export function projectRecord(topic: string, value: Uint8Array): VigilEvent | un
         faces: s.faces,
         personId: s.match?.personId ?? null,
         score: s.match?.score ?? null,
+        unknownId: s.unknownId ?? null,
       };
     }
     case Topics.cameraStatus: {

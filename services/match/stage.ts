@@ -360,16 +360,20 @@ export class MatchStage implements Stage<EmbeddingMessage> {
    * committed: a batch replayed after a crash stores the same sightings again and finds them assigned already
    * (the store assigns each sighting id once), so nothing is counted twice.
    */
-  private async assignUnknowns(sightings: Sighting[]) {
+  private async assignUnknowns(sightings: Sighting[]): Promise<Map<string, string>> {
+    const assigned = new Map<string, string>();
     const unknowns = this.options.unknowns;
-    if (!unknowns) return;
+    if (!unknowns) return assigned;
     for (const s of sightings) {
       if (s.match) continue;
       const a = await unknowns.store.assignUnknown(s, unknowns.thresholdFor(s.modelId));
+      // A replay announces the identity it was given the first time.
+      assigned.set(s.id, a.id);
       if (a.replayed) continue;
       if (a.created) this.stats.unknownsCreated++;
       else this.stats.unknownsJoined++;
     }
+    return assigned;
   }
 
   private async sightingsFor(tracks: Track<Face>[]): Promise<Emit[]> {
@@ -400,7 +404,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
     // Stored before it is announced: a consumer that hears of a sighting can always look it up.
     await this.history.addSightings(sightings);
     this.stats.sightings += sightings.length;
-    await this.assignUnknowns(sightings);
+    const unknownIds = await this.assignUnknowns(sightings);
     return sightings.map((s) => ({
       topic: Topics.sightings,
       key: s.match?.personId ?? s.trackId,
@@ -415,6 +419,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
         dim: s.vector.length,
         quality: s.quality,
         match: s.match,
+        ...(unknownIds.has(s.id) ? { unknownId: unknownIds.get(s.id) } : {}),
         vector: vectorToBytes(s.vector),
         crop: s.crop,
       }),
