@@ -16,6 +16,7 @@ import { isTransient, TransientError } from "../lib/runtime/errors.ts";
 import { loadConfig } from "../lib/config/index.ts";
 import { S3Server, s3UnavailableReason } from "../lib/testing/s3/index.ts";
 import { tempDir } from "./helpers.ts";
+import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
 
 const bytes = (...b: number[]) => Uint8Array.from(b);
 const list = (u: Uint8Array | undefined) => (u ? Array.from(u) : u);
@@ -315,12 +316,20 @@ describe.skipIf(!!s3Missing)("S3 crop store against s3s-fs", { timeout: 30_000 }
     await store.put(cropKey("alerts", "x"), bytes(3));
     expect(await objects(bucket, "env/")).toEqual([cropKey("alerts", "x")]);
 
-    // A service opens its store checked: a refused secret stops it at start-up, with the reason.
-    (await openCheckedStore(config)).close();
-    const wrong = loadConfig({
-      env: { ...env, VIGIL_STORE__CROPS__S3__SECRET_ACCESS_KEY: "not-the-secret" },
-    });
-    await expect(openCheckedStore(wrong)).rejects.toThrow(/refused the request .*check the credentials/);
+    // A service opens its store checked (the Qdrant server, here the OpenAPI-validating fake, then the crops): a
+    // refused secret stops it at start-up, with the reason.
+    const qdrant = await new FakeQdrant(QDRANT_OPENAPI).start();
+    try {
+      const checked = { ...env, VIGIL_STORE__QDRANT_URL: qdrant.url };
+      (await openCheckedStore(loadConfig({ env: checked }))).close();
+      const wrong = loadConfig({
+        env: { ...checked, VIGIL_STORE__CROPS__S3__SECRET_ACCESS_KEY: "not-the-secret" },
+      });
+      await expect(openCheckedStore(wrong)).rejects.toThrow(/refused the request .*check the credentials/);
+      expect(qdrant.violations).toEqual([]);
+    } finally {
+      await qdrant.stop();
+    }
   });
 });
 

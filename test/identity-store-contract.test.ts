@@ -12,7 +12,7 @@ import { pointId, QdrantStore } from "../lib/store/qdrant-store.ts";
 import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { nearUnit, randomUnit } from "../lib/testing/vectors.ts";
-import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
+import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
 import { tempDir } from "./helpers.ts";
 
 type Store = SightingStore & { unknowns: IdentityStore };
@@ -296,7 +296,7 @@ function identityContract(label: string, open: () => Promise<Store>) {
 
 identityContract("embedded SQLite", async () => new SqliteStore(path.join(tempDir(), "vigil.db")));
 
-const spec = process.env.VIGIL_QDRANT_OPENAPI ?? path.resolve("../shared/qdrant/openapi-v1.19.json");
+const spec = QDRANT_OPENAPI;
 const fakes: FakeQdrant[] = [];
 let prefix = 0;
 const openQdrant = async () => {

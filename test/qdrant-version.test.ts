@@ -12,7 +12,7 @@ import {
   QdrantVersionError,
 } from "../lib/store/qdrant-version.ts";
 import type { Sighting } from "../lib/store/sighting-store.ts";
-import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
+import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
 import { tempDir } from "./helpers.ts";
 
 /**
@@ -22,7 +22,7 @@ import { tempDir } from "./helpers.ts";
  * fake, which answers `GET /` with the version a test gives it and validates every request against the spec.
  */
 
-const spec = process.env.VIGIL_QDRANT_OPENAPI ?? path.resolve("../shared/qdrant/openapi-v1.19.json");
+const spec = QDRANT_OPENAPI;
 const missing = existsSync(spec) ? undefined : `skipping the Qdrant version check: ${spec} not found`;
 if (missing) console.log(missing);
 

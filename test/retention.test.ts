@@ -8,7 +8,7 @@ import { QdrantStore } from "../lib/store/qdrant-store.ts";
 import type { Sighting } from "../lib/store/sighting-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { l2normalize } from "../lib/geometry/index.ts";
-import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
+import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
 import { sightingOf, tempDir } from "./helpers.ts";
 
 const DAY = 86_400_000;
@@ -59,9 +59,7 @@ describe("scheduled retention", () => {
   });
 
   it("a tick deletes expired sightings, alerts and their crop files from the Qdrant store, and keeps fresh ones", async () => {
-    const fake = await new FakeQdrant(
-      process.env.VIGIL_QDRANT_OPENAPI ?? path.resolve("../shared/qdrant/openapi-v1.19.json"),
-    ).start();
+    const fake = await new FakeQdrant(QDRANT_OPENAPI).start();
     fakes.push(fake);
     const dir = path.join(tempDir("vigil-retention-"), "crops");
     const store = new QdrantStore(fake.url, "retention", undefined, new FolderCropStore(dir));

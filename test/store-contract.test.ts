@@ -15,7 +15,7 @@ import { AlertContract, vectorToBytes } from "../lib/contracts/index.ts";
 import type { StateStore } from "../lib/store/state-store.ts";
 import type { Page } from "../lib/store/paging.ts";
 import { InvalidInputError } from "../lib/store/errors.ts";
-import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
+import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
 import { tempDir } from "./helpers.ts";
 import { cosine, l2normalize } from "../lib/geometry/index.ts";
 
@@ -656,7 +656,7 @@ describe("embedded SQLite: a file from before alerts named the enrolled face the
   });
 });
 
-const spec = path.resolve("../shared/qdrant/openapi-v1.19.json");
+const spec = QDRANT_OPENAPI;
 const fakes: FakeQdrant[] = [];
 const cropStores: CropStore[] = [];
 let collectionPrefix = 0;

@@ -9,7 +9,7 @@ import { QdrantStore } from "../lib/store/qdrant-store.ts";
 import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import type { AlertStore } from "../lib/store/alert-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { FakeQdrant } from "./fixtures/qdrant-fake.ts";
+import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
 import { sightingOf, tempDir } from "./helpers.ts";
 
 const DAY = 86_400_000;
@@ -82,9 +82,7 @@ describe("retention of unknown identities", () => {
   });
 
   it("deletes identities not seen within store.unknownRetentionDays (Qdrant store, OpenAPI-validating fake)", async () => {
-    const fake = await new FakeQdrant(
-      process.env.VIGIL_QDRANT_OPENAPI ?? path.resolve("../shared/qdrant/openapi-v1.19.json"),
-    ).start();
+    const fake = await new FakeQdrant(QDRANT_OPENAPI).start();
     fakes.push(fake);
     const store = new QdrantStore(
       fake.url,

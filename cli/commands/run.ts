@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
-import { openStore } from "../../lib/store/open-store.ts";
+import { openCheckedStore } from "../../lib/store/open-store.ts";
 import { enrolPhotos, scanWatchlistFolder } from "../../lib/watchlist/enrol.ts";
 import type { Vision } from "../../lib/vision/inference/vision.ts";
 import { thresholdFor } from "../../lib/vision/models/calibration.ts";
@@ -58,7 +58,7 @@ export async function runEmbedded(
   // Refused before any camera starts: a declared embedder never measured here has no operating point to match at.
   thresholdFor(vision.embedder.modelId, config);
   const cameras = camerasFor(config, options.source);
-  const store = openStore(config, options.storeFile);
+  const store = await openCheckedStore(config, options.storeFile);
   const watchlist = store;
   if (vision.fallbackReason)
     emit({ type: "warning", message: `running on the fallback pack ${vision.pack.id}` });

@@ -584,7 +584,14 @@ export const ConfigSchema = z
              * The API's external address: the base of the face URLs (`cropUrl`, `personCropUrl`) in MQTT alert
              * messages and webhook payloads; unset, they are paths relative to the API.
              */
-            publicUrl: z.string().url().optional(),
+            publicUrl: z
+              .string()
+              .url()
+              .refine(
+                (u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol),
+                "must be an http(s) URL",
+              )
+              .optional(),
           })
           .prefault({}),
       })

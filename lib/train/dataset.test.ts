@@ -6,7 +6,7 @@ import { l2normalize } from "../geometry/index.ts";
 import { openStore } from "../store/open-store.ts";
 import { MAX_PAGE } from "../store/paging.ts";
 import { alertExclusionId } from "../store/watchlist-store.ts";
-import { FakeQdrant } from "../../test/fixtures/qdrant-fake.ts";
+import { FakeQdrant, QDRANT_OPENAPI } from "../../test/fixtures/qdrant-fake.ts";
 import { tempDir, testConfig } from "../../test/helpers.ts";
 import { configuredStoreData } from "./dataset.ts";
 
@@ -31,7 +31,7 @@ const alert = (id: string, personId: string, seed: number, more: Record<string, 
   ...more,
 });
 
-const spec = process.env.VIGIL_QDRANT_OPENAPI ?? path.resolve("../shared/qdrant/openapi-v1.19.json");
+const spec = QDRANT_OPENAPI;
 const fakes: FakeQdrant[] = [];
 let prefix = 0;
 

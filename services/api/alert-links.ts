@@ -34,7 +34,7 @@ export const noPhotoShown: PhotoShown = { photoToShow: async () => undefined };
  * page of one person's alerts reads their photos once, and a long-lived one would not see photos change.
  */
 export function alertFaceUrls(watchlist: PhotoShown, base?: string) {
-  const absolute = (p: string) => (base ? new URL(p, base).toString() : p);
+  const absolute = (p: string) => (base ? underBase(p, base) : p);
   const shown = new Map<string, Promise<string | null>>();
   return async (a: AlertFaces): Promise<AlertFaceUrls> => {
     const key = `${a.personId}\n${a.matchedFaceId ?? ""}`;
@@ -48,6 +48,14 @@ export function alertFaceUrls(watchlist: PhotoShown, base?: string) {
     }
     return { cropUrl: absolute(alertCropUrl(a)), personCropUrl: await person };
   };
+}
+
+/**
+ * `/v1/…` under the API's external address, keeping any path the address has (an API behind an ingress at
+ * `https://host/vigil/` is reached at `https://host/vigil/v1/…`; `new URL("/v1/…", base)` would drop `/vigil`).
+ */
+export function underBase(p: string, base: string): string {
+  return new URL(p.replace(/^\/+/, ""), base.endsWith("/") ? base : `${base}/`).toString();
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Bus } from "../../lib/bus/index.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { runService, type ServiceProcess } from "../../lib/runtime/service.ts";
-import { openApiStore, openStore } from "../../lib/store/open-store.ts";
+import { openApiStore, openCheckedStore } from "../../lib/store/open-store.ts";
 import { loadVision } from "../../lib/vision/inference/vision.ts";
 import { thresholdFor } from "../../lib/vision/models/calibration.ts";
 import { busChanges } from "../../lib/watchlist/bus-changes.ts";
@@ -17,7 +17,7 @@ import { startApi } from "./index.ts";
  */
 export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
   return runService("api", config, bus, async (ctx) => {
-    const store = openStore(config);
+    const store = await openCheckedStore(config);
     const apiStore = openApiStore(config);
     // Models load on the first photo, not at start: most requests never need them.
     const photos = photoEmbedder(() => loadVision(config, (line) => ctx.log.info(line)));

@@ -87,7 +87,13 @@ export class MqttPublisher {
   /** The alert sink: returns at once. */
   publishAlert(alert: AlertRecord): void {
     if (!this.client) return;
-    this.queue = this.queue.then(() => this.publish(alert));
+    // One failed alert must not stop the ones queued behind it (nor reject stop()).
+    this.queue = this.queue
+      .then(() => this.publish(alert))
+      .catch((err: unknown) => {
+        this.stats.errors++;
+        this.log?.warn({ err, alertId: alert.id }, "mqtt: alert not published");
+      });
   }
 
   private async publish(alert: AlertRecord): Promise<void> {

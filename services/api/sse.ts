@@ -111,7 +111,8 @@ export async function streamAlerts(
     if (sent.size > 10_000) sent.clear();
     written = written.then(async () => {
       if (closed) return;
-      let body: object = alert;
+      // Without `out`, nothing a viewer may not see: the matched enrolled photo is an operator's.
+      let body: object = { ...alert, matchedFaceId: null };
       try {
         body = await out(alert);
       } catch (err) {

@@ -38,7 +38,12 @@ export interface Alert {
   faceId: string;
   acknowledged: { by: string; ts: number; note: string | null } | null;
   cropUrl: string;
-  /** The crop of the person's enrolled face to show beside it; null: none has one, or a viewer key. */
+  /** The enrolled face that matched (`<person>:<file>`); null for older alerts and for a viewer key. */
+  matchedFaceId: string | null;
+  /**
+   * The crop of the enrolled photo that matched (or the person's first with a crop, for older alerts), to show
+   * beside the face seen; null: none has one, or a viewer key.
+   */
   personCropUrl: string | null;
 }
 
