@@ -1,4 +1,4 @@
-import { symlinkSync } from "node:fs";
+import { symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { benchVision } from "../cli/commands/bench-vision.ts";
@@ -8,6 +8,7 @@ import { trainCommand } from "../cli/commands/train.ts";
 import { loadVision } from "../lib/vision/inference/vision.ts";
 import { MODELS } from "../lib/vision/models/registry.ts";
 import {
+  assertPackCalibrated,
   embedderInfo,
   recognisabilityFile,
   recognisabilityFor,
@@ -95,6 +96,11 @@ describe.skipIf(!!missing)("evaluations and benches with models.head set (real m
     expect(embedderInfo(id, withHead).noRecognisability).toBeUndefined();
     expect(recognisabilityFor(id, withHead)).toEqual(fitted);
     expect(recognisabilityFor(id)).toBeUndefined();
+    // A damaged file would silently trust every look: the match service refuses to start on it, saying why.
+    writeFileSync(saved, "{ damaged");
+    utimesSync(saved, new Date(), new Date(Date.now() + 5000));
+    expect(recognisabilityFor(id, withHead)).toBeUndefined();
+    expect(() => assertPackCalibrated(withHead)).toThrow(/recognisability cannot be used .*unreadable/);
 
     // bench vision times the base model that runs under the head.
     const bench = await benchVision(withHead, vision, 2);

@@ -109,7 +109,8 @@ describe.skipIf(!!noLfw)("vigil eval watchlist on LFW dev (real models, real dat
     const kept = degraded.byScale.find((b) => b.scale === 1)!;
     const smallest = degraded.byScale.at(-1)!;
     expect(kept.matedFound / kept.mated).toBeGreaterThan(smallest.matedFound / Math.max(1, smallest.mated));
-    expect(degraded.trackFnirFloor).toBeLessThanOrEqual(degraded.fnirAtFpir1e2Track);
-    expect(clean.trackFnirFloor).toBeUndefined();
+    expect(degraded.trackFnirIfScaleDecides).toBeGreaterThan(0);
+    expect(degraded.trackFnirIfScaleDecides).toBeLessThan(1);
+    expect(clean.trackFnirIfScaleDecides).toBeUndefined();
   }, 300_000);
 });

@@ -3,7 +3,12 @@ import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
 import { writeChartPng } from "../../lib/eval/plot.ts";
 import { evaluateQuality, REJECT_STEPS, type QualityReport } from "../../lib/eval/quality.ts";
-import { embedderInfo, saveRecognisability, thresholdFor } from "../../lib/vision/models/calibration.ts";
+import {
+  embedderInfo,
+  recognisabilityTarget,
+  saveRecognisability,
+  thresholdFor,
+} from "../../lib/vision/models/calibration.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { UsageError, visionFor } from "../context.ts";
 
@@ -24,6 +29,8 @@ export async function evalQualityCommand(config: Config, opts: EvalQualityOption
   const vision = await visionFor(config);
   const modelId = vision.embedder.modelId;
   const embedder = embedderInfo(modelId, config);
+  // Where --save would write, said before minutes of evaluation rather than after.
+  if (opts.save) recognisabilityTarget(modelId, config);
   const refit = opts.refit || opts.save;
   const report = await evaluateQuality(vision, opts.images, opts.pairs, {
     threshold: thresholdFor(modelId, config),

@@ -73,7 +73,7 @@ function printReport(r: WatchlistReport, noRecognisability: string | undefined) 
       .join("; ")}`,
   );
   if (r.degrade !== "none") {
-    const scale = (v: number) => (v === 1 ? "kept" : `${Math.round(v * 100)}%`);
+    const scale = (v: number) => (v === 1 ? "kept" : v === 0 ? "no look" : `${Math.round(v * 100)}%`);
     console.log(
       `single images by scale, at FPIR 1 %: ${r.byScale
         .map(
@@ -87,9 +87,9 @@ function printReport(r: WatchlistReport, noRecognisability: string | undefined) 
         .map((b) => `${scale(b.bestScale)}: ${b.found}/${b.tracks}`)
         .join("; ")}`,
     );
-    if (r.trackFnirFloor !== undefined)
+    if (r.trackFnirIfScaleDecides !== undefined)
       console.log(
-        `track FNIR floor with this embedder (every track with a look at a scale found alone at least half the time found, no other): ${pct(r.trackFnirFloor)}`,
+        `track FNIR if scale alone decided (every track with a look at a scale found alone at least half the time found, no other): ${pct(r.trackFnirIfScaleDecides)}`,
       );
   }
   console.log(

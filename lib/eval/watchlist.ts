@@ -85,15 +85,16 @@ export interface WatchlistReport {
   /** Single images by the degradation scale drawn, at the FPIR 1 % threshold: how small a face the embedder still knows. */
   byScale: ScaleBand[];
   /**
-   * Mated tracks by their best look's scale, found at the tracks' FPIR 1 % threshold. Tracks whose every look is at a
-   * scale the embedder cannot recognise alone bound what any track rule can reach: see `trackFnirFloor`.
+   * Mated tracks by their best look's scale (looks that reach the match stage; 0: a track with none), found at the
+   * tracks' FPIR 1 % threshold: what tracks gain depends on how many have a look the embedder can still recognise.
    */
   tracksByBestLook: TrackBand[];
   /**
-   * FNIR tracks would have at FPIR 1 % if every track with a look at a scale where single images are found at least
-   * half the time were found, and no other: the floor a track rule reaches with this embedder (undefined undegraded).
+   * An estimate, not a bound: the FNIR tracks would have at FPIR 1 % if scale alone decided — every track with a
+   * look at a scale where single images are found at least half the time found, every other track missed
+   * (undefined undegraded, where the scale of a look is not known).
    */
-  trackFnirFloor?: number;
+  trackFnirIfScaleDecides?: number;
   seconds: number;
 }
 
@@ -108,7 +109,7 @@ export interface ScaleBand {
 }
 
 export interface TrackBand {
-  /** The largest scale among the track's looks (1 = a look kept as stored). */
+  /** The largest scale among the track's looks that reach the match stage (1 = kept as stored; 0 = no look). */
   bestScale: number;
   tracks: number;
   found: number;
@@ -332,7 +333,7 @@ export function scoreWatchlist(
         : { score: -Infinity, finalTop: undefined };
       if (mated) {
         track.mated.push(decided.score);
-        matedTrackScales.push(Math.max(...chunk.map((p) => p.face.scale)));
+        matedTrackScales.push(Math.max(0, ...chunk.flatMap((p) => (look(p) ? [p.face.scale] : []))));
         if (decided.finalTop === id) track.rank1++;
       } else {
         track.nonMated.push(decided.score);
@@ -358,7 +359,7 @@ export function scoreWatchlist(
     bySharpness: bySharpness(gallery, probes, s.at1e2.threshold),
     byScale: scales,
     tracksByBestLook,
-    trackFnirFloor: trackFnirFloor(scales, tracksByBestLook),
+    trackFnirIfScaleDecides: trackFnirIfScaleDecides(scales, tracksByBestLook),
     rule: { ...rule, recognisability: !!options.recognisability },
     single: s,
     singleWithRule: r,
@@ -373,11 +374,12 @@ export function scoreWatchlist(
 }
 
 /**
- * What no track rule gets past with this embedder: a track whose looks are all at scales where single images are
- * found less than half the time is counted lost, every other track found. Defined only for degraded probes, where
- * the scale of each look is known.
+ * How far tracks can get when the scale of their best look decides: a track whose looks are all at scales where
+ * single images are found less than half the time (or that has no look) counts as missed, every other track as
+ * found. An estimate of what a track rule can reach with this embedder, not a bound: a rule may still find a few
+ * tracks of small looks, and miss some with a large one. Defined only for degraded probes.
  */
-function trackFnirFloor(scales: ScaleBand[], tracks: TrackBand[]): number | undefined {
+function trackFnirIfScaleDecides(scales: ScaleBand[], tracks: TrackBand[]): number | undefined {
   if (scales.length < 2) return undefined;
   const known = new Set(scales.filter((b) => b.mated && b.matedFound / b.mated >= 0.5).map((b) => b.scale));
   const all = tracks.reduce((n, b) => n + b.tracks, 0);
@@ -388,22 +390,33 @@ function trackFnirFloor(scales: ScaleBand[], tracks: TrackBand[]): number | unde
 function byScale(gallery: Gallery, probes: Probe[], threshold: number): ScaleBand[] {
   return [...new Set(probes.map((p) => p.face.scale))]
     .sort((a, b) => b - a)
-    .map((scale) => {
-      const at = probes.filter((p) => p.face.scale === scale);
-      const best = (p: Probe) => (p.face.vector ? bestCandidate(gallery, p.face.vector) : undefined);
-      const mated = at.filter((p) => p.mated);
-      const nonMated = at.filter((p) => !p.mated);
-      return {
-        scale,
-        mated: mated.length,
-        matedFound: mated.filter((p) => {
-          const b = best(p);
-          return b?.id === p.id && b.score >= threshold;
-        }).length,
-        nonMated: nonMated.length,
-        nonMatedAlerting: nonMated.filter((p) => (best(p)?.score ?? -Infinity) >= threshold).length,
-      };
-    });
+    .map((scale) => ({
+      scale,
+      ...outcomes(
+        gallery,
+        probes.filter((p) => p.face.scale === scale),
+        threshold,
+      ),
+    }));
+}
+
+/**
+ * Single-image outcomes of a band of probes at `threshold`: for mated probes the share found (own identity best
+ * and at or above it; a probe with no face is a miss), for non-mated ones the share that would alert.
+ */
+function outcomes(gallery: Gallery, band: Probe[], threshold: number) {
+  const best = (p: Probe) => (p.face.vector ? bestCandidate(gallery, p.face.vector) : undefined);
+  const mated = band.filter((p) => p.mated);
+  const nonMated = band.filter((p) => !p.mated);
+  return {
+    mated: mated.length,
+    matedFound: mated.filter((p) => {
+      const b = best(p);
+      return b?.id === p.id && b.score >= threshold;
+    }).length,
+    nonMated: nonMated.length,
+    nonMatedAlerting: nonMated.filter((p) => (best(p)?.score ?? -Infinity) >= threshold).length,
+  };
 }
 
 /** Sharpness bands (variance of the Laplacian of the aligned crop) that the live gate's floor is chosen from. */
@@ -421,18 +434,9 @@ function bySharpness(gallery: Gallery, probes: Probe[], threshold: number): Shar
       const sharp = p.face.quality?.sharpness;
       return p.face.vector && sharp !== undefined && sharp >= from && sharp < to;
     });
-    const best = (p: Probe) => bestCandidate(gallery, p.face.vector!);
-    const mated = band.filter((p) => p.mated);
-    const nonMated = band.filter((p) => !p.mated);
     return {
       sharpness: to === Infinity ? `>= ${from}` : `${from}-${to}`,
-      mated: mated.length,
-      matedFound: mated.filter((p) => {
-        const b = best(p);
-        return b.id === p.id && b.score >= threshold;
-      }).length,
-      nonMated: nonMated.length,
-      nonMatedAlerting: nonMated.filter((p) => best(p).score >= threshold).length,
+      ...outcomes(gallery, band, threshold),
     };
   });
 }

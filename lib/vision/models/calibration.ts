@@ -113,7 +113,17 @@ export function embedderInfo(modelId: string, config: Config): EmbedderInfo {
 export function assertPackCalibrated(config: Config): void {
   // With a head the vectors carry the head's id: its manifest must be in this process's model cache.
   if (config.models.head) loadHead(modelCacheDir(config), config.models.head);
-  thresholdFor(config.models.head ?? packFor(config, config.models.pack).embedder, config);
+  const modelId = config.models.head ?? packFor(config, config.models.pack).embedder;
+  thresholdFor(modelId, config);
+  // A fitted recognisability that cannot be read would silently trust every look: refused here, with why.
+  const weights = MODELS[modelId] ? undefined : ownWeights(modelId, config);
+  if (weights && existsSync(recognisabilityFile(config, weights.sha256))) {
+    const { why } = readRecognisability(config, weights.sha256, modelId);
+    if (why)
+      throw new UncalibratedModelError(
+        `${modelId}'s recognisability cannot be used (${why}): fit it again with \`vigil eval quality … --save\` or remove the file`,
+      );
+  }
 }
 
 /** Parsed head manifests by cache and id: the match stage asks for its threshold at every decision. */
@@ -167,8 +177,35 @@ export function calibrationDir(config: Config): string {
 export const calibrationFile = (config: Config, sha256: string) =>
   path.join(calibrationDir(config), `${sha256}.json`);
 
-/** Parsed files by path and mtime: the match stage asks for its threshold at every decision. */
-const readCache = new Map<string, { mtimeMs: number; calibration: PackCalibration }>();
+/**
+ * A calibration file, parsed once per modification (the match stage asks at every decision): its record, or why
+ * it cannot be used. A file that fails is remembered too, so a broken one is not re-read for every face.
+ */
+const readCache = new Map<string, { mtimeMs: number; found: { record?: unknown; why?: string } }>();
+
+function readCalibrationRecord<T extends { modelId: string }>(
+  file: string,
+  modelId: string,
+  usable: (record: T) => string | undefined,
+  otherModel: (recordModelId: string) => string,
+): { record?: T; why?: string } {
+  if (!existsSync(file)) return { why: `no ${file}` };
+  const mtimeMs = statSync(file).mtimeMs;
+  let found = readCache.get(file)?.mtimeMs === mtimeMs ? readCache.get(file)!.found : undefined;
+  if (!found) {
+    try {
+      const record = JSON.parse(readFileSync(file, "utf8")) as T;
+      const why = typeof record.modelId === "string" ? usable(record) : "no model id";
+      found = why ? { why: `${file} has ${why}` } : { record };
+    } catch (err) {
+      found = { why: `${file} is unreadable: ${(err as Error).message}` };
+    }
+    readCache.set(file, { mtimeMs, found });
+  }
+  const record = found.record as T | undefined;
+  if (record && record.modelId !== modelId) return { why: `${file} ${otherModel(record.modelId)}` };
+  return { record, why: found.why };
+}
 
 /**
  * The calibration of a declared embedder, or why there is none usable: a file made for the same weights under
@@ -178,27 +215,13 @@ export function readPackCalibration(
   config: Config,
   spec: { id: string; files: Record<string, { sha256: string }> },
 ): { calibration?: PackCalibration; why?: string } {
-  const file = calibrationFile(config, spec.files.model!.sha256);
-  if (!existsSync(file)) return { why: `no ${file}` };
-  const mtimeMs = statSync(file).mtimeMs;
-  let calibration = readCache.get(file)?.mtimeMs === mtimeMs ? readCache.get(file)!.calibration : undefined;
-  if (!calibration) {
-    try {
-      calibration = JSON.parse(readFileSync(file, "utf8")) as PackCalibration;
-    } catch (err) {
-      return { why: `${file} is unreadable: ${(err as Error).message}` };
-    }
-    if (typeof calibration.threshold !== "number" || typeof calibration.modelId !== "string") {
-      return { why: `${file} has no threshold and model id` };
-    }
-    readCache.set(file, { mtimeMs, calibration });
-  }
-  if (calibration.modelId !== spec.id) {
-    return {
-      why: `${file} was measured for ${calibration.modelId}, made from the same file with another input or template`,
-    };
-  }
-  return { calibration };
+  const { record, why } = readCalibrationRecord<PackCalibration>(
+    calibrationFile(config, spec.files.model!.sha256),
+    spec.id,
+    (c) => (typeof c.threshold === "number" ? undefined : "no threshold"),
+    (other) => `was measured for ${other}, made from the same file with another input or template`,
+  );
+  return { calibration: record, why };
 }
 
 /** Writes a calibration atomically (a reader never sees half a file); returns its path. */
@@ -241,45 +264,59 @@ export interface RecognisabilityCalibration {
  * The file that identifies an embedder's vectors besides the registry: a trained head's weights (its manifest's
  * sha256, read without loading the weights) or a declared embedder's model file.
  */
-function ownWeights(modelId: string, config: Config): { sha256: string; what: string } | undefined {
+function ownWeights(modelId: string, config: Config): { sha256: string } | undefined {
   const cacheDir = modelCacheDir(config);
-  if (headExists(cacheDir, modelId)) {
-    const manifest = listHeads(cacheDir).find((h) => h.id === modelId);
-    return manifest && { sha256: manifest.weights.sha256, what: `trained head ${modelId}` };
+  const key = `${cacheDir}\0${modelId}`;
+  // A head's weights never change under its id (vigil train refuses an existing one): read its manifest once.
+  let head = headWeights.get(key);
+  if (head === undefined && headExists(cacheDir, modelId)) {
+    head = listHeads(cacheDir).find((h) => h.id === modelId)?.weights.sha256;
+    if (head) headWeights.set(key, head);
   }
+  if (head) return { sha256: head };
   const declared = declaredModel(modelId, config);
-  return declared && { sha256: declared.spec.files.model!.sha256, what: `declared pack ${declared.pack}` };
+  return declared && { sha256: declared.spec.files.model!.sha256 };
+}
+
+const headWeights = new Map<string, string>();
+
+/**
+ * Where `vigil eval quality --save` would keep coefficients for this model, checked before the evaluation runs:
+ * a built-in model's live in the registry, reviewed with the code, and are not overridden here.
+ */
+export function recognisabilityTarget(modelId: string, config: Config): string {
+  if (MODELS[modelId])
+    throw new ConfigError(
+      `${modelId} is built in: its recognisability is in the registry (--refit prints what this data gives)`,
+    );
+  const weights = ownWeights(modelId, config);
+  if (!weights)
+    throw new ConfigError(
+      `${modelId} is neither a trained head in the model cache nor a declared embedder in models.packs`,
+    );
+  return recognisabilityFile(config, weights.sha256);
 }
 
 export const recognisabilityFile = (config: Config, sha256: string) =>
   path.join(calibrationDir(config), `${sha256}.recognisability.json`);
-
-const recognisabilityCache = new Map<string, { mtimeMs: number; calibration: RecognisabilityCalibration }>();
 
 function readRecognisability(
   config: Config,
   sha256: string,
   modelId: string,
 ): { calibration?: RecognisabilityCalibration; why?: string } {
-  const file = recognisabilityFile(config, sha256);
-  if (!existsSync(file)) return { why: `no ${file}` };
-  const mtimeMs = statSync(file).mtimeMs;
-  const cached = recognisabilityCache.get(file);
-  let calibration = cached?.mtimeMs === mtimeMs ? cached.calibration : undefined;
-  if (!calibration) {
-    try {
-      calibration = JSON.parse(readFileSync(file, "utf8")) as RecognisabilityCalibration;
-    } catch (err) {
-      return { why: `${file} is unreadable: ${(err as Error).message}` };
-    }
-    const r = calibration.recognisability as Partial<RecognisabilityModel> | undefined;
-    if (!r || ![r.intercept, ...RECOGNISABILITY_TERMS.map((t) => r[t])].every(Number.isFinite))
-      return { why: `${file} has no recognisability coefficients` };
-    recognisabilityCache.set(file, { mtimeMs, calibration });
-  }
-  if (calibration.modelId !== modelId)
-    return { why: `${file} was fitted for ${calibration.modelId}, made from the same weights another way` };
-  return { calibration };
+  const { record, why } = readCalibrationRecord<RecognisabilityCalibration>(
+    recognisabilityFile(config, sha256),
+    modelId,
+    (c) => {
+      const r = c.recognisability as Partial<RecognisabilityModel> | undefined;
+      return r && [r.intercept, ...RECOGNISABILITY_TERMS.map((t) => r[t])].every(Number.isFinite)
+        ? undefined
+        : "no recognisability coefficients";
+    },
+    (other) => `was fitted for ${other}, made from the same weights another way`,
+  );
+  return { calibration: record, why };
 }
 
 /** For `embedderInfo`: the fitted coefficients of a head or declared embedder, or how to fit them. */
@@ -306,19 +343,10 @@ export function saveRecognisability(
   config: Config,
   fitted: Omit<RecognisabilityCalibration, "sha256" | "measuredAt">,
 ): string {
-  if (MODELS[fitted.modelId])
-    throw new ConfigError(
-      `${fitted.modelId} is built in: its recognisability is in the registry (--refit prints what this data gives)`,
-    );
-  const weights = ownWeights(fitted.modelId, config);
-  if (!weights)
-    throw new ConfigError(
-      `${fitted.modelId} is neither a trained head in the model cache nor a declared embedder in models.packs`,
-    );
-  const file = recognisabilityFile(config, weights.sha256);
+  const file = recognisabilityTarget(fitted.modelId, config);
   const record: RecognisabilityCalibration = {
     ...fitted,
-    sha256: weights.sha256,
+    sha256: ownWeights(fitted.modelId, config)!.sha256,
     measuredAt: new Date().toISOString(),
   };
   writeAtomically(file, record);
