@@ -304,8 +304,12 @@ function envProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** A stand-in for a value that only the cluster knows (a Secret's), of the type the key takes. */
-function placeholder(name: string): string {
+/**
+ * A stand-in for a value that only the cluster knows (a Secret's, or the pod's own: a StatefulSet ordinal is 0 for
+ * its first pod), of the type the key takes.
+ */
+function placeholder(name: string, valueFrom: Loose): string {
+  if (valueFrom?.fieldRef?.fieldPath === "metadata.labels['apps.kubernetes.io/pod-index']") return "0";
   const dotted = envKeyToPath(name);
   let node = dotted ? schemaAt(dotted) : undefined;
   while (["default", "prefault", "optional", "nullable"].includes(node?.def?.type)) node = node.def.innerType;
@@ -323,12 +327,13 @@ interface Workload {
 
 function workloads(overlay: string, objects: K8sObject[], tmp: string): Workload[] {
   return objects
-    .filter((o) => o.kind === "Deployment")
+    .filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet")
     .map((deployment: Loose) => {
       const pod = deployment.spec.template.spec;
       const container = pod.containers[0];
       const env: Record<string, string> = {};
-      for (const e of container.env ?? []) env[e.name] = e.valueFrom ? placeholder(e.name) : String(e.value);
+      for (const e of container.env ?? [])
+        env[e.name] = e.valueFrom ? placeholder(e.name, e.valueFrom) : String(e.value);
       const configPath = env.VIGIL_CONFIG;
       if (!configPath) throw new Error(`${overlay} ${id(deployment)}: VIGIL_CONFIG is not set`);
       const mount = container.volumeMounts.find((m: Loose) => m.mountPath === path.dirname(configPath));
@@ -372,11 +377,13 @@ afterAll(() => {
 });
 
 describe("kustomize renders", () => {
-  it("the base and every overlay, each with a Deployment per stage", () => {
+  it("the base and every overlay, each with a Deployment per stage (ingest: a StatefulSet, one pod per shard)", () => {
     expect(targets).toEqual(expect.arrayContaining(["base", "overlays/dev", "overlays/prod"]));
     for (const t of targets) {
-      const deployments = rendered.get(t)!.filter((o) => o.kind === "Deployment");
-      expect(deployments.map((d) => d.metadata.name).sort(), t).toEqual([...STAGES].sort());
+      const workloads = rendered.get(t)!.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet");
+      expect(workloads.map((d) => `${d.kind}/${d.metadata.name}`).sort(), t).toEqual(
+        STAGES.map((s) => `${s === "ingest" ? "StatefulSet" : "Deployment"}/${s}`).sort(),
+      );
       for (const o of rendered.get(t)!) {
         expect(o.metadata.namespace, `${t} ${id(o)}`).toBe(o.kind === "Namespace" ? undefined : "vigil");
       }
@@ -429,8 +436,8 @@ const MISSPELLINGS: Misspelling[] = [
     expected: /paht/,
   },
   {
-    label: "Deployment: replicas as a string",
-    kind: "Deployment",
+    label: "StatefulSet: replicas as a string",
+    kind: "StatefulSet",
     name: "ingest",
     change: (o) => (o.spec.replicas = "1"),
     expected: /replicas must be integer/,
@@ -571,10 +578,13 @@ describe("the manifests agree with the code they deploy", () => {
         }
       });
 
-      it("one autoscaler per consuming stage, on its group and input topic; ingest runs alone", () => {
+      it("one autoscaler per consuming stage, on its group and input topic; ingest one pod per shard", () => {
         const ingest = all.find((w) => w.container.name === "ingest")!;
-        expect(ingest.deployment.spec.replicas).toBe(1);
-        expect(ingest.deployment.spec.strategy.type).toBe("Recreate");
+        // Each pod decodes the shard its ordinal names, of as many shards as there are pods.
+        expect(ingest.deployment.kind).toBe("StatefulSet");
+        expect(ingest.config.ingest.shard.count).toBe(ingest.deployment.spec.replicas);
+        const index = ingest.container.env.find((e: Loose) => e.name === "VIGIL_INGEST__SHARD__INDEX");
+        expect(index.valueFrom.fieldRef.fieldPath).toBe("metadata.labels['apps.kubernetes.io/pod-index']");
         const kafka = find("Kafka")[0];
         for (const w of all.filter((x) => STAGE_INPUT[x.container.name])) {
           const stage = w.container.name;

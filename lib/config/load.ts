@@ -86,7 +86,11 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   let parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     // A string key given a value that reads as JSON (a password "123456", a name "true") is that string.
-    const retry = parsed.error.issues.map((i) => i.path.join(".")).filter((k) => reparsed.has(k));
+    // Only a type mismatch says so: a number that breaks a rule (a shard index past the count) stays a number.
+    const retry = parsed.error.issues
+      .filter((i) => i.code === "invalid_type")
+      .map((i) => i.path.join("."))
+      .filter((k) => reparsed.has(k));
     if (retry.length > 0) {
       for (const key of retry) setPath(raw, key, reparsed.get(key));
       parsed = ConfigSchema.safeParse(raw);

@@ -432,6 +432,21 @@ export const ConfigSchema = z
         killGraceMs: z.number().positive().default(2000),
         /** While live, a status event this often (frame counters), besides every state change. */
         statusEveryS: z.number().positive().default(5),
+        /**
+         * Which of the configured cameras this ingest process decodes, when several share the list: camera ids are
+         * spread over `count` shards by rendezvous hashing (a change of count moves only the cameras it must), and
+         * this process takes shard `index`. In Kubernetes the index is the StatefulSet pod's ordinal.
+         */
+        shard: z
+          .object({
+            index: z.number().int().min(0).default(0),
+            count: positiveInt.default(1),
+          })
+          .refine((s) => s.index < s.count, {
+            message: "shard index must be below the shard count (0 … count − 1)",
+            path: ["index"],
+          })
+          .prefault({}),
       })
       .prefault({}),
     bus: z

@@ -3,12 +3,19 @@ import type { Emit } from "../../lib/runtime/stage.ts";
 import type { CameraSpec } from "./camera.ts";
 import { resolveCamera } from "./camera.ts";
 import { CameraManager } from "./camera-manager.ts";
+import { camerasOfShard } from "./shards.ts";
 
 export interface IngestDeps {
   /** Where frames and camera-status records go (a bus publish, in every process). */
   publish: (e: Emit) => Promise<void>;
-  /** The cameras to run; default: the config's (`vigil run` adds those given with --source). */
+  /** The cameras to run; default: this shard's share of the config's (`vigil run` adds those given with --source). */
   cameras?: CameraSpec[];
+}
+
+/** The config's cameras this ingest process decodes: all of them, or its shard's (`ingest.shard`). */
+export function configuredCameras(config: Config): Config["cameras"] {
+  const { index, count } = config.ingest.shard;
+  return camerasOfShard(config.cameras, index, count);
 }
 
 /** cameras → frames: ingest is a source, not a consumer, so it is a camera manager rather than a stage. */
@@ -23,6 +30,6 @@ export function createIngest(config: Config, deps: IngestDeps): CameraManager {
           : ("yuv420p" as const)
         : config.ingest.frameEncoding,
   };
-  const cameras = deps.cameras ?? config.cameras.map((c) => resolveCamera(c, ingest));
+  const cameras = deps.cameras ?? configuredCameras(config).map((c) => resolveCamera(c, ingest));
   return new CameraManager(cameras, deps.publish, config.ingest);
 }

@@ -4,7 +4,7 @@ import { publishGrouped } from "../../lib/runtime/runner.ts";
 import { runService, type ServiceProcess } from "../../lib/runtime/service.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
 import type { Logger } from "../../lib/telemetry/log.ts";
-import { createIngest } from "./index.ts";
+import { configuredCameras, createIngest } from "./index.ts";
 
 /**
  * Publishes, waiting out a broker that is away rather than failing: a camera keeps its place (a file resumes
@@ -40,6 +40,13 @@ function patientPublisher(bus: Bus, log: Logger, stopped: () => boolean) {
 export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
   return runService("ingest", config, bus, async (ctx) => {
     if (config.cameras.length === 0) throw new Error("ingest: no cameras in the config (`cameras: [...]`)");
+    const { index, count } = config.ingest.shard;
+    const mine = configuredCameras(config);
+    if (count > 1)
+      ctx.log.info(
+        { shard: index, shards: count, cameras: mine.map((c) => c.id) },
+        `ingest: shard ${index} of ${count} decodes ${mine.length} of ${config.cameras.length} cameras`,
+      );
     let stopping = false;
     const publish = patientPublisher(bus, ctx.log, () => stopping);
     const manager = createIngest(config, {
@@ -48,12 +55,16 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
         await publish(e);
       },
     }).start();
+    // A shard the hashing gave no camera stays up, ready, until stopped: its cameras may come with the next list.
+    let stopped: () => void = () => {};
+    const idle = new Promise<void>((resolve) => (stopped = resolve));
     return {
       stop: async () => {
         stopping = true;
+        stopped();
         await manager.stop();
       },
-      done: manager.done(),
+      done: mine.length ? manager.done() : idle,
     };
   });
 }
