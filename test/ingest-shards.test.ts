@@ -5,7 +5,10 @@ import { FrameContract, Topics } from "../lib/contracts/index.ts";
 import { generateVideo } from "../lib/media/generate.ts";
 import { camerasOfShard, shardOf } from "../services/ingest/shards.ts";
 import { collect, until, useKafka } from "./kafka-helpers.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, testConfig } from "./helpers.ts";
+import { MemoryBus } from "../lib/bus/index.ts";
+import { serve as serveIngest } from "../services/ingest/main.ts";
+import { setTimeout as delay } from "node:timers/promises";
 
 describe("ingest shards: which process decodes a camera", () => {
   const ids = Array.from({ length: 2000 }, (_, i) => `cam-${i}`);
@@ -49,6 +52,38 @@ describe("ingest shards: which process decodes a camera", () => {
       loadConfig({ env: { VIGIL_INGEST__SHARD__INDEX: "2", VIGIL_INGEST__SHARD__COUNT: "2" } }),
     ).toThrow(/ingest\.shard\.index: shard index must be below the shard count/);
     expect(loadConfig({ env: {} }).ingest.shard).toEqual({ index: 0, count: 1 });
+  });
+});
+
+describe("an ingest shard the hashing gives no camera", () => {
+  it("stays up and ready until stopped, publishing nothing", async () => {
+    const cameras = [{ id: "only", url: "/nonexistent.mp4" }];
+    const idle = shardOf("only", 2) === 0 ? 1 : 0;
+    const config = testConfig({
+      "service.host": "127.0.0.1",
+      "service.port": 0,
+      cameras,
+      "ingest.shard": { index: idle, count: 2 },
+    });
+    const bus = new MemoryBus({ capacity: 8 });
+    const published: string[] = [];
+    for (const topic of [Topics.frames, Topics.cameraStatus])
+      await bus.subscribe(
+        topic,
+        { group: "watch" },
+        async (rs) => void published.push(...rs.map((r) => r.topic)),
+      );
+    const service = await serveIngest(config, bus);
+    try {
+      const ready = await fetch(`http://127.0.0.1:${service.address.port}/readyz`);
+      expect(ready.status).toBe(200);
+      const early = await Promise.race([service.exited.then(() => "exited"), delay(1500, "running")]);
+      expect(early).toBe("running");
+      await bus.drain();
+      expect(published).toEqual([]);
+    } finally {
+      expect(await service.stop("test")).toBe(0);
+    }
   });
 });
 
