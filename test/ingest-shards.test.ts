@@ -1,6 +1,6 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../lib/config/index.ts";
+import { loadConfig, shardIndex } from "../lib/config/index.ts";
 import { FrameContract, Topics } from "../lib/contracts/index.ts";
 import { generateVideo } from "../lib/media/generate.ts";
 import { camerasOfShard, shardOf } from "../services/ingest/shards.ts";
@@ -47,11 +47,21 @@ describe("ingest shards: which process decodes a camera", () => {
     expect(moved.length / ids.length).toBeLessThan(0.25);
   });
 
-  it("refuses a shard index outside the count, naming the key", () => {
+  it("takes its index from the pod's name where none is set, and refuses one outside the count, naming the key", () => {
+    const shard = (env: Record<string, string>) => loadConfig({ env }).ingest.shard;
+    expect(shardIndex(shard({ VIGIL_INGEST__SHARD__POD: "ingest-2", VIGIL_INGEST__SHARD__COUNT: "3" }))).toBe(
+      2,
+    );
+    expect(() => shard({ VIGIL_INGEST__SHARD__POD: "ingest-3", VIGIL_INGEST__SHARD__COUNT: "3" })).toThrow(
+      /ingest\.shard\.pod: shard index 3 must be below the shard count 3 .*VIGIL_INGEST__SHARD__POD/,
+    );
+    expect(() => shard({ VIGIL_INGEST__SHARD__POD: "ingest", VIGIL_INGEST__SHARD__COUNT: "3" })).toThrow(
+      /ingest\.shard\.pod: pod name ingest does not end in -<ordinal>/,
+    );
     expect(() =>
       loadConfig({ env: { VIGIL_INGEST__SHARD__INDEX: "2", VIGIL_INGEST__SHARD__COUNT: "2" } }),
-    ).toThrow(/ingest\.shard\.index: shard index must be below the shard count/);
-    expect(loadConfig({ env: {} }).ingest.shard).toEqual({ index: 0, count: 1 });
+    ).toThrow(/ingest\.shard\.index: shard index 2 must be below the shard count 2/);
+    expect(shardIndex(loadConfig({ env: {} }).ingest.shard)).toBe(0);
   });
 });
 

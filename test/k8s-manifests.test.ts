@@ -305,11 +305,11 @@ function envProblem(name: string): string | undefined {
 }
 
 /**
- * A stand-in for a value that only the cluster knows (a Secret's, or the pod's own: a StatefulSet ordinal is 0 for
- * its first pod), of the type the key takes.
+ * A stand-in for a value that only the cluster knows (a Secret's, or the pod's own name: a StatefulSet's first pod
+ * ends in -0), of the type the key takes.
  */
 function placeholder(name: string, valueFrom: Loose): string {
-  if (valueFrom?.fieldRef?.fieldPath === "metadata.labels['apps.kubernetes.io/pod-index']") return "0";
+  if (valueFrom?.fieldRef?.fieldPath === "metadata.name") return "pod-0";
   const dotted = envKeyToPath(name);
   let node = dotted ? schemaAt(dotted) : undefined;
   while (["default", "prefault", "optional", "nullable"].includes(node?.def?.type)) node = node.def.innerType;
@@ -583,8 +583,8 @@ describe("the manifests agree with the code they deploy", () => {
         // Each pod decodes the shard its ordinal names, of as many shards as there are pods.
         expect(ingest.deployment.kind).toBe("StatefulSet");
         expect(ingest.config.ingest.shard.count).toBe(ingest.deployment.spec.replicas);
-        const index = ingest.container.env.find((e: Loose) => e.name === "VIGIL_INGEST__SHARD__INDEX");
-        expect(index.valueFrom.fieldRef.fieldPath).toBe("metadata.labels['apps.kubernetes.io/pod-index']");
+        const pod = ingest.container.env.find((e: Loose) => e.name === "VIGIL_INGEST__SHARD__POD");
+        expect(pod.valueFrom.fieldRef.fieldPath).toBe("metadata.name");
         const kafka = find("Kafka")[0];
         for (const w of all.filter((x) => STAGE_INPUT[x.container.name])) {
           const stage = w.container.name;

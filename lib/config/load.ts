@@ -88,7 +88,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     // A string key given a value that reads as JSON (a password "123456", a name "true") is that string.
     // Only a type mismatch says so: a number that breaks a rule (a shard index past the count) stays a number.
     const retry = parsed.error.issues
-      .filter((i) => i.code === "invalid_type")
+      .filter((i) => ["invalid_type", "invalid_union", "invalid_value"].includes(i.code))
       .map((i) => i.path.join("."))
       .filter((k) => reparsed.has(k));
     if (retry.length > 0) {

@@ -1,6 +1,17 @@
 import { z } from "zod";
 
 const positiveInt = z.number().int().positive();
+
+/** A StatefulSet pod's ordinal: the number its name ends in (`ingest-3` → 3). */
+export function podOrdinal(pod: string): number | undefined {
+  const m = /-(\d+)$/.exec(pod);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The ingest shard a process takes: `index`, else its pod's ordinal, else 0 (one process, every camera). */
+export function shardIndex(s: { index?: number; pod?: string }): number {
+  return s.index ?? (s.pod !== undefined ? podOrdinal(s.pod) : undefined) ?? 0;
+}
 const fraction = z.number().min(0).max(1);
 
 export const CameraSchema = z.object({
@@ -435,16 +446,32 @@ export const ConfigSchema = z
         /**
          * Which of the configured cameras this ingest process decodes, when several share the list: camera ids are
          * spread over `count` shards by rendezvous hashing (a change of count moves only the cameras it must), and
-         * this process takes shard `index`. In Kubernetes the index is the StatefulSet pod's ordinal.
+         * this process takes shard `index` (see `shardIndex`).
          */
         shard: z
           .object({
-            index: z.number().int().min(0).default(0),
+            index: z.number().int().min(0).optional(),
+            /**
+             * The pod's name, `<StatefulSet>-<ordinal>` (the downward API's metadata.name, on any Kubernetes): its
+             * ordinal is the index when `index` is not set.
+             */
+            pod: z.string().min(1).optional(),
             count: positiveInt.default(1),
           })
-          .refine((s) => s.index < s.count, {
-            message: "shard index must be below the shard count (0 … count − 1)",
-            path: ["index"],
+          .superRefine((s, ctx) => {
+            if (s.index === undefined && s.pod !== undefined && podOrdinal(s.pod) === undefined)
+              ctx.addIssue({
+                code: "custom",
+                path: ["pod"],
+                message: `pod name ${s.pod} does not end in -<ordinal> (a StatefulSet pod's does)`,
+              });
+            const index = shardIndex(s);
+            if (index >= s.count)
+              ctx.addIssue({
+                code: "custom",
+                path: [s.index === undefined && s.pod !== undefined ? "pod" : "index"],
+                message: `shard index ${index} must be below the shard count ${s.count} (set ingest.shard.count to the number of ingest pods)`,
+              });
           })
           .prefault({}),
       })

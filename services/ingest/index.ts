@@ -1,4 +1,4 @@
-import type { Config } from "../../lib/config/index.ts";
+import { shardIndex, type Config } from "../../lib/config/index.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
 import type { CameraSpec } from "./camera.ts";
 import { resolveCamera } from "./camera.ts";
@@ -8,14 +8,16 @@ import { camerasOfShard } from "./shards.ts";
 export interface IngestDeps {
   /** Where frames and camera-status records go (a bus publish, in every process). */
   publish: (e: Emit) => Promise<void>;
-  /** The cameras to run; default: this shard's share of the config's (`vigil run` adds those given with --source). */
+  /**
+   * The cameras to run; default (`vigil serve ingest`): this shard's share of the config's. `vigil run` passes its
+   * own (--source and the config's, unsharded: one process runs them all).
+   */
   cameras?: CameraSpec[];
 }
 
 /** The config's cameras this ingest process decodes: all of them, or its shard's (`ingest.shard`). */
 export function configuredCameras(config: Config): Config["cameras"] {
-  const { index, count } = config.ingest.shard;
-  return camerasOfShard(config.cameras, index, count);
+  return camerasOfShard(config.cameras, shardIndex(config.ingest.shard), config.ingest.shard.count);
 }
 
 /** cameras → frames: ingest is a source, not a consumer, so it is a camera manager rather than a stage. */

@@ -1,5 +1,5 @@
 import type { Bus } from "../../lib/bus/index.ts";
-import type { Config } from "../../lib/config/index.ts";
+import { shardIndex, type Config } from "../../lib/config/index.ts";
 import { publishGrouped } from "../../lib/runtime/runner.ts";
 import { runService, type ServiceProcess } from "../../lib/runtime/service.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
@@ -40,7 +40,8 @@ function patientPublisher(bus: Bus, log: Logger, stopped: () => boolean) {
 export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
   return runService("ingest", config, bus, async (ctx) => {
     if (config.cameras.length === 0) throw new Error("ingest: no cameras in the config (`cameras: [...]`)");
-    const { index, count } = config.ingest.shard;
+    const index = shardIndex(config.ingest.shard);
+    const { count } = config.ingest.shard;
     const mine = configuredCameras(config);
     if (count > 1)
       ctx.log.info(
@@ -55,7 +56,8 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
         await publish(e);
       },
     }).start();
-    // A shard the hashing gave no camera stays up, ready, until stopped: its cameras may come with the next list.
+    // A shard the hashing gave no camera stays up, ready, until stopped (the list is read at start: a new one
+    // comes with a restart), so a StatefulSet does not restart it in a loop.
     let stopped: () => void = () => {};
     const idle = new Promise<void>((resolve) => (stopped = resolve));
     return {
