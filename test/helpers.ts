@@ -1,3 +1,4 @@
+import { expect } from "vitest";
 import { existsSync, mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -7,6 +8,7 @@ import { loadVision, type Vision } from "../lib/vision/inference/vision.ts";
 import type { VigilEvent } from "../lib/events/events.ts";
 import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
 import type { Sighting } from "../lib/store/sighting-store.ts";
+import type { Page } from "../lib/store/paging.ts";
 import type { MatchOptions } from "../services/match/stage.ts";
 
 /** The development data beside the project (../shared/data), or VIGIL_SHARED_DATA. */
@@ -119,4 +121,18 @@ export function testMatchOptions(threshold: number, extra: Partial<MatchOptions>
     exclusionSimilarity: 0.5,
     ...extra,
   };
+}
+
+/** Every page of a listing, checking each is full but the last. */
+export async function allPages<T>(limit: number, page: (cursor?: string) => Promise<Page<T>>): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 100; i++) {
+    const p = await page(cursor);
+    out.push(...p.items);
+    if (p.nextCursor === null) return out;
+    expect(p.items).toHaveLength(limit);
+    cursor = p.nextCursor;
+  }
+  throw new Error("paging did not end");
 }

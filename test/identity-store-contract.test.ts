@@ -7,13 +7,12 @@ import { BEST_KEPT, identityOf, mergeIdentities, unknownIdFor } from "../lib/ide
 import { FolderCropStore } from "../lib/store/crop-store.ts";
 import { InvalidInputError, NotFoundError } from "../lib/store/errors.ts";
 import type { IdentityStore } from "../lib/store/identity-store.ts";
-import type { Page } from "../lib/store/paging.ts";
 import { pointId, QdrantStore } from "../lib/store/qdrant-store.ts";
 import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { nearUnit, randomUnit } from "../lib/testing/vectors.ts";
 import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
-import { tempDir } from "./helpers.ts";
+import { allPages, tempDir } from "./helpers.ts";
 
 type Store = SightingStore & { unknowns: IdentityStore };
 
@@ -41,19 +40,6 @@ const sighting = (
   vector: v,
   crop: Uint8Array.of(1, 2, 3),
 });
-
-async function allPages<T>(limit: number, page: (cursor?: string) => Promise<Page<T>>): Promise<T[]> {
-  const out: T[] = [];
-  let cursor: string | undefined;
-  for (let i = 0; i < 100; i++) {
-    const p = await page(cursor);
-    out.push(...p.items);
-    if (p.nextCursor === null) return out;
-    expect(p.items).toHaveLength(limit);
-    cursor = p.nextCursor;
-  }
-  throw new Error("paging did not end");
-}
 
 /** Stores a sighting, then assigns it, as the match stage does. */
 async function see(store: Store, s: Sighting) {

@@ -13,10 +13,9 @@ import type { WatchlistStore } from "../lib/store/watchlist-store.ts";
 import { alertFromMessage, type AlertStore, type NewAlert } from "../lib/store/alert-store.ts";
 import { AlertContract, vectorToBytes } from "../lib/contracts/index.ts";
 import type { StateStore } from "../lib/store/state-store.ts";
-import type { Page } from "../lib/store/paging.ts";
 import { InvalidInputError } from "../lib/store/errors.ts";
 import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
-import { tempDir } from "./helpers.ts";
+import { allPages, tempDir } from "./helpers.ts";
 import { cosine, l2normalize } from "../lib/geometry/index.ts";
 
 type Store = WatchlistStore & SightingStore & AlertStore & StateStore;
@@ -66,20 +65,6 @@ const alert = (
   crop: Uint8Array.of(9, ts % 256),
   ...more,
 });
-
-/** Every page of a listing, checking each is full but the last. */
-async function allPages<T>(limit: number, page: (cursor?: string) => Promise<Page<T>>): Promise<T[]> {
-  const out: T[] = [];
-  let cursor: string | undefined;
-  for (let i = 0; i < 100; i++) {
-    const p = await page(cursor);
-    out.push(...p.items);
-    if (p.nextCursor === null) return out;
-    expect(p.items).toHaveLength(limit);
-    cursor = p.nextCursor;
-  }
-  throw new Error("paging did not end");
-}
 
 /** One behaviour for every store behind the interfaces: the embedded SQLite store and the Qdrant adapter. */
 function storeContract(label: string, open: () => Promise<Store>) {
