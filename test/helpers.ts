@@ -108,6 +108,25 @@ export async function aliceScene(
 }
 
 /**
+ * `vigil run` in this process over an alice scene of `order`: its events, summary and alerts, once the watchlist
+ * photo is known to have been enrolled (what every such test needs before anything it says about alerts).
+ */
+export async function runAliceScene(config: Config, vision: Vision, order: number[]) {
+  // Loaded here, not at the top: most tests that use these helpers never run the pipeline.
+  const { runEmbedded } = await import("../cli/commands/run.ts");
+  const { video, watchlist } = await aliceScene(tempDir(), order);
+  const { events, emit } = collect();
+  const { summary } = await runEmbedded(
+    config,
+    vision,
+    { source: [video], watchlist, events: "ndjson" },
+    emit,
+  );
+  expect(ofType(events, "enrol")).toEqual([expect.objectContaining({ personId: "alice", ok: true })]);
+  return { events, summary, alerts: ofType(events, "alert") };
+}
+
+/**
  * A match stage's options for tests that drive MatchStage directly: a fixed threshold, every look trusted, and the
  * tracker and cool-down the config's defaults stand for; `extra` overrides any of them.
  */

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { runEmbedded } from "../cli/commands/run.ts";
 import { loadVision } from "../lib/vision/inference/vision.ts";
-import { aliceScene, collect, ofType, tempDir, testConfig } from "./helpers.ts";
+import { runAliceScene, testConfig } from "./helpers.ts";
 
 // `vigil run` with the GPU's detection path (models.gpu.batchedDetect) forced on, on the CPU provider: frames
 // batched across the stage go through one detector run each, in the vision worker threads as in production.
@@ -16,16 +15,7 @@ describe("vigil run with batched detection (always runs)", () => {
     const vision = await loadVision(config);
     expect(vision.analyzer.detectBatch).toBe(4);
     // The watchlist photo is cropped by the one-frame path (enrolment's), as in every other run.
-    const { video, watchlist } = await aliceScene(tempDir(), [1, 0, 2]);
-    const { events, emit } = collect();
-    const { summary } = await runEmbedded(
-      config,
-      vision,
-      { source: [video], watchlist, events: "ndjson" },
-      emit,
-    );
-    expect(ofType(events, "enrol")).toEqual([expect.objectContaining({ personId: "alice", ok: true })]);
-    const alerts = ofType(events, "alert");
+    const { summary, alerts } = await runAliceScene(config, vision, [1, 0, 2]);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatchObject({ personId: "alice", cameraId: "cam-1" });
     expect(summary.frames).toBeGreaterThanOrEqual(16); // 3.6 s at 5 fps

@@ -8,9 +8,9 @@ import { generateVideo } from "../lib/media/generate.ts";
 import { runEmbedded } from "../cli/commands/run.ts";
 import { cropLargestFace, samplePhotos } from "../lib/media/sample-media.ts";
 import {
-  aliceScene,
   collect,
   ofType,
+  runAliceScene,
   sharedData,
   sharedVision,
   skipReason,
@@ -24,16 +24,7 @@ describe("vigil run, on media generated here (always runs)", () => {
   it("alerts on a watchlisted person in a video made from photos, once per camera within the cool-down", async () => {
     const vision = await sharedVision();
     // photo 1 shown twice with other photos between: the second appearance falls inside the cool-down
-    const { video, watchlist } = await aliceScene(tempDir(), [0, 1, 2, 0]);
-    const { events, emit } = collect();
-    const { summary } = await runEmbedded(
-      config,
-      vision,
-      { source: [video], watchlist, events: "ndjson" },
-      emit,
-    );
-    expect(ofType(events, "enrol")).toEqual([expect.objectContaining({ personId: "alice", ok: true })]);
-    const alerts = ofType(events, "alert");
+    const { events, summary, alerts } = await runAliceScene(config, vision, [0, 1, 2, 0]);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatchObject({ personId: "alice", cameraId: "cam-1" });
     expect(alerts[0]!.score).toBeGreaterThanOrEqual(alerts[0]!.threshold);

@@ -1,13 +1,12 @@
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { runEmbedded } from "../cli/commands/run.ts";
 import { trainCommand } from "../cli/commands/train.ts";
 import { modelCacheDir } from "../lib/config/index.ts";
 import { listHeads, loadHead } from "../lib/vision/models/heads.ts";
 import { thresholdFor } from "../lib/vision/models/calibration.ts";
 import { loadVision } from "../lib/vision/inference/vision.ts";
 import { cacheWithBaseModels, lfwSubset } from "./head-helpers.ts";
-import { aliceScene, collect, ofType, sharedData, skipReason, tempDir, testConfig } from "./helpers.ts";
+import { runAliceScene, sharedData, skipReason, tempDir, testConfig } from "./helpers.ts";
 
 const lfw = sharedData("lfw-dev", "images");
 const bbt = sharedData("faces-bbt");
@@ -60,16 +59,7 @@ describe.skipIf(!!missing)("a trained head, from vigil train to an alert in vigi
     const withHead = { ...config, models: { ...config.models, head: id } };
     const vision = await loadVision(withHead);
     expect(vision.embedder.modelId).toBe(id);
-    const { video, watchlist } = await aliceScene(tempDir(), [0, 1, 2]);
-    const { events, emit } = collect();
-    const { summary: run } = await runEmbedded(
-      withHead,
-      vision,
-      { source: [video], watchlist, events: "ndjson" },
-      emit,
-    );
-    expect(ofType(events, "enrol")).toEqual([expect.objectContaining({ personId: "alice", ok: true })]);
-    const alerts = ofType(events, "alert");
+    const { summary: run, alerts } = await runAliceScene(withHead, vision, [0, 1, 2]);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatchObject({ personId: "alice", modelId: id, threshold });
     expect(alerts[0]!.score).toBeGreaterThanOrEqual(threshold);
