@@ -19,6 +19,8 @@ if [ "${VIGIL_SETUP_TEST_DEPS:-0}" = "1" ]; then
   # The real Kafka broker the bus tests run against: Java to run it, Maven to fetch its jars.
   command -v java >/dev/null 2>&1 || apt_packages+=(default-jre-headless)
   command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
+  # The real Qdrant the vector-store tests run against ships xz-compressed in ../shared/qdrant; they unpack it once.
+  command -v xz >/dev/null 2>&1 || apt_packages+=(xz-utils)
   # The real MQTT broker the API's alert publishing is tested against (started by the test on 127.0.0.1).
   [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || apt_packages+=(mosquitto)
   # The browser the web console's tests drive (playwright-core, headless; no browser download).

@@ -2,8 +2,8 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import path from "node:path";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { pointId, QdrantStore } from "../lib/store/qdrant-store.ts";
-import { QdrantClient } from "@qdrant/js-client-rest";
+import { pointId } from "../lib/store/qdrant-store.ts";
+import type { QdrantClient } from "@qdrant/js-client-rest";
 import { cropKey, FolderCropStore, type CropStore } from "../lib/store/crop-store.ts";
 import { S3CropStore } from "../lib/store/s3-crop-store.ts";
 import { isTransient } from "../lib/runtime/errors.ts";
@@ -14,7 +14,7 @@ import { alertFromMessage, type AlertStore, type NewAlert } from "../lib/store/a
 import { AlertContract, vectorToBytes } from "../lib/contracts/index.ts";
 import type { StateStore } from "../lib/store/state-store.ts";
 import { InvalidInputError } from "../lib/store/errors.ts";
-import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
+import { useQdrant, type LiveQdrant } from "./qdrant-helpers.ts";
 import { allPages, tempDir } from "./helpers.ts";
 import { cosine, l2normalize } from "../lib/geometry/index.ts";
 
@@ -67,8 +67,8 @@ const alert = (
 });
 
 /** One behaviour for every store behind the interfaces: the embedded SQLite store and the Qdrant adapter. */
-function storeContract(label: string, open: () => Promise<Store>) {
-  describe(`store contract: ${label}`, () => {
+function storeContract(label: string, open: () => Promise<Store>, skip?: string) {
+  describe.skipIf(skip !== undefined)(`store contract: ${label}`, () => {
     it("enrols people, matches faces of the same model only, removes people and photos", async () => {
       const store = await open();
       await store.upsertPerson({ id: "ann", name: "Ann", watchlistId: "default" });
@@ -641,15 +641,11 @@ describe("embedded SQLite: a file from before alerts named the enrolled face the
   });
 });
 
-const spec = QDRANT_OPENAPI;
-const fakes: FakeQdrant[] = [];
+// Every Qdrant case runs against the real server (one per file), each store behind a proxy that holds its requests
+// and the server's replies to the official OpenAPI document: the in-memory fake is kept only to play servers of
+// other releases (qdrant-version.test.ts), which a real binary cannot be.
+const qdrant = useQdrant("the Qdrant store contract");
 const cropStores: CropStore[] = [];
-let collectionPrefix = 0;
-const fakeQdrant = async () => {
-  const fake = await new FakeQdrant(process.env.VIGIL_QDRANT_OPENAPI ?? spec).start();
-  fakes.push(fake);
-  return fake;
-};
 const folderCrops = () => {
   const crops = new FolderCropStore(path.join(tempDir("vigil-crops-"), "crops"));
   cropStores.push(crops);
@@ -657,11 +653,9 @@ const folderCrops = () => {
 };
 
 storeContract(
-  "Qdrant adapter against a fake that validates Qdrant's OpenAPI schema, crops in a folder",
-  async () => {
-    const fake = await fakeQdrant();
-    return new QdrantStore(fake.url, `t${collectionPrefix++}`, undefined, folderCrops());
-  },
+  "Qdrant (real server, requests checked against its OpenAPI document), crops in a folder",
+  async () => (await qdrant.open()).store,
+  qdrant.skip,
 );
 
 // The same suite with crops in a real S3-compatible server (s3s-fs on 127.0.0.1).
@@ -670,61 +664,74 @@ if (s3Missing) console.log(`skipping the Qdrant store with S3 crops: ${s3Missing
 let s3: S3Server | undefined;
 if (!s3Missing) {
   beforeAll(async () => {
-    s3 = await S3Server.start();
+    if (!qdrant.skip) s3 = await S3Server.start();
   });
-  storeContract("Qdrant adapter (fake) with crops in S3 (s3s-fs)", async () => {
-    const fake = await fakeQdrant();
-    const crops = new S3CropStore({
-      bucket: await s3!.createBucket(),
-      prefix: "vigil/",
-      endpoint: s3!.endpoint,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3!.accessKey, secretAccessKey: s3!.secretKey },
-    });
-    cropStores.push(crops);
-    return new QdrantStore(fake.url, `t${collectionPrefix++}`, undefined, crops);
-  });
+  storeContract(
+    "Qdrant (real server) with crops in S3 (s3s-fs)",
+    async () => {
+      const crops = new S3CropStore({
+        bucket: await s3!.createBucket(),
+        prefix: "vigil/",
+        endpoint: s3!.endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId: s3!.accessKey, secretAccessKey: s3!.secretKey },
+      });
+      return (await qdrant.open(crops)).store;
+    },
+    qdrant.skip,
+  );
 }
 
 afterAll(async () => {
-  for (const f of fakes) await f.stop();
   for (const c of cropStores) c.close();
   await s3?.destroy();
 });
 
-describe("Qdrant adapter traffic", () => {
-  it("the fake rejects and records a request the schema does not allow", async () => {
-    const fake = await new FakeQdrant(process.env.VIGIL_QDRANT_OPENAPI ?? spec).start();
-    const res = await fetch(`${fake.url}/collections/x/points/query`, {
+/** Every point's payload in the store's collections, read past the store: what the adapter really wrote. */
+async function payloads(live: LiveQdrant) {
+  const out: { collection: string; payload: Record<string, unknown> }[] = [];
+  for (const { name } of (await live.raw.getCollections()).collections) {
+    if (!name.startsWith(`${live.prefix}_`)) continue;
+    const { points } = await live.raw.scroll(name, { limit: 1000, with_payload: true, with_vector: false });
+    for (const p of points)
+      out.push({ collection: name.slice(live.prefix.length), payload: p.payload ?? {} });
+  }
+  return out;
+}
+
+describe.skipIf(!!qdrant.skip)("Qdrant adapter traffic (real server)", () => {
+  it("the proxy rejects and records a request the schema does not allow, before the server sees it", async () => {
+    const { proxy } = await qdrant.open();
+    const res = await fetch(`${proxy.url}/collections/x/points/query`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ limit: "ten" }),
     });
     expect(res.status).toBe(400);
-    expect(fake.violations).toEqual([
+    expect(proxy.violations).toEqual([
       expect.stringMatching(/^POST \/collections\/\{collection_name\}\/points\/query request:.*limit/),
     ]);
-    await fake.stop();
+    proxy.violations.length = 0;
   });
 
   it("keeps crops out of Qdrant's payloads: they are in the crop store, under keys from the ids", async () => {
-    const fake = await fakeQdrant();
     const crops = folderCrops();
-    const store = new QdrantStore(fake.url, "nocrop", undefined, crops);
+    const live = await qdrant.open(crops);
+    const { store } = live;
     await store.addSightings([sighting("s1", "door", 1000, vec(1))]);
     await store.addAlerts([alert("al1", "door", "ann", 1000)]);
     await store.upsertPerson({ id: "ann", name: "Ann", watchlistId: "default" });
     const face = { personId: "ann", modelId: "m1", vector: vec(1), source: "1.jpg" };
     await store.addFace({ ...face, faceId: "ann:1.jpg", crop: Uint8Array.of(0xff, 0xd8, 5) });
     await store.addFace({ ...face, faceId: "ann:2.jpg", crop: Uint8Array.of(0xff, 0xd8, 6) });
-    const payloads = fake.payloads();
-    expect([...new Set(payloads.map((p) => p.collection))].sort()).toEqual([
-      "nocrop_alerts",
-      "nocrop_people",
-      "nocrop_sightings__m1",
-      "nocrop_watchlist__m1",
+    const stored = await payloads(live);
+    expect([...new Set(stored.map((p) => p.collection))].sort()).toEqual([
+      "_alerts",
+      "_people",
+      "_sightings__m1",
+      "_watchlist__m1",
     ]);
-    for (const { payload } of payloads) expect(Object.keys(payload)).not.toContain("crop");
+    for (const { payload } of stored) expect(Object.keys(payload)).not.toContain("crop");
     expect(Array.from((await crops.get(cropKey("sightings", "s1")))!)).toEqual([1, 2, 3]);
     expect(Array.from((await crops.get(cropKey("alerts", "al1")))!)).toEqual([9, 1000 % 256]);
     expect(Array.from((await crops.get(cropKey("faces", "ann:1.jpg")))!)).toEqual([0xff, 0xd8, 5]);
@@ -737,20 +744,18 @@ describe("Qdrant adapter traffic", () => {
   });
 
   it("still serves the crops of points written when crops were kept in the payload", async () => {
-    const fake = await fakeQdrant();
     const crops = folderCrops();
-    const store = new QdrantStore(fake.url, "old", undefined, crops);
+    const { store, raw, prefix } = await qdrant.open(crops);
     await store.addSightings([sighting("s1", "door", 1000, vec(1))]);
     await store.addAlerts([alert("a1", "door", "ann", 1000)]);
     // As the earlier adapter wrote them: the crop base64 in the payload, nothing in the crop store.
-    const legacy = new QdrantClient({ url: fake.url, checkCompatibility: false });
     const b64 = Buffer.from([0xff, 0xd8, 0x42]).toString("base64");
-    await legacy.setPayload("old_sightings__m1", {
+    await raw.setPayload(`${prefix}_sightings__m1`, {
       wait: true,
       points: [pointId("s1")],
       payload: { crop: b64 },
     });
-    await legacy.setPayload("old_alerts", { wait: true, points: [pointId("a1")], payload: { crop: b64 } });
+    await raw.setPayload(`${prefix}_alerts`, { wait: true, points: [pointId("a1")], payload: { crop: b64 } });
     await crops.delete([cropKey("sightings", "s1"), cropKey("alerts", "a1")]);
     expect(Array.from((await store.crop("s1"))!)).toEqual([0xff, 0xd8, 0x42]);
     expect(Array.from((await store.alertCrop("a1"))!)).toEqual([0xff, 0xd8, 0x42]);
@@ -762,7 +767,6 @@ describe("Qdrant adapter traffic", () => {
   });
 
   it("a crop store that is away fails the write as transient, and no point is written without its crop", async () => {
-    const fake = await fakeQdrant();
     // Nothing listens on this port: the pipeline must redeliver, not dead-letter.
     const away = new S3CropStore({
       bucket: "crops",
@@ -771,8 +775,7 @@ describe("Qdrant adapter traffic", () => {
       credentials: { accessKeyId: "k", secretAccessKey: "s" },
       maxAttempts: 1,
     });
-    cropStores.push(away);
-    const store = new QdrantStore(fake.url, "away", undefined, away);
+    const { store } = await qdrant.open(away);
     const failed = await store.addSightings([sighting("s1", "door", 1000, vec(1))]).catch((e: unknown) => e);
     expect(isTransient(failed)).toBe(true);
     expect(String(failed)).toMatch(/crop store s3:\/\/crops\/ .* is unreachable/);
@@ -783,56 +786,28 @@ describe("Qdrant adapter traffic", () => {
     await expect(store.crop("s1")).rejects.toSatisfy(isTransient);
   });
 
-  it("sent only requests the official schema accepts, and the fake's answers matched it too", () => {
-    expect(fakes.length).toBeGreaterThan(0);
-    const calls = new Set(fakes.flatMap((f) => f.calls));
+  it("Qdrant refuses ordered scrolls without a range index, or with an offset (what the store's paging works around)", async () => {
+    const { raw, prefix } = await qdrant.open();
+    const c = `${prefix}_ordered`;
+    await raw.createCollection(c, { vectors: { size: 1, distance: "Cosine" } });
+    const scroll = (body: Parameters<QdrantClient["scroll"]>[1]) =>
+      raw.scroll(c, body).then(
+        () => "ok",
+        (e: unknown) =>
+          String((e as { data?: unknown }).data ? JSON.stringify((e as { data: unknown }).data) : e),
+      );
+    expect(await scroll({ order_by: { key: "ts" }, limit: 5 })).toMatch(/No range index for `order_by` key/);
+    await raw.createPayloadIndex(c, { field_name: "ts", field_schema: "integer", wait: true });
+    expect(await scroll({ order_by: { key: "ts" }, offset: 1, limit: 5 })).toMatch(/offset/i);
+    expect(await scroll({ order_by: "ts", limit: 5 })).toBe("ok");
+  });
+
+  it("sent only requests the official schema accepts, and the server's answers matched it too", () => {
+    const calls = qdrant.calls();
     expect(calls).toContain("POST /collections/{collection_name}/points/query");
     expect(calls).toContain("PUT /collections/{collection_name}/index");
     expect(calls).toContain("POST /collections/{collection_name}/points/scroll");
     expect(calls).toContain("POST /collections/{collection_name}/points/payload");
-    expect(fakes.flatMap((f) => f.violations)).toEqual([]);
-  });
-
-  it("the fake refuses ordered scrolls as Qdrant does: no range index, or an offset", async () => {
-    const fake = await new FakeQdrant(process.env.VIGIL_QDRANT_OPENAPI ?? spec).start();
-    const call = (method: string, url: string, body: unknown) =>
-      fetch(`${fake.url}${url}`, {
-        method,
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-    await call("PUT", "/collections/c", { vectors: { size: 1, distance: "Cosine" } });
-    const unindexed = await call("POST", "/collections/c/points/scroll", {
-      order_by: { key: "ts" },
-      limit: 5,
-    });
-    expect(unindexed.status).toBe(400);
-    expect(JSON.stringify(await unindexed.json())).toMatch(/No range index for `order_by` key/);
-    await call("PUT", "/collections/c/index", { field_name: "ts", field_schema: "integer" });
-    const withOffset = await call("POST", "/collections/c/points/scroll", {
-      order_by: { key: "ts" },
-      offset: 1,
-      limit: 5,
-    });
-    expect(withOffset.status).toBe(400);
-    expect((await call("POST", "/collections/c/points/scroll", { order_by: "ts", limit: 5 })).status).toBe(
-      200,
-    );
-    expect(fake.violations).toEqual([]);
-    await fake.stop();
+    expect(qdrant.violations()).toEqual([]);
   });
 });
-
-const live = process.env.QDRANT_URL;
-if (!live) console.log("skipping the live Qdrant suite: QDRANT_URL is not set");
-if (live)
-  storeContract(
-    `Qdrant at ${live}`,
-    async () =>
-      new QdrantStore(
-        live,
-        `vigil_test_${Date.now()}_${collectionPrefix++}`,
-        process.env.QDRANT_API_KEY,
-        folderCrops(),
-      ),
-  );

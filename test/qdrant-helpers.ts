@@ -1,0 +1,96 @@
+import { QdrantClient } from "@qdrant/js-client-rest";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { afterAll, beforeAll } from "vitest";
+import { FolderCropStore, type CropStore } from "../lib/store/crop-store.ts";
+import { QdrantStore } from "../lib/store/qdrant-store.ts";
+import { QdrantApi } from "../lib/testing/qdrant/openapi.ts";
+import { QdrantProxy } from "../lib/testing/qdrant/proxy.ts";
+import {
+  QdrantServer,
+  qdrantUnavailableReason,
+  type QdrantServerOptions,
+} from "../lib/testing/qdrant/server.ts";
+import { tempDir } from "./helpers.ts";
+
+/** A store on the file's server, seen through a checking proxy of its own. */
+export interface LiveQdrant {
+  store: QdrantStore;
+  /** The collection prefix the store was given: unique to this store. */
+  prefix: string;
+  /** A client that bypasses the proxy: another process, or an older Vigil, writing behind the store's back. */
+  raw: QdrantClient;
+  proxy: QdrantProxy;
+}
+
+/**
+ * A test file's real Qdrant: started in beforeAll (one server per file, so a suite stays fast), given back in
+ * afterAll. Each store it opens gets collections of its own (a unique prefix) and a proxy that holds every request
+ * and reply to the official OpenAPI document and lets a test cut a call short (see QdrantProxy). QDRANT_URL (and
+ * QDRANT_API_KEY) names an outside server instead, where the collections made are deleted afterwards. Without
+ * either, `skip` says why and the caller skips its live cases (the reason is printed once).
+ */
+export function useQdrant(label: string, options: QdrantServerOptions = {}) {
+  // A cluster is always started here: an outside server is one node, as far as a test can tell.
+  const outside = options.nodes === 3 ? undefined : process.env.QDRANT_URL;
+  const apiKey = outside ? process.env.QDRANT_API_KEY : undefined;
+  const skip = outside ? undefined : qdrantUnavailableReason(options.binary);
+  if (skip) console.log(`skipping ${label} against a real Qdrant: ${skip}`);
+  const run = `t${Date.now().toString(36)}${randomBytes(2).toString("hex")}`;
+  let server: QdrantServer | undefined;
+  let url = "";
+  let api: QdrantApi | undefined;
+  let count = 0;
+  const proxies: QdrantProxy[] = [];
+  const crops: CropStore[] = [];
+  if (!skip) {
+    beforeAll(async () => {
+      api = new QdrantApi();
+      if (outside) url = outside;
+      else {
+        server = await QdrantServer.start(options);
+        url = server.url;
+      }
+    });
+    afterAll(async () => {
+      for (const p of proxies) await p.stop();
+      for (const c of crops) c.close();
+      if (server) await server.destroy();
+      else if (outside) {
+        const client = new QdrantClient({ url: outside, apiKey, checkCompatibility: false });
+        for (const { name } of (await client.getCollections()).collections)
+          if (name.startsWith(`${run}_`)) await client.deleteCollection(name);
+      }
+    });
+  }
+  const open = async (
+    crop: CropStore = folderCrops(),
+    storeOptions: ConstructorParameters<typeof QdrantStore>[4] = {},
+  ): Promise<LiveQdrant> => {
+    const proxy = await new QdrantProxy(url, api!).start();
+    proxies.push(proxy);
+    crops.push(crop);
+    const prefix = `${run}_${count++}`;
+    return {
+      store: new QdrantStore(proxy.url, prefix, apiKey, crop, storeOptions),
+      prefix,
+      raw: new QdrantClient({ url, apiKey, checkCompatibility: false }),
+      proxy,
+    };
+  };
+  return {
+    /** Why the live cases skip here, or undefined when they run. */
+    skip,
+    /** The server's (or the outside server's) own URL, without a proxy. */
+    url: () => url,
+    /** The server started here: undefined with QDRANT_URL. */
+    server: () => server,
+    open,
+    /** Every violation of the OpenAPI document any proxy of this file saw. */
+    violations: () => proxies.flatMap((p) => p.violations),
+    calls: () => new Set(proxies.flatMap((p) => p.calls)),
+  };
+}
+
+/** A fresh crops folder. */
+export const folderCrops = () => new FolderCropStore(path.join(tempDir("vigil-crops-"), "crops"));
