@@ -1,9 +1,9 @@
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { ROLES } from "../../lib/store/key-store.ts";
+import { checkoutRoot } from "../../lib/util/checkout.ts";
 import type { ApiContext, ZodApp } from "./context.ts";
 import { errors } from "./routes/common.ts";
 
@@ -59,11 +59,9 @@ interface Entry {
   immutable: boolean;
 }
 
-/** dist/console beside this module, from source (services/api → ./dist) and compiled (dist/services/api → dist). */
+/** The checkout's dist/console (Vite's build), the same folder from source and from the compiled build. */
 export function defaultConsoleDir(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [path.resolve(here, "../../dist/console"), path.resolve(here, "../../console")];
-  return candidates.find((d) => existsSync(path.join(d, "index.html"))) ?? candidates[0]!;
+  return path.join(checkoutRoot(), "dist/console");
 }
 
 function listFiles(root: string): Map<string, Entry> {

@@ -13,14 +13,13 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { checkoutRoot } from "../../util/checkout.ts";
 import { freePort, guardServerProcess, portOpen } from "../process.ts";
 import kafkajs from "kafkajs";
 
 const { Kafka, logLevel } = kafkajs;
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 /** Where scripts/kafka-jars.sh puts Apache Kafka's jars (resolved from Maven Central). */
-export const KAFKA_LIBS = process.env.VIGIL_KAFKA_LIBS ?? path.join(ROOT, ".vigil/kafka/libs");
+export const KAFKA_LIBS = process.env.VIGIL_KAFKA_LIBS ?? path.join(checkoutRoot(), ".vigil/kafka/libs");
 
 export interface KafkaBrokerOptions {
   libsDir?: string;

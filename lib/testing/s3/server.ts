@@ -3,13 +3,12 @@ import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { checkoutRoot } from "../../util/checkout.ts";
 import { freePort, guardServerProcess, portOpen } from "../process.ts";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 /** Where scripts/setup.sh installs s3s-fs (`cargo install --root .vigil/s3s`); VIGIL_S3S_FS names another binary. */
-export const S3S_FS = process.env.VIGIL_S3S_FS ?? path.join(ROOT, ".vigil/s3s/bin/s3s-fs");
+export const S3S_FS = process.env.VIGIL_S3S_FS ?? path.join(checkoutRoot(), ".vigil/s3s/bin/s3s-fs");
 
 /** Why a local S3-compatible server cannot be run here, or undefined when it can. */
 export function s3UnavailableReason(binary = S3S_FS): string | undefined {
