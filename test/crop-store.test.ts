@@ -16,7 +16,7 @@ import { isTransient, TransientError } from "../lib/runtime/errors.ts";
 import { loadConfig } from "../lib/config/index.ts";
 import { S3Server, s3UnavailableReason } from "../lib/testing/s3/index.ts";
 import { tempDir } from "./helpers.ts";
-import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
+import { useQdrant } from "./qdrant-helpers.ts";
 
 const bytes = (...b: number[]) => Uint8Array.from(b);
 const list = (u: Uint8Array | undefined) => (u ? Array.from(u) : u);
@@ -160,6 +160,8 @@ if (s3Missing) console.log(`skipping the S3 crop store tests: ${s3Missing}`);
 
 // Short test timeouts: a request that hangs is exactly the failure these tests look for.
 describe.skipIf(!!s3Missing)("S3 crop store against s3s-fs", { timeout: 30_000 }, () => {
+  // Started only for the start-up check below, and only when this block runs.
+  const qdrant = useQdrant("the checked start-up of a Qdrant store with S3 crops");
   let server: S3Server;
   const stores: CropStore[] = [];
   const s3Store = (bucket: string, more: Partial<S3CropStoreOptions> = {}) => {
@@ -295,42 +297,43 @@ describe.skipIf(!!s3Missing)("S3 crop store against s3s-fs", { timeout: 30_000 }
     expect(list(await store.get(cropKey("sightings", "f")))).toEqual([1]);
   });
 
+  /** store.crops as a Kubernetes Secret and the manifests would set it, in environment variables. */
+  const s3Env = (bucket: string) => ({
+    VIGIL_STORE__KIND: "qdrant",
+    VIGIL_STORE__QDRANT_URL: "http://127.0.0.1:6333",
+    VIGIL_STORE__CROPS__KIND: "s3",
+    VIGIL_STORE__CROPS__S3__BUCKET: bucket,
+    VIGIL_STORE__CROPS__S3__PREFIX: "env/",
+    VIGIL_STORE__CROPS__S3__ENDPOINT: server.endpoint,
+    VIGIL_STORE__CROPS__S3__FORCE_PATH_STYLE: "true",
+    VIGIL_STORE__CROPS__S3__ACCESS_KEY_ID: server.accessKey,
+    VIGIL_STORE__CROPS__S3__SECRET_ACCESS_KEY: server.secretKey,
+  });
+
   it("is what store.crops configures, from environment variables as a Kubernetes Secret would set them", async () => {
     const bucket = await server.createBucket();
-    const env = {
-      VIGIL_STORE__KIND: "qdrant",
-      VIGIL_STORE__QDRANT_URL: "http://127.0.0.1:6333",
-      VIGIL_STORE__CROPS__KIND: "s3",
-      VIGIL_STORE__CROPS__S3__BUCKET: bucket,
-      VIGIL_STORE__CROPS__S3__PREFIX: "env/",
-      VIGIL_STORE__CROPS__S3__ENDPOINT: server.endpoint,
-      VIGIL_STORE__CROPS__S3__FORCE_PATH_STYLE: "true",
-      VIGIL_STORE__CROPS__S3__ACCESS_KEY_ID: server.accessKey,
-      VIGIL_STORE__CROPS__S3__SECRET_ACCESS_KEY: server.secretKey,
-    };
-    const config = loadConfig({ env });
+    const config = loadConfig({ env: s3Env(bucket) });
     const store = openCropStore(config);
     stores.push(store);
     expect(store).toBeInstanceOf(S3CropStore);
     await store.check();
     await store.put(cropKey("alerts", "x"), bytes(3));
     expect(await objects(bucket, "env/")).toEqual([cropKey("alerts", "x")]);
+  });
 
-    // A service opens its store checked (the Qdrant server, here the OpenAPI-validating fake, then the crops): a
-    // refused secret stops it at start-up, with the reason.
-    const qdrant = await new FakeQdrant(QDRANT_OPENAPI).start();
-    try {
-      const checked = { ...env, VIGIL_STORE__QDRANT_URL: qdrant.url };
+  it.skipIf(!!qdrant.skip)(
+    "a service opens its store checked (the Qdrant server, then the crops): a refused secret stops it at start",
+    async () => {
+      const { url, proxy } = await qdrant.endpoint();
+      const checked = { ...s3Env(await server.createBucket()), VIGIL_STORE__QDRANT_URL: url };
       (await openCheckedStore(loadConfig({ env: checked }))).close();
       const wrong = loadConfig({
         env: { ...checked, VIGIL_STORE__CROPS__S3__SECRET_ACCESS_KEY: "not-the-secret" },
       });
       await expect(openCheckedStore(wrong)).rejects.toThrow(/refused the request .*check the credentials/);
-      expect(qdrant.violations).toEqual([]);
-    } finally {
-      await qdrant.stop();
-    }
-  });
+      expect(proxy.violations).toEqual([]);
+    },
+  );
 });
 
 describe("store.crops configuration", () => {

@@ -63,14 +63,18 @@ export function useQdrant(label: string, options: QdrantServerOptions = {}) {
       }
     });
   }
+  /** A proxy of its own and a fresh collection prefix, for code that opens its store from config. */
+  const endpoint = async () => {
+    const proxy = await new QdrantProxy(url, api!).start();
+    proxies.push(proxy);
+    return { url: proxy.url, apiKey, prefix: `${run}_${count++}`, proxy };
+  };
   const open = async (
     crop: CropStore = folderCrops(),
     storeOptions: ConstructorParameters<typeof QdrantStore>[4] = {},
   ): Promise<LiveQdrant> => {
-    const proxy = await new QdrantProxy(url, api!).start();
-    proxies.push(proxy);
+    const { proxy, prefix } = await endpoint();
     crops.push(crop);
-    const prefix = `${run}_${count++}`;
     return {
       store: new QdrantStore(proxy.url, prefix, apiKey, crop, storeOptions),
       prefix,
@@ -85,6 +89,7 @@ export function useQdrant(label: string, options: QdrantServerOptions = {}) {
     url: () => url,
     /** The server started here: undefined with QDRANT_URL. */
     server: () => server,
+    endpoint,
     open,
     /** Every violation of the OpenAPI document any proxy of this file saw. */
     violations: () => proxies.flatMap((p) => p.violations),

@@ -1,14 +1,14 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { RetentionScheduler } from "../lib/runtime/retention.ts";
 import type { NewAlert } from "../lib/store/alert-store.ts";
 import { cropKey, FolderCropStore } from "../lib/store/crop-store.ts";
-import { QdrantStore } from "../lib/store/qdrant-store.ts";
+import type { QdrantStore } from "../lib/store/qdrant-store.ts";
 import type { Sighting } from "../lib/store/sighting-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { l2normalize } from "../lib/geometry/index.ts";
-import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
+import { useQdrant } from "./qdrant-helpers.ts";
 import { sightingOf, tempDir } from "./helpers.ts";
 
 const DAY = 86_400_000;
@@ -47,58 +47,55 @@ async function seed(store: SqliteStore | QdrantStore) {
 
 const options = { retentionDays: 30, alertRetentionDays: 90, everyS: 3600 };
 
+const qdrant = useQdrant("retention in the Qdrant store");
+
 describe("scheduled retention", () => {
-  const fakes: FakeQdrant[] = [];
   const closers: (() => void)[] = [];
   afterEach(() => {
     vi.useRealTimers();
     for (const c of closers.splice(0)) c();
   });
-  afterAll(async () => {
-    for (const f of fakes) await f.stop();
-  });
+  it.skipIf(!!qdrant.skip)(
+    "a tick deletes expired sightings, alerts and their crop files from the Qdrant store, and keeps fresh ones",
+    async () => {
+      const dir = path.join(tempDir("vigil-retention-"), "crops");
+      const { store, proxy } = await qdrant.open(new FolderCropStore(dir));
+      await seed(store);
+      const onDisk = (kind: "sightings" | "alerts", id: string) =>
+        existsSync(path.join(dir, ...cropKey(kind, id).split("/")));
+      expect(onDisk("sightings", "old-sighting") && onDisk("alerts", "old-alert")).toBe(true);
 
-  it("a tick deletes expired sightings, alerts and their crop files from the Qdrant store, and keeps fresh ones", async () => {
-    const fake = await new FakeQdrant(QDRANT_OPENAPI).start();
-    fakes.push(fake);
-    const dir = path.join(tempDir("vigil-retention-"), "crops");
-    const store = new QdrantStore(fake.url, "retention", undefined, new FolderCropStore(dir));
-    closers.push(() => store.close());
-    await seed(store);
-    const onDisk = (kind: "sightings" | "alerts", id: string) =>
-      existsSync(path.join(dir, ...cropKey(kind, id).split("/")));
-    expect(onDisk("sightings", "old-sighting") && onDisk("alerts", "old-alert")).toBe(true);
+      const purged: unknown[] = [];
+      const retention = new RetentionScheduler(store, {
+        ...options,
+        now: () => NOW,
+        onPurged: (r) => purged.push(r),
+      });
+      expect(await retention.tick()).toEqual({
+        sightingsBefore: NOW - 30 * DAY,
+        alertsBefore: NOW - 90 * DAY,
+        // No period of their own given: unknown identities follow the sightings'.
+        unknownsBefore: NOW - 30 * DAY,
+        sightings: 1,
+        alerts: 1,
+        unknowns: 0,
+      });
+      expect(purged).toHaveLength(1);
 
-    const purged: unknown[] = [];
-    const retention = new RetentionScheduler(store, {
-      ...options,
-      now: () => NOW,
-      onPurged: (r) => purged.push(r),
-    });
-    expect(await retention.tick()).toEqual({
-      sightingsBefore: NOW - 30 * DAY,
-      alertsBefore: NOW - 90 * DAY,
-      // No period of their own given: unknown identities follow the sightings'.
-      unknownsBefore: NOW - 30 * DAY,
-      sightings: 1,
-      alerts: 1,
-      unknowns: 0,
-    });
-    expect(purged).toHaveLength(1);
+      expect(await store.getSighting("old-sighting")).toBeUndefined();
+      expect(await store.crop("old-sighting")).toBeUndefined();
+      expect(onDisk("sightings", "old-sighting")).toBe(false);
+      expect(await store.getAlert("old-alert")).toBeUndefined();
+      expect(onDisk("alerts", "old-alert")).toBe(false);
 
-    expect(await store.getSighting("old-sighting")).toBeUndefined();
-    expect(await store.crop("old-sighting")).toBeUndefined();
-    expect(onDisk("sightings", "old-sighting")).toBe(false);
-    expect(await store.getAlert("old-alert")).toBeUndefined();
-    expect(onDisk("alerts", "old-alert")).toBe(false);
-
-    expect((await store.getSighting("fresh-sighting"))?.id).toBe("fresh-sighting");
-    expect(Array.from((await store.crop("fresh-sighting"))!)).toEqual([1, 2, 2]);
-    expect(onDisk("sightings", "fresh-sighting")).toBe(true);
-    expect((await store.getAlert("fresh-alert"))?.id).toBe("fresh-alert");
-    expect(onDisk("alerts", "fresh-alert")).toBe(true);
-    expect(fake.violations).toEqual([]);
-  });
+      expect((await store.getSighting("fresh-sighting"))?.id).toBe("fresh-sighting");
+      expect(Array.from((await store.crop("fresh-sighting"))!)).toEqual([1, 2, 2]);
+      expect(onDisk("sightings", "fresh-sighting")).toBe(true);
+      expect((await store.getAlert("fresh-alert"))?.id).toBe("fresh-alert");
+      expect(onDisk("alerts", "fresh-alert")).toBe(true);
+      expect(proxy.violations).toEqual([]);
+    },
+  );
 
   it("runs by itself every period, each pass with the clock's time then (embedded SQLite store)", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });

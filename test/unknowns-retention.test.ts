@@ -1,15 +1,13 @@
 import path from "node:path";
-import { afterAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../lib/config/index.ts";
 import { randomUnit } from "../lib/testing/vectors.ts";
 import { RetentionScheduler, retentionOptions } from "../lib/runtime/retention.ts";
-import { FolderCropStore } from "../lib/store/crop-store.ts";
 import type { IdentityStore } from "../lib/store/identity-store.ts";
-import { QdrantStore } from "../lib/store/qdrant-store.ts";
 import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import type { AlertStore } from "../lib/store/alert-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { FakeQdrant, QDRANT_OPENAPI } from "./fixtures/qdrant-fake.ts";
+import { useQdrant } from "./qdrant-helpers.ts";
 import { sightingOf, tempDir } from "./helpers.ts";
 
 const DAY = 86_400_000;
@@ -66,12 +64,9 @@ async function retentionOfUnknowns(store: Store) {
   }
 }
 
-describe("retention of unknown identities", () => {
-  const fakes: FakeQdrant[] = [];
-  afterAll(async () => {
-    for (const f of fakes) await f.stop();
-  });
+const qdrant = useQdrant("retention of unknown identities in the Qdrant store");
 
+describe("retention of unknown identities", () => {
   it("deletes identities not seen within store.unknownRetentionDays (embedded SQLite store)", async () => {
     const store = new SqliteStore(path.join(tempDir("vigil-retention-"), "vigil.db"));
     try {
@@ -81,18 +76,14 @@ describe("retention of unknown identities", () => {
     }
   });
 
-  it("deletes identities not seen within store.unknownRetentionDays (Qdrant store, OpenAPI-validating fake)", async () => {
-    const fake = await new FakeQdrant(QDRANT_OPENAPI).start();
-    fakes.push(fake);
-    const store = new QdrantStore(
-      fake.url,
-      "unkret",
-      undefined,
-      new FolderCropStore(path.join(tempDir("vigil-retention-"), "crops")),
-    );
-    await retentionOfUnknowns(store);
-    expect(fake.violations).toEqual([]);
-  });
+  it.skipIf(!!qdrant.skip)(
+    "deletes identities not seen within store.unknownRetentionDays (Qdrant store, real server)",
+    async () => {
+      const { store, proxy } = await qdrant.open();
+      await retentionOfUnknowns(store);
+      expect(proxy.violations).toEqual([]);
+    },
+  );
 
   it("takes the period from the config (default 30 days)", () => {
     expect(retentionOptions(loadConfig({ env: {} })).unknownRetentionDays).toBe(30);

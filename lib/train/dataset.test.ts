@@ -6,7 +6,7 @@ import { l2normalize } from "../geometry/index.ts";
 import { openStore } from "../store/open-store.ts";
 import { MAX_PAGE } from "../store/paging.ts";
 import { alertExclusionId } from "../store/watchlist-store.ts";
-import { FakeQdrant, QDRANT_OPENAPI } from "../../test/fixtures/qdrant-fake.ts";
+import { useQdrant } from "../../test/qdrant-helpers.ts";
 import { tempDir, testConfig } from "../../test/helpers.ts";
 import { configuredStoreData } from "./dataset.ts";
 
@@ -31,32 +31,28 @@ const alert = (id: string, personId: string, seed: number, more: Record<string, 
   ...more,
 });
 
-const spec = QDRANT_OPENAPI;
-const fakes: FakeQdrant[] = [];
-let prefix = 0;
+const qdrant = useQdrant("training from the Qdrant store");
 
 /** The same expectations on each store `vigil train --from-store` reads through the store interfaces. */
 const stores: [string, () => Promise<Config>][] = [["embedded SQLite", async () => testConfig()]];
-if (existsSync(spec))
+if (!qdrant.skip)
   stores.push([
-    "Qdrant (a fake that validates Qdrant's OpenAPI schema)",
+    "Qdrant (real server, requests checked against its OpenAPI document)",
     async () => {
-      const fake = await new FakeQdrant(spec).start();
-      fakes.push(fake);
+      const { url, apiKey, prefix } = await qdrant.endpoint();
       return testConfig({
         "store.kind": "qdrant",
-        "store.qdrantUrl": fake.url,
-        "store.qdrantPrefix": `train${prefix++}`,
+        "store.qdrantUrl": url,
+        ...(apiKey ? { "store.qdrantApiKey": apiKey } : {}),
+        "store.qdrantPrefix": prefix,
         "store.crops.dir": path.join(tempDir("vigil-train-crops-"), "crops"),
       });
     },
   ]);
-else console.log(`skipping training from the Qdrant store: ${spec} (Qdrant's OpenAPI document) not found`);
 
-afterAll(async () => {
+afterAll(() => {
   // Every request the Qdrant adapter sent, and every answer, was one the official schema accepts.
-  expect(fakes.flatMap((f) => f.violations)).toEqual([]);
-  for (const f of fakes) await f.stop();
+  expect(qdrant.violations()).toEqual([]);
 });
 
 for (const [label, configure] of stores)
