@@ -9,6 +9,11 @@ export interface OutRecord {
   /** Partition key: records with one key stay in order on one partition (cameras, in Vigil). */
   key: string;
   value: Uint8Array;
+  /**
+   * Called once the bus needs `value`'s bytes no more (every consumer group committed the record, it was dropped,
+   * or it was sent to the broker), so its memory can be reused: pooled frame slots. At most once.
+   */
+  release?: () => void;
 }
 
 /** A record as a consumer receives it: where it sits on the log, and when it was produced. */

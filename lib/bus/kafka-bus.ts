@@ -314,7 +314,12 @@ export class KafkaBus implements Bus {
     }
     flush();
     this.pump();
-    await Promise.all(sends);
+    try {
+      await Promise.all(sends);
+    } finally {
+      // kafkajs has encoded the values into its request (or given up on them) by now.
+      for (const r of records) r.release?.();
+    }
   }
 
   /**

@@ -29,6 +29,45 @@ describe("MemoryBus", () => {
     await bus.close();
   });
 
+  it("releases a record once every group has committed it, and a dropped unclaimed one at once", async () => {
+    const bus = new MemoryBus({ capacity: 100 });
+    const released: number[] = [];
+    let gate!: () => void;
+    const held = new Promise<void>((r) => (gate = r));
+    await bus.subscribe("t", { group: "fast" }, async () => {});
+    await bus.subscribe("t", { group: "slow" }, async () => held);
+    await bus.publish("t", [{ ...rec("k", 1), release: () => released.push(1) }]);
+    await new Promise((r) => setTimeout(r, 20));
+    // The fast group is done; the slow one still holds the record.
+    expect(released).toEqual([]);
+    gate();
+    await bus.drain();
+    expect(released).toEqual([1]);
+
+    const lone = new MemoryBus({ capacity: 1 });
+    await lone.publish("nobody", [{ ...rec("k", 2), release: () => released.push(2) }]);
+    await lone.publish("nobody", [{ ...rec("k", 3), release: () => released.push(3) }]);
+    expect(released).toEqual([1, 2]);
+    await bus.close();
+    await lone.close();
+  });
+
+  it("does not release a record whose batch failed until it is delivered again and committed", async () => {
+    const bus = new MemoryBus({ capacity: 10, retryDelayMs: 1 });
+    const released: string[] = [];
+    let attempts = 0;
+    await bus.subscribe("t", { group: "g" }, async () => {
+      attempts++;
+      expect(released).toEqual([]);
+      if (attempts < 3) throw new Error("store away");
+    });
+    await bus.publish("t", [{ ...rec("k", 1), release: () => released.push("r") }]);
+    await bus.drain();
+    expect(attempts).toBe(3);
+    expect(released).toEqual(["r"]);
+    await bus.close();
+  });
+
   it("bounds a topic by its own capacity when one is given", async () => {
     const bus = new MemoryBus({ capacity: 100, topicCapacity: { small: 2 } });
     let release!: () => void;

@@ -12,6 +12,17 @@ interface Waiter {
   resolve: () => void;
 }
 
+/** Records whose publisher wants to know when their bytes are free: how many group queues still hold each. */
+const holders = new WeakMap<BusRecord, { left: number; release: () => void }>();
+
+/** One queue is done with `record` (committed or dropped); the last one releases it. */
+function done(record: BusRecord) {
+  const h = holders.get(record);
+  if (!h || --h.left > 0) return;
+  holders.delete(record);
+  h.release();
+}
+
 /** A bounded FIFO per (topic, group); publishers wait for room, consumers wait for records. */
 class GroupQueue {
   readonly records: BusRecord[] = [];
@@ -42,8 +53,9 @@ class GroupQueue {
     return batch;
   }
 
-  commit(count: number) {
-    this.inFlight -= count;
+  commit(batch: BusRecord[]) {
+    this.inFlight -= batch.length;
+    for (const record of batch) done(record);
     this.wakeAll(this.spaceWaiters);
   }
 
@@ -109,7 +121,7 @@ export class MemoryBus implements Bus {
   async publish(topicName: string, records: OutRecord[]): Promise<void> {
     if (this.closed) throw new Error(`bus is closed; cannot publish to ${topicName}`);
     const topic = this.topic(topicName);
-    for (const { key, value } of records) {
+    for (const { key, value, release } of records) {
       const record: BusRecord = {
         topic: topicName,
         partition: 0,
@@ -118,11 +130,12 @@ export class MemoryBus implements Bus {
         key,
         value,
       };
+      if (release) holders.set(record, { left: Math.max(1, topic.groups.size), release });
       if (topic.groups.size === 0) {
         // Nobody consumes this topic yet. Like Kafka, retain rather than push back (a producer must not stall
         // on a topic no one reads), keeping the newest records up to the bound.
         topic.unclaimed.records.push(record);
-        if (topic.unclaimed.records.length > topic.unclaimed.capacity) topic.unclaimed.records.shift();
+        if (topic.unclaimed.records.length > topic.unclaimed.capacity) done(topic.unclaimed.records.shift()!);
         continue;
       }
       for (const queue of topic.groups.values()) await queue.put(record, () => this.closed);
@@ -185,11 +198,11 @@ export class MemoryBus implements Bus {
     for (let attempt = 1; ; attempt++) {
       try {
         await handler(batch, context);
-        queue.commit(batch.length);
+        queue.commit(batch);
         return;
       } catch (err) {
         if (this.closed) {
-          queue.commit(batch.length);
+          queue.commit(batch);
           return;
         }
         this.options.onHandlerError?.(err as Error, attempt);

@@ -31,6 +31,27 @@ describe("contracts", () => {
     expect(bytes.byteLength).toBeLessThan(24 + 200);
   });
 
+  it("encodes in place around a blob already in its buffer: the same bytes as encode, no copy of the blob", () => {
+    const region = new Uint8Array(new SharedArrayBuffer(300));
+    const image = region.subarray(200, 212);
+    image.set(Array.from({ length: 12 }, (_, i) => 100 + i));
+    const msg = { ...frame(), format: "yuv420p" as const, image };
+    const inPlace = FrameContract.encodeInPlace(msg, region);
+    expect(Array.from(inPlace)).toEqual(Array.from(FrameContract.encode(msg)));
+    expect(inPlace.buffer).toBe(region.buffer);
+    expect(inPlace.byteOffset + inPlace.byteLength).toBe(212);
+    const back = FrameContract.decode(inPlace);
+    expect(back.image.buffer).toBe(region.buffer);
+    expect(back.image.byteOffset).toBe(200);
+  });
+
+  it("refuses to encode in place without room for the header or with the blob elsewhere", () => {
+    const region = new Uint8Array(64);
+    const msg = { ...frame(), image: region.subarray(10, 34) };
+    expect(() => FrameContract.encodeInPlace(msg, region)).toThrow(/more room/);
+    expect(() => FrameContract.encodeInPlace(frame(), new Uint8Array(4096))).toThrow(/not inside the region/);
+  });
+
   it("can put a message in shared memory, which a decoded blob still views without a copy", () => {
     const msg = {
       ...frame(),

@@ -29,6 +29,11 @@ export type MessageOf<H extends z.ZodType, B extends string> = z.infer<H> & { [K
 
 export interface Contract<H extends z.ZodType, B extends string> extends ContractSpec<H, B> {
   encode(message: MessageOf<H, B>, options?: EncodeOptions): Uint8Array;
+  /**
+   * The same bytes as `encode`, written into `region` in front of the last blob, which must already lie in
+   * `region` (a decoder wrote it there): the message is a view of `region`, and the blob is never copied.
+   */
+  encodeInPlace(message: MessageOf<H, B>, region: Uint8Array): Uint8Array;
   decode(bytes: Uint8Array): MessageOf<H, B>;
 }
 
@@ -43,7 +48,8 @@ export interface EncodeOptions {
 export function defineContract<H extends z.ZodType, B extends string>(
   spec: ContractSpec<H, B>,
 ): Contract<H, B> {
-  const encode = (message: MessageOf<H, B>, options: EncodeOptions = {}): Uint8Array => {
+  /** The checked header's bytes and the blobs, in the contract's order. */
+  const parts = (message: MessageOf<H, B>) => {
     const headerFields: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(message as Record<string, unknown>)) {
       if (!(spec.blobs as readonly string[]).includes(k)) headerFields[k] = v;
@@ -62,21 +68,53 @@ export function defineContract<H extends z.ZodType, B extends string>(
       JSON.stringify({ ...(checked.data as object), _blobs: blobs.map((b) => b.byteLength) }),
       "utf8",
     );
-    const total = PREAMBLE + header.byteLength + blobs.reduce((n, b) => n + b.byteLength, 0);
-    const out = new Uint8Array(options.shared ? new SharedArrayBuffer(total) : new ArrayBuffer(total));
-    const view = new DataView(out.buffer);
-    out.set(MAGIC, 0);
-    out[3] = FORMAT_VERSION;
-    out[4] = spec.typeId;
-    out[5] = spec.version;
-    view.setUint32(6, header.byteLength);
-    out.set(header, PREAMBLE);
-    let offset = PREAMBLE + header.byteLength;
-    for (const blob of blobs) {
+    return { header, blobs };
+  };
+
+  /** Preamble, header and the first `count` blobs into `out` from `start`; returns where the next blob goes. */
+  const writeFront = (
+    out: Uint8Array,
+    start: number,
+    header: Uint8Array,
+    blobs: Uint8Array[],
+    count: number,
+  ) => {
+    out.set(MAGIC, start);
+    out[start + 3] = FORMAT_VERSION;
+    out[start + 4] = spec.typeId;
+    out[start + 5] = spec.version;
+    new DataView(out.buffer, out.byteOffset).setUint32(start + 6, header.byteLength);
+    out.set(header, start + PREAMBLE);
+    let offset = start + PREAMBLE + header.byteLength;
+    for (const blob of blobs.slice(0, count)) {
       out.set(blob, offset);
       offset += blob.byteLength;
     }
+    return offset;
+  };
+
+  const encode = (message: MessageOf<H, B>, options: EncodeOptions = {}): Uint8Array => {
+    const { header, blobs } = parts(message);
+    const total = PREAMBLE + header.byteLength + blobs.reduce((n, b) => n + b.byteLength, 0);
+    const out = new Uint8Array(options.shared ? new SharedArrayBuffer(total) : new ArrayBuffer(total));
+    const offset = writeFront(out, 0, header, blobs, blobs.length - 1);
+    if (blobs.length > 0) out.set(blobs[blobs.length - 1]!, offset);
     return out;
+  };
+
+  const encodeInPlace = (message: MessageOf<H, B>, region: Uint8Array): Uint8Array => {
+    const { header, blobs } = parts(message);
+    const last = blobs[blobs.length - 1];
+    const at = last ? last.byteOffset - region.byteOffset : -1;
+    if (!last || last.buffer !== region.buffer || at < 0 || at + last.byteLength > region.byteLength) {
+      throw new ContractError(`cannot encode ${spec.name} in place: its last blob is not inside the region`);
+    }
+    const front = PREAMBLE + header.byteLength + blobs.slice(0, -1).reduce((n, b) => n + b.byteLength, 0);
+    if (front > at) {
+      throw new ContractError(`cannot encode ${spec.name} in place: ${front} bytes of header need more room`);
+    }
+    writeFront(region, at - front, header, blobs, blobs.length - 1);
+    return region.subarray(at - front, at + last.byteLength);
   };
 
   const decode = (bytes: Uint8Array): MessageOf<H, B> => {
@@ -122,7 +160,7 @@ export function defineContract<H extends z.ZodType, B extends string>(
     return result as MessageOf<H, B>;
   };
 
-  return { ...spec, encode, decode };
+  return { ...spec, encode, encodeInPlace, decode };
 }
 
 const isLength = (n: unknown) => typeof n === "number" && Number.isInteger(n) && n >= 0;

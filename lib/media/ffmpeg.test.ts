@@ -51,9 +51,12 @@ describe("ffmpeg decoder", () => {
       expect(f).toMatchObject({ format: "yuv420p", width: 160, height: 120 });
       expect(f.data.length).toBe(yuv420Bytes(160, 120));
     }
-    // Frame 2 was decoded into frame 1's released buffer; every other frame has its own.
-    expect(frames[2]!.data).toBe(frames[1]!.data);
-    expect(new Set(frames.map((f) => f.data)).size).toBe(19);
+    // Frame 2 was decoded into frame 1's released slot; every other frame has its own. Each is shared memory
+    // with room for a message header in front, so it is published where it lies (encodeFrameInPlace).
+    expect(frames[2]!.data.buffer).toBe(frames[1]!.data.buffer);
+    expect(new Set(frames.map((f) => f.data.buffer)).size).toBe(19);
+    expect(frames[0]!.data.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(frames[0]!.slot?.pixels.buffer).toBe(frames[0]!.data.buffer);
   });
 
   it("decodes on NVDEC with hwaccel cuda, or exits with a line that names the hardware decoder's failure", async () => {

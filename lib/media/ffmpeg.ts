@@ -1,3 +1,4 @@
+import { FramePool, type FrameSlot } from "./frame-pool.ts";
 import ffmpeg from "fluent-ffmpeg";
 import type { ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
@@ -90,6 +91,11 @@ export interface DecodedFrame {
    * message, or dropped). Optional: a frame never released is simply collected.
    */
   release(): void;
+  /**
+   * Raw frames: the pooled slot `data` lies in, with room for a message header in front, so the frame can be
+   * published without a copy (encodeFrameInPlace); its release is `release`.
+   */
+  slot?: FrameSlot;
 }
 
 export interface DecoderExit {
@@ -204,9 +210,9 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   const stream = command.pipe() as Readable;
   stream.on("error", () => {});
 
-  // Released frame buffers, reused: at 40 frames a second, fresh 1.4 MB buffers keep V8's collector busy.
-  const spare: Uint8Array[] = [];
-  const nextBuffer = () => spare.pop() ?? new Uint8Array(frameBytes);
+  // Released frame slots, reused: at 40 frames a second, fresh 1.4 MB buffers keep V8's collector busy. Each
+  // is shared memory with header room, so the frame goes on to the bus and a worker thread where it lies.
+  const pool = new FramePool(frameBytes, 8);
 
   /** JPEGs from image2pipe, one after another: each ends at its EOI marker (FF D9, never inside coded data). */
   async function* jpegFrames(): AsyncGenerator<DecodedFrame> {
@@ -233,7 +239,7 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   async function* frames(): AsyncGenerator<DecodedFrame> {
     // Each byte is copied once, into its frame: pipe chunks are 64 KiB and a 720p frame is 1.4 MB, so
     // re-concatenating a growing buffer per chunk would copy every frame dozens of times.
-    let frame = nextBuffer();
+    let slot = pool.acquire();
     let filled = 0;
     let index = 0;
     for await (const chunk of stream) {
@@ -241,19 +247,22 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
       let offset = 0;
       while (offset < bytes.length) {
         const take = Math.min(frameBytes - filled, bytes.length - offset);
-        frame.set(bytes.subarray(offset, offset + take), filled);
+        slot.pixels.set(bytes.subarray(offset, offset + take), filled);
         filled += take;
         offset += take;
         if (filled === frameBytes) {
-          const data = frame;
-          let released = false;
-          const release = () => {
-            if (released) return;
-            released = true;
-            if (spare.length < 4) spare.push(data);
+          const { pixels: data, release } = slot;
+          yield {
+            index: index++,
+            width,
+            height,
+            format: "yuv420p",
+            data,
+            receivedAt: Date.now(),
+            release,
+            slot,
           };
-          yield { index: index++, width, height, format: "yuv420p", data, receivedAt: Date.now(), release };
-          frame = nextBuffer();
+          slot = pool.acquire();
           filled = 0;
         }
       }

@@ -177,7 +177,7 @@ export async function publishGrouped(bus: Bus, emits: Emit[]): Promise<void> {
   for (const e of emits) {
     let list = byTopic.get(e.topic);
     if (!list) byTopic.set(e.topic, (list = []));
-    list.push({ key: e.key, value: e.value });
+    list.push({ key: e.key, value: e.value, release: e.release });
   }
   await Promise.all([...byTopic].map(([topic, records]) => bus.publish(topic, records)));
 }

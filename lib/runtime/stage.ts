@@ -5,6 +5,8 @@ export interface Emit {
   topic: TopicName;
   key: string;
   value: Uint8Array;
+  /** See OutRecord.release: the bus calls it once the value's bytes may be reused. */
+  release?: () => void;
 }
 
 /** Where a batch's messages came from: `records[i]` carried `batch[i]`. */

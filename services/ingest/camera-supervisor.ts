@@ -1,3 +1,4 @@
+import { encodeFrameInPlace } from "../../lib/media/frame-pool.ts";
 import type { Config } from "../../lib/config/index.ts";
 import {
   CameraStatusContract,
@@ -278,23 +279,25 @@ export class CameraSupervisor {
   }
 
   private publish(frame: DecodedFrame) {
-    const value = FrameContract.encode(
-      {
-        cameraId: this.camera.id,
-        seq: this.seq++,
-        // Live: when the decoded frame reached Vigil (sender clocks are not trusted). Files: the media clock.
-        captureTs: this.live
-          ? frame.receivedAt
-          : Math.round(this.mediaStart + (frame.index * 1000) / this.camera.fps),
-        width: frame.width,
-        height: frame.height,
-        format: frame.format,
-        live: this.live,
-        image: frame.data,
-      },
-      // Shared, so the detect-align worker reads the frame where it lies instead of copying it.
-      { shared: true },
-    );
+    const header = {
+      cameraId: this.camera.id,
+      seq: this.seq++,
+      // Live: when the decoded frame reached Vigil (sender clocks are not trusted). Files: the media clock.
+      captureTs: this.live
+        ? frame.receivedAt
+        : Math.round(this.mediaStart + (frame.index * 1000) / this.camera.fps),
+      width: frame.width,
+      height: frame.height,
+      format: frame.format,
+      live: this.live,
+    };
+    // A raw frame is published from the slot the decoder wrote it into, and goes back to the decoder once the
+    // bus is done with it (every consumer committed it): no copy of the pixels anywhere on the way.
+    if (frame.slot) {
+      const value = encodeFrameInPlace(frame.slot, header);
+      return this.emit({ topic: Topics.frames, key: this.camera.id, value, release: frame.release });
+    }
+    const value = FrameContract.encode({ ...header, image: frame.data });
     frame.release();
     return this.emit({ topic: Topics.frames, key: this.camera.id, value });
   }
