@@ -196,6 +196,13 @@ export const ConfigSchema = z
         detectWorkers: positiveInt.default(2),
         /** Embedding worker threads: two absorb the burst when several cameras show new faces at once. */
         embedWorkers: positiveInt.default(2),
+        /**
+         * Benchmarks only (`vigil bench plumbing`): every session answers with fixed outputs after `costMs`
+         * instead of running its model (lib/vision/inference/stand-in.ts), so what is measured is the pipeline.
+         */
+        standIn: z
+          .object({ faces: z.number().int().min(0).max(64).default(4), costMs: z.number().min(0).default(0) })
+          .optional(),
       })
       .superRefine((m, ctx) => {
         for (const name of Object.keys(m.packs)) {
@@ -219,6 +226,12 @@ export const ConfigSchema = z
       .object({
         /** Frames are resized so their longer side is at most this before detection (multiple of 32 after padding). */
         maxSide: positiveInt.default(640),
+        /**
+         * Live frames go to the detector as the decoder made them (yuv420p bytes); colour conversion, downscale,
+         * normalisation and padding run as nodes of the detector's graph (lib/vision/models/frame-input.ts), in
+         * ONNX Runtime's kernels or on the GPU. Off: the float tensor is filled in JavaScript (same values).
+         */
+        frameInput: z.boolean().default(true),
         /**
          * Small faces in frames larger than `maxSide` (see lib/vision/inference/detectors/small-faces.ts):
          * `second-pass` looks again at full resolution in up to `maxRegions` squares of `region` px around faces

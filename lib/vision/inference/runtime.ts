@@ -6,6 +6,7 @@ import path from "node:path";
 import { isMainThread } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 import type { Config } from "../../config/index.ts";
+import { standInSession } from "./stand-in.ts";
 
 export { ort };
 
@@ -172,6 +173,8 @@ export interface SessionOptions {
    * whose batch dimension is free. Off for measurements that want the exact batch size.
    */
   bucket?: boolean;
+  /** A frame-input detector's padded input size: only a stand-in (`models.standIn`) needs to be told it. */
+  detectorGrid?: { width: number; height: number };
 }
 
 /** The batch sizes a GPU session runs: 16, 32, 64, 128, 256, then multiples of 256. */
@@ -306,5 +309,7 @@ async function open(
     if (!/provider|shared library|cuda|tensorrt|cudnn|cublas|device/i.test((err as Error).message)) throw err;
     throw providerError(provider, err);
   }
-  return (options.bucket ?? provider !== "cpu") ? bucketed(session, models.gpu.embedBatch) : session;
+  const ready =
+    (options.bucket ?? provider !== "cpu") ? await bucketed(session, models.gpu.embedBatch) : session;
+  return models.standIn ? standInSession(ort, ready, models.standIn, options.detectorGrid) : ready;
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { Config } from "../../config/index.ts";
 import { modelCacheDir } from "../../config/index.ts";
 import { YuNetDetector } from "./detectors/yunet.ts";
@@ -10,6 +11,7 @@ import { packFor } from "../models/custom-packs.ts";
 import { createSession, effectiveProvider } from "./runtime.ts";
 import { BatchedYuNet } from "./batched-yunet.ts";
 import { loadHead } from "../models/heads.ts";
+import { withYuv420Input } from "../models/frame-input.ts";
 import { UltraFaceDetector } from "./detectors/ultraface.ts";
 
 export interface Vision {
@@ -82,7 +84,19 @@ async function openEmbedder(store: ModelStore, config: Config, pack: Pack): Prom
 async function openDetector(store: ModelStore, config: Config, pack: Pack): Promise<FaceDetector> {
   const detectSpec = modelSpec(pack.detector);
   return detectSpec.decoder === "yunet"
-    ? new YuNetDetector(await session(store, config, pack.detector), detectSpec, config.detect)
+    ? new YuNetDetector(
+        await session(store, config, pack.detector),
+        detectSpec,
+        config.detect,
+        config.detect.frameInput
+          ? (geometry) =>
+              createSession(
+                withYuv420Input(readFileSync(store.artifactPath(detectSpec)), detectSpec.input, geometry),
+                config.models,
+                { detectorGrid: { width: geometry.padWidth, height: geometry.padHeight } },
+              )
+          : undefined,
+      )
     : new UltraFaceDetector(
         await session(store, config, pack.detector),
         detectSpec,

@@ -87,9 +87,9 @@ export function flipHorizontal(image: BgrImage): BgrImage {
   return { width, height, data: out };
 }
 
-export function toGray(image: BgrImage): Float32Array {
-  const out = new Float32Array(image.width * image.height);
-  for (let i = 0, p = 0; i < out.length; i++, p += 3) {
+/** Grey levels of a BGR image, into `out` when given (at least width × height long). */
+export function toGray(image: BgrImage, out = new Float32Array(image.width * image.height)): Float32Array {
+  for (let i = 0, p = 0; i < image.width * image.height; i++, p += 3) {
     out[i] = 0.114 * image.data[p]! + 0.587 * image.data[p + 1]! + 0.299 * image.data[p + 2]!;
   }
   return out;

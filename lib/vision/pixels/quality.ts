@@ -9,10 +9,15 @@ export type QualityGateConfig = Config["quality"];
 const deg = (rad: number) => (rad * 180) / Math.PI;
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 
+let graySpare = new Float32Array(112 * 112);
+
 /** Variance of the 4-neighbour Laplacian over the grey image: low means blurred (Pech-Pacheco et al.). */
 export function sharpness(image: BgrImage): number {
-  const g = toGray(image);
   const { width: w, height: h } = image;
+  // Every face of every frame is scored: the grey image goes into one buffer kept between calls (this runs
+  // synchronously, so no two calls share it), not a fresh array each time.
+  if (graySpare.length < w * h) graySpare = new Float32Array(w * h);
+  const g = toGray(image, graySpare);
   let sum = 0,
     sumSq = 0,
     n = 0;

@@ -102,6 +102,8 @@ export function warpYuv420(
   width: number,
   height: number,
 ): BgrImage {
+  if (width % 2 === 0 && height % 2 === 0 && footprintInside(image, inv, width, height))
+    return warpInterior(image, inv, width, height);
   const { width: W, height: H, data } = image;
   const { cw, ch, uBase, vBase } = planes(image);
   const out = new Uint8Array(width * height * 3);
@@ -152,6 +154,98 @@ export function warpYuv420(
         w11 * data[vBase + q + cy1 + cx1]! -
         128;
       storeBgr(out, o, luma, uu, vv);
+    }
+  }
+  return { width, height, data: out };
+}
+
+/**
+ * Whether every source position the warp reads, luma and chroma with their bilinear neighbours, lies inside the
+ * frame. The output maps to a parallelogram, so its four corners bound it. A face fully in view (nearly all of
+ * them) then takes the loop without a single bounds check.
+ */
+function footprintInside(image: Yuv420Image, inv: readonly number[], width: number, height: number): boolean {
+  const [a, b, tx, c, d, ty] = inv as [number, number, number, number, number, number];
+  const xs = [tx, a * (width - 1) + tx, b * (height - 1) + tx, a * (width - 1) + b * (height - 1) + tx];
+  const ys = [ty, c * (width - 1) + ty, d * (height - 1) + ty, c * (width - 1) + d * (height - 1) + ty];
+  return (
+    Math.min(...xs) >= 1 &&
+    Math.max(...xs) <= image.width - 3 &&
+    Math.min(...ys) >= 1 &&
+    Math.max(...ys) <= image.height - 3
+  );
+}
+
+/** KY · (bilinear luma − 16) at (x, y), both positive and inside the plane with a pixel to spare. */
+function lumaAt(data: Uint8Array, W: number, x: number, y: number): number {
+  const x0 = x | 0;
+  const y0 = y | 0;
+  const fx = x - x0;
+  const p = y0 * W + x0;
+  const top = data[p]! + fx * (data[p + 1]! - data[p]!);
+  const bottom = data[p + W]! + fx * (data[p + W + 1]! - data[p + W]!);
+  return KY * (top + (y - y0) * (bottom - top) - 16);
+}
+
+/**
+ * warpYuv420 for a footprint inside the frame (even output sides): bilinear luma at every pixel; bilinear chroma
+ * once per 2×2 block of output pixels, at the block's centre, since chroma has half the resolution of luma in
+ * the source as well; indices truncated instead of floored (every coordinate is positive) and no edge cases.
+ * The output is written through a clamped view, which rounds and clamps each channel in the store itself.
+ * It runs for every face of every frame: measured here, about a third of the general loop's time.
+ */
+function warpInterior(image: Yuv420Image, inv: readonly number[], width: number, height: number): BgrImage {
+  const { width: W, data } = image;
+  const { cw, uBase, vBase } = planes(image);
+  const out = new Uint8Array(width * height * 3);
+  const px = new Uint8ClampedArray(out.buffer);
+  const [a, b, tx, c, d, ty] = inv as [number, number, number, number, number, number];
+  const rowStride = width * 3;
+  for (let v = 0; v < height; v += 2) {
+    // The source position of output (u, v), of (u, v + 1) below it, and of the 2×2 block's centre.
+    let x = b * v + tx;
+    let y = d * v + ty;
+    let xc = x + 0.5 * (a + b);
+    let yc = y + 0.5 * (c + d);
+    let o = v * rowStride;
+    for (let u = 0; u < width; u += 2, x += 2 * a, y += 2 * c, xc += 2 * a, yc += 2 * c, o += 6) {
+      // Chroma samples sit between their luma pairs: chroma coordinate = (x − 0.5) / 2.
+      const cx = xc * 0.5 - 0.25;
+      const cy = yc * 0.5 - 0.25;
+      const cx0 = cx | 0;
+      const cy0 = cy | 0;
+      const gx = cx - cx0;
+      const gy = cy - cy0;
+      const q = cy0 * cw + cx0;
+      const u0 = uBase + q;
+      const uTop = data[u0]! + gx * (data[u0 + 1]! - data[u0]!);
+      const uBottom = data[u0 + cw]! + gx * (data[u0 + cw + 1]! - data[u0 + cw]!);
+      const uu = uTop + gy * (uBottom - uTop) - 128;
+      const v0 = vBase + q;
+      const vTop = data[v0]! + gx * (data[v0 + 1]! - data[v0]!);
+      const vBottom = data[v0 + cw]! + gx * (data[v0 + cw + 1]! - data[v0 + cw]!);
+      const vv = vTop + gy * (vBottom - vTop) - 128;
+      const cb = KBU * uu;
+      const cg = KGU * uu + KGV * vv;
+      const cr = KRV * vv;
+      // The block's four pixels: (u, v), (u + 1, v), (u, v + 1), (u + 1, v + 1).
+      let l = lumaAt(data, W, x, y);
+      px[o] = l + cb;
+      px[o + 1] = l + cg;
+      px[o + 2] = l + cr;
+      l = lumaAt(data, W, x + a, y + c);
+      px[o + 3] = l + cb;
+      px[o + 4] = l + cg;
+      px[o + 5] = l + cr;
+      const below = o + rowStride;
+      l = lumaAt(data, W, x + b, y + d);
+      px[below] = l + cb;
+      px[below + 1] = l + cg;
+      px[below + 2] = l + cr;
+      l = lumaAt(data, W, x + a + b, y + c + d);
+      px[below + 3] = l + cb;
+      px[below + 4] = l + cg;
+      px[below + 5] = l + cr;
     }
   }
   return { width, height, data: out };

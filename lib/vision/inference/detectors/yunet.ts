@@ -1,5 +1,7 @@
 import type { Config } from "../../../config/index.ts";
 import { fillResizedTensor, type FrameImage } from "../../pixels/image.ts";
+import { isYuv420, type Yuv420Image } from "../../pixels/yuv.ts";
+import { wholeFactor, type FrameGeometry } from "../../models/frame-input.ts";
 import type { ModelSpec } from "../../models/registry.ts";
 import { ort } from "../runtime.ts";
 import { type DetectOptions, type Detection, type FaceDetector } from "./detection.ts";
@@ -71,10 +73,18 @@ export class YuNetDetector implements FaceDetector {
    * 40 frames a second keeps V8's collector busy on external-memory pressure. One per call in flight.
    */
   private spares = new Map<string, Float32Array[]>();
+  /** The frame-input graphs opened so far, by frame geometry (lib/vision/models/frame-input.ts). */
+  private frameSessions = new Map<string, Promise<ort.InferenceSession>>();
   constructor(
     private readonly session: ort.InferenceSession,
     private readonly spec: ModelSpec,
     private readonly options: Config["detect"],
+    /**
+     * Opens the model with a yuv420p frame input for a whole downscale factor. Given, live frames go to the
+     * model as the decoder made them, and the pixel work runs in ONNX Runtime; without, or for a frame whose
+     * size is no whole multiple of the detector's, the float tensor is filled here.
+     */
+    private readonly openFrameInput?: (geometry: FrameGeometry) => Promise<ort.InferenceSession>,
   ) {
     this.modelId = spec.id;
   }
@@ -88,6 +98,13 @@ export class YuNetDetector implements FaceDetector {
     const padW = Math.ceil(w / stride) * stride;
     const padH = Math.ceil(h / stride) * stride;
     // Reused tensors are keyed by where the image sits in them: the zero padding must be where it was.
+    const k =
+      isYuv420(image) && this.openFrameInput ? wholeFactor(image.width, image.height, w, h) : undefined;
+    if (k !== undefined) {
+      const geometry = { width: image.width, height: image.height, k, padWidth: padW, padHeight: padH };
+      const out = await this.runFrame(image as Yuv420Image, geometry);
+      return decodeYuNet(out, 0, padW, image.width / w, image.height / h, this.options);
+    }
     const shape = `${w}x${h} in ${padW}x${padH}`;
     const input = this.takeInput(shape, 3 * padW * padH);
     let out: ort.InferenceSession.OnnxValueMapType;
@@ -100,6 +117,39 @@ export class YuNetDetector implements FaceDetector {
       if (spares && spares.length < 4) spares.push(input);
     }
     return decodeYuNet(out, 0, padW, image.width / w, image.height / h, this.options);
+  }
+
+  private async runFrame(image: Yuv420Image, geometry: FrameGeometry) {
+    const key = `${geometry.width}x${geometry.height}/${geometry.k} in ${geometry.padWidth}x${geometry.padHeight}`;
+    let session = this.frameSessions.get(key);
+    if (!session) {
+      // A camera's frames all share one geometry; a few sessions cover a site's mix of camera sizes.
+      if (this.frameSessions.size >= 4) {
+        const [oldest, old] = this.frameSessions.entries().next().value!;
+        this.frameSessions.delete(oldest);
+        void old.then((s) => s.release()).catch(() => {});
+      }
+      session = this.openFrameInput!(geometry);
+      this.frameSessions.set(key, session);
+      session.catch(() => this.frameSessions.delete(key));
+    }
+    // onnxruntime-node refuses shared memory as a tensor's data: a frame in a shared slot is copied once into
+    // a staging buffer of its own for this run (kept for the next; one per run in flight).
+    const shared = image.data.buffer instanceof SharedArrayBuffer;
+    const data = shared ? this.takeStaging(image.data.byteLength) : image.data;
+    try {
+      if (shared) data.set(image.data);
+      return await (await session).run({ frames: new ort.Tensor("uint8", data, [1, data.byteLength]) });
+    } finally {
+      if (shared && this.staging.length < 4) this.staging.push(data);
+    }
+  }
+
+  private staging: Uint8Array[] = [];
+
+  private takeStaging(bytes: number): Uint8Array {
+    const i = this.staging.findIndex((b) => b.byteLength === bytes);
+    return i >= 0 ? this.staging.splice(i, 1)[0]! : new Uint8Array(bytes);
   }
 
   /**
