@@ -11,7 +11,8 @@ import { progress } from "../lib/telemetry/progress.ts";
 import { benchIngest } from "./commands/bench-ingest.ts";
 import { benchVision } from "./commands/bench-vision.ts";
 import { benchSearch } from "./commands/bench-search.ts";
-import { benchE2e } from "./commands/bench-e2e.ts";
+import { benchE2e, benchE2eMaxCameras, printMaxCameras, rampStepLine } from "./commands/bench-e2e.ts";
+import { sayAboveProgress, sceneCliOptions } from "./commands/rtsp-scene.ts";
 import { benchFrames } from "./commands/bench-frames.ts";
 import { benchPipeline } from "./commands/bench-pipeline.ts";
 import { benchSmallFaces } from "./commands/bench-small-faces.ts";
@@ -974,26 +975,29 @@ bench
     }),
   );
 
-bench
-  .command("e2e")
-  .description(
-    "N RTSP cameras looping a face video through every stage: backlog, faces/s, capture → alert latency",
-  )
-  .option("--cameras <n>", "number of cameras", Number, 8)
+sceneCliOptions(
+  bench
+    .command("e2e")
+    .description(
+      "N RTSP cameras looping a face video through every stage: backlog, faces/s, capture → alert latency",
+    ),
+)
   .option("--seconds <n>", "measured seconds (after a 6 s warm-up)", Number, 30)
-  .option(
-    "--camera-fps <n>",
-    "frames per second each camera streams (the pipeline samples ingest.fps)",
-    Number,
-    25,
-  )
-  .option(
-    "--video <file>",
-    "face video to loop (default: the development talking-head clip, else npm photos)",
-  )
   .option(
     "--synchronized",
     "start every camera at once: each loop of the clip shows new faces on all together",
+  )
+  .option(
+    "--max-cameras",
+    "ramp the camera count instead: the most that pass, against what the model costs alone allow",
+  )
+  .option("--max-cameras-limit <n>", "with --max-cameras: largest camera count tried", Number, 32)
+  .option("--max-cameras-step <n>", "with --max-cameras: cameras added per step", Number, 2)
+  .option(
+    "--step-seconds <n>",
+    "with --max-cameras: measured seconds per step (after a 6 s warm-up)",
+    Number,
+    20,
   )
   .option("--json", "one JSON object on stdout")
   .action(
@@ -1004,9 +1008,27 @@ bench
         cameraFps: number;
         synchronized?: boolean;
         video?: string;
+        maxCameras?: boolean;
+        maxCamerasLimit: number;
+        maxCamerasStep: number;
+        stepSeconds: number;
         json?: boolean;
       }) => {
         const config = configFrom(globals());
+        if (opts.maxCameras) {
+          const r = await benchE2eMaxCameras(config, await visionFor(config), {
+            video: opts.video,
+            cameraFps: opts.cameraFps,
+            synchronized: opts.synchronized,
+            limit: opts.maxCamerasLimit,
+            step: opts.maxCamerasStep,
+            stepSeconds: opts.stepSeconds,
+            onStep: (s) => sayAboveProgress(rampStepLine(s)),
+          });
+          if (opts.json) console.log(JSON.stringify(r));
+          else printMaxCameras(r);
+          return;
+        }
         const r = await benchE2e(config, await visionFor(config), opts.cameras, opts.seconds, {
           video: opts.video,
           cameraFps: opts.cameraFps,
