@@ -870,6 +870,82 @@ bench
   );
 
 bench
+  .command("plumbing")
+  .description(
+    "the cost of everything around the models: the real pipeline with stand-in models of known cost, ramped at 5 fps per camera",
+  )
+  .option("--json", "one JSON object on stdout")
+  .option("--shape <name...>", "detect-align (one detect-align process), embedded (vigil run)", [
+    "detect-align",
+    "embedded",
+  ])
+  .option("--faces <n>", "faces the stand-in detector finds in every frame", Number, 4)
+  .option("--cost-ms <ms>", "time each stand-in model run holds its thread (without CPU)", Number, 0)
+  .option("--start-cameras <n>", "first camera count; doubled while it passes", Number, 25)
+  .option("--step-seconds <s>", "measured seconds per camera count (after 2 s warm-up)", Number, 5)
+  .option("--budget <s>", "wall-clock budget of each shape's ramp", Number, 120)
+  .option("--frames <file.yuv>", "pre-decoded yuv420p frames, concatenated")
+  .option("--frame-size <WxH>", "size of each frame", "1280x720")
+  .option("--video <file>", "face video to decode the frames from (default: the talking-head clip)")
+  .action(
+    action(
+      async (opts: {
+        json?: boolean;
+        shape: string[];
+        faces: number;
+        costMs: number;
+        startCameras: number;
+        stepSeconds: number;
+        budget: number;
+        frames?: string;
+        frameSize: string;
+        video?: string;
+      }) => {
+        const { benchPlumbing, PLUMBING_GOALS } = await import("./commands/bench-plumbing.ts");
+        const [width, height] = opts.frameSize.split("x").map(Number) as [number, number];
+        const shapes = opts.shape.map((s) => {
+          if (s !== "detect-align" && s !== "embedded") throw new Error(`unknown shape ${s}: detect-align or embedded`);
+          return s;
+        });
+        const r = await benchPlumbing(configFrom(globals()), {
+          shapes,
+          faces: opts.faces,
+          costMs: opts.costMs,
+          startCameras: opts.startCameras,
+          stepSeconds: opts.stepSeconds,
+          budgetSeconds: opts.budget,
+          frames: opts.frames,
+          video: opts.video,
+          width,
+          height,
+          log: (l) => process.stderr.write(`${l}\n`),
+        });
+        if (opts.json) {
+          console.log(JSON.stringify(r));
+          return;
+        }
+        const mark = (ok: boolean) => (ok ? "meets" : "MISSES");
+        console.log(
+          `${r.frames.width}×${r.frames.height} frames (${r.frames.source}); stand-in models: ${r.standIn.faces} faces a frame, ${r.standIn.costMs} ms a run; ${r.cores} cores`,
+        );
+        console.log(`excluded: ${r.excluded}`);
+        console.log(
+          `alignMsPerFace ${r.alignMsPerFace.toFixed(4)} (${mark(r.alignMsPerFace <= PLUMBING_GOALS.alignMsPerFace)} ≤ ${PLUMBING_GOALS.alignMsPerFace}); quality ${r.qualityMsPerFace.toFixed(4)} ms/face`,
+        );
+        for (const s of r.shapes) {
+          console.log(`${s.shape}: ${s.what}`);
+          console.log(
+            `  plumbingFramesPerSecond ${s.plumbingFramesPerSecond.toFixed(0)} at ${s.maxCameras} cameras (${mark(s.plumbingFramesPerSecond >= PLUMBING_GOALS.plumbingFramesPerSecond)} ≥ ${PLUMBING_GOALS.plumbingFramesPerSecond}); ` +
+              `mainThreadMsPerFrame ${s.mainThreadMsPerFrame.toFixed(3)} (${mark(s.mainThreadMsPerFrame <= PLUMBING_GOALS.mainThreadMsPerFrame)} ≤ ${PLUMBING_GOALS.mainThreadMsPerFrame}); ` +
+              `cpuMsPerFrame ${s.cpuMsPerFrame.toFixed(3)} (${mark(s.cpuMsPerFrame <= PLUMBING_GOALS.cpuMsPerFrame)} ≤ ${PLUMBING_GOALS.cpuMsPerFrame})`,
+          );
+          console.log(`  ${s.note}`);
+        }
+      },
+    ),
+  );
+
+bench
   .command("pipeline")
   .description(
     "scale-out over Kafka, every stage its own process: embed scaling from 1 to 2 processes, then RTSP cameras end to end",

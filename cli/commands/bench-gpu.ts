@@ -1,12 +1,10 @@
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
-import { FrameContract, Topics } from "../../lib/contracts/index.ts";
-import { benchFaceVideo, cropLargestFace } from "../../lib/media/sample-media.ts";
-import { startDecoder } from "../../lib/media/ffmpeg.ts";
+import { cropLargestFace } from "../../lib/media/sample-media.ts";
 import { SqliteStore } from "../../lib/store/sqlite-store.ts";
 import { tempDirFor } from "../../lib/util/temp.ts";
 import { BatchedYuNet } from "../../lib/vision/inference/batched-yunet.ts";
@@ -20,12 +18,13 @@ import {
 import { loadVision, modelStoreFor } from "../../lib/vision/inference/vision.ts";
 import { modelSpec } from "../../lib/vision/models/registry.ts";
 import { encodeJpeg, fillTensor, type BgrImage } from "../../lib/vision/pixels/image.ts";
-import { yuv420Bytes, yuv420ToBgr, type Yuv420Image } from "../../lib/vision/pixels/yuv.ts";
+import { yuv420ToBgr, type Yuv420Image } from "../../lib/vision/pixels/yuv.ts";
 import { enrolPhotos } from "../../lib/watchlist/enrol.ts";
 import { logToStderr } from "../context.ts";
 import type { VigilEvent } from "../../lib/events/events.ts";
 import { EmbeddedPipeline } from "../pipeline.ts";
 import { percentile } from "./bench-vision.ts";
+import { drainWithin, LiveCameras, loadBenchFrames, rampCameras } from "./camera-ramp.ts";
 
 export interface GpuBenchOptions {
   /** Pre-decoded frames: raw yuv420p, `frameWidth`×`frameHeight` each, concatenated (hosts without ffmpeg). */
@@ -117,36 +116,13 @@ export interface GpuBenchResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Frames as ingest hands them to detection: yuv420p, from a raw file or decoded here with ffmpeg. */
-async function loadFrames(
-  config: Config,
-  options: GpuBenchOptions,
-): Promise<{ frames: Yuv420Image[]; source: string }> {
-  const width = options.frameWidth;
-  const height = options.frameHeight;
-  if (options.frames) {
-    const bytes = readFileSync(options.frames);
-    const size = yuv420Bytes(width, height);
-    if (bytes.length % size !== 0 || bytes.length === 0) {
-      throw new Error(
-        `${options.frames}: ${bytes.length} bytes is not a whole number of ${width}×${height} frames`,
-      );
-    }
-    const frames: Yuv420Image[] = [];
-    for (let o = 0; o < bytes.length; o += size) {
-      frames.push({ format: "yuv420p", width, height, data: new Uint8Array(bytes.subarray(o, o + size)) });
-    }
-    return { frames, source: `${path.basename(options.frames)} (pre-decoded yuv420p)` };
-  }
-  const video = await benchFaceVideo(config, tempDirFor(config, "bench-gpu"), options.video);
-  const decoder = startDecoder(video, { fps: 5, width, height, letterbox: true });
-  const frames: Yuv420Image[] = [];
-  for await (const f of decoder.frames) {
-    frames.push({ format: "yuv420p", width: f.width, height: f.height, data: new Uint8Array(f.data) });
-    if (frames.length >= 40) break;
-  }
-  decoder.kill("SIGTERM");
-  if (frames.length === 0) throw new Error(`${video}: ffmpeg gave no frames`);
-  return { frames, source: `${path.basename(video)} decoded by ffmpeg at 5 fps` };
+function loadFrames(config: Config, options: GpuBenchOptions) {
+  return loadBenchFrames(config, {
+    frames: options.frames,
+    video: options.video,
+    width: options.frameWidth,
+    height: options.frameHeight,
+  });
 }
 
 /** Runs `fn` (which does `items` of work) repeatedly for about `seconds` after a warm-up: items per second. */
@@ -418,76 +394,20 @@ async function cameraRamp(
     { watchlist: store, history: store },
     onEvent,
   );
-  const window = { start: Infinity, end: Infinity, processed: 0 };
+  const cameras = new LiveCameras(pipeline.bus, frames);
+  const window = cameras.window;
+  let processed = 0;
   pipeline.detect.onFrameProcessed = ({ captureTs }) => {
-    if (captureTs >= window.start && captureTs < window.end) window.processed++;
-  };
-
-  // A camera as the supervisor publishes one: capture stamped on arrival, and while a frame is still being
-  // published the newer one waits and older ones are dropped (live sources never queue).
-  let seq = Date.now() * 1000;
-  const cameraState: { busy: boolean; offered: number; dropped: number }[] = [];
-  let running = false;
-  const runCameras = (n: number) => {
-    running = true;
-    const periodMs = 200;
-    const t0 = performance.now();
-    const timers: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) {
-      const state = (cameraState[i] ??= { busy: false, offered: 0, dropped: 0 });
-      const phase = (i * periodMs) / n;
-      // Each camera starts at its own point of the clip, as independent cameras would be.
-      let frame = (i * 7) % frames.length;
-      timers.push(
-        (async () => {
-          for (let k = 0; running; k++) {
-            const due = t0 + phase + k * periodMs;
-            const wait = due - performance.now();
-            if (wait > 0) await sleep(wait);
-            if (!running) break;
-            const captureTs = Date.now();
-            if (captureTs >= window.start && captureTs < window.end) state.offered++;
-            const image = frames[frame]!;
-            frame = (frame + 1) % frames.length;
-            if (state.busy) {
-              if (captureTs >= window.start && captureTs < window.end) state.dropped++;
-              continue;
-            }
-            state.busy = true;
-            const value = FrameContract.encode(
-              {
-                cameraId: `cam${i + 1}`,
-                seq: seq++,
-                captureTs,
-                width: image.width,
-                height: image.height,
-                format: "yuv420p",
-                image: image.data,
-              },
-              { shared: true },
-            );
-            void pipeline.bus
-              .publish(Topics.frames, [{ key: `cam${i + 1}`, value }])
-              .finally(() => (state.busy = false));
-          }
-        })(),
-      );
-    }
-    return async () => {
-      running = false;
-      await Promise.all(timers);
-    };
+    if (captureTs >= window.start && captureTs < window.end) processed++;
   };
 
   const steps: E2eStep[] = [];
-  let drained = true;
-  const stepOnce = async (cameras: number): Promise<E2eStep> => {
-    cameraState.length = 0;
+  const stepOnce = async (n: number) => {
     alertLatency.length = 0;
-    window.processed = 0;
+    processed = 0;
     window.start = Infinity;
     window.end = Infinity;
-    const stop = runCameras(cameras);
+    const stop = cameras.run(n);
     await sleep(3000);
     const f0 = pipeline.detect.stats.faces;
     const elu0 = performance.eventLoopUtilization();
@@ -499,17 +419,15 @@ async function cameraRamp(
     const busy = performance.eventLoopUtilization(elu0).utilization;
     const faces = pipeline.detect.stats.faces - f0;
     await stop();
-    // A step that left a backlog would start the next one behind: it must drain, or the ramp stops here.
-    drained = await Promise.race([pipeline.drain().then(() => true), sleep(30_000).then(() => false)]);
-    const offered = cameraState.reduce((s, c) => s + c.offered, 0);
-    const dropped = cameraState.reduce((s, c) => s + c.dropped, 0);
+    const drained = await drainWithin(() => pipeline.drain());
+    const { offered, dropped } = cameras.counts();
     const sorted = [...alertLatency].sort((a, b) => a - b);
-    const ratio = window.processed / Math.max(1, offered);
+    const ratio = processed / Math.max(1, offered);
     const p95 = percentile(sorted, 0.95);
     const step = {
-      cameras,
+      cameras: n,
       offered,
-      processed: window.processed,
+      processed,
       processedRatio: ratio,
       dropped,
       alerts: sorted.length,
@@ -519,46 +437,29 @@ async function cameraRamp(
       pass: ratio >= 0.99 && sorted.length > 0 && p95 <= 1000,
     };
     options.log(
-      `e2e ${cameras} cameras: processed ${ratio.toFixed(3)} (${window.processed}/${offered}), ` +
+      `e2e ${n} cameras: processed ${ratio.toFixed(3)} (${processed}/${offered}), ` +
         `p95 capture→alert ${Number.isFinite(p95) ? p95.toFixed(0) : "—"} ms over ${sorted.length} alerts, ` +
         `main thread ${(busy * 100).toFixed(0)} % busy: ${step.pass ? "pass" : "FAIL"}`,
     );
     steps.push(step);
-    return step;
+    return { pass: step.pass, drained };
   };
 
   // Each detect worker's first frame on a GPU waits for cuDNN's algorithm search (seconds); that is start-up,
   // not throughput, so it happens before anything is measured.
+  let drained = true;
   if (options.e2eWarmupS > 0) {
-    const stop = runCameras(options.startCameras);
+    const stop = cameras.run(options.startCameras);
     await sleep(options.e2eWarmupS * 1000);
     await stop();
-    drained = await Promise.race([pipeline.drain().then(() => true), sleep(30_000).then(() => false)]);
+    drained = await drainWithin(() => pipeline.drain());
     options.log(`e2e warm-up: ${options.e2eWarmupS} s of ${options.startCameras} cameras`);
   }
-  const deadline = Date.now() + options.e2eBudgetS * 1000;
-  const stepCost = (options.e2eSeconds + 5) * 1000;
-  let passN = 0;
-  let failN = Infinity;
+  let ramp: Awaited<ReturnType<typeof rampCameras>>;
   try {
-    for (let n = options.startCameras; drained && Date.now() + stepCost < deadline; n *= 2) {
-      if ((await stepOnce(n)).pass) passN = n;
-      else {
-        failN = n;
-        break;
-      }
-    }
-    // Bisect to within an eighth of the last passing count.
-    while (
-      drained &&
-      Number.isFinite(failN) &&
-      failN - passN > Math.max(1, passN / 8) &&
-      Date.now() + stepCost < deadline
-    ) {
-      const n = Math.round((passN + failN) / 2);
-      if ((await stepOnce(n)).pass) passN = n;
-      else failN = n;
-    }
+    ramp = drained
+      ? await rampCameras(options.startCameras, options.e2eBudgetS, options.e2eSeconds, stepOnce)
+      : { passN: 0, failN: Infinity, drained, note: "the pipeline had not drained 30 s after the warm-up" };
   } finally {
     await pipeline.close();
     store.close();
@@ -571,12 +472,8 @@ async function cameraRamp(
     detectWorkers,
     batchedDetect: vision.analyzer.detectBatch ?? null,
     steps,
-    note:
-      (Number.isFinite(failN)
-        ? `passes at ${passN}, fails at ${failN}`
-        : `passed every count tried up to ${passN}: the time budget, not the pipeline, stopped the ramp`) +
-      (drained ? "" : "; the pipeline had not drained 30 s after the last step, so the ramp stopped there"),
-    camerasAt5fps: passN > 0 ? passN : null,
+    note: ramp.note,
+    camerasAt5fps: ramp.passN > 0 ? ramp.passN : null,
   };
 }
 
