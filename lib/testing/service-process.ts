@@ -1,3 +1,4 @@
+import { checkoutRoot } from "../util/checkout.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 
@@ -23,7 +24,7 @@ export class ServiceProcess {
   ) {
     this.child = spawn(
       process.execPath,
-      [path.resolve("bin/vigil.js"), "--config", options.configFile, "serve", stage],
+      [path.join(checkoutRoot(), "bin", "vigil.js"), "--config", options.configFile, "serve", stage],
       {
         stdio: ["ignore", "pipe", "pipe"],
         env: {
