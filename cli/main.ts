@@ -12,6 +12,7 @@ import { benchIngest } from "./commands/bench-ingest.ts";
 import { benchVision } from "./commands/bench-vision.ts";
 import { benchSearch } from "./commands/bench-search.ts";
 import { benchE2e, benchE2eMaxCameras, printMaxCameras, rampStepLine } from "./commands/bench-e2e.ts";
+import { benchSoak, printSoak, soakSampleLine } from "./commands/bench-soak.ts";
 import { sayAboveProgress, sceneCliOptions } from "./commands/rtsp-scene.ts";
 import { benchFrames } from "./commands/bench-frames.ts";
 import { benchPipeline } from "./commands/bench-pipeline.ts";
@@ -1126,6 +1127,40 @@ sceneCliOptions(
         console.log(
           `alerts ${r.alerts}: capture → alert p50 ${r.p50AlertMs.toFixed(0)} ms, p95 ${r.p95AlertMs.toFixed(0)} ms`,
         );
+      },
+    ),
+  );
+
+sceneCliOptions(
+  bench
+    .command("soak")
+    .description(
+      "memory under load: N RTSP cameras through every stage for minutes, RSS, heap, handles and decoders each minute",
+    ),
+)
+  .option(
+    "--minutes <n>",
+    "minutes of traffic (growth is measured after the first 5, or half when under 10)",
+    Number,
+    30,
+  )
+  .option("--json", "one JSON object on stdout")
+  .action(
+    action(
+      async (opts: {
+        minutes: number;
+        cameras: number;
+        cameraFps: number;
+        video?: string;
+        json?: boolean;
+      }) => {
+        const config = configFrom(globals());
+        const r = await benchSoak(config, await visionFor(config), {
+          ...opts,
+          onSample: (s, of) => sayAboveProgress(soakSampleLine(s, of)),
+        });
+        if (opts.json) console.log(JSON.stringify(r));
+        else printSoak(r);
       },
     ),
   );
