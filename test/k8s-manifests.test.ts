@@ -788,6 +788,24 @@ describe("the manifests agree with the code they deploy", () => {
         }
       });
 
+      it("Qdrant: collections are laid out for the chart's nodes: no more copies than nodes, two where there are several", () => {
+        const values = parseYaml(
+          readFileSync(path.join(k8sDir, `qdrant/values-${path.basename(t)}.yaml`), "utf8"),
+        ) as Loose;
+        const nodes = Number(values.replicaCount ?? 1);
+        for (const w of all.filter((x) => x.config.store.kind === "qdrant")) {
+          const layout = w.config.store.qdrantCollections;
+          // More copies than nodes: Qdrant keeps fewer, silently (the store warns, but the promise is broken).
+          expect(layout.replicationFactor, w.container.name).toBeLessThanOrEqual(nodes);
+          if (nodes > 1) {
+            expect(values.config?.cluster?.enabled, "several nodes are one cluster").toBe(true);
+            // A node drained for an upgrade (the chart's PodDisruptionBudget allows one) must lose nothing.
+            expect(layout.replicationFactor, w.container.name).toBeGreaterThanOrEqual(2);
+            expect(layout.shardNumber, "a shard per node spreads the writes").toBeGreaterThanOrEqual(nodes);
+          }
+        }
+      });
+
       it("Qdrant: the chart's image is pinned to a release the store accepts", () => {
         const values = parseYaml(
           readFileSync(path.join(k8sDir, `qdrant/values-${path.basename(t)}.yaml`), "utf8"),

@@ -69,14 +69,23 @@ export function useQdrant(label: string, options: QdrantServerOptions = {}) {
     proxies.push(proxy);
     return { url: proxy.url, apiKey, prefix: `${run}_${count++}`, proxy };
   };
+  /**
+   * A store with crops in a fresh folder unless `crops` are given, on collections of its own unless `prefix`
+   * names another store's (a second process on the same collections).
+   */
   const open = async (
-    crop: CropStore = folderCrops(),
-    storeOptions: ConstructorParameters<typeof QdrantStore>[4] = {},
+    options: {
+      crops?: CropStore;
+      prefix?: string;
+      store?: ConstructorParameters<typeof QdrantStore>[4];
+    } = {},
   ): Promise<LiveQdrant> => {
-    const { proxy, prefix } = await endpoint();
+    const { proxy, prefix: fresh } = await endpoint();
+    const prefix = options.prefix ?? fresh;
+    const crop = options.crops ?? folderCrops();
     crops.push(crop);
     return {
-      store: new QdrantStore(proxy.url, prefix, apiKey, crop, storeOptions),
+      store: new QdrantStore(proxy.url, prefix, apiKey, crop, options.store),
       prefix,
       raw: new QdrantClient({ url, apiKey, checkCompatibility: false }),
       proxy,

@@ -59,7 +59,7 @@ describe("scheduled retention", () => {
     "a tick deletes expired sightings, alerts and their crop files from the Qdrant store, and keeps fresh ones",
     async () => {
       const dir = path.join(tempDir("vigil-retention-"), "crops");
-      const { store, proxy } = await qdrant.open(new FolderCropStore(dir));
+      const { store, proxy } = await qdrant.open({ crops: new FolderCropStore(dir) });
       await seed(store);
       const onDisk = (kind: "sightings" | "alerts", id: string) =>
         existsSync(path.join(dir, ...cropKey(kind, id).split("/")));

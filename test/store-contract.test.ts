@@ -676,7 +676,7 @@ if (!s3Missing) {
         forcePathStyle: true,
         credentials: { accessKeyId: s3!.accessKey, secretAccessKey: s3!.secretKey },
       });
-      return (await qdrant.open(crops)).store;
+      return (await qdrant.open({ crops })).store;
     },
     qdrant.skip,
   );
@@ -716,7 +716,7 @@ describe.skipIf(!!qdrant.skip)("Qdrant adapter traffic (real server)", () => {
 
   it("keeps crops out of Qdrant's payloads: they are in the crop store, under keys from the ids", async () => {
     const crops = folderCrops();
-    const live = await qdrant.open(crops);
+    const live = await qdrant.open({ crops });
     const { store } = live;
     await store.addSightings([sighting("s1", "door", 1000, vec(1))]);
     await store.addAlerts([alert("al1", "door", "ann", 1000)]);
@@ -745,7 +745,7 @@ describe.skipIf(!!qdrant.skip)("Qdrant adapter traffic (real server)", () => {
 
   it("still serves the crops of points written when crops were kept in the payload", async () => {
     const crops = folderCrops();
-    const { store, raw, prefix } = await qdrant.open(crops);
+    const { store, raw, prefix } = await qdrant.open({ crops });
     await store.addSightings([sighting("s1", "door", 1000, vec(1))]);
     await store.addAlerts([alert("a1", "door", "ann", 1000)]);
     // As the earlier adapter wrote them: the crop base64 in the payload, nothing in the crop store.
@@ -775,7 +775,7 @@ describe.skipIf(!!qdrant.skip)("Qdrant adapter traffic (real server)", () => {
       credentials: { accessKeyId: "k", secretAccessKey: "s" },
       maxAttempts: 1,
     });
-    const { store } = await qdrant.open(away);
+    const { store } = await qdrant.open({ crops: away });
     const failed = await store.addSightings([sighting("s1", "door", 1000, vec(1))]).catch((e: unknown) => e);
     expect(isTransient(failed)).toBe(true);
     expect(String(failed)).toMatch(/crop store s3:\/\/crops\/ .* is unreachable/);

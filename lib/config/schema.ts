@@ -363,6 +363,24 @@ export const ConfigSchema = z
         qdrantApiKey: z.string().optional(),
         /** Collection name prefix, so several deployments can share one Qdrant. */
         qdrantPrefix: z.string().default("vigil"),
+        /**
+         * How each collection Vigil creates is laid out over a Qdrant cluster: shards, copies of each shard, and
+         * copies a write must reach before it succeeds. The defaults suit one node; a cluster that should survive
+         * losing a node wants `replicationFactor` 2 or more. Applied only when a collection is created (Qdrant
+         * cannot reshard one in place): an existing collection that differs is named in a warning, not changed.
+         */
+        qdrantCollections: z
+          .object({
+            shardNumber: positiveInt.default(1),
+            replicationFactor: positiveInt.default(1),
+            writeConsistencyFactor: positiveInt.default(1),
+          })
+          .refine((c) => c.writeConsistencyFactor <= c.replicationFactor, {
+            // More acknowledgements than copies: every write would fail.
+            message: "writeConsistencyFactor cannot exceed replicationFactor",
+            path: ["writeConsistencyFactor"],
+          })
+          .prefault({}),
         /** SQLite file of the embedded store; defaults to `<dataDir>/vigil.db`. */
         path: z.string().optional(),
         /** Sightings (and their crops) older than this are deleted. */

@@ -25,6 +25,7 @@ export function openStore(config: Config, fileOverride?: string): Store {
       config.store.qdrantPrefix,
       config.store.qdrantApiKey,
       openCropStore(config),
+      { layout: config.store.qdrantCollections },
     );
   }
   return new SqliteStore(fileOverride ?? storePath(config), { refreshMs: config.store.refreshMs });

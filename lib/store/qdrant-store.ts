@@ -60,6 +60,26 @@ const PURGE_BATCH = 1000;
 const BULKY = ["crop", "vector"];
 const OLD_CROP = ["crop"];
 
+/**
+ * How a collection is laid out over a cluster (`store.qdrantCollections`): shards, copies of each, and copies a
+ * write must reach. One of each suits one node.
+ */
+export interface QdrantLayout {
+  shardNumber: number;
+  replicationFactor: number;
+  writeConsistencyFactor: number;
+}
+export const ONE_NODE: QdrantLayout = { shardNumber: 1, replicationFactor: 1, writeConsistencyFactor: 1 };
+const LAYOUT_FIELDS = {
+  shardNumber: "shard_number",
+  replicationFactor: "replication_factor",
+  writeConsistencyFactor: "write_consistency_factor",
+} as const;
+const describeLayout = (l: QdrantLayout) =>
+  Object.entries(LAYOUT_FIELDS)
+    .map(([k, field]) => `${field} ${l[k as keyof QdrantLayout]}`)
+    .join(", ");
+
 export type Payload = Record<string, unknown>;
 export type FilterCondition = Record<string, unknown>;
 export type IndexKind = "keyword" | "integer" | "bool";
@@ -91,15 +111,17 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   /** The server's version, checked once (see checkServer). */
   private server: Promise<void> | undefined;
   private readonly warn: (message: string) => void;
+  private readonly layout: QdrantLayout;
 
   constructor(
     private readonly url: string,
     private readonly prefix: string,
     apiKey: string | undefined,
     private readonly crops: CropStore,
-    options: { warn?: (message: string) => void } = {},
+    options: { warn?: (message: string) => void; layout?: QdrantLayout } = {},
   ) {
     this.warn = options.warn ?? ((m) => process.stderr.write(m));
+    this.layout = options.layout ?? ONE_NODE;
     this.client = new QdrantClient({ url, apiKey, checkCompatibility: false });
     // Only what the identities need of this store: its client, names and collection helpers, and its sightings.
     const access: QdrantAccess = {
@@ -145,15 +167,18 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     return modelId ? `${this.prefix}_${kind}__${safe(modelId)}` : `${this.prefix}_${kind}`;
   }
 
-  /** Creates a collection (and its payload indexes) once per process; safe when it already exists. */
+  /**
+   * Creates a collection (and its payload indexes) once per process, laid out as configured; safe when it already
+   * exists, and then its layout is compared with the configured one.
+   */
   private ensure(collection: string, size: number, indexes: Record<string, IndexKind>) {
     let pending = this.ready.get(collection);
     if (!pending) {
       pending = (async () => {
         await this.checkServer();
         const { exists } = await this.client.collectionExists(collection);
-        if (!exists)
-          await this.client.createCollection(collection, { vectors: { size, distance: "Cosine" } });
+        if (!exists) await this.create(collection, size);
+        await this.checkLayout(collection);
         for (const [field, schema] of Object.entries(indexes)) {
           await this.client.createPayloadIndex(collection, {
             field_name: field,
@@ -166,6 +191,57 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
       this.ready.set(collection, pending);
     }
     return pending;
+  }
+
+  private async create(collection: string, size: number) {
+    try {
+      await this.client.createCollection(collection, {
+        vectors: { size, distance: "Cosine" },
+        shard_number: this.layout.shardNumber,
+        replication_factor: this.layout.replicationFactor,
+        write_consistency_factor: this.layout.writeConsistencyFactor,
+      });
+    } catch (err) {
+      // Another process (a second match replica, the API) made it since we asked: Qdrant refuses a second
+      // create ("already exists"), which must not fail this one's first write.
+      if (!(await this.client.collectionExists(collection)).exists) throw err;
+    }
+  }
+
+  /**
+   * Warns, naming the collection and both layouts, when a collection is laid out otherwise than configured: made
+   * before with other settings (Qdrant cannot reshard a collection in place), or holding fewer copies of a shard
+   * than its replication factor (a single node, or fewer nodes than copies, keeps what it can and says nothing).
+   * A silent difference would leave an operator believing in copies that are not there. Nothing is changed.
+   */
+  private async checkLayout(collection: string) {
+    const params = (await this.client.getCollection(collection)).config.params;
+    const actual: QdrantLayout = {
+      shardNumber: params.shard_number ?? 1,
+      replicationFactor: params.replication_factor ?? 1,
+      writeConsistencyFactor: params.write_consistency_factor ?? 1,
+    };
+    const differs = (Object.keys(LAYOUT_FIELDS) as (keyof QdrantLayout)[]).some(
+      (k) => actual[k] !== this.layout[k],
+    );
+    if (differs)
+      this.warn(
+        `Qdrant collection ${collection} has ${describeLayout(actual)}; store.qdrantCollections asks for ` +
+          `${describeLayout(this.layout)}. Vigil leaves an existing collection as it is: change its replication ` +
+          `with PATCH /collections/${collection} and replicate its shards, or re-create it for another shard_number.\n`,
+      );
+    if (actual.replicationFactor < 2) return;
+    const cluster = await this.client.collectionClusterInfo(collection);
+    const copies = new Map<number, number>();
+    for (const shard of [...cluster.local_shards, ...cluster.remote_shards])
+      copies.set(shard.shard_id, (copies.get(shard.shard_id) ?? 0) + 1);
+    const fewest = Math.min(...copies.values());
+    if (fewest < actual.replicationFactor)
+      this.warn(
+        `Qdrant collection ${collection} has replication_factor ${actual.replicationFactor} but only ${fewest} ` +
+          `cop${fewest === 1 ? "y" : "ies"} of some shard: the cluster has fewer nodes than copies (or is not in ` +
+          `distributed mode), so losing a node loses data.\n`,
+      );
   }
 
   private async collections(kind: string): Promise<string[]> {
