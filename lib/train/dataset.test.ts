@@ -34,9 +34,9 @@ const alert = (id: string, personId: string, seed: number, more: Record<string, 
 const qdrant = useQdrant("training from the Qdrant store");
 
 /** The same expectations on each store `vigil train --from-store` reads through the store interfaces. */
-const stores: [string, () => Promise<Config>][] = [["embedded SQLite", async () => testConfig()]];
-if (!qdrant.skip)
-  stores.push([
+const stores: [string, () => Promise<Config>, skip?: string][] = [
+  ["embedded SQLite", async () => testConfig()],
+  [
     "Qdrant (real server, requests checked against its OpenAPI document)",
     async () => {
       const { url, apiKey, prefix } = await qdrant.endpoint();
@@ -48,15 +48,17 @@ if (!qdrant.skip)
         "store.crops.dir": path.join(tempDir("vigil-train-crops-"), "crops"),
       });
     },
-  ]);
+    qdrant.skip,
+  ],
+];
 
 afterAll(() => {
   // Every request the Qdrant adapter sent, and every answer, was one the official schema accepts.
   expect(qdrant.violations()).toEqual([]);
 });
 
-for (const [label, configure] of stores)
-  describe(`training data from the store (--from-store): ${label}`, () => {
+for (const [label, configure, skip] of stores)
+  describe.skipIf(skip !== undefined)(`training data from the store (--from-store): ${label}`, () => {
     it("takes enrolled photos and acknowledged alerts of the base model, not excluded or unacknowledged ones", async () => {
       const config = await configure();
       const store = openStore(config);
