@@ -3,6 +3,8 @@ import type { Config } from "../../config/index.ts";
 import { applyGraphFixes } from "../models/graph-fixes.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import { fillResizedTensor, type FrameImage } from "../pixels/image.ts";
+import { isYuv420, type Yuv420Image } from "../pixels/yuv.ts";
+import { wholeFactor, withYuv420Input, type FrameGeometry } from "../models/frame-input.ts";
 import type { Detection } from "./detectors/detection.ts";
 import { decodeYuNet } from "./detectors/yunet.ts";
 import { batchBucket, createSession, effectiveProvider, ort, type SessionOptions } from "./runtime.ts";
@@ -38,6 +40,8 @@ export class BatchedYuNet {
      * bucketing session, which would copy the whole batch into a fresh tensor on every run.
      */
     private readonly bucket: boolean,
+    /** The model with a yuv420p frame input for one frame geometry (lib/vision/models/frame-input.ts), if wanted. */
+    private readonly openFrameInput?: (geometry: FrameGeometry) => Promise<ort.InferenceSession>,
   ) {
     this.modelId = spec.id;
     const slots = bucket ? batchBucket(maxBatch) : maxBatch;
@@ -49,7 +53,7 @@ export class BatchedYuNet {
     spec: ModelSpec,
     models: Config["models"],
     detect: Pick<Config["detect"], "scoreThreshold" | "nmsIou">,
-    size: { width: number; height: number; maxBatch: number; maxSide?: number },
+    size: { width: number; height: number; maxBatch: number; maxSide?: number; frameInput?: boolean },
     sessionOptions: SessionOptions = {},
   ): Promise<BatchedYuNet> {
     if (spec.decoder !== "yunet") throw new Error(`${spec.id} is not a YuNet detector`);
@@ -61,6 +65,12 @@ export class BatchedYuNet {
     const session = await createSession(model, models, sessionOptions);
     // After the session: `auto` has settled on a provider by now. GPU sessions pad to buckets (runtime.ts).
     const bucket = sessionOptions.bucket ?? effectiveProvider(models) !== "cpu";
+    const frameSessionOptions = {
+      ...sessionOptions,
+      // Padded here, in the batch's own spare slots, as the float input is.
+      bucket: false,
+      detectorGrid: { width: size.width, height: size.height },
+    };
     return new BatchedYuNet(
       session,
       spec,
@@ -70,7 +80,36 @@ export class BatchedYuNet {
       detect,
       size.maxSide ?? Infinity,
       bucket,
+      size.frameInput
+        ? (geometry) =>
+            createSession(
+              withYuv420Input(model, spec.input, geometry, "dynamic"),
+              models,
+              frameSessionOptions,
+            )
+        : undefined,
     );
+  }
+
+  /** The size a frame is scaled to inside the input (aspect kept, never enlarged). */
+  private fit(f: { width: number; height: number }): { w: number; h: number } {
+    const scale = Math.min(
+      1,
+      this.maxSide / Math.max(f.width, f.height),
+      this.width / f.width,
+      this.height / f.height,
+    );
+    return { w: Math.max(1, Math.round(f.width * scale)), h: Math.max(1, Math.round(f.height * scale)) };
+  }
+
+  /** The frame-input geometry a frame can go through, when it is a live frame scaled by a whole factor. */
+  private frameGeometry(f: FrameImage): FrameGeometry | undefined {
+    if (!this.openFrameInput || !isYuv420(f)) return undefined;
+    const { w, h } = this.fit(f);
+    const k = wholeFactor(f.width, f.height, w, h);
+    return k === undefined
+      ? undefined
+      : { width: f.width, height: f.height, k, padWidth: this.width, padHeight: this.height };
   }
 
   /** Writes frames into the batch tensor; returns each frame's scale back to its own pixels. */
@@ -80,14 +119,7 @@ export class BatchedYuNet {
     const scales: { scaleX: number; scaleY: number }[] = [];
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i]!;
-      const scale = Math.min(
-        1,
-        this.maxSide / Math.max(f.width, f.height),
-        this.width / f.width,
-        this.height / f.height,
-      );
-      const w = Math.max(1, Math.round(f.width * scale));
-      const h = Math.max(1, Math.round(f.height * scale));
+      const { w, h } = this.fit(f);
       const shape = `${w}x${h}`;
       if (this.slotShape[i] !== shape) {
         this.input.fill(0, i * plane, (i + 1) * plane);
@@ -116,20 +148,70 @@ export class BatchedYuNet {
     return result;
   }
 
+  /**
+   * Live frames of one geometry go through the frame-input graph together (their bytes side by side, the pixel
+   * work in the graph); any other frame is filled into the float tensor here. Results keep the frames' order.
+   */
   private async detectInTurn(frames: FrameImage[]): Promise<Detection[][]> {
-    const results: Detection[][] = [];
-    for (let start = 0; start < frames.length; start += this.maxBatch) {
-      const chunk = frames.slice(start, start + this.maxBatch);
-      const scales = await this.fill(chunk);
+    const results: Detection[][] = new Array(frames.length);
+    const byGeometry = new Map<string, { geometry: FrameGeometry; at: number[] }>();
+    const rest: number[] = [];
+    frames.forEach((f, i) => {
+      const geometry = this.frameGeometry(f);
+      if (!geometry) return rest.push(i);
+      const key = `${geometry.width}x${geometry.height}/${geometry.k}`;
+      const group = byGeometry.get(key) ?? { geometry, at: [] };
+      group.at.push(i);
+      byGeometry.set(key, group);
+    });
+    for (const { geometry, at } of byGeometry.values()) {
+      for (let start = 0; start < at.length; start += this.maxBatch) {
+        const chunk = at.slice(start, start + this.maxBatch);
+        const out = await this.runFrames(
+          geometry,
+          chunk.map((i) => frames[i] as Yuv420Image),
+        );
+        const scale = geometry.k;
+        chunk.forEach((frameAt, j) => {
+          results[frameAt] = decodeYuNet(out, j, this.width, scale, scale, this.options);
+        });
+      }
+    }
+    for (let start = 0; start < rest.length; start += this.maxBatch) {
+      const chunk = rest.slice(start, start + this.maxBatch);
+      const scales = await this.fill(chunk.map((i) => frames[i]!));
       const out = await this.run(chunk.length);
-      scales.forEach(({ scaleX, scaleY }, i) =>
-        results.push(decodeYuNet(out, i, this.width, scaleX, scaleY, this.options)),
-      );
+      scales.forEach(({ scaleX, scaleY }, j) => {
+        results[chunk[j]!] = decodeYuNet(out, j, this.width, scaleX, scaleY, this.options);
+      });
     }
     return results;
   }
 
-  release(): Promise<void> {
-    return this.session.release();
+  /** Frame-input sessions by geometry, and the batch's bytes, reused (one geometry's frames are side by side). */
+  private frameSessions = new Map<string, Promise<ort.InferenceSession>>();
+  private frameBatch = new Uint8Array(0);
+
+  private async runFrames(geometry: FrameGeometry, frames: Yuv420Image[]) {
+    const key = `${geometry.width}x${geometry.height}/${geometry.k}`;
+    let session = this.frameSessions.get(key);
+    if (!session) {
+      session = this.openFrameInput!(geometry);
+      this.frameSessions.set(key, session);
+      session.catch(() => this.frameSessions.delete(key));
+    }
+    const bytes = frames[0]!.data.byteLength;
+    const slots = this.bucket ? batchBucket(frames.length) : frames.length;
+    if (this.frameBatch.byteLength < slots * bytes) this.frameBatch = new Uint8Array(slots * bytes);
+    // One copy per frame, from its shared slot into the run's contiguous batch (ONNX Runtime takes no shared
+    // memory, and a batch is one tensor); spare bucket slots hold whatever they held and are never read.
+    frames.forEach((f, i) => this.frameBatch.set(f.data, i * bytes));
+    const data = this.frameBatch.subarray(0, slots * bytes);
+    return (await session).run({ frames: new ort.Tensor("uint8", data, [slots, bytes]) });
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+    for (const s of this.frameSessions.values()) await (await s).release();
   }
 }

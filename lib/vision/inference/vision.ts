@@ -137,7 +137,13 @@ async function openBatchedDetector(
     spec,
     config.models,
     config.detect,
-    { width: detectWidth, height: detectHeight, maxBatch: detectBatch, maxSide: config.detect.maxSide },
+    {
+      width: detectWidth,
+      height: detectHeight,
+      maxBatch: detectBatch,
+      maxSide: config.detect.maxSide,
+      frameInput: config.detect.frameInput,
+    },
     { dataDir: config.dataDir },
   );
 }

@@ -4,6 +4,8 @@ import { describe, expect, it } from "vitest";
 import { testConfig } from "../../../test/helpers.ts";
 import { samplePhotos } from "../../media/sample-media.ts";
 import { YuNetDetector } from "../inference/detectors/yunet.ts";
+import { BatchedYuNet } from "../inference/batched-yunet.ts";
+import { decodeImage } from "../pixels/image.ts";
 import { loadVision } from "../inference/vision.ts";
 import { ort } from "../inference/runtime.ts";
 import { fillTensorFromYuv420, type Yuv420Image } from "../pixels/yuv.ts";
@@ -119,6 +121,52 @@ describe("frame-input detector graph", () => {
       }
       faces += expected.length;
     }
+    expect(faces).toBeGreaterThan(3);
+  });
+
+  it("batches live frames through the graph, grouped by size, with the finds of the float batch", async () => {
+    const spec = modelSpec("yunet-2026may");
+    const store = modelStoreFor(config, () => {});
+    try {
+      await store.ensure(spec);
+    } catch (err) {
+      if (!(err instanceof ModelUnavailableError)) throw err;
+      console.log(`skipping the batched frame-input check: ${spec.id} cannot be had here (${err.message})`);
+      return;
+    }
+    const open = (frameInput: boolean, bucket = false) =>
+      BatchedYuNet.open(
+        store.artifactPath(spec),
+        spec,
+        config.models,
+        config.detect,
+        { width: 640, height: 384, maxBatch: 2, frameInput },
+        // Bucketed as on a GPU: runs padded to 16 frames in the batch's own spare slots.
+        { bucket },
+      );
+    const [on, off, bucketed] = await Promise.all([open(true), open(false), open(true, true)]);
+    // Two sizes and a photo (BGR), interleaved: three frame-input runs (2 + 1 at 720p, 1 at 1080p) and one float run.
+    const yuv = await Promise.all([
+      frame(0, 1280, 720),
+      frame(1, 1920, 1080),
+      frame(2, 1280, 720),
+      frame(3, 1280, 720),
+    ]);
+    const photo = await decodeImage((await samplePhotos(path.resolve(config.dataDir, "cache")))[4]!);
+    const frames = [yuv[0]!, yuv[1]!, photo, yuv[2]!, yuv[3]!];
+    const [got, expected] = [await on.detectBatch(frames), await off.detectBatch(frames)];
+    expect(await bucketed.detectBatch(frames)).toEqual(got);
+    await Promise.all([on.release(), off.release(), bucketed.release()]);
+    expect(got).toHaveLength(frames.length);
+    let faces = 0;
+    got.forEach((dets, i) => {
+      expect(dets.length, `frame ${i}`).toBe(expected[i]!.length);
+      dets.forEach((d, j) => {
+        for (const key of ["x", "y", "width", "height"] as const)
+          expect(Math.abs(d.box[key] - expected[i]![j]!.box[key])).toBeLessThan(1);
+      });
+      faces += dets.length;
+    });
     expect(faces).toBeGreaterThan(3);
   });
 });

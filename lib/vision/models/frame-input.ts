@@ -60,7 +60,13 @@ function chromaCentres(n: number, k: number): number[] {
 }
 
 /** The model's bytes with one uint8 input, `frames` [1, W·H·3/2], for frames of geometry `g`. */
-export function withYuv420Input(bytes: Uint8Array, input: InputSpec, g: FrameGeometry): Uint8Array {
+export function withYuv420Input(
+  bytes: Uint8Array,
+  input: InputSpec,
+  g: FrameGeometry,
+  /** 1 for the one-frame detector (its batch is fixed); `dynamic` for a batch detector's graph. */
+  batch: 1 | "dynamic" = 1,
+): Uint8Array {
   const { width: W, height: H, k, padWidth, padHeight } = g;
   if (!Number.isInteger(k) || k < 1 || W % (2 * k) !== 0 || H % (2 * k) !== 0 || (W / k) % 1 || (H / k) % 1)
     throw new Error(`a ${W}×${H} frame cannot be sampled down by a whole factor ${k}`);
@@ -74,6 +80,8 @@ export function withYuv420Input(bytes: Uint8Array, input: InputSpec, g: FrameGeo
   const luma = W * H;
   const chroma = luma / 4;
   const p = (name: string) => `vigil_frame_${name}`;
+  // Reshapes keep the batch as it comes (-1) when it is not fixed.
+  const n = batch === 1 ? 1 : -1;
   const nodes: NodeProto[] = [];
   const initializers: TensorProto[] = [];
   const node = (
@@ -100,7 +108,7 @@ export function withYuv420Input(bytes: Uint8Array, input: InputSpec, g: FrameGeo
     );
     node(
       "Reshape",
-      [p(`${name}_flat`), constant(int64s(p(`${name}_shape`), [1, 1, rows, cols]))],
+      [p(`${name}_flat`), constant(int64s(p(`${name}_shape`), [n, 1, rows, cols]))],
       p(`${name}_u8`),
     );
   };
@@ -144,7 +152,7 @@ export function withYuv420Input(bytes: Uint8Array, input: InputSpec, g: FrameGeo
     const [a, b, d] = rowsByColour[c];
     return -16 * a - 128 * b - 128 * d;
   });
-  node("Reshape", [p("yuv"), constant(int64s(p("flat_shape"), [3, h * w]))], p("yuv_flat"));
+  node("Reshape", [p("yuv"), constant(int64s(p("flat_shape"), [n, 3, h * w]))], p("yuv_flat"));
   node(
     "MatMul",
     [constant(floatTensor(p("rgb_w"), [3, 3], Float32Array.from(weights))), p("yuv_flat")],
@@ -164,7 +172,7 @@ export function withYuv420Input(bytes: Uint8Array, input: InputSpec, g: FrameGeo
     ],
     p("rgb_clip"),
   );
-  node("Reshape", [p("rgb_clip"), constant(int64s(p("nchw_shape"), [1, 3, h, w]))], p("clipped"));
+  node("Reshape", [p("rgb_clip"), constant(int64s(p("nchw_shape"), [n, 3, h, w]))], p("clipped"));
   let pixels = p("clipped");
   if (input.mean.some((m) => m !== 0) || input.std.some((s) => s !== 1)) {
     node(
@@ -198,7 +206,12 @@ export function withYuv420Input(bytes: Uint8Array, input: InputSpec, g: FrameGeo
     onnx.ValueInfoProto.create({
       name: "frames",
       type: {
-        tensorType: { elemType: T.UINT8, shape: { dim: [{ dimValue: 1 }, { dimValue: luma + 2 * chroma }] } },
+        tensorType: {
+          elemType: T.UINT8,
+          shape: {
+            dim: [batch === 1 ? { dimValue: 1 } : { dimParam: "batch" }, { dimValue: luma + 2 * chroma }],
+          },
+        },
       },
     }),
   ];
