@@ -876,10 +876,12 @@ bench
     "the cost of everything around the models: the real pipeline with stand-in models of known cost, ramped at 5 fps per camera",
   )
   .option("--json", "one JSON object on stdout")
-  .option("--shape <name...>", "detect-align (one detect-align process), embedded (vigil run)", [
-    "detect-align",
-    "embedded",
-  ])
+  .option(
+    "--shape <name...>",
+    "detect-align (one detect-align process), embedded (vigil run), service (vigil serve on Kafka)",
+    ["detect-align", "embedded", "service"],
+  )
+  .option("--brokers <list>", "Kafka for the service shape (default: a local broker started for the run)")
   .option("--faces <n>", "faces the stand-in detector finds in every frame", Number, 4)
   .option("--cost-ms <ms>", "time each stand-in model run holds its thread (without CPU)", Number, 0)
   .option("--start-cameras <n>", "first camera count; doubled while it passes", Number, 25)
@@ -898,6 +900,7 @@ bench
         startCameras: number;
         stepSeconds: number;
         budget: number;
+        brokers?: string;
         frames?: string;
         frameSize: string;
         video?: string;
@@ -905,7 +908,8 @@ bench
         const { benchPlumbing, PLUMBING_GOALS } = await import("./commands/bench-plumbing.ts");
         const [width, height] = opts.frameSize.split("x").map(Number) as [number, number];
         const shapes = opts.shape.map((s) => {
-          if (s !== "detect-align" && s !== "embedded") throw new Error(`unknown shape ${s}: detect-align or embedded`);
+          if (s !== "detect-align" && s !== "embedded" && s !== "service")
+            throw new Error(`unknown shape ${s}: detect-align, embedded or service`);
           return s;
         });
         const r = await benchPlumbing(configFrom(globals()), {
@@ -915,6 +919,7 @@ bench
           startCameras: opts.startCameras,
           stepSeconds: opts.stepSeconds,
           budgetSeconds: opts.budget,
+          brokers: opts.brokers?.split(","),
           frames: opts.frames,
           video: opts.video,
           width,

@@ -53,7 +53,7 @@ export function metricSum(text: string, name: string): number {
 }
 
 /** One namespace on the broker: its topics, a config file its services share, and a bus to watch it with. */
-async function namespace(
+export async function namespace(
   config: Config,
   brokers: string[],
   name: string,

@@ -9,10 +9,13 @@ import { progress } from "../../lib/telemetry/progress.ts";
 import { loadVision, type Vision } from "../../lib/vision/inference/vision.ts";
 import { alignFace } from "../../lib/vision/pixels/align.ts";
 import { assessQuality } from "../../lib/vision/pixels/quality.ts";
-import type { Yuv420Image } from "../../lib/vision/pixels/yuv.ts";
+import { yuv420ToBgr, type Yuv420Image } from "../../lib/vision/pixels/yuv.ts";
+import { encodeJpeg } from "../../lib/vision/pixels/image.ts";
 import { startVisionThreads } from "../../lib/vision/threads/vision-thread.ts";
 import { createDetectAlign } from "../../services/detect-align/index.ts";
+import { KafkaBroker } from "../../lib/testing/kafka/broker.ts";
 import { EmbeddedPipeline } from "../pipeline.ts";
+import { metricSum, namespace } from "./bench-pipeline.ts";
 import { drainWithin, LiveCameras, loadBenchFrames, rampCameras } from "./camera-ramp.ts";
 
 /** The figures the issue sets for one detect-align process on this machine's 2 cores, 720p frames. */
@@ -23,7 +26,7 @@ export const PLUMBING_GOALS = {
   plumbingFramesPerSecond: 1000,
 } as const;
 
-export type PlumbingShape = "detect-align" | "embedded";
+export type PlumbingShape = "detect-align" | "embedded" | "service";
 
 export interface PlumbingStep {
   cameras: number;
@@ -81,6 +84,8 @@ export interface PlumbingOptions {
   video?: string;
   width: number;
   height: number;
+  /** Kafka for the service shape; a local broker is started when none is given. */
+  brokers?: string[];
   log: (line: string) => void;
 }
 
@@ -156,20 +161,16 @@ const WHAT: Record<PlumbingShape, string> = {
     "one detect-align process: frames → bus → detect-align (worker threads) → faces topic, as `vigil serve detect-align` runs it",
   embedded:
     "the embedded pipeline (`vigil run`): frames → detect-align → embed → match → SQLite store, all in one process",
+  service:
+    "`vigil serve detect-align` as its own process on a local Kafka broker, fed JPEG frames as ingest publishes them on " +
+    "Kafka (ingest.frameEncoding auto); its per-frame figures, from its metrics, include decoding that JPEG (libvips)",
 };
 
-async function measureShape(
-  shape: PlumbingShape,
-  config: Config,
-  vision: Vision,
-  frames: Yuv420Image[],
-  options: PlumbingOptions,
-): Promise<PlumbingShapeResult> {
-  const harness =
-    shape === "detect-align"
-      ? await detectAlignHarness(config, vision)
-      : await embeddedHarness(config, vision);
-  const cameras = new LiveCameras(harness.bus, frames);
+/** One camera count's figures, before they are judged. */
+type StepFigures = Omit<PlumbingStep, "cameras" | "pass"> & { drained: boolean };
+
+/** An in-process shape: frames counted as detect-align finishes them, costs from this process. */
+function inProcessStepper(harness: Harness, cameras: LiveCameras, stepSeconds: number) {
   const window = cameras.window;
   let byCapture = 0;
   let done = 0;
@@ -178,8 +179,7 @@ async function measureShape(
     if (captureTs >= window.start && captureTs < window.end) byCapture++;
     if (counting) done++;
   });
-  const steps: PlumbingStep[] = [];
-  const step = async (n: number) => {
+  return async (n: number): Promise<StepFigures> => {
     byCapture = 0;
     done = 0;
     window.start = Infinity;
@@ -192,7 +192,7 @@ async function measureShape(
     const t0 = performance.now();
     window.start = Date.now();
     counting = true;
-    await sleep(options.stepSeconds * 1000);
+    await sleep(stepSeconds * 1000);
     counting = false;
     window.end = Date.now();
     const wallMs = performance.now() - t0;
@@ -203,41 +203,160 @@ async function measureShape(
     await stop();
     const drained = await drainWithin(() => harness.bus.drain());
     const { offered, dropped } = cameras.counts();
-    const ratio = byCapture / Math.max(1, offered);
-    const s: PlumbingStep = {
-      cameras: n,
+    return {
       offered,
-      processedRatio: ratio,
       dropped,
+      processedRatio: byCapture / Math.max(1, offered),
       framesPerSecond: finished / (wallMs / 1000),
       facesPerSecond: faces / (wallMs / 1000),
       mainThreadMsPerFrame: (elu.utilization * wallMs) / Math.max(1, finished),
       cpuMsPerFrame: (cpu.user + cpu.system) / 1000 / Math.max(1, finished),
-      pass: ratio >= 0.99,
+      drained,
     };
-    options.log(
-      `${shape} ${n} cameras: processed ${ratio.toFixed(3)} (${byCapture}/${offered}), ` +
-        `${s.framesPerSecond.toFixed(0)} frames/s, ${s.facesPerSecond.toFixed(0)} faces/s; main thread ` +
-        `${s.mainThreadMsPerFrame.toFixed(3)} ms/frame, CPU ${s.cpuMsPerFrame.toFixed(3)} ms/frame: ${s.pass ? "pass" : "FAIL"}`,
-    );
-    steps.push(s);
-    return { pass: s.pass, drained };
   };
+}
+
+/** Ramps one shape and keeps the largest camera count at which 99 % of the frames were processed. */
+async function rampShape(
+  shape: PlumbingShape,
+  step: (n: number) => Promise<StepFigures>,
+  slots: () => number,
+  options: PlumbingOptions,
+): Promise<PlumbingShapeResult> {
+  const steps: PlumbingStep[] = [];
+  const ramp = await rampCameras(
+    options.startCameras,
+    options.budgetSeconds,
+    options.stepSeconds,
+    async (n) => {
+      const { drained, ...f } = await step(n);
+      const s: PlumbingStep = { cameras: n, ...f, pass: f.processedRatio >= 0.99 };
+      options.log(
+        `${shape} ${n} cameras: processed ${s.processedRatio.toFixed(3)} of ${s.offered} (${s.dropped} dropped by the cameras), ` +
+          `${s.framesPerSecond.toFixed(0)} frames/s, ${s.facesPerSecond.toFixed(0)} faces/s; main thread ` +
+          `${s.mainThreadMsPerFrame.toFixed(3)} ms/frame, CPU ${s.cpuMsPerFrame.toFixed(3)} ms/frame: ${s.pass ? "pass" : "FAIL"}`,
+      );
+      steps.push(s);
+      return { pass: s.pass, drained };
+    },
+  );
+  const best = steps.filter((s) => s.pass).sort((a, b) => b.cameras - a.cameras)[0];
+  return {
+    shape,
+    what: WHAT[shape],
+    plumbingFramesPerSecond: best?.framesPerSecond ?? 0,
+    maxCameras: best?.cameras ?? 0,
+    mainThreadMsPerFrame: best?.mainThreadMsPerFrame ?? NaN,
+    cpuMsPerFrame: best?.cpuMsPerFrame ?? NaN,
+    steps,
+    note: `${ramp.note}; frame slots made: ${slots()}`,
+  };
+}
+
+async function measureInProcess(
+  shape: "detect-align" | "embedded",
+  config: Config,
+  vision: Vision,
+  frames: Yuv420Image[],
+  options: PlumbingOptions,
+): Promise<PlumbingShapeResult> {
+  const harness =
+    shape === "detect-align"
+      ? await detectAlignHarness(config, vision)
+      : await embeddedHarness(config, vision);
+  const cameras = new LiveCameras(harness.bus, frames);
   try {
-    const ramp = await rampCameras(options.startCameras, options.budgetSeconds, options.stepSeconds, step);
-    const best = steps.filter((s) => s.pass).sort((a, b) => b.cameras - a.cameras)[0];
-    return {
+    return await rampShape(
       shape,
-      what: WHAT[shape],
-      plumbingFramesPerSecond: best?.framesPerSecond ?? 0,
-      maxCameras: best?.cameras ?? 0,
-      mainThreadMsPerFrame: best?.mainThreadMsPerFrame ?? NaN,
-      cpuMsPerFrame: best?.cpuMsPerFrame ?? NaN,
-      steps,
-      note: `${ramp.note}; frame slots made: ${cameras.slots}`,
-    };
+      inProcessStepper(harness, cameras, options.stepSeconds),
+      () => cameras.slots,
+      options,
+    );
   } finally {
     await harness.close();
+  }
+}
+
+/**
+ * `vigil serve detect-align` on a local broker (or the one given): frames published here, the service's own
+ * counters scraped from its metrics endpoint. Frames it dropped as stale, and frames the cameras here dropped
+ * while a publish was still under way, are the losses; everything else offered was processed once the group's
+ * lag is back to zero.
+ */
+async function measureService(config: Config, frames: Yuv420Image[], options: PlumbingOptions) {
+  const broker = options.brokers ? undefined : await KafkaBroker.start();
+  const brokers = options.brokers ?? [broker!.address];
+  const ns = await namespace(config, brokers, "plumbing", {
+    models: {
+      standIn: config.models.standIn,
+      detectWorkers: config.models.detectWorkers,
+      inferenceWorkers: config.models.inferenceWorkers,
+    },
+    detect: { embedGate: { reembedAfterMs: 0 } },
+    log: { level: "warn" },
+  });
+  try {
+    const detect = ns.start("detect-align");
+    await detect.ready(120_000);
+    let faces = 0;
+    const sink = await ns.bus.subscribe(Topics.faces, { group: "bench-sink", maxBatch: 256 }, async (r) => {
+      faces += r.length;
+    });
+    // At ingest's JPEG quality (ffmpeg's -q:v 3 is about libjpeg's 90).
+    const jpegs = await Promise.all(frames.map((f) => encodeJpeg(yuv420ToBgr(f), 90)));
+    const cameras = new LiveCameras(ns.bus, frames, 5, jpegs);
+    const scrape = async () => {
+      const m = await detect.metrics();
+      return {
+        frames: metricSum(m, "vigil_frames_processed_total"),
+        stale: metricSum(m, "vigil_frames_stale_total"),
+        cpuS: metricSum(m, "vigil_process_cpu_seconds_total"),
+        loopS: metricSum(m, "vigil_event_loop_active_seconds"),
+      };
+    };
+    const lag = async () => (await ns.bus.lag("detect-align", Topics.frames)).reduce((n, p) => n + p.lag, 0);
+    const step = async (n: number): Promise<StepFigures> => {
+      const window = cameras.window;
+      window.start = Infinity;
+      window.end = Infinity;
+      const stop = cameras.run(n);
+      await sleep(3000);
+      const faces0 = faces;
+      const a = await scrape();
+      const t0 = performance.now();
+      window.start = Date.now();
+      await sleep(options.stepSeconds * 1000);
+      window.end = Date.now();
+      const b = await scrape();
+      const wallS = (performance.now() - t0) / 1000;
+      const stepFaces = faces - faces0;
+      await stop();
+      let drained = false;
+      for (const until = Date.now() + 30_000; Date.now() < until && !drained; await sleep(500))
+        drained = (await lag()) === 0;
+      const c = await scrape();
+      const { offered, dropped } = cameras.counts();
+      const done = b.frames - a.frames;
+      return {
+        offered,
+        dropped,
+        // Stale drops counted to the end of the drain: a frame of the window can still go stale after it.
+        processedRatio: (offered - dropped - (c.stale - a.stale)) / Math.max(1, offered),
+        framesPerSecond: done / wallS,
+        facesPerSecond: stepFaces / wallS,
+        mainThreadMsPerFrame: ((b.loopS - a.loopS) * 1000) / Math.max(1, done),
+        cpuMsPerFrame: ((b.cpuS - a.cpuS) * 1000) / Math.max(1, done),
+        drained,
+      };
+    };
+    try {
+      return await rampShape("service", step, () => cameras.slots, options);
+    } finally {
+      await sink.stop();
+    }
+  } finally {
+    await ns.close();
+    await broker?.destroy();
   }
 }
 
@@ -299,7 +418,11 @@ export async function benchPlumbing(config: Config, options: PlumbingOptions): P
   const bar = progress("bench plumbing", options.shapes.length);
   const shapes: PlumbingShapeResult[] = [];
   for (const shape of options.shapes) {
-    shapes.push(await measureShape(shape, benchConfig, vision, frames, options));
+    shapes.push(
+      shape === "service"
+        ? await measureService(benchConfig, frames, options)
+        : await measureInProcess(shape, benchConfig, vision, frames, options),
+    );
     bar.tick();
   }
   bar.done();

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import type { Bus } from "../../lib/bus/index.ts";
+import type { Bus, OutRecord } from "../../lib/bus/index.ts";
 import type { Config } from "../../lib/config/index.ts";
-import { Topics } from "../../lib/contracts/index.ts";
+import { FrameContract, Topics, type FrameMessage } from "../../lib/contracts/index.ts";
 import { startDecoder } from "../../lib/media/ffmpeg.ts";
 import { FramePool, encodeFrameInPlace } from "../../lib/media/frame-pool.ts";
 import { benchFaceVideo } from "../../lib/media/sample-media.ts";
@@ -67,6 +67,8 @@ export class LiveCameras {
     private readonly bus: Bus,
     private readonly frames: Yuv420Image[],
     private readonly fps = 5,
+    /** The frames as JPEG (what ingest publishes on Kafka by default): published as they are, no slot. */
+    private readonly jpegs?: Uint8Array[],
   ) {
     this.pool = new FramePool(frames[0]!.data.byteLength);
   }
@@ -100,20 +102,24 @@ export class LiveCameras {
               continue;
             }
             state.busy = true;
-            const slot = this.pool.acquire();
-            slot.pixels.set(image.data);
-            const value = encodeFrameInPlace(slot, {
+            const header = {
               cameraId: `cam${i + 1}`,
               seq: this.seq++,
               captureTs,
               width: image.width,
               height: image.height,
-              format: "yuv420p",
               live: true,
-            });
+            };
+            const jpeg = this.jpegs?.[(frame + this.frames.length - 1) % this.frames.length];
+            const record: OutRecord = jpeg
+              ? {
+                  key: header.cameraId,
+                  value: FrameContract.encode({ ...header, format: "jpeg", image: jpeg }),
+                }
+              : this.inSlot(header, image);
             void this.bus
-              .publish(Topics.frames, [{ key: `cam${i + 1}`, value, release: slot.release }])
-              .catch(slot.release)
+              .publish(Topics.frames, [record])
+              .catch(() => record.release?.())
               .finally(() => (state.busy = false));
           }
         })(),
@@ -123,6 +129,14 @@ export class LiveCameras {
       this.running = false;
       await Promise.all(timers);
     };
+  }
+
+  /** The frame copied into a pooled slot, as ingest's decoder writes it there; the bus releases the slot. */
+  private inSlot(header: Omit<FrameMessage, "image" | "format">, image: Yuv420Image) {
+    const slot = this.pool.acquire();
+    slot.pixels.set(image.data);
+    const value = encodeFrameInPlace(slot, { ...header, format: "yuv420p" });
+    return { key: header.cameraId, value, release: slot.release };
   }
 
   counts(): WindowCounts {

@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import client from "prom-client";
 import type { Bus, BusRecord } from "../bus/index.ts";
 import { CameraStatusContract, Topics } from "../contracts/index.ts";
@@ -87,6 +88,16 @@ export class Metrics {
       ),
       reconnects: gauge("vigil_camera_reconnects", "reconnections to the camera"),
     };
+    // The event loop's busy time, beside prom-client's CPU counter: CPU counts every thread (the inference
+    // workers too), this only the thread that routes records, the one that must never become the bottleneck.
+    new client.Gauge({
+      name: "vigil_event_loop_active_seconds",
+      help: "time the event loop spent busy (not waiting for I/O) since the process started",
+      registers,
+      collect() {
+        this.set(performance.eventLoopUtilization().active / 1000);
+      },
+    });
     this.cameraState = new client.Gauge({
       name: "vigil_camera_state",
       help: "1 for the camera's current state",
