@@ -54,6 +54,7 @@ describe("vigil bench e2e --max-cameras", () => {
       expect(r.modelBoundCameras).toBe(Math.floor((r.cores * 1000) / (r.fps * r.modelMsPerFrame)));
       expect(r.ratio).toBeCloseTo(r.maxCameras / r.modelBoundCameras, 9);
       expect(r.goal).toContain("0.8");
+      expect(r.loadAverage.end).toBeGreaterThanOrEqual(0);
       // Every step's cameras and RTSP server are gone.
       expect(benchChildren()).toEqual([]);
     },

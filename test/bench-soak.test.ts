@@ -42,6 +42,7 @@ describe("vigil bench soak", () => {
     // and this machine is shared; the bound (≤ 0.05) is the full command's, over a longer run.
     console.log(`rssGrowthRatio ${r.rssGrowthRatio.toFixed(3)}, heap ${r.heapGrowthRatio.toFixed(3)}`);
     expect(r.kafkaConnections).toBeNull();
+    expect(r.loadAverage.end).toBeGreaterThanOrEqual(0);
     expect(r.afterStop.ffmpegChildren).toBe(0);
     expect(r.afterStop.camerasRunning).toBe(0);
     expect(r.afterStop.children["python3"]).toBeUndefined();

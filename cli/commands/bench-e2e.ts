@@ -102,6 +102,8 @@ export interface MaxCamerasResult {
   /** The camera count the ramp stopped at, failing; null when every count up to the limit passed. */
   firstFailure: number | null;
   cores: number;
+  /** The machine's 1-minute load average when the ramp started and ended: on a shared machine it moves the figures. */
+  loadAverage: { start: number; end: number };
   model: ModelCosts;
   /** Embedded faces per processed frame over every step: what the embed gate let through in this run. */
   embeddedFacesPerFrame: number;
@@ -202,11 +204,13 @@ export async function benchE2eMaxCameras(
     streamSeconds: staggerS + WARMUP_S + options.stepSeconds + 15,
   });
   try {
+    const loadStart = os.loadavg()[0]!;
     const model = await modelCosts(scene);
     const counts: number[] = [];
     for (let n = options.step; n <= options.limit; n += options.step) counts.push(n);
+    // The total assumes every count passes; the ramp usually ends sooner, at its first failure.
     const bar = progress(
-      `bench e2e --max-cameras (${counts.join(", ")})`,
+      `bench e2e --max-cameras (${options.step} to ${options.limit} cameras, step ${options.step})`,
       counts.length * (WARMUP_S + options.stepSeconds),
     );
     const steps: RampStep[] = [];
@@ -247,6 +251,7 @@ export async function benchE2eMaxCameras(
       maxCameras,
       firstFailure: failed?.cameras ?? null,
       cores,
+      loadAverage: { start: loadStart, end: os.loadavg()[0]! },
       model,
       embeddedFacesPerFrame,
       decodeMsPerFrame,
@@ -296,4 +301,7 @@ export function printMaxCameras(r: MaxCamerasResult, log: (line: string) => void
     `modelBoundCameras ${r.modelBoundCameras} = floor(${r.cores} cores × 1000 / (${r.fps} fps × ${r.modelMsPerFrame.toFixed(1)} ms))`,
   );
   log(`maxCameras / modelBoundCameras = ${r.ratio.toFixed(2)} (goal ≥ 0.8)`);
+  log(
+    `load average (1 min) ${r.loadAverage.start.toFixed(2)} at the start, ${r.loadAverage.end.toFixed(2)} at the end`,
+  );
 }

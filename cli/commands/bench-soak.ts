@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
@@ -53,6 +54,8 @@ export interface SoakResult {
   kafkaNote: string;
   /** Once the soak stopped its cameras: what is left (nothing, when nothing leaks). */
   afterStop: { children: Record<string, number>; ffmpegChildren: number; camerasRunning: number };
+  /** The machine's 1-minute load average at the start sample and the last: on a shared machine it moves the figures. */
+  loadAverage: { start: number; end: number };
   goal: string;
 }
 
@@ -132,12 +135,14 @@ export async function benchSoak(config: Config, vision: Vision, options: SoakOpt
       options.onSample?.(s, { minutes, cameras });
     };
     sample(0);
+    const loadStart = os.loadavg()[0]!;
     const bar = progress(`bench soak (${cameras} cameras, ${minutes} min)`, minutes * 60);
     for (let minute = 1; minute <= minutes; minute++) {
       await tickSeconds(60, bar);
       sample(minute);
     }
     bar.done();
+    const loadEnd = os.loadavg()[0]!;
     const f = await window.finish();
     const left = childProcesses();
     const afterStop = {
@@ -171,6 +176,7 @@ export async function benchSoak(config: Config, vision: Vision, options: SoakOpt
       kafkaConnections: null,
       kafkaNote: "not applicable: the embedded pipeline's stages meet on the in-memory bus",
       afterStop,
+      loadAverage: { start: loadStart, end: loadEnd },
       goal: SOAK_GOAL,
     };
   } finally {
@@ -211,6 +217,9 @@ export function printSoak(r: SoakResult, log: (line: string) => void = console.l
       `alerts ${r.alerts}, p95 capture → alert ${Number.isFinite(r.p95AlertMs) ? r.p95AlertMs.toFixed(0) : "—"} ms`,
   );
   log(`Kafka connections: ${r.kafkaNote}`);
+  log(
+    `load average (1 min) ${r.loadAverage.start.toFixed(2)} at the start, ${r.loadAverage.end.toFixed(2)} at the end`,
+  );
   log(
     `after stop: ${r.afterStop.ffmpegChildren} ffmpeg children, ${r.afterStop.camerasRunning} cameras running, ` +
       `children ${typeList(r.afterStop.children) || "none"}`,
