@@ -882,6 +882,10 @@ bench
     ["detect-align", "embedded", "service"],
   )
   .option("--brokers <list>", "Kafka for the service shape (default: a local broker started for the run)")
+  .option(
+    "--no-batched-detect",
+    "detect one frame a run (the CPU default) instead of in batches (the GPU path)",
+  )
   .option("--faces <n>", "faces the stand-in detector finds in every frame", Number, 4)
   .option("--cost-ms <ms>", "time each stand-in model run holds its thread (without CPU)", Number, 0)
   .option("--start-cameras <n>", "first camera count; doubled while it passes", Number, 25)
@@ -901,6 +905,7 @@ bench
         stepSeconds: number;
         budget: number;
         brokers?: string;
+        batchedDetect: boolean;
         frames?: string;
         frameSize: string;
         video?: string;
@@ -920,6 +925,7 @@ bench
           stepSeconds: opts.stepSeconds,
           budgetSeconds: opts.budget,
           brokers: opts.brokers?.split(","),
+          batchedDetect: opts.batchedDetect,
           frames: opts.frames,
           video: opts.video,
           width,
@@ -932,7 +938,8 @@ bench
         }
         const mark = (ok: boolean) => (ok ? "meets" : "MISSES");
         console.log(
-          `${r.frames.width}×${r.frames.height} frames (${r.frames.source}); stand-in models: ${r.standIn.faces} faces a frame, ${r.standIn.costMs} ms a run; ${r.cores} cores`,
+          `${r.frames.width}×${r.frames.height} frames (${r.frames.source}); stand-in models: ${r.standIn.faces} faces a frame, ${r.standIn.costMs} ms a run; ` +
+            `detection ${r.batchedDetect ? `batched by ${r.batchedDetect} (the GPU path)` : "one frame a run"}, ${r.detectWorkers} detect workers; ${r.cores} cores`,
         );
         console.log(`excluded: ${r.excluded}`);
         console.log(

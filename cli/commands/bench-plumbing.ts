@@ -62,6 +62,8 @@ export interface PlumbingBenchResult {
   cores: number;
   frames: { source: string; width: number; height: number };
   standIn: { faces: number; costMs: number };
+  /** Frames per detector run when detection was batched (the GPU path), null when one frame a run. */
+  batchedDetect: number | null;
   detectWorkers: number;
   embedWorkers: number;
   /** The similarity warp of one face to the embedder's 112×112 template, on the main thread. */
@@ -84,6 +86,8 @@ export interface PlumbingOptions {
   video?: string;
   width: number;
   height: number;
+  /** Batched detection (BatchedYuNet, the GPU path) rather than one frame a run (the CPU default). */
+  batchedDetect: boolean;
   /** Kafka for the service shape; a local broker is started when none is given. */
   brokers?: string[];
   log: (line: string) => void;
@@ -91,15 +95,24 @@ export interface PlumbingOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The bench's config: stand-in models, and every face embedded (the gate would skip most of a still face). */
+/**
+ * The bench's config: stand-in models; every face embedded (the gate would skip most of a still face); detection
+ * batched as on a GPU provider unless asked otherwise, with room in the frame queue for a batch per worker.
+ */
 function plumbingConfig(config: Config, options: PlumbingOptions): Config {
+  const batched = options.batchedDetect;
+  const batch = batched ? config.models.gpu.detectBatch : config.detect.maxBatch;
   return {
     ...config,
-    models: { ...config.models, standIn: { faces: options.faces, costMs: options.costMs } },
+    models: {
+      ...config.models,
+      standIn: { faces: options.faces, costMs: options.costMs },
+      gpu: { ...config.models.gpu, batchedDetect: batched ? "on" : "off" },
+    },
     detect: { ...config.detect, embedGate: { ...config.detect.embedGate, reembedAfterMs: 0 } },
     bus: {
       ...config.bus,
-      frameQueueCapacity: Math.max(config.bus.frameQueueCapacity, config.models.detectWorkers * 4),
+      frameQueueCapacity: Math.max(config.bus.frameQueueCapacity, config.models.detectWorkers * batch * 3),
     },
   };
 }
@@ -158,7 +171,8 @@ async function embeddedHarness(config: Config, vision: Vision): Promise<Harness>
 
 const WHAT: Record<PlumbingShape, string> = {
   "detect-align":
-    "one detect-align process: frames → bus → detect-align (worker threads) → faces topic, as `vigil serve detect-align` runs it",
+    "one detect-align process: frames already in memory → bus → detect-align (worker threads) → faces topic; " +
+    "ingest's copy of each frame out of its decoder is not in it (the embedded shape has it)",
   embedded:
     "the embedded pipeline (`vigil run`): frames → detect-align → embed → match → SQLite store, all in one process",
   service:
@@ -264,7 +278,15 @@ async function measureInProcess(
     shape === "detect-align"
       ? await detectAlignHarness(config, vision)
       : await embeddedHarness(config, vision);
-  const cameras = new LiveCameras(harness.bus, frames);
+  // The detect-align process takes frames already in memory (from its bus); ingest's copy from the decoder is
+  // the embedded shape's, which runs ingest too.
+  const cameras = new LiveCameras(
+    harness.bus,
+    frames,
+    5,
+    undefined,
+    shape === "detect-align" ? "slot" : "frame",
+  );
   try {
     return await rampShape(
       shape,
@@ -291,6 +313,7 @@ async function measureService(config: Config, frames: Yuv420Image[], options: Pl
       standIn: config.models.standIn,
       detectWorkers: config.models.detectWorkers,
       inferenceWorkers: config.models.inferenceWorkers,
+      gpu: { batchedDetect: config.models.gpu.batchedDetect },
     },
     detect: { embedGate: { reembedAfterMs: 0 } },
     log: { level: "warn" },
@@ -430,6 +453,7 @@ export async function benchPlumbing(config: Config, options: PlumbingOptions): P
     cores: availableParallelism(),
     frames: { source, width: frames[0]!.width, height: frames[0]!.height },
     standIn: { faces: options.faces, costMs: options.costMs },
+    batchedDetect: vision.analyzer.detectBatch ?? null,
     detectWorkers: benchConfig.models.detectWorkers,
     embedWorkers: benchConfig.models.embedWorkers,
     alignMsPerFace: alignMs,

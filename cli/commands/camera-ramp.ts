@@ -69,6 +69,12 @@ export class LiveCameras {
     private readonly fps = 5,
     /** The frames as JPEG (what ingest publishes on Kafka by default): published as they are, no slot. */
     private readonly jpegs?: Uint8Array[],
+    /**
+     * `frame`: every frame is copied into its slot, as ingest reads each one from its decoder. `slot`: a slot is
+     * filled once, when it is made, and then published with whatever frame it holds: for measuring a stage that
+     * receives frames already in memory, without ingest's copy in its figures.
+     */
+    private readonly copy: "frame" | "slot" = "frame",
   ) {
     this.pool = new FramePool(frames[0]!.data.byteLength);
   }
@@ -133,8 +139,9 @@ export class LiveCameras {
 
   /** The frame copied into a pooled slot, as ingest's decoder writes it there; the bus releases the slot. */
   private inSlot(header: Omit<FrameMessage, "image" | "format">, image: Yuv420Image) {
+    const made = this.pool.size;
     const slot = this.pool.acquire();
-    slot.pixels.set(image.data);
+    if (this.copy === "frame" || this.pool.size > made) slot.pixels.set(image.data);
     const value = encodeFrameInPlace(slot, { ...header, format: "yuv420p" });
     return { key: header.cameraId, value, release: slot.release };
   }

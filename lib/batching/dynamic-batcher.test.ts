@@ -18,6 +18,25 @@ describe("DynamicBatcher", () => {
     ]);
   });
 
+  it("runs up to `concurrency` batches at once (one per worker), and one at a time by default", async () => {
+    for (const concurrency of [1, 3]) {
+      let running = 0;
+      let most = 0;
+      const b = new DynamicBatcher<number, number>(
+        { maxBatch: 2, maxWaitMs: 10_000, concurrency },
+        async (xs) => {
+          most = Math.max(most, ++running);
+          await new Promise((r) => setTimeout(r, 20));
+          running--;
+          return xs;
+        },
+      );
+      expect(await b.submitMany([1, 2, 3, 4, 5, 6, 7, 8])).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(most).toBe(concurrency);
+      expect(b.batchSizes).toEqual([2, 2, 2, 2]);
+    }
+  });
+
   it("flushes a partial batch when its oldest item has waited maxWaitMs", async () => {
     const b = new DynamicBatcher<number, number>({ maxBatch: 16, maxWaitMs: 40 }, async (xs) => xs);
     const started = Date.now();

@@ -2,6 +2,11 @@ export interface BatcherOptions {
   maxBatch: number;
   /** Longest time the first queued item waits for company before the batch runs anyway. */
   maxWaitMs: number;
+  /**
+   * Batches running at once (default 1). A runner that hands each batch to one of N worker threads wants N or
+   * more, or all but one worker sit idle while the batch in hand finishes.
+   */
+  concurrency?: number;
 }
 
 interface Pending<I, O> {
@@ -12,12 +17,13 @@ interface Pending<I, O> {
 
 /**
  * Collects items from many callers (many cameras) into batches for one runner. A batch runs when it is full
- * or when its oldest item has waited `maxWaitMs`; one batch runs at a time, and each caller gets its own result.
+ * or when its oldest item has waited `maxWaitMs`; up to `concurrency` batches run at a time (one by default),
+ * and each caller gets its own result.
  */
 export class DynamicBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private running = false;
+  private running = 0;
   private oldestAt = 0;
   /** Sizes of the batches run so far, for metrics and tests. */
   readonly batchSizes: number[] = [];
@@ -42,7 +48,7 @@ export class DynamicBatcher<I, O> {
   }
 
   private schedule() {
-    if (this.running || this.queue.length === 0) return;
+    if (this.busy() || this.queue.length === 0) return;
     if (this.queue.length >= this.options.maxBatch) {
       this.flush();
       return;
@@ -58,10 +64,10 @@ export class DynamicBatcher<I, O> {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.running || this.queue.length === 0) return;
+    if (this.busy() || this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.options.maxBatch);
     if (this.queue.length > 0) this.oldestAt = Date.now();
-    this.running = true;
+    this.running++;
     this.batchSizes.push(batch.length);
     void this.runner(batch.map((p) => p.item))
       .then((results) => {
@@ -72,8 +78,14 @@ export class DynamicBatcher<I, O> {
       })
       .catch((err: unknown) => batch.forEach((p) => p.reject(err)))
       .finally(() => {
-        this.running = false;
+        this.running--;
         this.schedule();
       });
+    // A full batch behind this one starts now if there is room for it.
+    this.schedule();
+  }
+
+  private busy(): boolean {
+    return this.running >= (this.options.concurrency ?? 1);
   }
 }

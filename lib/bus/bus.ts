@@ -36,6 +36,12 @@ export interface SubscribeOptions {
   group: string;
   /** Most records handed to the handler at once (a batch may span partitions). */
   maxBatch?: number;
+  /**
+   * Batches handed to the handler before the first of them resolves (default 1), so a stage whose work runs
+   * in worker threads keeps each of them busy. Records are still committed only after their own batch resolves.
+   * The Kafka bus hands over one batch at a time whatever this says (offsets commit in order per partition).
+   */
+  concurrency?: number;
   /** The member now owns these partitions: load state kept for their keys. */
   onAssign?: (partitions: TopicPartition[]) => Promise<void> | void;
   /**

@@ -178,14 +178,21 @@ export class MemoryBus implements Bus {
       topic.groups.set(options.group, queue);
     }
     const maxBatch = options.maxBatch ?? 16;
+    const concurrency = Math.max(1, options.concurrency ?? 1);
     const q = queue;
     const loop = (async () => {
+      const inFlight = new Set<Promise<void>>();
       while (!isStopped()) {
+        while (inFlight.size >= concurrency) await Promise.race(inFlight);
         const batch = await q.take(maxBatch, isStopped);
         if (batch.length === 0) continue;
-        await this.deliver(q, batch, handler);
-        this.notifyIfIdle();
+        const delivery: Promise<void> = this.deliver(q, batch, handler).then(() => {
+          inFlight.delete(delivery);
+          this.notifyIfIdle();
+        });
+        inFlight.add(delivery);
       }
+      await Promise.all(inFlight);
     })();
     this.loops.add(loop);
     void loop.finally(() => this.loops.delete(loop));

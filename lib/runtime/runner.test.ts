@@ -153,6 +153,27 @@ describe("StageRunner", () => {
     await bus.close();
   });
 
+  it("handles several batches at once (concurrency) yet publishes their outputs in the order they came", async () => {
+    const { bus, stage, outputs } = await harness({ maxBatch: 2, concurrency: 3 });
+    let running = 0;
+    let most = 0;
+    const handle = stage.handle.bind(stage);
+    // Earlier batches take longer, so later ones finish first: outputs must still leave in arrival order.
+    stage.handle = async (batch, info) => {
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 60 - 10 * batch[0]!.seq));
+      running--;
+      return handle(batch, info);
+    };
+    await bus.publish(Topics.frames, frames(0, 1, 2, 3, 4, 5));
+    await bus.drain();
+    expect(most).toBe(3);
+    expect(outputs).toEqual([0, 1, 2, 3, 4, 5]);
+    // Every batch checkpointed once (the bus hands over whatever has arrived, up to 2 at a time).
+    expect(stage.checkpoints).toBeGreaterThanOrEqual(3);
+    await bus.close();
+  });
+
   it("drops records older than maxAgeMs when they arrive, and counts them", async () => {
     const { bus, stage, runner, outputs } = await harness({ maxAgeMs: 50 });
     await runner.stop();

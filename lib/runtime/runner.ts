@@ -13,6 +13,12 @@ export interface RunnerOptions {
    * this is where live backpressure happens.
    */
   maxAgeMs?: number;
+  /**
+   * Batches handled at once (the bus's `concurrency`): a stage whose work runs in N worker threads gives N, so
+   * each worker has a batch while the main thread routes the others. Outputs are still published in the order
+   * the batches arrived. Stages with per-batch state to checkpoint keep 1.
+   */
+  concurrency?: number;
   /** Which messages can go stale (live frames do, a file's frames wait their turn); default: all. */
   perishable?: (message: never) => boolean;
   /** Attempts at a batch before its records are tried one by one and the failing ones dead-lettered. */
@@ -52,6 +58,8 @@ export class StageRunner<M> {
   readonly stats: RunnerStats = { batches: 0, records: 0, stale: 0, deadLetters: 0, retries: 0 };
   private subscription: Subscription | undefined;
   private stopping: Promise<void> | undefined;
+  /** Settles when the latest batch so far has published its outputs (or failed). */
+  private published: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly bus: Bus,
@@ -70,6 +78,7 @@ export class StageRunner<M> {
       {
         group: this.group,
         maxBatch: this.options.maxBatch ?? 16,
+        concurrency: this.options.concurrency ?? 1,
         onAssign: (partitions) => stage.assigned?.(partitions),
         onRevoke: (partitions) => stage.revoked?.(partitions),
       },
@@ -117,8 +126,17 @@ export class StageRunner<M> {
       messages.push(message);
       kept.push(record);
     }
-    const outputs = messages.length > 0 ? await this.handle(messages, kept, dead) : [];
-    await this.publish([...dead, ...outputs]);
+    // Handled alongside other batches (concurrency), published after the batch before it: a camera's faces
+    // leave in the order its frames came.
+    const turn = this.published;
+    let outputs: Emit[] = [];
+    const mine = (async () => {
+      outputs = messages.length > 0 ? await this.handle(messages, kept, dead) : [];
+      await turn;
+      await this.publish([...dead, ...outputs]);
+    })();
+    this.published = mine.catch(() => {});
+    await mine;
     await stage.checkpoint?.();
     this.stats.batches++;
     this.stats.records += records.length;

@@ -15,9 +15,12 @@ export function createDetectAlign(
 ): StageDefinition<FrameMessage, DetectAlignStage> {
   // A batching detector takes models.gpu.detectBatch frames a run: batches that size fill it.
   const maxBatch = deps.analyzer.detectBatch ?? config.detect.maxBatch;
+  // Two batches per detect worker in flight: one running, one ready the moment it finishes, so a worker never
+  // waits on this thread's routing. (A single analyzer on this thread gains nothing from more.)
+  const concurrency = config.models.inferenceWorkers ? 2 * config.models.detectWorkers : 1;
   const stage = new DetectAlignStage(
     deps.analyzer,
-    { maxBatch, maxWaitMs: config.detect.maxWaitMs },
+    { maxBatch, maxWaitMs: config.detect.maxWaitMs, concurrency },
     config.detect.embedGate,
     detectOptionsFor(config),
   );
@@ -25,6 +28,7 @@ export function createDetectAlign(
     stage,
     run: {
       maxBatch,
+      concurrency,
       maxAgeMs: config.detect.maxFrameAgeMs,
       perishable: (frame: FrameMessage) => frame.live === true,
     },
