@@ -7,7 +7,7 @@ import type {
   FrameAnalyzer,
   AnalyzeOptions,
 } from "../../lib/vision/inference/face-analyzer.ts";
-import { decodeImage, type FrameImage } from "../../lib/vision/pixels/image.ts";
+import type { EncodedFrame, FrameImage } from "../../lib/vision/pixels/image.ts";
 import { yuv420Bytes } from "../../lib/vision/pixels/yuv.ts";
 import { EmbedGate, type EmbedGateOptions } from "./embed-gate.ts";
 
@@ -42,7 +42,7 @@ export class DetectAlignStage implements Stage<FrameMessage> {
     rejectedBy: {},
     corruptFrames: 0,
   };
-  private readonly batcher: DynamicBatcher<AnalyzeJob, AlignedFace[]>;
+  private readonly batcher: DynamicBatcher<AnalyzeJob, AlignedFace[] | Error>;
   private readonly gate: EmbedGate;
   /** Told of every frame detection has run on (metrics, benchmarks). */
   onFrameProcessed?: (frame: { cameraId: string; captureTs: number }) => void;
@@ -57,15 +57,31 @@ export class DetectAlignStage implements Stage<FrameMessage> {
     this.gate = new EmbedGate(gate);
     // All of a batch's frames are handed over at once: a worker-thread analyzer never waits on a round trip,
     // and a batching detector (models.gpu.batchedDetect) runs them in one go.
-    this.batcher = new DynamicBatcher(batching, (jobs) => this.analyzer.analyzeBatch(jobs));
+    this.batcher = new DynamicBatcher(batching, async (jobs) => {
+      try {
+        return await this.analyzer.analyzeBatch(jobs);
+      } catch (err) {
+        // A batch holds frames of other cameras and other bus batches: one frame that cannot be analysed (an
+        // undecodable JPEG) must fail only its own, so each is tried alone and keeps its own outcome.
+        if (jobs.length === 1) return [err as Error];
+        return Promise.all(
+          jobs.map((job) =>
+            this.analyzer.analyzeBatch([job]).then(
+              (r) => r[0]!,
+              (e: unknown) => e as Error,
+            ),
+          ),
+        );
+      }
+    });
   }
 
   async handle(frames: FrameMessage[]): Promise<Emit[]> {
     const emits: Emit[] = [];
     const jobs = frames.map(async (frame) => {
-      let image: FrameImage;
+      let image: FrameImage | EncodedFrame;
       try {
-        image = await frameImage(frame);
+        image = frameImage(frame);
       } catch (err) {
         this.stats.corruptFrames++;
         const record = { key: frame.cameraId, value: FrameContract.encode(frame) };
@@ -80,6 +96,7 @@ export class DetectAlignStage implements Stage<FrameMessage> {
       }
       this.stats.frames++;
       const faces = await this.batcher.submit({ image, options: this.detectFor(frame.cameraId) });
+      if (faces instanceof Error) throw faces;
       this.onFrameProcessed?.(frame);
       const passed: { face: AlignedFace; index: number }[] = [];
       faces.forEach((face, index) => {
@@ -128,13 +145,14 @@ export class DetectAlignStage implements Stage<FrameMessage> {
   }
 }
 
-async function frameImage(frame: FrameMessage): Promise<FrameImage> {
+/**
+ * The frame as the analyzer takes it. A JPEG is handed on still compressed: the analyzer decodes it (in a vision
+ * worker), so this thread only routes; one that cannot be decoded fails its batch and is dead-lettered alone.
+ */
+function frameImage(frame: FrameMessage): FrameImage | EncodedFrame {
   if (frame.format === "jpeg") {
-    const image = await decodeImage(frame.image, `frame ${frame.cameraId}#${frame.seq}`);
-    if (image.width !== frame.width || image.height !== frame.height) {
-      throw new Error(`JPEG is ${image.width}×${image.height}, header says ${frame.width}×${frame.height}`);
-    }
-    return image;
+    const { width, height, image: data } = frame;
+    return { format: "jpeg", width, height, data, label: `${frame.cameraId}#${frame.seq}` };
   }
   if (frame.format === "yuv420p") {
     if (frame.width % 2 !== 0 || frame.height % 2 !== 0) {

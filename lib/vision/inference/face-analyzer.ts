@@ -1,7 +1,13 @@
 import { alignFace } from "../pixels/align.ts";
 import type { Detection, FaceDetector } from "./detectors/detection.ts";
 import { detectSmallFaces, type SmallFaceOptions } from "./detectors/small-faces.ts";
-import type { BgrImage, FrameImage } from "../pixels/image.ts";
+import {
+  decodeFrame,
+  isEncoded,
+  type BgrImage,
+  type EncodedFrame,
+  type FrameImage,
+} from "../pixels/image.ts";
 import { assessQuality, type QualityGateConfig, type QualityVerdict } from "../pixels/quality.ts";
 import { type Point } from "../../geometry/index.ts";
 
@@ -25,9 +31,9 @@ export interface AnalyzeOptions {
   smallFaces?: SmallFaceOptions & { nmsIou: number };
 }
 
-/** One frame of a batch, with its camera's detection options. */
+/** One frame of a batch, with its camera's detection options. A compressed frame is decoded first. */
 export interface AnalyzeJob {
-  image: FrameImage;
+  image: FrameImage | EncodedFrame;
   options?: AnalyzeOptions;
 }
 
@@ -46,7 +52,7 @@ export interface FrameAnalyzer {
   readonly detectorModelId: string;
   /** Frames per detector run when detection is batched (`models.gpu.batchedDetect`); unset: one frame a run. */
   readonly detectBatch?: number;
-  analyze(image: FrameImage, options?: AnalyzeOptions): Promise<AlignedFace[]>;
+  analyze(image: FrameImage | EncodedFrame, options?: AnalyzeOptions): Promise<AlignedFace[]>;
   /** A batch of frames (many cameras'), each frame's faces in order. */
   analyzeBatch(jobs: AnalyzeJob[]): Promise<AlignedFace[][]>;
 }
@@ -73,13 +79,22 @@ export class FaceAnalyzer implements FrameAnalyzer {
    * Frames the batch detector can take go through it together; the rest one at a time. Either way each face
    * then takes the one path below (alignDetection).
    */
-  async analyzeBatch(jobs: AnalyzeJob[]): Promise<AlignedFace[][]> {
+  async analyzeBatch(encoded: AnalyzeJob[]): Promise<AlignedFace[][]> {
+    // A frame that cannot be decoded fails the batch: the runner then tries its frames one by one and
+    // dead-letters that one alone.
+    const jobs = await Promise.all(
+      encoded.map(async (job) =>
+        isEncoded(job.image) ? { ...job, image: await decodeFrame(job.image) } : job,
+      ),
+    );
     const results: (AlignedFace[] | undefined)[] = new Array(jobs.length);
     const together = jobs.flatMap((job, i) => (this.batchable(job) ? [{ job, i }] : []));
     if (together.length > 0) {
-      const found = await this.batched!.detector.detectBatch(together.map(({ job }) => job.image));
+      const found = await this.batched!.detector.detectBatch(
+        together.map(({ job }) => job.image as FrameImage),
+      );
       together.forEach(({ job, i }, k) => {
-        results[i] = found[k]!.map((d) => this.alignDetection(job.image, d));
+        results[i] = found[k]!.map((d) => this.alignDetection(job.image as FrameImage, d));
       });
     }
     await Promise.all(
@@ -101,7 +116,8 @@ export class FaceAnalyzer implements FrameAnalyzer {
     return !o || (o.maxSide === this.batched.maxSide && (o.smallFaces?.mode ?? "off") === "off");
   }
 
-  async analyze(image: FrameImage, options?: AnalyzeOptions): Promise<AlignedFace[]> {
+  async analyze(input: FrameImage | EncodedFrame, options?: AnalyzeOptions): Promise<AlignedFace[]> {
+    const image = isEncoded(input) ? await decodeFrame(input) : input;
     const detections =
       options?.smallFaces && options.smallFaces.mode !== "off"
         ? await detectSmallFaces(

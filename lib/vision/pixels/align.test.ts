@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { applyAffine, invertAffine, similarityTransform, warpAffine } from "./align.ts";
+import { applyAffine, invertAffine, similarityTransform, warpAffine, type Affine } from "./align.ts";
 import { type Point } from "../../geometry/index.ts";
+import { footprintInside } from "./yuv.ts";
 
 describe("similarity transform", () => {
   it("recovers a hand-computed rotation, scale and translation exactly", () => {
@@ -93,5 +94,42 @@ describe("warpAffine", () => {
     expect(Array.from(shift.data.filter((_, i) => i % 3 === 0))).toEqual([50, 150, 225]);
     const doubled = warpAffine({ width: 4, height: 1, data }, [2, 0, 0, 0, 2, 0], 4, 1);
     expect(Array.from(doubled.data.filter((_, i) => i % 3 === 0))).toEqual([0, 50, 100, 150]);
+  });
+
+  it("warps a face well inside the frame (the loop without edge checks) as bilinear sampling says", () => {
+    const W = 64;
+    const H = 48;
+    const data = Uint8Array.from({ length: W * H * 3 }, (_, i) => (i * 37 + ((i / 3) | 0) * 11) % 256);
+    const angle = 0.3;
+    const m = (tx: number, ty: number): Affine => [
+      Math.cos(angle) * 0.8,
+      -Math.sin(angle) * 0.8,
+      tx,
+      Math.sin(angle) * 0.8,
+      Math.cos(angle) * 0.8,
+      ty,
+    ];
+    expect(footprintInside({ width: W, height: H }, invertAffine(m(-20, -15)), 16, 16)).toBe(true);
+    const inside = warpAffine({ width: W, height: H, data }, m(-20, -15), 16, 16);
+    const reference = (u: number, v: number, ch: number) => {
+      const [a, b, tx, c, d, ty] = invertAffine(m(-20, -15));
+      const x = a * u + b * v + tx;
+      const y = c * u + d * v + ty;
+      const x0 = Math.floor(x);
+      const y0 = Math.floor(y);
+      const fx = x - x0;
+      const fy = y - y0;
+      const at = (xx: number, yy: number) => data[(yy * W + xx) * 3 + ch]!;
+      const top = at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx;
+      const bottom = at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx;
+      return top * (1 - fy) + bottom * fy;
+    };
+    let worst = 0;
+    for (let v = 0; v < 16; v++)
+      for (let u = 0; u < 16; u++)
+        for (let ch = 0; ch < 3; ch++)
+          worst = Math.max(worst, Math.abs(inside.data[(v * 16 + u) * 3 + ch]! - reference(u, v, ch)));
+    // Rounded to the nearest level: never more than half a level from the exact value.
+    expect(worst).toBeLessThanOrEqual(0.5 + 1e-9);
   });
 });

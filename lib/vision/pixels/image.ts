@@ -11,6 +11,34 @@ export interface BgrImage {
 /** What a detector and the aligner take: a photo's BGR pixels or a live frame as the decoder gave it. */
 export type FrameImage = BgrImage | Yuv420Image;
 
+/**
+ * A frame still compressed, as it crosses Kafka (`ingest.frameEncoding: jpeg`): decoded where it is analysed, in
+ * a vision worker, so the thread that routes records never touches its pixels.
+ */
+export interface EncodedFrame {
+  format: "jpeg";
+  width: number;
+  height: number;
+  data: Uint8Array;
+  /** For the error when it cannot be decoded (camera#seq). */
+  label: string;
+}
+
+export function isEncoded(image: object): image is EncodedFrame {
+  return "format" in image && image.format === "jpeg";
+}
+
+/** Decodes a compressed frame and checks it is the size its header says. */
+export async function decodeFrame(frame: EncodedFrame): Promise<BgrImage> {
+  const image = await decodeImage(frame.data, `frame ${frame.label}`);
+  if (image.width !== frame.width || image.height !== frame.height) {
+    throw new ImageDecodeError(
+      `frame ${frame.label}: JPEG is ${image.width}×${image.height}, header says ${frame.width}×${frame.height}`,
+    );
+  }
+  return image;
+}
+
 export function toBgr(image: FrameImage): BgrImage {
   return isYuv420(image) ? yuv420ToBgr(image) : image;
 }

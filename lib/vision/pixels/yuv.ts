@@ -164,7 +164,12 @@ export function warpYuv420(
  * frame. The output maps to a parallelogram, so its four corners bound it. A face fully in view (nearly all of
  * them) then takes the loop without a single bounds check.
  */
-function footprintInside(image: Yuv420Image, inv: readonly number[], width: number, height: number): boolean {
+export function footprintInside(
+  image: { width: number; height: number },
+  inv: readonly number[],
+  width: number,
+  height: number,
+): boolean {
   const [a, b, tx, c, d, ty] = inv as [number, number, number, number, number, number];
   const xs = [tx, a * (width - 1) + tx, b * (height - 1) + tx, a * (width - 1) + b * (height - 1) + tx];
   const ys = [ty, c * (width - 1) + ty, d * (height - 1) + ty, c * (width - 1) + d * (height - 1) + ty];

@@ -3,7 +3,7 @@ import type { Config } from "../../config/index.ts";
 import { siblingModule, startTsWorker } from "../../util/ts-worker.ts";
 import type { Embedder } from "../inference/embedder.ts";
 import type { AlignedFace, AnalyzeJob, AnalyzeOptions, FrameAnalyzer } from "../inference/face-analyzer.ts";
-import type { BgrImage, FrameImage } from "../pixels/image.ts";
+import type { BgrImage, EncodedFrame, FrameImage } from "../pixels/image.ts";
 import type { Vision } from "../inference/vision.ts";
 
 export interface VisionWorkerData {
@@ -12,7 +12,7 @@ export interface VisionWorkerData {
 }
 
 export type VisionJob =
-  | { op: "analyze"; image: FrameImage; options?: AnalyzeOptions }
+  | { op: "analyze"; image: FrameImage | EncodedFrame; options?: AnalyzeOptions }
   | { op: "analyzeBatch"; jobs: AnalyzeJob[] }
   | { op: "embed"; crops: BgrImage[] };
 export type VisionRequest = VisionJob & { id: number };
@@ -170,7 +170,7 @@ export class ThreadedAnalyzer implements FrameAnalyzer {
     return r.batch;
   }
 
-  async analyze(image: FrameImage, options?: AnalyzeOptions): Promise<AlignedFace[]> {
+  async analyze(image: FrameImage | EncodedFrame, options?: AnalyzeOptions): Promise<AlignedFace[]> {
     const thread = leastBusy(this.threads);
     const { data, transfer } = forWorker(image.data);
     const r = await thread.request({ op: "analyze", image: { ...image, data }, options }, transfer);

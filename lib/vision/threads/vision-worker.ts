@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { Config } from "../../config/index.ts";
-import type { BgrImage, FrameImage } from "../pixels/image.ts";
+import type { BgrImage, EncodedFrame, FrameImage } from "../pixels/image.ts";
 import { loadVisionPart } from "../inference/vision.ts";
 import type { VisionRequest, VisionResponse, VisionWorkerData } from "./vision-thread.ts";
 
@@ -18,7 +18,7 @@ try {
     try {
       if (request.op === "analyze") {
         if (!analyzer) throw new Error("this worker embeds; it has no detector");
-        const faces = await analyzer.analyze(request.image as FrameImage, request.options);
+        const faces = await analyzer.analyze(request.image as FrameImage | EncodedFrame, request.options);
         const reply: VisionResponse = { id: request.id, ok: true, faces };
         port.postMessage(reply, transferables(faces.map((f) => f.crop)));
       } else if (request.op === "analyzeBatch") {

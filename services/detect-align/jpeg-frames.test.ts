@@ -1,0 +1,58 @@
+import { describe, expect, it } from "vitest";
+import { MemoryBus } from "../../lib/bus/index.ts";
+import { DeadLetterContract, FaceContract, FrameContract, Topics } from "../../lib/contracts/index.ts";
+import { StageRunner } from "../../lib/runtime/runner.ts";
+import { encodeJpeg, decodeImage, resizeImage } from "../../lib/vision/pixels/image.ts";
+import { samplePhotos } from "../../lib/media/sample-media.ts";
+import { sharedVision, testConfig } from "../../test/helpers.ts";
+import { createDetectAlign } from "./index.ts";
+import path from "node:path";
+
+describe("detect-align on JPEG frames (as they cross Kafka)", () => {
+  it("decodes them in the analyzer, finds their faces, and dead-letters an undecodable one alone", async () => {
+    const config = testConfig();
+    const vision = await sharedVision();
+    const photo = (await samplePhotos(path.resolve(config.dataDir, "cache")))[0]!;
+    const image = await resizeImage(await decodeImage(photo), 1280, 720);
+    const jpeg = await encodeJpeg(image, 90);
+    const bus = new MemoryBus({ capacity: 64, retryDelayMs: 1 });
+    const detect = createDetectAlign(config, { analyzer: vision.analyzer });
+    const processed: string[] = [];
+    detect.stage.onFrameProcessed = (f) => processed.push(f.cameraId);
+    const runner = await new StageRunner(bus, detect.stage, { ...detect.run, retryDelayMs: 1 }).start();
+    const faces: number[] = [];
+    const dead: string[] = [];
+    await bus.subscribe(Topics.faces, { group: "t" }, async (rs) => {
+      faces.push(...rs.map((r) => FaceContract.decode(r.value).frameSeq));
+    });
+    await bus.subscribe(Topics.dlq, { group: "t" }, async (rs) => {
+      dead.push(...rs.map((r) => DeadLetterContract.decode(r.value).reason));
+    });
+    // Three cameras, so the embed gate sends every face on (the same face again on one camera would not be).
+    const frame = (seq: number, data: Uint8Array) => ({
+      key: `cam-${seq}`,
+      value: FrameContract.encode({
+        cameraId: `cam-${seq}`,
+        seq,
+        captureTs: Date.now(),
+        width: 1280,
+        height: 720,
+        format: "jpeg",
+        image: data,
+      }),
+    });
+    await bus.publish(Topics.frames, [
+      frame(1, jpeg),
+      frame(2, Uint8Array.from([0xff, 0xd8, 1, 2, 3])),
+      frame(3, jpeg),
+    ]);
+    await bus.drain();
+    await runner.stop();
+    await bus.close();
+    expect(dead).toHaveLength(1);
+    expect(dead[0]).toMatch(/frame cam-2#2 is not a readable image/);
+    expect(new Set(faces)).toEqual(new Set([1, 3]));
+    expect(processed).toContain("cam-1");
+    expect(processed).toContain("cam-3");
+  });
+});
