@@ -27,7 +27,9 @@ export function createDetectAlign(
   return {
     stage,
     run: {
-      maxBatch,
+      // Kafka hands a subscription one batch at a time (offsets commit in order), so there one batch must
+      // carry work for every worker; the memory bus hands over `concurrency` batches instead.
+      maxBatch: config.bus.kind === "kafka" ? maxBatch * config.models.detectWorkers : maxBatch,
       concurrency,
       maxAgeMs: config.detect.maxFrameAgeMs,
       perishable: (frame: FrameMessage) => frame.live === true,
