@@ -175,6 +175,10 @@ export class CameraSupervisor {
     if (/^rtsps?:/i.test(c.url))
       input.push("-rtsp_transport", c.transport, "-timeout", String(this.timing.ioTimeoutS * 1e6));
     else if (isHttpUrl(c.url)) input.push("-rw_timeout", String(this.timing.ioTimeoutS * 1e6));
+    // Before the input, so it is the decoder's: one thread per camera measured 15 % less CPU a frame than
+    // ffmpeg's automatic frame threading for 720p25 sampled at 5 fps on this machine (which had been the default
+    // all along: the setting was read by bench ingest but never handed to the decoder).
+    if (this.timing.decoderThreads > 0) input.push("-threads", String(this.timing.decoderThreads));
     if (this.live) {
       return startDecoder(c.url, {
         fps: c.fps,
