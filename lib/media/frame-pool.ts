@@ -1,10 +1,11 @@
 import { FrameContract, type FrameMessage } from "../contracts/index.ts";
 
 /**
- * Room before a frame's pixels for the message's preamble and header (about 200 bytes of JSON for a frame), so
- * the encoded message is the slot itself: the pixels are never copied after the decoder wrote them.
+ * Room before a frame's pixels for the message's preamble and header, so the encoded message is the slot
+ * itself: the pixels are never copied after the decoder wrote them. A frame's header is about 200 bytes of
+ * JSON; the contract caps a camera id at 200 characters, at most 1,200 bytes even if every one is escaped.
  */
-export const FRAME_HEADER_ROOM = 1024;
+export const FRAME_HEADER_ROOM = 2048;
 
 /** One frame's memory: shared, so a worker thread reads the pixels where they lie. */
 export interface FrameSlot {
