@@ -5,6 +5,7 @@ import { centroidOf } from "../lib/identities/clusterer.ts";
 import { BEST_KEPT, identityOf, mergeIdentities, unknownIdFor } from "../lib/identities/identity.ts";
 import { InvalidInputError, NotFoundError } from "../lib/store/errors.ts";
 import type { IdentityStore } from "../lib/store/identity-store.ts";
+import { NO_RETRY } from "../lib/store/qdrant-nodes.ts";
 import { pointId } from "../lib/store/qdrant-store.ts";
 import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
@@ -333,11 +334,12 @@ describe.skipIf(!!qdrant.skip)("unknown identities: Qdrant specifics (real serve
     expect((await store.unknowns.getUnknown(a.id))!.count).toBe(2);
   });
 
+  // A crash is played by failing one call (failNext): these stores must not ride it out by retrying it.
   const DELETE = "POST /collections/{collection_name}/points/delete";
   const UPSERT = "PUT /collections/{collection_name}/points";
 
   it("a deletion cut short after clearing the labels leaves no label of nothing, and its retry completes", async () => {
-    const { proxy, store } = await qdrant.open();
+    const { proxy, store } = await qdrant.open({ store: { retry: NO_RETRY } });
     const a = await see(store, sighting("d1", "door", 1000, vec(90)));
     await see(store, sighting("d2", "door", 2000, near(vec(90), 1)));
     proxy.failNext(DELETE);
@@ -351,7 +353,7 @@ describe.skipIf(!!qdrant.skip)("unknown identities: Qdrant specifics (real serve
   });
 
   it("a merge retried after a crash counts `from` once", async () => {
-    const { proxy, store } = await qdrant.open();
+    const { proxy, store } = await qdrant.open({ store: { retry: NO_RETRY } });
     const u = store.unknowns;
     const a = await see(store, sighting("g1", "door", 1000, vec(91)));
     await see(store, sighting("g2", "door", 2000, near(vec(91), 1)));

@@ -767,7 +767,8 @@ describe("the manifests agree with the code they deploy", () => {
           readFileSync(path.join(k8sDir, `qdrant/values-${path.basename(t)}.yaml`), "utf8"),
         ) as Loose;
         const match = all.find((w) => w.container.name === "match")!;
-        const url = new URL(match.config.store.qdrantUrl!);
+        // One URL, the chart's Service (which spreads calls over the pods), not a list of nodes.
+        const url = new URL(match.config.store.qdrantUrl as string);
         expect(match.config.store.kind).toBe("qdrant");
         expect(url.hostname).toBe(values.fullnameOverride);
         // The chart's http port; its pods carry app.kubernetes.io/name=<chart name> unless nameOverride is set.

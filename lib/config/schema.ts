@@ -359,7 +359,11 @@ export const ConfigSchema = z
     store: z
       .object({
         kind: z.enum(["embedded", "qdrant"]).default("embedded"),
-        qdrantUrl: z.string().url().optional(),
+        /**
+         * The Qdrant server, or a list of nodes of one cluster (env: `VIGIL_STORE__QDRANT_URL='["http://q-0:6333",
+         * "http://q-1:6333"]'`): the store fails over to the next when a node is away (lib/store/qdrant-nodes.ts).
+         */
+        qdrantUrl: z.union([z.string().url(), z.array(z.string().url()).min(1)]).optional(),
         qdrantApiKey: z.string().optional(),
         /** Collection name prefix, so several deployments can share one Qdrant. */
         qdrantPrefix: z.string().default("vigil"),

@@ -1,4 +1,4 @@
-import { QdrantClient } from "@qdrant/js-client-rest";
+import type { QdrantClient } from "@qdrant/js-client-rest";
 import { createHash } from "node:crypto";
 import { bytesToVector, vectorToBytes } from "../contracts/index.ts";
 import type { Box } from "../geometry/index.ts";
@@ -34,6 +34,7 @@ import type { StateStore } from "./state-store.ts";
 import { cropKey, putCrops, type CropStore } from "./crop-store.ts";
 import { QdrantIdentities, type QdrantAccess } from "./qdrant-identities.ts";
 import { checkQdrantVersion } from "./qdrant-version.ts";
+import { QdrantNodes, type QdrantRetry } from "./qdrant-nodes.ts";
 import {
   checkLimit,
   decodeCursor,
@@ -114,16 +115,20 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   private readonly layout: QdrantLayout;
 
   constructor(
-    private readonly url: string,
+    url: string | string[],
     private readonly prefix: string,
+  /** The nodes the client fails over between, and what its calls met (retries, failovers). */
+  readonly nodes: QdrantNodes;
     apiKey: string | undefined,
     private readonly crops: CropStore,
-    options: { warn?: (message: string) => void; layout?: QdrantLayout } = {},
+    options: { warn?: (message: string) => void; layout?: QdrantLayout; retry?: QdrantRetry } = {},
   ) {
     this.warn = options.warn ?? ((m) => process.stderr.write(m));
     this.layout = options.layout ?? ONE_NODE;
-    this.client = new QdrantClient({ url, apiKey, checkCompatibility: false });
+    this.nodes = new QdrantNodes(typeof url === "string" ? [url] : url, apiKey, options.retry, this.warn);
+    this.client = this.nodes.client;
     // Only what the identities need of this store: its client, names and collection helpers, and its sightings.
+  /** `url`: one server, or several nodes of one cluster to fail over between (qdrant-nodes.ts). */
     const access: QdrantAccess = {
       client: this.client,
       name: (kind, modelId) => this.name(kind, modelId),
@@ -157,7 +162,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
    */
   checkServer(): Promise<void> {
     if (!this.server) {
-      this.server = checkQdrantVersion(this.client, this.url, this.warn);
+      this.server = checkQdrantVersion(this.client, this.nodes.urls.join(", "), this.warn);
       this.server.catch(() => (this.server = undefined));
     }
     return this.server;

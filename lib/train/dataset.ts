@@ -170,7 +170,7 @@ export async function configuredStoreData(config: Config, baseModelId: string): 
     throw new TrainingDataError(`no store at ${storePath(config)}: enrol people first (vigil enroll)`);
   const where = embedded
     ? `store ${storePath(config)}`
-    : `Qdrant store ${config.store.qdrantUrl ?? ""} (collections ${config.store.qdrantPrefix}_*)`;
+    : `Qdrant store ${[config.store.qdrantUrl ?? ""].flat().join(", ")} (collections ${config.store.qdrantPrefix}_*)`;
   const store = openStore(config);
   try {
     return await storeData(store, baseModelId, where);
