@@ -474,6 +474,37 @@ topics
     }),
   );
 
+const qdrant = program
+  .command("qdrant")
+  .description("the Qdrant cluster of store.qdrantUrl: shard copies, and bringing back a node whose disk was lost");
+qdrant
+  .command("status")
+  .description("peers, and each shard's copies and their states (exit 1 when a shard has too few active copies)")
+  .action(
+    action(async () => {
+      const { qdrantStatus } = await import("./commands/qdrant.ts");
+      if ((await qdrantStatus(configFrom(globals()))).some((s) => s.short)) process.exitCode = 1;
+    }),
+  );
+qdrant
+  .command("forget <peer>")
+  .description("remove a lost peer and its copies, so its node can rejoin empty on the same address")
+  .action(
+    action(async (peer: string) => {
+      const { qdrantForget } = await import("./commands/qdrant.ts");
+      await qdrantForget(configFrom(globals()), Number(peer));
+    }),
+  );
+qdrant
+  .command("repair")
+  .description("copy every shard that has too few copies onto peers that hold none")
+  .action(
+    action(async () => {
+      const { qdrantRepair } = await import("./commands/qdrant.ts");
+      await qdrantRepair(configFrom(globals()));
+    }),
+  );
+
 const models = program.command("models").description("the model registry: list, pull and verify packs");
 models.command("list").action(action(() => listModels(configFrom(globals()))));
 models

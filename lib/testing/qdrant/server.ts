@@ -118,6 +118,11 @@ export class QdrantNode {
     return `http://127.0.0.1:${this.httpPort}`;
   }
 
+  /** The server process's id while it runs: what a benchmark reads its memory from (/proc/<pid>/status). */
+  get pid(): number | undefined {
+    return this.running ? this.proc!.pid : undefined;
+  }
+
   get running(): boolean {
     return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
   }
@@ -187,6 +192,16 @@ export class QdrantNode {
     await this.end("SIGKILL", 0);
   }
 
+  /**
+   * Deletes what the node keeps (storage, snapshots, the marker of a first start), as a lost disk; the next start
+   * is a new peer. Only while it is not running; the log is kept, for the test that fails.
+   */
+  wipe(): void {
+    if (this.running) throw new Error(`Qdrant on port ${this.httpPort} is running: stop or kill it first`);
+    for (const name of ["storage", "snapshots", ".qdrant-initialized"])
+      rmSync(path.join(this.dir, name), { recursive: true, force: true });
+  }
+
   private async end(signal: NodeJS.Signals, graceMs: number) {
     const proc = this.proc;
     this.watchdog?.kill("SIGKILL");
@@ -249,6 +264,11 @@ export class QdrantServer {
   /** The first node's REST URL: any node of a cluster serves every collection. */
   get url(): string {
     return this.nodes[0]!.url;
+  }
+
+  /** Every node's REST URL, for a client that fails over between them. */
+  get urls(): string[] {
+    return this.nodes.map((n) => n.url);
   }
 
   /** Starts the nodes that are not running (the first before the others, which join through it). */
