@@ -66,7 +66,10 @@ describe.skipIf(!!single.skip)("collection layout on one Qdrant node", () => {
     const { store, proxy, raw, prefix } = await single.open({ store: { warn: (m) => expect.fail(m) } });
     // What two match replicas meeting a new model at once do: Qdrant refuses the second create.
     proxy.beforeNext("PUT /collections/{collection_name}", async () => {
-      await raw.createCollection(`${prefix}_sightings__m1`, { vectors: { size: 8, distance: "Cosine" } });
+      await raw.createCollection(`${prefix}_sightings__m1`, {
+        vectors: { size: 8, distance: "Cosine", on_disk: true },
+        quantization_config: { scalar: { type: "int8", quantile: 0.99, always_ram: true } },
+      });
     });
     await store.addSightings([sighting("s1")]);
     expect(proxy.calls).toContain("PUT /collections/{collection_name}");
@@ -86,6 +89,34 @@ describe.skipIf(!!single.skip)("collection layout on one Qdrant node", () => {
       ),
     ]);
     expect(await store.count()).toBe(1);
+  });
+
+  it("makes sightings int8-quantized (floats on disk, rescored), and names an older, unquantized one", async () => {
+    const { store, raw, prefix, proxy } = await single.open({ store: { warn: (m) => expect.fail(m) } });
+    const sightings = Array.from({ length: 40 }, (_, i) => sighting(`q${i}`));
+    await store.addSightings(sightings);
+    const collection = `${prefix}_sightings__m1`;
+    const { config } = await raw.getCollection(collection);
+    expect(config.quantization_config).toMatchObject({ scalar: { type: "int8", quantile: 0.99, always_ram: true } });
+    expect(config.params.vectors).toMatchObject({ on_disk: true });
+    // Rescored from the originals: the scores are the exact cosines, not int8 approximations.
+    const query = vec(3);
+    const hits = await store.search({ modelId: "m1", vector: query, top: 5 });
+    expect(hits).toHaveLength(5);
+    for (const h of hits) {
+      const v = sightings.find((s) => s.id === h.sighting.id)!.vector;
+      expect(h.score).toBeCloseTo(v.reduce((sum, x, k) => sum + x * query[k]!, 0), 5);
+    }
+    expect(proxy.calls).toContain("POST /collections/{collection_name}/points/query");
+
+    // A sightings collection an older Vigil made, without quantization: said, not changed.
+    const older = `${prefix}_sightings__m2`;
+    await raw.createCollection(older, { vectors: { size: 8, distance: "Cosine" } });
+    const warnings: string[] = [];
+    const other = await single.open({ prefix, store: { warn: (m) => warnings.push(m) } });
+    await other.store.addSightings([sightingOf({ id: "old", endTs: 2000, vector: vec(5), modelId: "m2" })]);
+    expect(warnings).toEqual([expect.stringContaining(`Qdrant collection ${older} has no quantization`)]);
+    expect((await raw.getCollection(older)).config.quantization_config).toBeFalsy();
   });
 
   it("sent only requests the official schema accepts", () => {
