@@ -211,8 +211,10 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   stream.on("error", () => {});
 
   // Released frame slots, reused: at 40 frames a second, fresh 1.4 MB buffers keep V8's collector busy. Each
-  // is shared memory with header room, so the frame goes on to the bus and a worker thread where it lies.
-  const pool = new FramePool(frameBytes, 8);
+  // is shared memory with header room, so the frame goes on to the bus and a worker thread where it lies. Up to
+  // 32 idle slots are kept (more than a camera ever has in flight), so slots are not freed and made again:
+  // that churn of 1.4 MB native blocks fragments the allocator's heap and grows the process over hours.
+  const pool = new FramePool(frameBytes, 32);
 
   /** JPEGs from image2pipe, one after another: each ends at its EOI marker (FF D9, never inside coded data). */
   async function* jpegFrames(): AsyncGenerator<DecodedFrame> {
