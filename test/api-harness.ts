@@ -18,7 +18,7 @@ import { MatchStage } from "../services/match/stage.ts";
 import { buildApi } from "../services/api/app.ts";
 import { startApi, type ApiServerDeps } from "../services/api/index.ts";
 import { createLogger } from "../lib/telemetry/log.ts";
-import type { ZodApp } from "../services/api/context.ts";
+import type { ApiDeps, ZodApp } from "../services/api/context.ts";
 import { LiveFeed } from "../services/api/live.ts";
 import { tempDir, testConfig, testMatchOptions } from "./helpers.ts";
 
@@ -213,6 +213,28 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** The API (not listening: `inject` it) over any store, with its live feed on a memory bus; threshold 0.5. */
+export async function apiOver(deps: Pick<ApiDeps, "config" | "store" | "apiStore" | "photos">) {
+  const bus = new MemoryBus({ capacity: 64 });
+  const feed = new LiveFeed({
+    bus,
+    store: deps.store,
+    group: "api",
+    replay: deps.config.api.sse.replay,
+    snapshots: deps.config.api.snapshots,
+    sinkMaxAgeMs: 60_000,
+  });
+  await feed.start();
+  const app = await buildApi({
+    ...deps,
+    thresholdFor: () => 0.5,
+    feed,
+    metrics: new Metrics("api-test"),
+    readiness: { bus: () => bus.healthy() },
+  });
+  return { app, bus, feed };
+}
+
 /** The API on a fresh SQLite file and a memory bus, with one key per role (and one revoked). */
 export async function apiHarness(overrides: Record<string, unknown> = {}): Promise<Harness> {
   const dir = tempDir("vigil-api-");
@@ -220,27 +242,8 @@ export async function apiHarness(overrides: Record<string, unknown> = {}): Promi
   const config = testConfig({ "store.path": file, ...overrides });
   const store = new SqliteStore(file, { refreshMs: 0 });
   const apiStore = new SqliteApiStore(file);
-  const bus = new MemoryBus({ capacity: 64 });
-  const feed = new LiveFeed({
-    bus,
-    store,
-    group: "api",
-    replay: config.api.sse.replay,
-    snapshots: config.api.snapshots,
-    sinkMaxAgeMs: 60_000,
-  });
-  await feed.start();
   const photos = colourPhotos();
-  const app = await buildApi({
-    config,
-    store,
-    apiStore,
-    photos,
-    thresholdFor: () => 0.5,
-    feed,
-    metrics: new Metrics("api-test"),
-    readiness: { bus: () => bus.healthy() },
-  });
+  const { app, bus, feed } = await apiOver({ config, store, apiStore, photos });
   const service = new KeyService(apiStore, apiStore);
   const make = async (role: Role, name = `${role}-key`) => service.create({ name, role }, cliActor());
   const viewer = await make("viewer");

@@ -1,7 +1,6 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliActor, KeyService } from "../lib/api/keys.ts";
-import { MemoryBus } from "../lib/bus/index.ts";
 import { AlertContract, SightingContract, Topics, type EmbeddingMessage } from "../lib/contracts/index.ts";
 import type { Emit } from "../lib/runtime/stage.ts";
 import { qdrantForget, qdrantRepair, qdrantStatus } from "../cli/commands/qdrant.ts";
@@ -10,15 +9,12 @@ import { collectionCopies, collectionsOf, peerId } from "../lib/store/qdrant-clu
 import { QdrantStore } from "../lib/store/qdrant-store.ts";
 import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { Metrics } from "../lib/telemetry/metrics.ts";
 import { embeddingMessage } from "../lib/testing/embedding-message.ts";
 import { nearUnit, randomUnit } from "../lib/testing/vectors.ts";
 import { photoName, type PhotoEmbedder, type PhotoInput } from "../lib/watchlist/photo.ts";
 import { WatchlistService } from "../lib/watchlist/service.ts";
-import { buildApi } from "../services/api/app.ts";
-import { LiveFeed } from "../services/api/live.ts";
 import { MatchStage } from "../services/match/stage.ts";
-import { form, photo, RED } from "./api-harness.ts";
+import { apiOver, form, photo, RED } from "./api-harness.ts";
 import { folderCrops, useQdrant } from "./qdrant-helpers.ts";
 import { tempDir, testConfig, testMatchOptions } from "./helpers.ts";
 
@@ -167,25 +163,7 @@ describe.skipIf(!!qdrant.skip)("a Qdrant node lost, nothing lost", () => {
     // The API is called as fast as the test can: its per-key rate limit is not what is measured here.
     const config = testConfig({ "api.rateLimit.perMinute": 1_000_000, "api.rateLimit.burst": 100_000 });
     const apiStore = new SqliteApiStore(path.join(tempDir("vigil-failover-api-"), "api.db"));
-    const bus = new MemoryBus({ capacity: 64 });
-    const feed = new LiveFeed({
-      bus,
-      store,
-      group: "api",
-      replay: config.api.sse.replay,
-      snapshots: config.api.snapshots,
-      sinkMaxAgeMs: 60_000,
-    });
-    await feed.start();
-    const app = await buildApi({
-      config,
-      store,
-      apiStore,
-      photos,
-      thresholdFor: () => 0.5,
-      feed,
-      metrics: new Metrics("failover-test"),
-    });
+    const { app, bus, feed } = await apiOver({ config, store, apiStore, photos });
     const key = (await new KeyService(apiStore, apiStore).create({ name: "ops", role: "admin" }, cliActor())).key;
     const auth = { authorization: `Bearer ${key}` };
     const jpeg = await photo(RED);
