@@ -476,10 +476,14 @@ topics
 
 const qdrant = program
   .command("qdrant")
-  .description("the Qdrant cluster of store.qdrantUrl: shard copies, and bringing back a node whose disk was lost");
+  .description(
+    "the Qdrant cluster of store.qdrantUrl: shard copies, and bringing back a node whose disk was lost",
+  );
 qdrant
   .command("status")
-  .description("peers, and each shard's copies and their states (exit 1 when a shard has too few active copies)")
+  .description(
+    "peers, and each shard's copies and their states (exit 1 when a shard has too few active copies)",
+  )
   .action(
     action(async () => {
       const { qdrantStatus } = await import("./commands/qdrant.ts");
@@ -857,7 +861,13 @@ bench
   .option("--json", "one JSON object on stdout")
   .action(
     action(
-      async (opts: { sightings: number; queries: number; store: string; qdrantUrl?: string; json?: boolean }) => {
+      async (opts: {
+        sightings: number;
+        queries: number;
+        store: string;
+        qdrantUrl?: string;
+        json?: boolean;
+      }) => {
         if (opts.store !== "embedded" && opts.store !== "qdrant")
           throw new Error(`--store is embedded or qdrant, not ${opts.store}`);
         const config = configFrom(globals());
@@ -885,7 +895,8 @@ bench
             `index memory ${r.indexMemoryMB.toFixed(0)} MB (int8 + scales + row data); process RSS ${r.rssMB.toFixed(0)} MB`,
           );
         if (r.qdrant) {
-          const mb = (x: number | null) => (x === null ? "unknown (an outside server)" : `${x.toFixed(0)} MB`);
+          const mb = (x: number | null) =>
+            x === null ? "unknown (an outside server)" : `${x.toFixed(0)} MB`;
           console.log(
             `Qdrant (${r.qdrant.url}): server RSS ${mb(r.qdrant.rssMB)}, storage ${mb(r.qdrant.diskMB)}; this process RSS ${r.rssMB.toFixed(0)} MB`,
           );

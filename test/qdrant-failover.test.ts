@@ -129,7 +129,9 @@ async function caughtUp(url: string, collections: string[], timeoutMs: number) {
     try {
       const views = await Promise.all(collections.map((c) => collectionCopies(url, c)));
       const behind = views.flatMap((v, i) =>
-        v.copies.filter((c) => c.state !== "Active").map((c) => `${collections[i]}#${c.shard}@${c.peer}:${c.state}`),
+        v.copies
+          .filter((c) => c.state !== "Active")
+          .map((c) => `${collections[i]}#${c.shard}@${c.peer}:${c.state}`),
       );
       const short = views.flatMap((v, i) =>
         [...new Set(v.copies.map((c) => c.shard))]
@@ -164,13 +166,18 @@ describe.skipIf(!!qdrant.skip)("a Qdrant node lost, nothing lost", () => {
     const config = testConfig({ "api.rateLimit.perMinute": 1_000_000, "api.rateLimit.burst": 100_000 });
     const apiStore = new SqliteApiStore(path.join(tempDir("vigil-failover-api-"), "api.db"));
     const { app, bus, feed } = await apiOver({ config, store, apiStore, photos });
-    const key = (await new KeyService(apiStore, apiStore).create({ name: "ops", role: "admin" }, cliActor())).key;
+    const key = (await new KeyService(apiStore, apiStore).create({ name: "ops", role: "admin" }, cliActor()))
+      .key;
     const auth = { authorization: `Bearer ${key}` };
     const jpeg = await photo(RED);
 
-    type Phase = "whole" | "node 0 killed" | "node 0 back" | "node 1 lost with its disk" | "node 1 back empty";
+    type Phase =
+      "whole" | "node 0 killed" | "node 0 back" | "node 1 lost with its disk" | "node 1 back empty";
     let phase: Phase = "whole";
-    const calls = new Map<Phase, { api: number; apiFailed: number; batches: number; batchesFailed: number; slowestMs: number }>();
+    const calls = new Map<
+      Phase,
+      { api: number; apiFailed: number; batches: number; batchesFailed: number; slowestMs: number }
+    >();
     const tally = () => {
       let t = calls.get(phase);
       if (!t) calls.set(phase, (t = { api: 0, apiFailed: 0, batches: 0, batchesFailed: 0, slowestMs: 0 }));
@@ -179,7 +186,11 @@ describe.skipIf(!!qdrant.skip)("a Qdrant node lost, nothing lost", () => {
     const failures: string[] = [];
 
     /** An API call, counted: anything but a 2xx is a failed call. */
-    const api = async (method: "GET" | "POST", url: string, body?: { payload: Buffer; headers: Record<string, string> }) => {
+    const api = async (
+      method: "GET" | "POST",
+      url: string,
+      body?: { payload: Buffer; headers: Record<string, string> },
+    ) => {
       const t = tally();
       const started = performance.now();
       const res = await app.inject({
@@ -203,7 +214,11 @@ describe.skipIf(!!qdrant.skip)("a Qdrant node lost, nothing lost", () => {
       () => api("GET", "/v1/people"),
     ];
     const search = async (r: number) =>
-      api("POST", "/v1/sightings/search", await form({ limit: "10" }, [{ name: `p${r % 8}-9${r}.jpg`, bytes: jpeg }]));
+      api(
+        "POST",
+        "/v1/sightings/search",
+        await form({ limit: "10" }, [{ name: `p${r % 8}-9${r}.jpg`, bytes: jpeg }]),
+      );
 
     const stage = new MatchStage(store, store, stageOptions(store));
     const written = new Written();
@@ -294,7 +309,11 @@ describe.skipIf(!!qdrant.skip)("a Qdrant node lost, nothing lost", () => {
       calls: Object.fromEntries(calls),
       store: store.nodes.stats,
       timelineMs: timeline,
-      written: { sightings: written.sightings.size, alerts: written.alerts.size, unknowns: written.unknowns.size },
+      written: {
+        sightings: written.sightings.size,
+        alerts: written.alerts.size,
+        unknowns: written.unknowns.size,
+      },
     };
     console.log(`qdrant failover: ${JSON.stringify(report)}`);
 
@@ -333,7 +352,10 @@ describe.skipIf(!!qdrant.skip)("a Qdrant node lost, nothing lost", () => {
     expect((await qdrantStatus(operator, said)).filter((s) => s.short)).toEqual([]);
     for (const name of names) {
       const { copies } = await collectionCopies(n1.url, name);
-      expect(copies.some((c) => c.peer === lostPeer.id), name).toBe(false);
+      expect(
+        copies.some((c) => c.peer === lostPeer.id),
+        name,
+      ).toBe(false);
     }
     for (const node of [n0, n1]) {
       const me = await peerId(node.url);
@@ -341,7 +363,10 @@ describe.skipIf(!!qdrant.skip)("a Qdrant node lost, nothing lost", () => {
         v.copies.filter((c) => c.peer === me),
       );
       expect(held.length, node.url).toBeGreaterThan(0);
-      expect(held.every((c) => c.state === "Active"), node.url).toBe(true);
+      expect(
+        held.every((c) => c.state === "Active"),
+        node.url,
+      ).toBe(true);
     }
 
     await app.close();

@@ -97,7 +97,9 @@ describe.skipIf(!!single.skip)("collection layout on one Qdrant node", () => {
     await store.addSightings(sightings);
     const collection = `${prefix}_sightings__m1`;
     const { config } = await raw.getCollection(collection);
-    expect(config.quantization_config).toMatchObject({ scalar: { type: "int8", quantile: 0.99, always_ram: true } });
+    expect(config.quantization_config).toMatchObject({
+      scalar: { type: "int8", quantile: 0.99, always_ram: true },
+    });
     expect(config.params.vectors).toMatchObject({ on_disk: true });
     // Rescored from the originals: the scores are the exact cosines, not int8 approximations.
     const query = vec(3);
@@ -105,7 +107,10 @@ describe.skipIf(!!single.skip)("collection layout on one Qdrant node", () => {
     expect(hits).toHaveLength(5);
     for (const h of hits) {
       const v = sightings.find((s) => s.id === h.sighting.id)!.vector;
-      expect(h.score).toBeCloseTo(v.reduce((sum, x, k) => sum + x * query[k]!, 0), 5);
+      expect(h.score).toBeCloseTo(
+        v.reduce((sum, x, k) => sum + x * query[k]!, 0),
+        5,
+      );
     }
     expect(proxy.calls).toContain("POST /collections/{collection_name}/points/query");
 

@@ -79,7 +79,9 @@ describe.skipIf(!!qdrant.skip || !!s3Missing)("vigil serve over Kafka, Qdrant an
     );
     expect(hit).toMatchObject({ personId: "alice", cameraId: "door" });
     const hers = await until("a sighting of alice", () =>
-      sightings.records.map((r) => SightingContract.decode(r.value)).find((s) => s.match?.personId === "alice"),
+      sightings.records
+        .map((r) => SightingContract.decode(r.value))
+        .find((s) => s.match?.personId === "alice"),
     );
     for (const s of stages) expect((await s.kill("SIGTERM")).code).toBe(0);
     await alerts.stop();

@@ -270,7 +270,12 @@ export async function benchSearch(
   };
   // The watchlist figure is the embedded store's in-memory matching; Qdrant's history search is what is asked of it.
   if (kind === "qdrant")
-    return { ...searched, watchlistPeople: null, watchlistMsPerFaceBatch1: null, watchlistMsPerFaceBatch16: null };
+    return {
+      ...searched,
+      watchlistPeople: null,
+      watchlistMsPerFaceBatch1: null,
+      watchlistMsPerFaceBatch16: null,
+    };
 
   // Watchlist: 10,000 people × 3 photos, matched exactly (float32) as the match stage does, one face or 16.
   const people = 10_000;

@@ -44,7 +44,9 @@ export async function qdrantStatus(config: Config, print: Print = console.log): 
       const of = copies.filter((c) => c.shard === shard);
       const short = of.filter((c) => c.state === "Active").length < replicationFactor;
       out.push({ collection, shard, copies: of.map((c) => `${c.peer}:${c.state}`), short });
-      print(`${short ? "SHORT" : "ok   "} ${collection} shard ${shard}: ${of.map((c) => `${c.peer} ${c.state}`).join(", ")}`);
+      print(
+        `${short ? "SHORT" : "ok   "} ${collection} shard ${shard}: ${of.map((c) => `${c.peer} ${c.state}`).join(", ")}`,
+      );
     }
   }
   return out;

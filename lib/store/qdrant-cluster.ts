@@ -25,9 +25,15 @@ export interface QdrantNodeRef {
   url: string;
   apiKey?: string;
 }
-const ref = (node: string | QdrantNodeRef): QdrantNodeRef => (typeof node === "string" ? { url: node } : node);
+const ref = (node: string | QdrantNodeRef): QdrantNodeRef =>
+  typeof node === "string" ? { url: node } : node;
 
-async function qdrant<T>(node: string | QdrantNodeRef, method: string, path: string, body?: unknown): Promise<T> {
+async function qdrant<T>(
+  node: string | QdrantNodeRef,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
   const { url: base, apiKey } = ref(node);
   const res = await fetch(`${base}${path}`, {
     method,
@@ -36,7 +42,8 @@ async function qdrant<T>(node: string | QdrantNodeRef, method: string, path: str
     signal: AbortSignal.timeout(30_000),
   });
   const text = await res.text();
-  if (!res.ok) throw new Error(`Qdrant ${method} ${path} at ${base}: HTTP ${res.status} ${text.slice(0, 300)}`);
+  if (!res.ok)
+    throw new Error(`Qdrant ${method} ${path} at ${base}: HTTP ${res.status} ${text.slice(0, 300)}`);
   return (JSON.parse(text) as { result: T }).result;
 }
 
@@ -89,9 +96,9 @@ export async function restoreReplication(
   url: string | QdrantNodeRef,
   collections: string[],
 ): Promise<number> {
-  const peers = Object.keys((await qdrant<{ peers: Record<string, unknown> }>(url, "GET", "/cluster")).peers).map(
-    Number,
-  );
+  const peers = Object.keys(
+    (await qdrant<{ peers: Record<string, unknown> }>(url, "GET", "/cluster")).peers,
+  ).map(Number);
   let started = 0;
   for (const collection of collections) {
     const { replicationFactor, copies } = await collectionCopies(url, collection);
@@ -154,5 +161,7 @@ export async function liveNode(urls: string[], apiKey?: string): Promise<QdrantN
       errors.push(`${url}: ${(err as Error).message}`);
     }
   }
-  throw new Error(`no Qdrant node answered GET /cluster (distributed mode off, or all away): ${errors.join("; ")}`);
+  throw new Error(
+    `no Qdrant node answered GET /cluster (distributed mode off, or all away): ${errors.join("; ")}`,
+  );
 }

@@ -43,7 +43,9 @@ describe("QdrantNodes", () => {
     expect(nodes.url).toBe(live.url);
     expect((await nodes.client.versionInfo()).version).toBe("1.18.3");
     expect(nodes.stats).toEqual({ calls: 2, retried: 1, failovers: 1, failed: 0 });
-    expect(warnings).toEqual([expect.stringMatching(new RegExp(`^vigil: Qdrant at ${dead} failed .*; using ${live.url}`))]);
+    expect(warnings).toEqual([
+      expect.stringMatching(new RegExp(`^vigil: Qdrant at ${dead} failed .*; using ${live.url}`)),
+    ]);
     expect(live.asked.n).toBe(2);
   });
 
@@ -83,7 +85,9 @@ describe("QdrantNodes", () => {
     expect(retriable({ status: 503 })).toBe(true);
     expect(retriable({ status: 429 })).toBe(true);
     expect(retriable({ status: 404 })).toBe(false);
-    expect(retriable(Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } }))).toBe(true);
+    expect(retriable(Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } }))).toBe(
+      true,
+    );
     expect(retriable(new Error("Bad request: wrong input"))).toBe(false);
   });
 });
