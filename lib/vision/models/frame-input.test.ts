@@ -38,6 +38,22 @@ async function frame(index: number, width: number, height: number): Promise<Yuv4
   return { format: "yuv420p", width, height, data: new Uint8Array(data) };
 }
 
+/** YuNet's file, or undefined (said once per test) where the default pack cannot be had here. */
+async function yunet(
+  check: string,
+): Promise<{ spec: ReturnType<typeof modelSpec>; path: string } | undefined> {
+  const spec = modelSpec("yunet-2026may");
+  const store = modelStoreFor(config, () => {});
+  try {
+    await store.ensure(spec);
+  } catch (err) {
+    if (!(err instanceof ModelUnavailableError)) throw err;
+    console.log(`skipping the ${check}: ${spec.id} cannot be had here (${err.message})`);
+    return undefined;
+  }
+  return { spec, path: store.artifactPath(spec) };
+}
+
 describe("frame-input detector graph", () => {
   it("knows which frame sizes sample down by a whole factor", () => {
     expect(wholeFactor(1280, 720, 640, 360)).toBe(2);
@@ -47,22 +63,16 @@ describe("frame-input detector graph", () => {
   });
 
   it("fills the detector's tensor with what the JavaScript fill gives, padding included", async () => {
-    const spec = modelSpec("yunet-2026may");
-    const store = modelStoreFor(config, () => {});
-    try {
-      await store.ensure(spec);
-    } catch (err) {
-      if (!(err instanceof ModelUnavailableError)) throw err;
-      console.log(`skipping the frame-input tensor check: ${spec.id} cannot be had here (${err.message})`);
-      return;
-    }
+    const yunetModel = await yunet("frame-input tensor check");
+    if (!yunetModel) return;
+    const { spec } = yunetModel;
     for (const [width, height, k] of [
       [1280, 720, 2],
       [1920, 1080, 3],
       [640, 360, 1],
     ] as const) {
       const model = decodeModel(
-        withYuv420Input(readFileSync(store.artifactPath(spec)), spec.input, {
+        withYuv420Input(readFileSync(yunetModel.path), spec.input, {
           width,
           height,
           k,
@@ -125,18 +135,12 @@ describe("frame-input detector graph", () => {
   });
 
   it("batches live frames through the graph, grouped by size, with the finds of the float batch", async () => {
-    const spec = modelSpec("yunet-2026may");
-    const store = modelStoreFor(config, () => {});
-    try {
-      await store.ensure(spec);
-    } catch (err) {
-      if (!(err instanceof ModelUnavailableError)) throw err;
-      console.log(`skipping the batched frame-input check: ${spec.id} cannot be had here (${err.message})`);
-      return;
-    }
+    const model = await yunet("batched frame-input check");
+    if (!model) return;
+    const { spec } = model;
     const open = (frameInput: boolean, bucket = false) =>
       BatchedYuNet.open(
-        store.artifactPath(spec),
+        model.path,
         spec,
         config.models,
         config.detect,
