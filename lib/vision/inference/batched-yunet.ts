@@ -5,6 +5,7 @@ import type { ModelSpec } from "../models/registry.ts";
 import { fillResizedTensor, type FrameImage } from "../pixels/image.ts";
 import { isYuv420, type Yuv420Image } from "../pixels/yuv.ts";
 import { wholeFactor, withYuv420Input, type FrameGeometry } from "../models/frame-input.ts";
+import { FrameInputSessions } from "./frame-sessions.ts";
 import type { Detection } from "./detectors/detection.ts";
 import { decodeYuNet } from "./detectors/yunet.ts";
 import { batchBucket, createSession, effectiveProvider, ort, type SessionOptions } from "./runtime.ts";
@@ -23,6 +24,8 @@ export class BatchedYuNet {
   private input: Float32Array;
   /** What each batch slot holds, so a slot's zero padding is rewritten only when the frame size changes. */
   private slotShape: string[] = [];
+  /** The frame-input graphs opened so far (when frames may go in as yuv420p bytes). */
+  private readonly frameSessions?: FrameInputSessions;
   /** detectBatch calls one after another: they share the input tensor. */
   private turn: Promise<unknown> = Promise.resolve();
 
@@ -41,8 +44,9 @@ export class BatchedYuNet {
      */
     private readonly bucket: boolean,
     /** The model with a yuv420p frame input for one frame geometry (lib/vision/models/frame-input.ts), if wanted. */
-    private readonly openFrameInput?: (geometry: FrameGeometry) => Promise<ort.InferenceSession>,
+    openFrameInput?: (geometry: FrameGeometry) => Promise<ort.InferenceSession>,
   ) {
+    if (openFrameInput) this.frameSessions = new FrameInputSessions(openFrameInput);
     this.modelId = spec.id;
     const slots = bucket ? batchBucket(maxBatch) : maxBatch;
     this.input = new Float32Array(slots * 3 * width * height);
@@ -104,7 +108,7 @@ export class BatchedYuNet {
 
   /** The frame-input geometry a frame can go through, when it is a live frame scaled by a whole factor. */
   private frameGeometry(f: FrameImage): FrameGeometry | undefined {
-    if (!this.openFrameInput || !isYuv420(f)) return undefined;
+    if (!this.frameSessions || !isYuv420(f)) return undefined;
     const { w, h } = this.fit(f);
     const k = wholeFactor(f.width, f.height, w, h);
     return k === undefined
@@ -188,18 +192,11 @@ export class BatchedYuNet {
     return results;
   }
 
-  /** Frame-input sessions by geometry, and the batch's bytes, reused (one geometry's frames are side by side). */
-  private frameSessions = new Map<string, Promise<ort.InferenceSession>>();
+  /** The batch's bytes, reused (one geometry's frames side by side). */
   private frameBatch = new Uint8Array(0);
 
   private async runFrames(geometry: FrameGeometry, frames: Yuv420Image[]) {
-    const key = `${geometry.width}x${geometry.height}/${geometry.k}`;
-    let session = this.frameSessions.get(key);
-    if (!session) {
-      session = this.openFrameInput!(geometry);
-      this.frameSessions.set(key, session);
-      session.catch(() => this.frameSessions.delete(key));
-    }
+    const session = this.frameSessions!.get(geometry);
     const bytes = frames[0]!.data.byteLength;
     const slots = this.bucket ? batchBucket(frames.length) : frames.length;
     if (this.frameBatch.byteLength < slots * bytes) this.frameBatch = new Uint8Array(slots * bytes);
@@ -212,6 +209,6 @@ export class BatchedYuNet {
 
   async release(): Promise<void> {
     await this.session.release();
-    for (const s of this.frameSessions.values()) await (await s).release();
+    await this.frameSessions?.release();
   }
 }

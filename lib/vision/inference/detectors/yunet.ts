@@ -2,6 +2,7 @@ import type { Config } from "../../../config/index.ts";
 import { fillResizedTensor, type FrameImage } from "../../pixels/image.ts";
 import { isYuv420, type Yuv420Image } from "../../pixels/yuv.ts";
 import { wholeFactor, type FrameGeometry } from "../../models/frame-input.ts";
+import { FrameInputSessions } from "../frame-sessions.ts";
 import type { ModelSpec } from "../../models/registry.ts";
 import { ort } from "../runtime.ts";
 import { type DetectOptions, type Detection, type FaceDetector } from "./detection.ts";
@@ -73,8 +74,8 @@ export class YuNetDetector implements FaceDetector {
    * 40 frames a second keeps V8's collector busy on external-memory pressure. One per call in flight.
    */
   private spares = new Map<string, Float32Array[]>();
-  /** The frame-input graphs opened so far, by frame geometry (lib/vision/models/frame-input.ts). */
-  private frameSessions = new Map<string, Promise<ort.InferenceSession>>();
+  /** The frame-input graphs opened so far (when the detector has a frame input). */
+  private readonly frameSessions?: FrameInputSessions;
   constructor(
     private readonly session: ort.InferenceSession,
     private readonly spec: ModelSpec,
@@ -87,6 +88,7 @@ export class YuNetDetector implements FaceDetector {
     private readonly openFrameInput?: (geometry: FrameGeometry) => Promise<ort.InferenceSession>,
   ) {
     this.modelId = spec.id;
+    if (openFrameInput) this.frameSessions = new FrameInputSessions(openFrameInput);
   }
 
   async detect(image: FrameImage, options: DetectOptions = {}): Promise<Detection[]> {
@@ -99,7 +101,7 @@ export class YuNetDetector implements FaceDetector {
     const padH = Math.ceil(h / stride) * stride;
     // Reused tensors are keyed by where the image sits in them: the zero padding must be where it was.
     const k =
-      isYuv420(image) && this.openFrameInput ? wholeFactor(image.width, image.height, w, h) : undefined;
+      isYuv420(image) && this.frameSessions ? wholeFactor(image.width, image.height, w, h) : undefined;
     if (k !== undefined) {
       const geometry = { width: image.width, height: image.height, k, padWidth: padW, padHeight: padH };
       const out = await this.runFrame(image as Yuv420Image, geometry);
@@ -120,19 +122,7 @@ export class YuNetDetector implements FaceDetector {
   }
 
   private async runFrame(image: Yuv420Image, geometry: FrameGeometry) {
-    const key = `${geometry.width}x${geometry.height}/${geometry.k} in ${geometry.padWidth}x${geometry.padHeight}`;
-    let session = this.frameSessions.get(key);
-    if (!session) {
-      // A camera's frames all share one geometry; a few sessions cover a site's mix of camera sizes.
-      if (this.frameSessions.size >= 4) {
-        const [oldest, old] = this.frameSessions.entries().next().value!;
-        this.frameSessions.delete(oldest);
-        void old.then((s) => s.release()).catch(() => {});
-      }
-      session = this.openFrameInput!(geometry);
-      this.frameSessions.set(key, session);
-      session.catch(() => this.frameSessions.delete(key));
-    }
+    const session = this.frameSessions!.get(geometry);
     // onnxruntime-node refuses shared memory as a tensor's data: a frame in a shared slot is copied once into
     // a staging buffer of its own for this run (kept for the next; one per run in flight).
     const shared = image.data.buffer instanceof SharedArrayBuffer;
