@@ -80,3 +80,16 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** Starts a test server; one that fails to start is destroyed (its process and folder) before the error goes on. */
+export async function startOrDestroy<T extends { start(): Promise<void>; destroy(): Promise<void> }>(
+  server: T,
+): Promise<T> {
+  try {
+    await server.start();
+  } catch (err) {
+    await server.destroy();
+    throw err;
+  }
+  return server;
+}

@@ -14,7 +14,7 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { checkoutRoot } from "../../util/checkout.ts";
-import { freePort, guardServerProcess, portOpen } from "../process.ts";
+import { freePort, guardServerProcess, portOpen, startOrDestroy } from "../process.ts";
 import kafkajs from "kafkajs";
 
 const { Kafka, logLevel } = kafkajs;
@@ -82,13 +82,7 @@ export class KafkaBroker {
       options.controllerPort ?? (await freePort()),
       options.dataDir,
     );
-    try {
-      await broker.start();
-    } catch (err) {
-      await broker.destroy();
-      throw err;
-    }
-    return broker;
+    return startOrDestroy(broker);
   }
 
   get address(): string {

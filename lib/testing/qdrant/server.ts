@@ -15,7 +15,7 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { checkoutRoot } from "../../util/checkout.ts";
-import { freePort, guardServerProcess } from "../process.ts";
+import { freePort, guardServerProcess, startOrDestroy } from "../process.ts";
 
 /**
  * The Qdrant release the tests run, as `../shared/qdrant` ships it (xz-compressed); `VIGIL_QDRANT_BINARY` names
@@ -252,13 +252,7 @@ export class QdrantServer {
       first ??= `http://127.0.0.1:${p2p}`;
     }
     const server = new QdrantServer(nodes, dir, options.startTimeoutMs ?? 30_000);
-    try {
-      await server.start();
-    } catch (err) {
-      await server.destroy();
-      throw err;
-    }
-    return server;
+    return startOrDestroy(server);
   }
 
   /** The first node's REST URL: any node of a cluster serves every collection. */

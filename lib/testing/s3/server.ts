@@ -4,7 +4,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } fr
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { checkoutRoot } from "../../util/checkout.ts";
-import { freePort, guardServerProcess, portOpen } from "../process.ts";
+import { freePort, guardServerProcess, portOpen, startOrDestroy } from "../process.ts";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 
 /** Where scripts/setup.sh installs s3s-fs (`cargo install --root .vigil/s3s`); VIGIL_S3S_FS names another binary. */
@@ -72,13 +72,7 @@ export class S3Server {
       options.secretKey,
       options.startTimeoutMs ?? 20_000,
     );
-    try {
-      await server.start();
-    } catch (err) {
-      await server.destroy();
-      throw err;
-    }
-    return server;
+    return startOrDestroy(server);
   }
 
   get endpoint(): string {
