@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { similarityTransform, warpAffine } from "./align.ts";
+import { invertAffine, similarityTransform, warpAffine } from "./align.ts";
 import { fillTensor, resizeImage, type BgrImage, type TensorLayout } from "./image.ts";
 import { fillTensorFromYuv420, yuv420Bytes, yuv420ToBgr, type Yuv420Image } from "./yuv.ts";
 
@@ -95,5 +95,44 @@ describe("yuv420p frames", () => {
     const b = warpAffine(bgr, m, 112, 112);
     expect(a.data.length).toBe(112 * 112 * 3);
     expect(meanAbsDiff(a.data, b.data)).toBeLessThan(2.5);
+  });
+
+  it("warps inside the frame in integers within one level of the same sampling in floats", () => {
+    const m = similarityTransform(
+      [
+        [600, 300],
+        [690, 330],
+      ],
+      [
+        [38, 52],
+        [74, 52],
+      ],
+    );
+    const [a, b, tx, c, d, ty] = invertAffine(m);
+    const plane = (base: number, w: number, x: number, y: number) => {
+      const x0 = Math.floor(x),
+        y0 = Math.floor(y),
+        fx = x - x0,
+        fy = y - y0;
+      const at = (i: number, j: number) => yuv.data[base + (y0 + j) * w + x0 + i]!;
+      return (1 - fy) * ((1 - fx) * at(0, 0) + fx * at(1, 0)) + fy * ((1 - fx) * at(0, 1) + fx * at(1, 1));
+    };
+    // Bilinear luma per pixel, bilinear chroma once per 2×2 block at its centre, BT.601 limited range.
+    const expected = (u: number, v: number, ch: number) => {
+      const [bu, bv] = [u - (u % 2) + 0.5, v - (v % 2) + 0.5];
+      const [cx, cy] = [(a * bu + b * bv + tx - 0.5) / 2, (c * bu + d * bv + ty - 0.5) / 2];
+      const cb = plane(W * H, W / 2, cx, cy) - 128;
+      const cr = plane(W * H * 1.25, W / 2, cx, cy) - 128;
+      const l = 1.164 * (plane(0, W, a * u + b * v + tx, c * u + d * v + ty) - 16);
+      const value = [l + 2.017 * cb, l - 0.392 * cb - 0.813 * cr, l + 1.596 * cr][ch]!;
+      return Math.min(255, Math.max(0, Math.round(value)));
+    };
+    const crop = warpAffine(yuv, m, 112, 112);
+    let worst = 0;
+    for (let v = 0; v < 112; v++)
+      for (let u = 0; u < 112; u++)
+        for (let ch = 0; ch < 3; ch++)
+          worst = Math.max(worst, Math.abs(crop.data[(v * 112 + u) * 3 + ch]! - expected(u, v, ch)));
+    expect(worst).toBeLessThanOrEqual(1);
   });
 });

@@ -102,7 +102,9 @@ export function warpYuv420(
   width: number,
   height: number,
 ): BgrImage {
-  if (width % 2 === 0 && height % 2 === 0 && footprintInside(image, inv, width, height))
+  // 16.16 positions hold frames up to 32,767 pixels a side.
+  const fits = image.width < 32768 && image.height < 32768;
+  if (fits && width % 2 === 0 && height % 2 === 0 && footprintInside(image, inv, width, height))
     return warpInterior(image, inv, width, height);
   const { width: W, height: H, data } = image;
   const { cw, ch, uBase, vBase } = planes(image);
@@ -181,76 +183,87 @@ export function footprintInside(
   );
 }
 
-/** KY · (bilinear luma − 16) at (x, y), both positive and inside the plane with a pixel to spare. */
-function lumaAt(data: Uint8Array, W: number, x: number, y: number): number {
-  const x0 = x | 0;
-  const y0 = y | 0;
-  const fx = x - x0;
-  const p = y0 * W + x0;
-  const top = data[p]! + fx * (data[p + 1]! - data[p]!);
-  const bottom = data[p + W]! + fx * (data[p + W + 1]! - data[p + W]!);
-  return KY * (top + (y - y0) * (bottom - top) - 16);
+// The interior warp works in integers: source positions in 16.16 fixed point, bilinear weights of 10 bits,
+// colour in units of 2^-20. V8 keeps all of it in 32-bit registers (the float version converted every index
+// and stored through a clamped view, which rounds each byte). Every intermediate stays below 2^31.
+const FIX = 65536;
+const KY_I = Math.round(KY * 1024);
+const KRV_I = Math.round(KRV * 1024);
+const KGU_I = Math.round(KGU * 1024);
+const KGV_I = Math.round(KGV * 1024);
+const KBU_I = Math.round(KBU * 1024);
+const HALF = 1 << 19;
+/** Saturation to 0..255 by table: index (value >> 20) + CLAMP_AT covers every sum the conversion can make. */
+const CLAMP_AT = 512;
+const CLAMP = Uint8Array.from({ length: 1536 }, (_, i) => Math.min(255, Math.max(0, i - CLAMP_AT)));
+
+/**
+ * Bilinear value at the 16.16 position (x, y) of the plane starting at `base` with row length `W`, in units of
+ * 2^-10, from two 16-bit reads (a pixel and its right neighbour at once). The position must have a pixel to
+ * spare right and below.
+ */
+function bilinearAt(dv: DataView, base: number, W: number, x: number, y: number): number {
+  const fx = (x >> 6) & 1023;
+  const p = base + (y >> 16) * W + (x >> 16);
+  const t = dv.getUint16(p, true);
+  const b = dv.getUint16(p + W, true);
+  const top = ((t & 255) << 10) + fx * ((t >> 8) - (t & 255));
+  const bottom = ((b & 255) << 10) + fx * ((b >> 8) - (b & 255));
+  return ((top << 10) + ((y >> 6) & 1023) * (bottom - top)) >> 10;
 }
 
 /**
  * warpYuv420 for a footprint inside the frame (even output sides): bilinear luma at every pixel; bilinear chroma
  * once per 2×2 block of output pixels, at the block's centre, since chroma has half the resolution of luma in
- * the source as well; indices truncated instead of floored (every coordinate is positive) and no edge cases.
- * The output is written through a clamped view, which rounds and clamps each channel in the store itself.
- * It runs for every face of every frame: measured here, about a third of the general loop's time.
+ * the source as well; no edge cases. It runs for every face of every frame: about a sixth of the general loop's
+ * time (0.1 ms for 112×112 here), and within 3 levels of it (mean 0.3) from the rounding of the weights.
  */
 function warpInterior(image: Yuv420Image, inv: readonly number[], width: number, height: number): BgrImage {
   const { width: W, data } = image;
   const { cw, uBase, vBase } = planes(image);
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint8Array(width * height * 3);
-  const px = new Uint8ClampedArray(out.buffer);
   const [a, b, tx, c, d, ty] = inv as [number, number, number, number, number, number];
+  const ai = Math.round(a * FIX);
+  const bi = Math.round(b * FIX);
+  const ci = Math.round(c * FIX);
+  const di = Math.round(d * FIX);
   const rowStride = width * 3;
+  const lumaBias = 16 * 1024 * KY_I - HALF;
   for (let v = 0; v < height; v += 2) {
-    // The source position of output (u, v), of (u, v + 1) below it, and of the 2×2 block's centre.
-    let x = b * v + tx;
-    let y = d * v + ty;
-    let xc = x + 0.5 * (a + b);
-    let yc = y + 0.5 * (c + d);
+    // The source position of output (u, v) and, in chroma coordinates ((x − 0.5) / 2: chroma samples sit
+    // between their luma pairs), of the 2×2 block's centre.
+    const x = b * v + tx;
+    const y = d * v + ty;
+    let xi = Math.round(x * FIX);
+    let yi = Math.round(y * FIX);
+    let xc = Math.round(((x + 0.5 * (a + b)) * 0.5 - 0.25) * FIX);
+    let yc = Math.round(((y + 0.5 * (c + d)) * 0.5 - 0.25) * FIX);
     let o = v * rowStride;
-    for (let u = 0; u < width; u += 2, x += 2 * a, y += 2 * c, xc += 2 * a, yc += 2 * c, o += 6) {
-      // Chroma samples sit between their luma pairs: chroma coordinate = (x − 0.5) / 2.
-      const cx = xc * 0.5 - 0.25;
-      const cy = yc * 0.5 - 0.25;
-      const cx0 = cx | 0;
-      const cy0 = cy | 0;
-      const gx = cx - cx0;
-      const gy = cy - cy0;
-      const q = cy0 * cw + cx0;
-      const u0 = uBase + q;
-      const uTop = data[u0]! + gx * (data[u0 + 1]! - data[u0]!);
-      const uBottom = data[u0 + cw]! + gx * (data[u0 + cw + 1]! - data[u0 + cw]!);
-      const uu = uTop + gy * (uBottom - uTop) - 128;
-      const v0 = vBase + q;
-      const vTop = data[v0]! + gx * (data[v0 + 1]! - data[v0]!);
-      const vBottom = data[v0 + cw]! + gx * (data[v0 + cw + 1]! - data[v0 + cw]!);
-      const vv = vTop + gy * (vBottom - vTop) - 128;
-      const cb = KBU * uu;
-      const cg = KGU * uu + KGV * vv;
-      const cr = KRV * vv;
+    for (let u = 0; u < width; u += 2, xi += 2 * ai, yi += 2 * ci, xc += ai, yc += ci, o += 6) {
+      const uu = bilinearAt(dv, uBase, cw, xc, yc) - 131072;
+      const vv = bilinearAt(dv, vBase, cw, xc, yc) - 131072;
+      const cb = KBU_I * uu;
+      const cg = KGU_I * uu + KGV_I * vv;
+      const cr = KRV_I * vv;
       // The block's four pixels: (u, v), (u + 1, v), (u, v + 1), (u + 1, v + 1).
-      let l = lumaAt(data, W, x, y);
-      px[o] = l + cb;
-      px[o + 1] = l + cg;
-      px[o + 2] = l + cr;
-      l = lumaAt(data, W, x + a, y + c);
-      px[o + 3] = l + cb;
-      px[o + 4] = l + cg;
-      px[o + 5] = l + cr;
+      let l = KY_I * bilinearAt(dv, 0, W, xi, yi) - lumaBias;
+      out[o] = CLAMP[((l + cb) >> 20) + CLAMP_AT]!;
+      out[o + 1] = CLAMP[((l + cg) >> 20) + CLAMP_AT]!;
+      out[o + 2] = CLAMP[((l + cr) >> 20) + CLAMP_AT]!;
+      l = KY_I * bilinearAt(dv, 0, W, xi + ai, yi + ci) - lumaBias;
+      out[o + 3] = CLAMP[((l + cb) >> 20) + CLAMP_AT]!;
+      out[o + 4] = CLAMP[((l + cg) >> 20) + CLAMP_AT]!;
+      out[o + 5] = CLAMP[((l + cr) >> 20) + CLAMP_AT]!;
       const below = o + rowStride;
-      l = lumaAt(data, W, x + b, y + d);
-      px[below] = l + cb;
-      px[below + 1] = l + cg;
-      px[below + 2] = l + cr;
-      l = lumaAt(data, W, x + a + b, y + c + d);
-      px[below + 3] = l + cb;
-      px[below + 4] = l + cg;
-      px[below + 5] = l + cr;
+      l = KY_I * bilinearAt(dv, 0, W, xi + bi, yi + di) - lumaBias;
+      out[below] = CLAMP[((l + cb) >> 20) + CLAMP_AT]!;
+      out[below + 1] = CLAMP[((l + cg) >> 20) + CLAMP_AT]!;
+      out[below + 2] = CLAMP[((l + cr) >> 20) + CLAMP_AT]!;
+      l = KY_I * bilinearAt(dv, 0, W, xi + ai + bi, yi + ci + di) - lumaBias;
+      out[below + 3] = CLAMP[((l + cb) >> 20) + CLAMP_AT]!;
+      out[below + 4] = CLAMP[((l + cg) >> 20) + CLAMP_AT]!;
+      out[below + 5] = CLAMP[((l + cr) >> 20) + CLAMP_AT]!;
     }
   }
   return { width, height, data: out };
