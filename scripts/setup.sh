@@ -25,6 +25,16 @@ if [ "${VIGIL_SETUP_TEST_DEPS:-0}" = "1" ]; then
   [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || apt_packages+=(mosquitto)
   # The browser the web console's tests drive (playwright-core, headless; no browser download).
   [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+  # The real PostgreSQL the record-store tests run against: its binaries only (lib/testing/postgres/server.ts
+  # runs initdb into a temporary folder). The package would also make and start a system cluster on port 5432,
+  # a server nothing here uses: told not to, before it is installed.
+  if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    apt_packages+=(postgresql)
+    if [ ! -e /etc/postgresql-common/createcluster.d/vigil-no-main-cluster.conf ]; then
+      $SUDO mkdir -p /etc/postgresql-common/createcluster.d
+      echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/vigil-no-main-cluster.conf >/dev/null
+    fi
+  fi
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   log "installing ${apt_packages[*]}"
