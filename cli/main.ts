@@ -1033,6 +1033,11 @@ bench
   .option("--seconds <n>", "measured seconds end to end (after an 8 s warm-up)", Number, 30)
   .option("--window <n>", "measured seconds per embed-scaling run", Number, 12)
   .option("--faces <n>", "aligned faces published for embed scaling", Number, 3000)
+  .option("--store <kind>", "the match stage's store: embedded (SQLite file) or qdrant", "embedded")
+  .option(
+    "--qdrant-url <list>",
+    "with --store qdrant: comma-separated node URLs (default: a local Qdrant from ../shared started for the run)",
+  )
   .option("--json", "one JSON object on stdout")
   .action(
     action(
@@ -1042,8 +1047,14 @@ bench
         seconds: number;
         window: number;
         faces: number;
+        store: string;
+        qdrantUrl?: string;
         json?: boolean;
       }) => {
+        if (opts.store !== "embedded" && opts.store !== "qdrant")
+          throw new UsageError(`--store is embedded or qdrant, not ${opts.store}`);
+        if (opts.qdrantUrl && opts.store !== "qdrant")
+          throw new UsageError("--qdrant-url needs --store qdrant");
         const config = configFrom(globals());
         const r = await benchPipeline(config, await visionFor(config), {
           brokers: opts.brokers?.split(",").map((b) => b.trim()),
@@ -1051,12 +1062,20 @@ bench
           seconds: opts.seconds,
           windowS: opts.window,
           faces: opts.faces,
+          store: opts.store,
+          qdrantUrl: opts.qdrantUrl?.split(",").map((u) => u.trim()),
+          qdrantApiKey: config.store.qdrantApiKey,
         });
         if (opts.json) {
           console.log(JSON.stringify(r));
           return;
         }
-        console.log(`broker ${r.brokers}; every stage its own process`);
+        const where = r.qdrant
+          ? ` (${r.qdrant.url}, ${r.qdrant.startedForRun ? "a local server started for the run" : `collections ${r.qdrant.prefix}_* left there`})`
+          : "";
+        console.log(
+          `broker ${r.brokers}; match stage on the ${r.store} store${where}; every stage its own process`,
+        );
         console.log(
           `embed: 1 process ${r.facesPerSecond1.toFixed(1)} faces/s, 2 processes ${r.facesPerSecond2.toFixed(1)} faces/s: scaling ${r.embedScaling.toFixed(2)}`,
         );
@@ -1065,6 +1084,9 @@ bench
         );
         console.log(
           `alerts ${r.alerts}: capture → alert p50 ${r.p50AlertMs.toFixed(0)} ms, p95 ${r.p95AlertMs.toFixed(0)} ms`,
+        );
+        console.log(
+          `in the ${r.store} store after the run: ${r.stored.sightings} sightings, ${r.stored.alerts} alerts (warm-up included)`,
         );
       },
     ),

@@ -7,10 +7,13 @@ import { kafkaOptions } from "../../lib/bus/open-bus.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { AlertContract, TopicTable, Topics } from "../../lib/contracts/index.ts";
 import { benchFaceVideo, cropLargestFace } from "../../lib/media/sample-media.ts";
+import { FolderCropStore } from "../../lib/store/crop-store.ts";
+import { QdrantStore } from "../../lib/store/qdrant-store.ts";
 import { SqliteStore } from "../../lib/store/sqlite-store.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { alignedSampleFaces, faceRecord } from "../../lib/testing/aligned-faces.ts";
 import { KafkaBroker } from "../../lib/testing/kafka/broker.ts";
+import { QdrantServer, qdrantUnavailableReason } from "../../lib/testing/qdrant/server.ts";
 import { cameraStream } from "../../lib/testing/rtsp/media.ts";
 import { RtspTestServer, type MountSpec } from "../../lib/testing/rtsp/server.ts";
 import { ServiceProcess } from "../../lib/testing/service-process.ts";
@@ -21,6 +24,13 @@ import { percentile } from "./bench-vision.ts";
 
 export interface PipelineBenchResult {
   brokers: string;
+  /** The store the match stage (and the bench's enrolment) used: the embedded SQLite file, or Qdrant. */
+  store: "embedded" | "qdrant";
+  /**
+   * Qdrant only: the nodes used, whether they were a local server started for the run (and stopped after it) or
+   * given, and the prefix of the run's collections (left on a given server).
+   */
+  qdrant: { url: string; startedForRun: boolean; prefix: string } | null;
   /** Embed scaling: faces/s of one embed process, then of two in one group, on pre-published faces. */
   facesPerSecond1: number;
   facesPerSecond2: number;
@@ -36,6 +46,26 @@ export interface PipelineBenchResult {
   alerts: number;
   p50AlertMs: number;
   p95AlertMs: number;
+  /**
+   * What the store holds after the end-to-end run, warm-up included, counted in the store itself: sightings (a
+   * track's, written when it ends: a face that never leaves the frame writes none until it does) and alerts.
+   */
+  stored: { sightings: number; alerts: number };
+}
+
+export interface PipelineBenchOptions {
+  brokers?: string[];
+  cameras: number;
+  seconds: number;
+  windowS: number;
+  faces: number;
+  /** The embedded store (default), or the Qdrant store for the match stage. */
+  store?: "embedded" | "qdrant";
+  /** Qdrant nodes to use; without them a local Qdrant (../shared/qdrant) is started for the run and stopped. */
+  qdrantUrl?: string[];
+  qdrantApiKey?: string;
+  /** The cameras' video, looped (default: the talking-head clip, see benchFaceVideo). */
+  video?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -131,17 +161,39 @@ async function embedRate(
 /**
  * The scale-out figures on this machine, every stage its own OS process over a real broker (the one given, or
  * a local one started here as the tests do): how embedding throughput grows from one process to two, and a
- * live run of RTSP cameras through all four services.
+ * live run of RTSP cameras through all four services, the match stage on the embedded store or on Qdrant (the
+ * nodes given, or a local server started for the end-to-end run and stopped after it, also on failure).
  */
 export async function benchPipeline(
   config: Config,
   vision: Vision,
-  options: { brokers?: string[]; cameras: number; seconds: number; windowS: number; faces: number },
+  options: PipelineBenchOptions,
 ): Promise<PipelineBenchResult> {
+  const kind = options.store ?? "embedded";
+  const given = options.qdrantUrl?.length ? options.qdrantUrl : undefined;
+  // Said before a broker is started, let alone minutes of embed scaling.
+  const unavailable = kind === "qdrant" && !given ? qdrantUnavailableReason() : undefined;
+  if (unavailable) throw new Error(`cannot start a local Qdrant for --store qdrant: ${unavailable}`);
   const broker = options.brokers ? undefined : await KafkaBroker.start();
   const brokers = options.brokers ?? [broker!.address];
   const bar = progress("bench pipeline", 2 * options.windowS + options.seconds);
+  let qdrantServer: QdrantServer | undefined;
   try {
+    // First what can fail at once (the server, the cameras' video), not after minutes of embed scaling. The
+    // server idles until the end-to-end run: nothing of embed scaling touches a store.
+    if (kind === "qdrant" && !given) qdrantServer = await QdrantServer.start();
+    const qdrantUrls = given ?? qdrantServer?.urls ?? [];
+    const dir = tempDirFor(config, "bench-pipeline-media");
+    const source = await benchFaceVideo(config, dir, options.video);
+    const stream = cameraStream(
+      source,
+      path.resolve(config.dataDir, "bench"),
+      options.seconds + 40,
+      1280,
+      720,
+      25,
+    );
+
     // Embed scaling on a backlog published before any embed process runs, so the producer takes no CPU from it.
     const samples = await alignedSampleFaces(config, vision);
     const embedNs = await namespace(config, brokers, "embed", {
@@ -166,40 +218,58 @@ export async function benchPipeline(
     }
 
     // End to end: RTSP cameras → ingest → detect-align → embed → match, a 2 s cool-down so alerts are many.
-    const dir = tempDirFor(config, "bench-pipeline-media");
-    const source = await benchFaceVideo(config, dir);
-    const stream = cameraStream(
-      source,
-      path.resolve(config.dataDir, "bench"),
-      options.seconds + 40,
-      1280,
-      720,
-      25,
-    );
     const mounts: Record<string, MountSpec> = {};
     for (let i = 0; i < options.cameras; i++) mounts[`/cam${i + 1}`] = { kind: "file", path: stream };
     const server = await RtspTestServer.start(mounts);
+    const qdrantPrefix = `bench${Date.now().toString(36)}`;
+    const cropsDir = path.join(dir, "crops");
     const e2eNs = await namespace(config, brokers, "e2e", {
       match: { alertCooldownS: 2 },
       models: { detectWorkers: 1, embedWorkers: 1 },
       log: { level: "warn" },
       cameras: Object.keys(mounts).map((m, i) => ({ id: `cam${i + 1}`, url: server.url(m) })),
+      // The match stage's store (the others open none); the API key, if any, goes by environment, not on disk.
+      ...(kind === "qdrant"
+        ? {
+            store: {
+              kind: "qdrant",
+              qdrantUrl: qdrantUrls,
+              qdrantPrefix,
+              crops: { kind: "folder", dir: cropsDir },
+            },
+          }
+        : {}),
+    }).catch(async (err: unknown) => {
+      await server.kill();
+      throw err;
     });
+    const storeEnv: Record<string, string> = options.qdrantApiKey
+      ? { VIGIL_STORE__QDRANT_API_KEY: options.qdrantApiKey }
+      : {};
+    // The store the match stage opens, as the bench opens it itself: to enrol the subject, and to count after.
+    const openBenchStore = () =>
+      kind === "qdrant"
+        ? new QdrantStore(qdrantUrls, qdrantPrefix, options.qdrantApiKey, new FolderCropStore(cropsDir))
+        : new SqliteStore(path.join(e2eNs.dir, "vigil.db"));
+    let measured: Omit<PipelineBenchResult, "stored">;
     try {
       const still = path.join(dir, "still.jpg");
       execFileSync("ffmpeg", ["-y", "-loglevel", "error", "-ss", "1", "-i", source, "-frames:v", "1", still]);
       const face = path.join(dir, "subject.jpg");
       await cropLargestFace(vision, still, face);
-      const store = new SqliteStore(path.join(e2eNs.dir, "vigil.db"));
-      await enrolPhotos(vision, store, { id: "subject", name: "subject" }, [face]);
-      store.close();
+      const store = openBenchStore();
+      try {
+        await enrolPhotos(vision, store, { id: "subject", name: "subject" }, [face]);
+      } finally {
+        store.close();
+      }
       let measuring = false;
       const latencies: number[] = [];
       const watch = await e2eNs.bus.subscribe(Topics.alerts, { group: "bench-alerts" }, async (records) => {
         const now = Date.now();
         for (const r of records) if (measuring) latencies.push(now - AlertContract.decode(r.value).ts);
       });
-      const stages = ["match", "embed", "detect-align"].map((s) => e2eNs.start(s));
+      const stages = ["match", "embed", "detect-align"].map((s) => e2eNs.start(s, storeEnv));
       await Promise.all(stages.map((s) => s.ready(120_000)));
       const ingest = e2eNs.start("ingest");
       await ingest.ready(60_000);
@@ -230,8 +300,13 @@ export async function benchPipeline(
       // was in flight at either edge of the window.
       const lost = c1.droppedAtIngest - c0.droppedAtIngest + (c1.stale - c0.stale);
       const offered = c1.published - c0.published + (c1.droppedAtIngest - c0.droppedAtIngest);
-      return {
+      measured = {
         brokers: brokers.join(","),
+        store: kind,
+        qdrant:
+          kind === "qdrant"
+            ? { url: qdrantUrls.join(","), startedForRun: !!qdrantServer, prefix: qdrantPrefix }
+            : null,
         facesPerSecond1: rate1,
         facesPerSecond2: rate2,
         embedScaling: rate2 / rate1,
@@ -247,10 +322,24 @@ export async function benchPipeline(
         p95AlertMs: percentile(sorted, 0.95),
       };
     } finally {
-      await e2eNs.close();
-      await server.kill();
+      try {
+        await e2eNs.close();
+      } finally {
+        await server.kill();
+      }
+    }
+    // Every stage has stopped (SIGTERM: what was in flight is written): what the run left in its store.
+    const store = openBenchStore();
+    try {
+      return { ...measured, stored: { sightings: await store.count(), alerts: await store.countAlerts() } };
+    } finally {
+      store.close();
     }
   } finally {
-    await broker?.destroy();
+    try {
+      await qdrantServer?.destroy();
+    } finally {
+      await broker?.destroy();
+    }
   }
 }
