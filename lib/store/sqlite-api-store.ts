@@ -1,22 +1,48 @@
 import Database from "better-sqlite3";
-import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
+import type { ApiStore } from "./api-store.ts";
+import {
+  AUDIT_COLUMNS,
+  auditValues,
+  DELIVERY_COLUMNS,
+  deliveryValues,
+  KEY_COLUMNS,
+  keyValues,
+  publicKey,
+  toAudit,
+  toDelivery,
+  toKey,
+  toWebhook,
+  WEBHOOK_COLUMNS,
+  webhookValues,
+  type AuditRow,
+  type DeliveryRow,
+  type KeyRow,
+  type WebhookRow,
+} from "./api-rows.ts";
+import {
+  AUDIT_TRIM,
+  auditConditions,
+  auditCursor,
+  nextEntry,
+  trimEntry,
+  verifyChain,
+} from "./audit-chain.ts";
 import type {
   AuditAnchor,
   AuditEntry,
   AuditQuery,
-  AuditStore,
   AuditTrim,
   AuditTrimRecord,
   AuditVerification,
   NewAuditEntry,
 } from "./audit-store.ts";
-import { InvalidInputError } from "./errors.ts";
-import type { ApiKeyRecord, KeyStore, Role, StoredApiKey } from "./key-store.ts";
+import type { ApiKeyRecord, StoredApiKey } from "./key-store.ts";
 import { checkLimit, type Page } from "./paging.ts";
+import { SqlParams, whereClause } from "./sql-params.ts";
 import { keysetPage } from "./sqlite-paging.ts";
-import type { DeliveryQuery, Webhook, WebhookDelivery, WebhookStore } from "./webhook-store.ts";
+import type { DeliveryQuery, Webhook, WebhookDelivery } from "./webhook-store.ts";
 
 // Tables of their own beside the embedded store's (same file, separate connection): the API's state is
 // additive and never touches the tables the stages write.
@@ -54,140 +80,11 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_hook ON webhook_deliveries(webhook
 CREATE INDEX IF NOT EXISTS webhook_deliveries_state ON webhook_deliveries(state, next_attempt_ts);
 `;
 
-interface KeyRow {
-  id: string;
-  name: string;
-  role: string;
-  hash: string;
-  created_ts: number;
-  revoked_ts: number | null;
-  last_used_ts: number | null;
-  rate_limit: number | null;
-}
-
-interface AuditRow {
-  seq: number;
-  ts: number;
-  key_id: string | null;
-  actor: string;
-  role: string | null;
-  action: string;
-  target: string | null;
-  outcome: string;
-  status: number | null;
-  summary: string;
-  ip: string | null;
-  hash: string;
-}
-
-interface WebhookRow {
-  id: string;
-  url: string;
-  secret: string;
-  watchlists: string | null;
-  description: string;
-  created_ts: number;
-}
-
-interface DeliveryRow {
-  id: string;
-  webhook_id: string;
-  alert_id: string;
-  state: string;
-  attempts: number;
-  last_status: number | null;
-  last_error: string | null;
-  created_ts: number;
-  updated_ts: number;
-  next_attempt_ts: number | null;
-  payload: string;
-}
-
-const toKey = (r: KeyRow): StoredApiKey => ({
-  id: r.id,
-  name: r.name,
-  role: r.role as Role,
-  hash: r.hash,
-  createdTs: r.created_ts,
-  revokedTs: r.revoked_ts,
-  lastUsedTs: r.last_used_ts,
-  rateLimitPerMinute: r.rate_limit,
-});
-
-const publicKey = ({ hash: _hash, ...record }: StoredApiKey): ApiKeyRecord => record;
-
-const toAudit = (r: AuditRow): AuditEntry => ({
-  seq: r.seq,
-  ts: r.ts,
-  actor: { keyId: r.key_id, name: r.actor, role: r.role },
-  action: r.action,
-  target: r.target,
-  outcome: r.outcome as AuditEntry["outcome"],
-  status: r.status,
-  summary: JSON.parse(r.summary) as Record<string, unknown>,
-  ip: r.ip,
-  hash: r.hash,
-});
-
-const toWebhook = (r: WebhookRow): Webhook => ({
-  id: r.id,
-  url: r.url,
-  secret: r.secret,
-  watchlists: r.watchlists === null ? null : (JSON.parse(r.watchlists) as string[]),
-  description: r.description,
-  createdTs: r.created_ts,
-});
-
-const toDelivery = (r: DeliveryRow): WebhookDelivery => ({
-  id: r.id,
-  webhookId: r.webhook_id,
-  alertId: r.alert_id,
-  state: r.state as WebhookDelivery["state"],
-  attempts: r.attempts,
-  lastStatus: r.last_status,
-  lastError: r.last_error,
-  createdTs: r.created_ts,
-  updatedTs: r.updated_ts,
-  nextAttemptTs: r.next_attempt_ts,
-  payload: r.payload,
-});
-
-/** What an entry's hash covers, in a fixed order, so the chain can be recomputed from the rows alone. */
-function chainHash(previous: string, e: Omit<AuditEntry, "hash">): string {
-  const body = JSON.stringify([
-    e.seq,
-    e.ts,
-    e.actor.keyId,
-    e.actor.name,
-    e.actor.role,
-    e.action,
-    e.target,
-    e.outcome,
-    e.status,
-    e.summary,
-    e.ip,
-  ]);
-  return createHash("sha256").update(previous).update("\n").update(body).digest("hex");
-}
-
-const GENESIS = "0".repeat(64);
-const AUDIT_TRIM = "audit.trim";
-
-function auditCursor(seq: number) {
-  return Buffer.from(`audit:${seq}`).toString("base64url");
-}
-
-function decodeAuditCursor(cursor: string): number {
-  const m = /^audit:(\d+)$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
-  if (!m) throw new InvalidInputError(`not an audit log cursor: ${JSON.stringify(cursor)}`);
-  return Number(m[1]);
-}
-
 /**
  * Keys, the audit log and webhooks in SQLite: the embedded store's file (its own tables, its own connection),
  * or a file of their own beside a Qdrant store.
  */
-export class SqliteApiStore implements KeyStore, AuditStore, WebhookStore {
+export class SqliteApiStore implements ApiStore {
   private readonly db: Database.Database;
 
   constructor(file: string) {
@@ -208,20 +105,8 @@ export class SqliteApiStore implements KeyStore, AuditStore, WebhookStore {
 
   async addKey(key: StoredApiKey): Promise<void> {
     this.db
-      .prepare(
-        `INSERT INTO api_keys (id, name, role, hash, created_ts, revoked_ts, last_used_ts, rate_limit)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        key.id,
-        key.name,
-        key.role,
-        key.hash,
-        key.createdTs,
-        key.revokedTs,
-        key.lastUsedTs,
-        key.rateLimitPerMinute,
-      );
+      .prepare(`INSERT INTO api_keys (${KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(...keyValues(key));
   }
 
   async getKey(id: string): Promise<StoredApiKey | undefined> {
@@ -256,61 +141,22 @@ export class SqliteApiStore implements KeyStore, AuditStore, WebhookStore {
     const last =
       (this.db.prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").get() as
         { seq: number; hash: string } | undefined) ?? this.auditAnchor();
-    const seq = (last?.seq ?? 0) + 1;
-    const withSeq = { ...e, seq };
-    const hash = chainHash(last?.hash ?? GENESIS, withSeq);
+    const entry = nextEntry(last, e);
     this.db
-      .prepare(
-        `INSERT INTO audit_log (seq, ts, key_id, actor, role, action, target, outcome, status, summary, ip, hash)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        seq,
-        e.ts,
-        e.actor.keyId,
-        e.actor.name,
-        e.actor.role,
-        e.action,
-        e.target,
-        e.outcome,
-        e.status,
-        JSON.stringify(e.summary),
-        e.ip,
-        hash,
-      );
-    return { ...withSeq, hash };
+      .prepare(`INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(...auditValues(entry));
+    return entry;
   }
 
   async listAudit(query: AuditQuery): Promise<Page<AuditEntry>> {
     const limit = checkLimit(query.limit);
-    const where: string[] = [];
-    const args: (string | number)[] = [];
-    if (query.cursor !== undefined) {
-      where.push("seq < ?");
-      args.push(decodeAuditCursor(query.cursor));
-    }
-    if (query.since !== undefined) {
-      where.push("ts >= ?");
-      args.push(query.since);
-    }
-    if (query.until !== undefined) {
-      where.push("ts <= ?");
-      args.push(query.until);
-    }
-    if (query.action !== undefined) {
-      // `search` also finds `search.photo`: actions are dotted families.
-      where.push("(action = ? OR action LIKE ? ESCAPE '\\')");
-      args.push(query.action, `${query.action.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`);
-    }
-    if (query.keyId !== undefined) {
-      where.push("key_id = ?");
-      args.push(query.keyId);
-    }
+    const params = new SqlParams("?");
+    const where = auditConditions(query, params);
     const rows = this.db
       .prepare(
-        `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ?`,
+        `SELECT * FROM audit_log ${whereClause(where)} ORDER BY seq DESC LIMIT ${params.add(limit + 1)}`,
       )
-      .all(...args, limit + 1) as AuditRow[];
+      .all(...params.values) as AuditRow[];
     const items = rows.slice(0, limit).map(toAudit);
     return { items, nextCursor: rows.length > limit ? auditCursor(items.at(-1)!.seq) : null };
   }
@@ -338,65 +184,35 @@ export class SqliteApiStore implements KeyStore, AuditStore, WebhookStore {
         )
         .run(through.seq, through.hash, through.ts);
       const removed = this.db.prepare("DELETE FROM audit_log WHERE seq <= ?").run(through.seq).changes;
-      // The trim is written into the chain it shortened, naming the anchor: an anchor moved by hand no longer
-      // matches the newest trim entry, which itself cannot be changed without breaking the chain.
-      this.appendNow({
-        ts: by.ts,
-        actor: by.actor,
-        action: AUDIT_TRIM,
-        target: null,
-        outcome: "ok",
-        status: null,
-        summary: { ...by.summary, removed, anchorSeq: through.seq, anchorHash: through.hash },
-        ip: null,
-      });
+      // The trim is written into the chain it shortened, naming the anchor it left.
+      this.appendNow(trimEntry(by, removed, through));
       return { removed, anchor: through };
     });
     return trim.immediate(before);
   }
 
   async verifyAudit(): Promise<AuditVerification> {
-    const anchor = this.auditAnchor();
-    let previous = anchor?.hash ?? GENESIS;
-    let entries = 0;
-    let expectedSeq = (anchor?.seq ?? 0) + 1;
-    for (const row of this.db
-      .prepare("SELECT * FROM audit_log ORDER BY seq")
-      .iterate() as Iterable<AuditRow>) {
-      const entry = toAudit(row);
-      const { hash, ...rest } = entry;
-      if (entry.seq !== expectedSeq || chainHash(previous, rest) !== hash)
-        return { ok: false, entries, brokenAt: entry.seq, anchor: anchor ?? null };
-      previous = hash;
-      expectedSeq++;
-      entries++;
-    }
-    if (anchor) {
-      const trim = this.db
-        .prepare("SELECT seq, summary FROM audit_log WHERE action = ? ORDER BY seq DESC LIMIT 1")
-        .get(AUDIT_TRIM) as { seq: number; summary: string } | undefined;
-      const said = trim ? (JSON.parse(trim.summary) as { anchorSeq?: number; anchorHash?: string }) : {};
-      if (said.anchorSeq !== anchor.seq || said.anchorHash !== anchor.hash)
-        return { ok: false, entries, brokenAt: trim?.seq ?? anchor.seq + 1, anchor };
-    }
-    return { ok: true, entries, anchor: anchor ?? null };
+    const rows = this.db.prepare("SELECT * FROM audit_log ORDER BY seq").iterate() as Iterable<AuditRow>;
+    return verifyChain(
+      this.auditAnchor(),
+      (function* () {
+        for (const row of rows) yield toAudit(row);
+      })(),
+      async () => {
+        const row = this.db
+          .prepare("SELECT * FROM audit_log WHERE action = ? ORDER BY seq DESC LIMIT 1")
+          .get(AUDIT_TRIM) as AuditRow | undefined;
+        return row ? toAudit(row) : undefined;
+      },
+    );
   }
 
   // ---- webhooks ----
 
   async addWebhook(w: Webhook): Promise<void> {
     this.db
-      .prepare(
-        "INSERT INTO webhooks (id, url, secret, watchlists, description, created_ts) VALUES (?, ?, ?, ?, ?, ?)",
-      )
-      .run(
-        w.id,
-        w.url,
-        w.secret,
-        w.watchlists === null ? null : JSON.stringify(w.watchlists),
-        w.description,
-        w.createdTs,
-      );
+      .prepare(`INSERT INTO webhooks (${WEBHOOK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`)
+      .run(...webhookValues(w));
   }
 
   async getWebhook(id: string): Promise<Webhook | undefined> {
@@ -417,22 +233,9 @@ export class SqliteApiStore implements KeyStore, AuditStore, WebhookStore {
   async addDelivery(d: WebhookDelivery): Promise<boolean> {
     const result = this.db
       .prepare(
-        `INSERT OR IGNORE INTO webhook_deliveries (id, webhook_id, alert_id, state, attempts, last_status, last_error,
-           created_ts, updated_ts, next_attempt_ts, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO webhook_deliveries (${DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(
-        d.id,
-        d.webhookId,
-        d.alertId,
-        d.state,
-        d.attempts,
-        d.lastStatus,
-        d.lastError,
-        d.createdTs,
-        d.updatedTs,
-        d.nextAttemptTs,
-        d.payload,
-      );
+      .run(...deliveryValues(d));
     return result.changes > 0;
   }
 
