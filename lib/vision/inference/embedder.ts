@@ -25,6 +25,8 @@ export class FaceEmbedder implements Embedder {
     private readonly flip: boolean,
     /** A trained head (`models.head`): its vectors, of its own model id, replace the base model's. */
     private readonly head?: Head,
+    /** Crops per session run, at most the model's maximum batch. */
+    private readonly runBatch = spec.maxBatch,
   ) {
     if (!spec.template || !spec.outputDim || !spec.input.width || !spec.input.height) {
       throw new Error(`${spec.id} is not an embedding model (no template, size or output dimension)`);
@@ -42,7 +44,7 @@ export class FaceEmbedder implements Embedder {
     this.template = spec.template;
   }
 
-  /** Embeds crops of exactly the model's input size, in chunks of the model's maximum batch. */
+  /** Embeds crops of exactly the model's input size, in runs of at most `runBatch` crops. */
   async embed(crops: BgrImage[]): Promise<Float32Array[]> {
     const vectors = await this.embedBase(crops);
     return this.head ? applyHead(this.head, vectors) : vectors;
@@ -51,8 +53,9 @@ export class FaceEmbedder implements Embedder {
   private async embedBase(crops: BgrImage[]): Promise<Float32Array[]> {
     const inputs = this.flip ? crops.flatMap((c) => [c, flipHorizontal(c)]) : crops;
     const raw: Float32Array[] = [];
-    for (let start = 0; start < inputs.length; start += this.spec.maxBatch) {
-      raw.push(...(await this.run(inputs.slice(start, start + this.spec.maxBatch))));
+    const chunk = Math.max(1, Math.min(this.runBatch, this.spec.maxBatch));
+    for (let start = 0; start < inputs.length; start += chunk) {
+      raw.push(...(await this.run(inputs.slice(start, start + chunk))));
     }
     if (!this.flip) return raw.map(l2normalize);
     // The flipped crop's vector is added before normalising: a cheap, well-known gain in verification accuracy.

@@ -72,12 +72,17 @@ const session = (store: ModelStore, config: Config, id: string) =>
   createSession(store.artifactPath(modelSpec(id)), config.models);
 
 async function openEmbedder(store: ModelStore, config: Config, pack: Pack): Promise<FaceEmbedder> {
+  const spec = modelSpec(pack.embedder);
+  const embedSession = await session(store, config, pack.embedder);
+  // After the session: `auto` has chosen its provider by then.
+  const onCpu = effectiveProvider(config.models) === "cpu";
   return new FaceEmbedder(
-    await session(store, config, pack.embedder),
-    modelSpec(pack.embedder),
+    embedSession,
+    spec,
     config.embed.flip,
     // A trained head (vigil train) after the base embedder: plain arithmetic, no training code at run time.
     config.models.head ? loadHead(modelCacheDir(config), config.models.head) : undefined,
+    onCpu ? Math.min(spec.maxBatch, config.models.cpuEmbedBatch) : spec.maxBatch,
   );
 }
 
