@@ -30,10 +30,10 @@ describe("vigil run --api: the API inside the embedded process, on its bus and s
     const face = path.join(dir, "watchlist", "alice", "face.jpg");
     await cropLargestFace(vision, photos[0]!, face);
     // A key made beforehand, as `vigil keys create` would, in the run's own store file.
-    const apiStore = openApiStore(config);
+    const apiStore = await openApiStore(config);
     const keys = new KeyService(apiStore, apiStore);
     const { key } = await keys.create({ name: "desk", role: "operator" }, cliActor());
-    apiStore.close();
+    await apiStore.close();
     const auth = { authorization: `Bearer ${key}` };
 
     const port = await freePort();

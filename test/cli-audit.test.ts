@@ -12,11 +12,11 @@ describe("the command line is audited like the API: who searched for whom, which
   const config = testConfig({ "store.path": path.join(dir, "vigil.db") });
   let face: string;
   const audit = async (): Promise<AuditEntry[]> => {
-    const store = openApiStore(config);
+    const store = await openApiStore(config);
     try {
       return (await store.listAudit({ limit: 100 })).items.reverse();
     } finally {
-      store.close();
+      await store.close();
     }
   };
 
@@ -69,11 +69,11 @@ describe("the command line is audited like the API: who searched for whom, which
     const last = (await audit()).at(-1)!;
     expect(last).toMatchObject({ action: "alert.acknowledge", target: "no-such-alert", outcome: "failed" });
     expect(String(last.summary.error)).toMatch(/no-such-alert/);
-    const store = openApiStore(config);
+    const store = await openApiStore(config);
     try {
       expect((await store.verifyAudit()).ok).toBe(true);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

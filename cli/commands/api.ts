@@ -25,7 +25,7 @@ export async function startEmbeddedApi(
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const apiStore = openApiStore(config, parts.storeFile);
+  const apiStore = await openApiStore(config, parts.storeFile);
   try {
     const api = await startApi({
       config,
@@ -48,12 +48,12 @@ export async function startEmbeddedApi(
         try {
           await api.stop();
         } finally {
-          apiStore.close();
+          await apiStore.close();
         }
       },
     };
   } catch (err) {
-    apiStore.close();
+    await apiStore.close();
     throw err;
   }
 }

@@ -9,7 +9,7 @@ const DEMO_KEY_NAME = "demo-console";
  * previous demo run's key is revoked first, so demos run again and again leave one live key, not a pile.
  */
 export async function demoConsoleKey(config: Config): Promise<string> {
-  const store = openApiStore(config);
+  const store = await openApiStore(config);
   try {
     const keys = new KeyService(store, store);
     for (const k of await keys.list())
@@ -17,7 +17,7 @@ export async function demoConsoleKey(config: Config): Promise<string> {
     const { key } = await keys.create({ name: DEMO_KEY_NAME, role: "admin" }, cliActor());
     return key;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

@@ -4,20 +4,20 @@ import { parseTime } from "../../lib/history/timeline.ts";
 import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
 import { ROLES, type Role } from "../../lib/store/key-store.ts";
 import { openApiStore } from "../../lib/store/open-store.ts";
-import type { SqliteApiStore } from "../../lib/store/sqlite-api-store.ts";
+import type { ApiStore } from "../../lib/store/api-store.ts";
 import { UsageError } from "../context.ts";
 
 const iso = (ts: number | null) => (ts === null ? "-" : new Date(ts).toISOString());
 
-async function withApiStore<T>(config: Config, use: (store: SqliteApiStore) => Promise<T>): Promise<T> {
-  const store = openApiStore(config);
+async function withApiStore<T>(config: Config, use: (store: ApiStore) => Promise<T>): Promise<T> {
+  const store = await openApiStore(config);
   try {
     return await use(store);
   } catch (err) {
     if (err instanceof NotFoundError || err instanceof InvalidInputError) throw new UsageError(err.message);
     throw err;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

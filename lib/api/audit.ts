@@ -34,7 +34,7 @@ export async function audited<T>(config: Config, what: CliAction<T>, run: () => 
 }
 
 async function record(config: Config, what: CliAction<never>, outcome: "ok" | "failed", extra: object) {
-  const store = openApiStore(config);
+  const store = await openApiStore(config);
   try {
     await store.append({
       ts: Date.now(),
@@ -47,7 +47,7 @@ async function record(config: Config, what: CliAction<never>, outcome: "ok" | "f
       ip: null,
     });
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

@@ -394,6 +394,23 @@ export const ConfigSchema = z
           .prefault({}),
         /** SQLite file of the embedded store; defaults to `<dataDir>/vigil.db`. */
         path: z.string().optional(),
+        /**
+         * Where the operator API's records live (keys, the audit log, webhooks and their deliveries): `sqlite`, the
+         * embedded store's file (or `api.authStorePath`); `postgres`, a PostgreSQL database at `url` (env:
+         * `VIGIL_STORE__RECORDS__URL`, from a Secret), which several API replicas share. Its schema is migrated at
+         * start.
+         */
+        records: z
+          .object({
+            kind: z.enum(["sqlite", "postgres"]).default("sqlite"),
+            url: z.string().min(1).optional(),
+          })
+          .refine((r) => r.kind !== "postgres" || r.url !== undefined, {
+            message:
+              "store.records.kind is postgres but no url is set (postgres://user:password@host:5432/db)",
+            path: ["url"],
+          })
+          .prefault({}),
         /** Sightings (and their crops) older than this are deleted. */
         retentionDays: z.number().positive().default(30),
         /** Alerts (and their crops) older than this are deleted. */

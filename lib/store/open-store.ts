@@ -5,6 +5,8 @@ import type { IdentityStore } from "./identity-store.ts";
 import { FolderCropStore, type CropStore } from "./crop-store.ts";
 import { QdrantStore } from "./qdrant-store.ts";
 import { S3CropStore } from "./s3-crop-store.ts";
+import type { ApiStore } from "./api-store.ts";
+import { PostgresApiStore } from "./postgres/api-store.ts";
 import { SqliteApiStore } from "./sqlite-api-store.ts";
 import type { SightingStore } from "./sighting-store.ts";
 import { SqliteStore } from "./sqlite-store.ts";
@@ -79,10 +81,14 @@ export function openCropStore(config: Config): CropStore {
 }
 
 /**
- * The operator API's keys, audit log and webhooks: tables in the embedded store's SQLite file, or, beside a
- * Qdrant store (no tables there), the SQLite file `api.authStorePath` (default `<dataDir>/vigil-api.db`).
+ * The operator API's keys, audit log and webhooks (`store.records`): a PostgreSQL database shared by every API
+ * replica (connected and migrated here, so a wrong address fails at start), or SQLite: tables in the embedded
+ * store's file, or, beside a Qdrant store (no tables there), the file `api.authStorePath` (default
+ * `<dataDir>/vigil-api.db`). `fileOverride` names the SQLite file; it has no say over a PostgreSQL store.
  */
-export function openApiStore(config: Config, fileOverride?: string): SqliteApiStore {
+export async function openApiStore(config: Config, fileOverride?: string): Promise<ApiStore> {
+  const records = config.store.records;
+  if (records.kind === "postgres") return PostgresApiStore.open(records.url!);
   if (config.store.kind === "qdrant")
     return new SqliteApiStore(
       path.resolve(config.api.authStorePath ?? path.join(config.dataDir, "vigil-api.db")),

@@ -3,7 +3,7 @@ import type { Bus } from "../../lib/bus/index.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { DeadLetterContract, Topics } from "../../lib/contracts/index.ts";
 import type { AlertStore } from "../../lib/store/alert-store.ts";
-import type { SqliteApiStore } from "../../lib/store/sqlite-api-store.ts";
+import type { ApiStore } from "../../lib/store/api-store.ts";
 import type { SightingStore } from "../../lib/store/sighting-store.ts";
 import type { IdentityStore } from "../../lib/store/identity-store.ts";
 import type { WatchlistStore } from "../../lib/store/watchlist-store.ts";
@@ -23,7 +23,7 @@ export interface ApiServerDeps {
   config: Config;
   bus: Bus;
   store: WatchlistStore & SightingStore & AlertStore & { unknowns: IdentityStore };
-  apiStore: SqliteApiStore;
+  apiStore: ApiStore;
   photos: PhotoEmbedder;
   thresholdFor: (modelId: string) => number;
   changes?: WatchlistChanges;

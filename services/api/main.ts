@@ -18,7 +18,11 @@ import { startApi } from "./index.ts";
 export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
   return runService("api", config, bus, async (ctx) => {
     const store = await openCheckedStore(config);
-    const apiStore = openApiStore(config);
+    // A records database that cannot be reached fails the start (with its address); the store goes back first.
+    const apiStore = await openApiStore(config).catch((err: unknown) => {
+      store.close();
+      throw err;
+    });
     // Models load on the first photo, not at start: most requests never need them.
     const photos = photoEmbedder(() => loadVision(config, (line) => ctx.log.info(line)));
     try {
@@ -40,13 +44,13 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
           try {
             await api.stop();
           } finally {
-            apiStore.close();
+            await apiStore.close();
             store.close();
           }
         },
       };
     } catch (err) {
-      apiStore.close();
+      await apiStore.close();
       store.close();
       throw err;
     }

@@ -162,11 +162,11 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
     );
     // Keys made beforehand in the run's store file, as `vigil keys create` does.
     const config = loadConfig({ file: configFile, env: {} });
-    const apiStore = openApiStore(config);
+    const apiStore = await openApiStore(config);
     const service = new KeyService(apiStore, apiStore);
     keys.admin = (await service.create({ name: "console-admin", role: "admin" }, cliActor())).key;
     keys.viewer = (await service.create({ name: "wall-screen", role: "viewer" }, cliActor())).key;
-    apiStore.close();
+    await apiStore.close();
 
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { LOCKS } from "./locks.ts";
 import { inTransaction } from "./pool.ts";
 
 /** One step of a schema: applied once, in order, never edited after it shipped (add the next one instead). */
@@ -23,13 +24,6 @@ export interface MigrationResult {
   /** The versions this call applied; empty when another process had done it, or nothing was pending. */
   applied: number[];
 }
-
-/**
- * The advisory lock every Vigil process takes before it looks at the schema: a constant, so processes of any
- * version agree on it ("vigil" in ASCII, and 20 for the issue that added it). Transaction-scoped: released by the
- * COMMIT or ROLLBACK, so a process that dies mid-migration cannot leave it held.
- */
-const MIGRATION_LOCK = 0x76696769_6c0014n;
 
 /** One row per applied migration, per schema: several schemas may share a database, each with its own versions. */
 const HISTORY_TABLE = `
@@ -63,7 +57,9 @@ export async function migrate(
   checkSequence(schema, migrations);
   const known = migrations.length;
   return inTransaction(pool, async (client) => {
-    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK.toString()]);
+    // Transaction-scoped: released by the COMMIT or ROLLBACK, so a process that dies mid-migration cannot
+    // leave it held.
+    await client.query("SELECT pg_advisory_xact_lock($1)", [LOCKS.migrations]);
     await client.query(HISTORY_TABLE);
     const { rows } = await client.query<{ version: number | null }>(
       "SELECT max(version) AS version FROM vigil_schema_migrations WHERE schema_name = $1",

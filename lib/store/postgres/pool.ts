@@ -63,12 +63,14 @@ export async function openPool(url: string, options: PoolOptions = {}): Promise<
 export async function inTransaction<T>(
   pool: pg.Pool,
   work: (client: pg.PoolClient) => Promise<T>,
+  /** The statement that opens it: `BEGIN`, or one with an isolation level or READ ONLY. */
+  begin = "BEGIN",
 ): Promise<T> {
   const client = await pool.connect();
   // A connection whose ROLLBACK failed is in an unknown state: destroyed (release with an error), not reused.
   let broken: Error | undefined;
   try {
-    await client.query("BEGIN");
+    await client.query(begin);
     const result = await work(client);
     await client.query("COMMIT");
     return result;

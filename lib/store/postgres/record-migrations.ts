@@ -1,0 +1,66 @@
+import type { Migration } from "./migrations.ts";
+
+/** The name the record store's schema versions are kept under in `vigil_schema_migrations`. */
+export const RECORDS_SCHEMA = "records";
+
+/**
+ * The record store's schema, step by step. A shipped step is never edited: a change is a new step at the end.
+ * Columns match the SQLite store's (lib/store/sqlite-api-store.ts) so both read rows the same way (api-rows.ts);
+ * times are epoch milliseconds in BIGINT, as everywhere in Vigil.
+ */
+export const RECORD_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "API keys, the audit log with its anchor, webhooks and their deliveries",
+    sql: `
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, hash TEXT NOT NULL, created_ts BIGINT NOT NULL,
+  revoked_ts BIGINT, last_used_ts BIGINT, rate_limit INTEGER);
+
+-- summary is the JSON text as hashed (not jsonb, which would reorder its keys and break the chain on verify).
+CREATE TABLE audit_log (
+  seq BIGINT PRIMARY KEY, ts BIGINT NOT NULL, key_id TEXT, actor TEXT NOT NULL, role TEXT,
+  action TEXT NOT NULL, target TEXT, outcome TEXT NOT NULL, status INTEGER, summary TEXT NOT NULL, ip TEXT,
+  hash TEXT NOT NULL);
+CREATE INDEX audit_log_ts ON audit_log (ts);
+CREATE INDEX audit_log_key ON audit_log (key_id, seq);
+
+-- Retention trims the oldest entries, and only those: the anchor (the last trimmed entry's seq and hash) moves
+-- forward first, and a row above it can never be deleted, so the chain still verifies from the anchor.
+CREATE TABLE audit_anchor (
+  id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL, ts BIGINT NOT NULL);
+
+CREATE FUNCTION vigil_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION vigil_refuse('the audit log is append-only');
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+  FOR EACH STATEMENT EXECUTE FUNCTION vigil_refuse('the audit log is append-only');
+CREATE FUNCTION vigil_audit_trim_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.seq > COALESCE((SELECT seq FROM audit_anchor WHERE id = 1), 0) THEN
+    RAISE EXCEPTION 'the audit log is append-only; only entries behind the anchor are trimmed';
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER audit_log_trim_only BEFORE DELETE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION vigil_audit_trim_only();
+CREATE TRIGGER audit_anchor_forward BEFORE UPDATE ON audit_anchor
+  FOR EACH ROW WHEN (NEW.seq < OLD.seq) EXECUTE FUNCTION vigil_refuse('the audit anchor only moves forward');
+CREATE TRIGGER audit_anchor_no_delete BEFORE DELETE ON audit_anchor
+  FOR EACH ROW EXECUTE FUNCTION vigil_refuse('the audit anchor cannot be removed');
+CREATE TRIGGER audit_anchor_no_truncate BEFORE TRUNCATE ON audit_anchor
+  FOR EACH STATEMENT EXECUTE FUNCTION vigil_refuse('the audit anchor cannot be removed');
+
+CREATE TABLE webhooks (
+  id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL, watchlists TEXT, description TEXT NOT NULL,
+  created_ts BIGINT NOT NULL);
+CREATE TABLE webhook_deliveries (
+  id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+  alert_id TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, last_status INTEGER, last_error TEXT,
+  created_ts BIGINT NOT NULL, updated_ts BIGINT NOT NULL, next_attempt_ts BIGINT, payload TEXT NOT NULL);
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, created_ts, id);
+CREATE INDEX webhook_deliveries_state ON webhook_deliveries (state, next_attempt_ts);
+`,
+  },
+];
