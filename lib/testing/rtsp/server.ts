@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../process.ts";
+import { freePort, guardServerProcess } from "../process.ts";
 
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "rtsp_server.py");
 
@@ -41,6 +41,8 @@ export class RtspTestServer {
       ...(this.credentials ? [this.credentials] : []),
     ];
     const proc = spawn("/usr/bin/python3", args, { stdio: ["ignore", "pipe", "pipe"] });
+    // A bench stopped by Ctrl-C or SIGTERM runs no cleanup; without the guard the server outlived it.
+    guardServerProcess(proc, "rtsp_server.py");
     this.proc = proc;
     let output = "";
     await new Promise<void>((resolve, reject) => {
