@@ -26,6 +26,9 @@ describe("vigil bench e2e --max-cameras", () => {
         expect(s.processedRatio).toBeCloseTo(s.framesProcessed / s.framesOffered, 9);
         expect(s.seconds).toBeGreaterThan(2);
         expect(s.decodeCpuMsPerFrame).toBeGreaterThan(0);
+        // Vigil's process runs the detector on every processed frame, so it spends at least a share of that.
+        expect(s.vigilCpuMsPerFrame).toBeGreaterThan(0);
+        expect(s.cameraServerCores).toBeGreaterThan(0);
         expect(s.faces).toBeGreaterThan(0);
         expect(s.latencyBasis).toBe(s.alerts > 0 ? "alert" : "face");
         expect(s.latencyMs).toBe(s.alerts > 0 ? s.p95AlertMs : s.p95FaceMs);
@@ -54,6 +57,15 @@ describe("vigil bench e2e --max-cameras", () => {
       expect(r.modelBoundCameras).toBe(Math.floor((r.cores * 1000) / (r.fps * r.modelMsPerFrame)));
       expect(r.ratio).toBeCloseTo(r.maxCameras / r.modelBoundCameras, 9);
       expect(r.goal).toContain("0.8");
+      const basis = r.steps.filter((s) => s.pass).at(-1) ?? r.steps[0]!;
+      expect(r.atMax.cameras).toBe(basis.cameras);
+      expect(r.atMax.overheadMsPerFrame).toBeCloseTo(
+        basis.vigilCpuMsPerFrame - r.model.detectMs - r.model.embedMsPerFace * r.embeddedFacesPerFrame,
+        9,
+      );
+      expect(r.modelBoundCamerasBesideCameraServer).toBe(
+        Math.floor(((r.cores - basis.cameraServerCores) * 1000) / (r.fps * r.modelMsPerFrame)),
+      );
       expect(r.loadAverage.end).toBeGreaterThanOrEqual(0);
       // Every step's cameras and RTSP server are gone.
       expect(benchChildren()).toEqual([]);

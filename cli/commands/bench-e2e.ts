@@ -116,6 +116,15 @@ export interface MaxCamerasResult {
   /** maxCameras / modelBoundCameras; goal ≥ 0.8 (what the pipeline's own code and the machine leave). */
   ratio: number;
   goal: string;
+  /**
+   * Where the rest went, at the last passing step (the first step when none passed): Vigil's own CPU per
+   * processed frame, the part of it that is not detection or embedding, and the cores the RTSP server playing
+   * the cameras took (on a site the cameras are other machines).
+   */
+  atMax: { cameras: number; vigilMsPerFrame: number; overheadMsPerFrame: number; cameraServerCores: number };
+  /** modelBoundCameras on the cores left after the camera server, and maxCameras against it. */
+  modelBoundCamerasBesideCameraServer: number;
+  ratioBesideCameraServer: number;
 }
 
 export interface MaxCamerasOptions extends E2eOptions {
@@ -240,6 +249,11 @@ export async function benchE2eMaxCameras(
     const cores = os.availableParallelism();
     const fps = config.ingest.fps;
     const modelBoundCameras = Math.floor((cores * 1000) / (fps * modelMsPerFrame));
+    const basis = passed[passed.length - 1] ?? steps[0]!;
+    const modelsInVigil = model.detectMs + model.embedMsPerFace * embeddedFacesPerFrame;
+    const besideServer = Math.floor(
+      ((cores - basis.cameraServerCores) * 1000) / (fps * modelMsPerFrame),
+    );
     return {
       video: path.basename(scene.source),
       cameraFps: options.cameraFps,
@@ -259,6 +273,14 @@ export async function benchE2eMaxCameras(
       modelBoundCameras,
       ratio: modelBoundCameras > 0 ? maxCameras / modelBoundCameras : 0,
       goal: MAX_CAMERAS_GOAL,
+      atMax: {
+        cameras: basis.cameras,
+        vigilMsPerFrame: basis.vigilCpuMsPerFrame,
+        overheadMsPerFrame: basis.vigilCpuMsPerFrame - modelsInVigil,
+        cameraServerCores: basis.cameraServerCores,
+      },
+      modelBoundCamerasBesideCameraServer: besideServer,
+      ratioBesideCameraServer: besideServer > 0 ? maxCameras / besideServer : 0,
     };
   } finally {
     await scene.close();
@@ -301,6 +323,17 @@ export function printMaxCameras(r: MaxCamerasResult, log: (line: string) => void
     `modelBoundCameras ${r.modelBoundCameras} = floor(${r.cores} cores × 1000 / (${r.fps} fps × ${r.modelMsPerFrame.toFixed(1)} ms))`,
   );
   log(`maxCameras / modelBoundCameras = ${r.ratio.toFixed(2)} (goal ≥ 0.8)`);
+  const m = r.atMax;
+  log(
+    `at ${m.cameras} cameras: Vigil's process ${m.vigilMsPerFrame.toFixed(1)} ms CPU a processed frame, of which ` +
+      `${m.overheadMsPerFrame.toFixed(1)} ms is neither detection nor embedding as measured alone (the rest of the ` +
+      `pipeline, and the models running slower beside ${m.cameras} decoders); the camera server took ` +
+      `${m.cameraServerCores.toFixed(2)} cores`,
+  );
+  log(
+    `beside the camera server: modelBoundCameras ${r.modelBoundCamerasBesideCameraServer} on ` +
+      `${(r.cores - m.cameraServerCores).toFixed(2)} cores, ratio ${r.ratioBesideCameraServer.toFixed(2)}`,
+  );
   log(
     `load average (1 min) ${r.loadAverage.start.toFixed(2)} at the start, ${r.loadAverage.end.toFixed(2)} at the end`,
   );

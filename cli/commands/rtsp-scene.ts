@@ -65,6 +65,8 @@ export interface CameraSet {
   status(): CameraStatus[];
   /** The ffmpeg decoders running now. */
   pids(): number[];
+  /** The RTSP server that plays the cameras: on this machine, but not part of Vigil. */
+  serverPid(): number | undefined;
   /** Stops every camera (resolves once every ffmpeg child has exited), then the RTSP server. Idempotent. */
   stop(): Promise<void>;
 }
@@ -88,6 +90,13 @@ export interface WindowFigures {
   p95FaceMs: number;
   /** ffmpeg decoder CPU per frame delivered: the whole stream is decoded, a frame every 1/fps s is kept. */
   decodeCpuMsPerFrame: number;
+  /**
+   * This process's CPU (every thread: the stages, the vision workers, ONNX Runtime) per processed frame over the
+   * window, drain excluded: models and everything around them, decoding not.
+   */
+  vigilCpuMsPerFrame: number;
+  /** Cores the RTSP server playing the cameras took over the window: the simulated cameras' share of the machine. */
+  cameraServerCores: number;
 }
 
 /** Live counts of an open window, for progress lines; processed frames here are not drained yet. */
@@ -224,6 +233,7 @@ export class RtspScene {
       staggerMs,
       status: () => managers.flatMap((m) => m.status()),
       pids: () => managers.flatMap((m) => m.pids()),
+      serverPid: () => server.pid,
       stop: () =>
         (stopping ??= (async () => {
           try {
@@ -253,7 +263,9 @@ export class RtspScene {
     const decoderCpu = () => new Map(cameras.pids().map((pid) => [pid, processCpuSeconds(pid) ?? 0]));
     this.alertLatency.length = 0;
     this.faceLatency.length = 0;
+    const serverCpu = () => processCpuSeconds(cameras.serverPid() ?? -1) ?? 0;
     const [o0, d0, f0, e0, cpu0] = [offered(), dropped(), stats.faces, stats.embedded, decoderCpu()];
+    const [own0, server0] = [process.cpuUsage(), serverCpu()];
     const t0 = Date.now();
     Object.assign(this.window, { start: t0, end: Infinity, processed: 0 });
     this.windowOpen = true;
@@ -269,6 +281,7 @@ export class RtspScene {
         const t1 = Date.now();
         this.window.end = t1;
         const [o1, d1, f1, e1, cpu1] = [offered(), dropped(), stats.faces, stats.embedded, decoderCpu()];
+        const [own, server1] = [process.cpuUsage(own0), serverCpu()];
         await cameras.stop();
         await this.pipeline.drain();
         const elapsed = (t1 - t0) / 1000;
@@ -291,6 +304,8 @@ export class RtspScene {
           p95AlertMs: percentile(sorted(this.alertLatency), 0.95),
           p95FaceMs: percentile(sorted(this.faceLatency), 0.95),
           decodeCpuMsPerFrame: (decodeCpuS * 1000) / Math.max(1, framesOffered),
+          vigilCpuMsPerFrame: (own.user + own.system) / 1000 / Math.max(1, this.window.processed),
+          cameraServerCores: (server1 - server0) / elapsed,
         };
       },
     };
