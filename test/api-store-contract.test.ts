@@ -55,6 +55,15 @@ const delivery = (webhookId: string, alertId: string, createdTs: number): Webhoo
   payload: JSON.stringify({ alertId }),
 });
 
+const hook = (id: string, createdTs = T0, watchlists: string[] | null = null) => ({
+  id,
+  url: `http://127.0.0.1:9/${id}`,
+  secret: `secret-${id}`,
+  watchlists,
+  description: `hook ${id}`,
+  createdTs,
+});
+
 /** A store to test, and a way around it to the same database: someone with the file, or with a login. */
 interface Opened {
   store: ApiStore;
@@ -203,14 +212,6 @@ function apiStoreContract(label: string, open: () => Promise<Opened>, skip?: str
 
     it("keeps webhooks and a delivery log per webhook: once per alert, paged newest first, removed with it", async () => {
       const { store } = await fresh();
-      const hook = (id: string, createdTs: number, watchlists: string[] | null) => ({
-        id,
-        url: `http://127.0.0.1:9/${id}`,
-        secret: `secret-${id}`,
-        watchlists,
-        description: `hook ${id}`,
-        createdTs,
-      });
       await store.addWebhook(hook("w2", T0 + 2, null));
       await store.addWebhook(hook("w1", T0 + 1, ["vip", "default"]));
       expect(await store.getWebhook("w1")).toEqual(hook("w1", T0 + 1, ["vip", "default"]));
@@ -260,6 +261,76 @@ function apiStoreContract(label: string, open: () => Promise<Opened>, skip?: str
       expect((await store.pendingDeliveries()).map((d) => d.id)).toEqual(["w2:a0"]);
       // A delivery for a webhook that does not exist is refused by the database.
       await expect(store.addDelivery(delivery("w9", "a0", T0))).rejects.toThrow();
+    });
+
+    it("claims each due delivery for one claimant at a time, under a lease another takes over once it lapses", async () => {
+      const { store } = await fresh();
+      await store.addWebhook(hook("w1"));
+      for (let i = 0; i < 4; i++) await store.addDelivery(delivery("w1", `a${i}`, T0 + i));
+      await store.addDelivery({ ...delivery("w1", "later", T0), nextAttemptTs: T0 + 1000 });
+      const ids = (ds: WebhookDelivery[]) => ds.map((d) => d.id);
+
+      const a = await store.claimDeliveries("A", T0 + 10, 100, 2);
+      expect(ids(a)).toEqual(["w1:a0", "w1:a1"]);
+      // The attempt about to be made is counted when it is claimed.
+      expect(a.map((d) => d.attempts)).toEqual([1, 1]);
+      // What A holds and what is not due yet are not B's.
+      expect(ids(await store.claimDeliveries("B", T0 + 10, 100, 10))).toEqual(["w1:a2", "w1:a3"]);
+      expect(await store.claimDeliveries("B", T0 + 50, 100, 10)).toEqual([]);
+      // A renews its own leases only.
+      expect((await store.renewClaims("A", ["w1:a0", "w1:a1", "w1:a2"], T0 + 300)).sort()).toEqual([
+        "w1:a0",
+        "w1:a1",
+      ]);
+      expect(await store.renewClaims("A", [], T0 + 300)).toEqual([]);
+
+      // B stops renewing (it died): past its lease, A takes its deliveries over, a second attempt each.
+      const takeover = await store.claimDeliveries("A", T0 + 150, 100, 10);
+      expect(ids(takeover)).toEqual(["w1:a2", "w1:a3"]);
+      expect(takeover.map((d) => d.attempts)).toEqual([2, 2]);
+      // B comes back late: a failure it reports no longer counts (A's attempt decides) ...
+      const failed = { lastStatus: 500, lastError: "receiver answered 500", updatedTs: T0 + 160 };
+      expect(
+        await store.settleDelivery("w1:a2", "B", { state: "pending", ...failed, nextAttemptTs: T0 + 200 }),
+      ).toBe(false);
+      // ... a success does: the receiver has the alert whoever sent it; A's outcome then records nothing.
+      const ok = { lastStatus: 200, lastError: null, nextAttemptTs: null, updatedTs: T0 + 160 };
+      expect(await store.settleDelivery("w1:a3", "B", { state: "delivered", ...ok })).toBe(true);
+      expect(
+        await store.settleDelivery("w1:a3", "A", { state: "dead", ...failed, nextAttemptTs: null }),
+      ).toBe(false);
+      expect(await store.getDelivery("w1:a3")).toMatchObject({
+        state: "delivered",
+        attempts: 2,
+        lastStatus: 200,
+      });
+
+      // A's failure releases the claim: a retry due at T0 + 200, for whoever claims first then.
+      expect(
+        await store.settleDelivery("w1:a2", "A", { state: "pending", ...failed, nextAttemptTs: T0 + 200 }),
+      ).toBe(true);
+      expect(await store.getDelivery("w1:a2")).toMatchObject({
+        state: "pending",
+        attempts: 2,
+        lastError: "receiver answered 500",
+        nextAttemptTs: T0 + 200,
+      });
+      expect(await store.claimDeliveries("B", T0 + 199, 100, 10)).toEqual([]);
+      expect(ids(await store.claimDeliveries("B", T0 + 200, 200, 10))).toEqual(["w1:a2"]);
+      // A's renewed leases hold until T0 + 300; then they are anyone's.
+      expect(await store.claimDeliveries("B", T0 + 299, 100, 10)).toEqual([]);
+      expect(ids(await store.claimDeliveries("B", T0 + 300, 100, 10))).toEqual(["w1:a0", "w1:a1"]);
+      expect(await store.countPending()).toBe(4);
+      for (const id of ["w1:a0", "w1:a1", "w1:a2"])
+        expect(await store.settleDelivery(id, "B", { state: "dead", ...failed, nextAttemptTs: null })).toBe(
+          true,
+        );
+      expect(ids(await store.claimDeliveries("B", T0 + 1000, 100, 10))).toEqual(["w1:later"]);
+      expect(await store.countPending()).toBe(1);
+      // A delivery removed with its webhook mid-attempt: the outcome finds nothing to record.
+      await store.removeWebhook("w1");
+      expect(await store.settleDelivery("w1:later", "B", { state: "delivered", ...ok })).toBe(false);
+      expect(await store.renewClaims("B", ["w1:later"], T0 + 2000)).toEqual([]);
     });
   });
 }

@@ -42,7 +42,7 @@ import type { ApiKeyRecord, StoredApiKey } from "./key-store.ts";
 import { checkLimit, type Page } from "./paging.ts";
 import { SqlParams, whereClause } from "./sql-params.ts";
 import { keysetPage } from "./sqlite-paging.ts";
-import type { DeliveryQuery, Webhook, WebhookDelivery } from "./webhook-store.ts";
+import type { DeliveryOutcome, DeliveryQuery, Webhook, WebhookDelivery } from "./webhook-store.ts";
 
 // Tables of their own beside the embedded store's (same file, separate connection): the API's state is
 // additive and never touches the tables the stages write.
@@ -95,6 +95,15 @@ export class SqliteApiStore implements ApiStore {
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("foreign_keys = ON");
     this.db.exec(SCHEMA);
+    // Files written before deliveries were claimed get the claim's columns (the same as PostgreSQL's).
+    const columns = new Set(
+      (this.db.prepare("PRAGMA table_info(webhook_deliveries)").all() as { name: string }[]).map(
+        (c) => c.name,
+      ),
+    );
+    if (!columns.has("claimed_by")) this.db.exec("ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT");
+    if (!columns.has("lease_until"))
+      this.db.exec("ALTER TABLE webhook_deliveries ADD COLUMN lease_until INTEGER");
   }
 
   close(): void {
@@ -281,5 +290,61 @@ export class SqliteApiStore implements ApiStore {
         .prepare("SELECT * FROM webhook_deliveries WHERE state = 'pending' ORDER BY created_ts, id")
         .all() as DeliveryRow[]
     ).map(toDelivery);
+  }
+
+  async countPending(): Promise<number> {
+    return (
+      this.db.prepare("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'").get() as {
+        n: number;
+      }
+    ).n;
+  }
+
+  async claimDeliveries(
+    claimant: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<WebhookDelivery[]> {
+    // One writer at a time in SQLite (IMMEDIATE): the select and the update cannot interleave with another
+    // process's claim on the same file, which is what SKIP LOCKED gives PostgreSQL.
+    return this.db
+      .transaction(() => {
+        const rows = this.db
+          .prepare(
+            `SELECT id FROM webhook_deliveries
+             WHERE state = 'pending' AND COALESCE(next_attempt_ts, 0) <= ? AND (lease_until IS NULL OR lease_until <= ?)
+             ORDER BY COALESCE(next_attempt_ts, 0), id LIMIT ?`,
+          )
+          .all(now, now, limit) as { id: string }[];
+        const claim = this.db.prepare(
+          `UPDATE webhook_deliveries SET claimed_by = ?, lease_until = ?, attempts = attempts + 1, updated_ts = ?
+           WHERE id = ? RETURNING *`,
+        );
+        return rows.map((r) => toDelivery(claim.get(claimant, now + leaseMs, now, r.id) as DeliveryRow));
+      })
+      .immediate();
+  }
+
+  async renewClaims(claimant: string, ids: readonly string[], leaseUntil: number): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = this.db
+      .prepare(
+        `UPDATE webhook_deliveries SET lease_until = ?
+         WHERE claimed_by = ? AND state = 'pending' AND id IN (SELECT value FROM json_each(?)) RETURNING id`,
+      )
+      .all(leaseUntil, claimant, JSON.stringify(ids)) as { id: string }[];
+    return rows.map((r) => r.id);
+  }
+
+  async settleDelivery(id: string, claimant: string, o: DeliveryOutcome): Promise<boolean> {
+    const result = this.db
+      .prepare(
+        `UPDATE webhook_deliveries SET state = ?, last_status = ?, last_error = ?, next_attempt_ts = ?, updated_ts = ?,
+           claimed_by = NULL, lease_until = NULL
+         WHERE id = ? AND state = 'pending' AND (claimed_by = ? OR ? = 'delivered')`,
+      )
+      .run(o.state, o.lastStatus, o.lastError, o.nextAttemptTs, o.updatedTs, id, claimant, o.state);
+    return result.changes > 0;
   }
 }

@@ -32,6 +32,12 @@ export interface WebhookDelivery {
   payload: string;
 }
 
+/** What an attempt leaves in the log: delivered, dead, or pending again until `nextAttemptTs`. */
+export type DeliveryOutcome = Pick<
+  WebhookDelivery,
+  "state" | "lastStatus" | "lastError" | "nextAttemptTs" | "updatedTs"
+>;
+
 export interface DeliveryQuery {
   limit: number;
   cursor?: string;
@@ -56,6 +62,26 @@ export interface WebhookStore {
   getDelivery(id: string): Promise<WebhookDelivery | undefined>;
   /** Newest first. */
   listDeliveries(webhookId: string, query: DeliveryQuery): Promise<Page<WebhookDelivery>>;
-  /** Every delivery still pending, oldest first: what a restarted process resumes. */
+  /** Every delivery still pending, oldest first. */
   pendingDeliveries(): Promise<WebhookDelivery[]>;
+  /** How many deliveries are pending (the dispatcher's bound on its backlog). */
+  countPending(): Promise<number>;
+
+  // ---- claims: several API replicas share one delivery log, each delivery is attempted by one at a time ----
+
+  /**
+   * Up to `limit` pending deliveries due by `now` that no live lease holds (never claimed, released after an
+   * attempt, or leased by a claimant that stopped renewing), oldest due first, each now leased to `claimant` until
+   * `now + leaseMs` with its `attempts` counted up: the attempt about to be made, counted before it is made, so an
+   * attempt whose claimant died counts too. Claimants calling at once never get the same delivery.
+   */
+  claimDeliveries(claimant: string, now: number, leaseMs: number, limit: number): Promise<WebhookDelivery[]>;
+  /** Extends to `leaseUntil` the leases `claimant` still holds among `ids`; returns those (the rest were lost). */
+  renewClaims(claimant: string, ids: readonly string[], leaseUntil: number): Promise<string[]>;
+  /**
+   * Records an attempt's outcome and releases the claim, if the delivery is still pending and `claimant` still
+   * holds it; a success is recorded whoever holds it (the receiver has the alert either way). False when nothing
+   * was written: the lease was lost and another claimant's attempt decides, or the delivery is gone.
+   */
+  settleDelivery(id: string, claimant: string, outcome: DeliveryOutcome): Promise<boolean>;
 }

@@ -40,7 +40,7 @@ import { keysetResult, keysetStatement } from "../keyset.ts";
 import type { ApiKeyRecord, StoredApiKey } from "../key-store.ts";
 import { checkLimit, type Page } from "../paging.ts";
 import { SqlParams, whereClause } from "../sql-params.ts";
-import type { DeliveryQuery, Webhook, WebhookDelivery } from "../webhook-store.ts";
+import type { DeliveryOutcome, DeliveryQuery, Webhook, WebhookDelivery } from "../webhook-store.ts";
 import { LOCKS } from "./locks.ts";
 import { migrate } from "./migrations.ts";
 import { inTransaction, openPool, type PoolOptions } from "./pool.ts";
@@ -255,6 +255,61 @@ export class PostgresApiStore implements ApiStore {
         "SELECT * FROM webhook_deliveries WHERE state = 'pending' ORDER BY created_ts, id",
       )
     ).map(toDelivery);
+  }
+
+  async countPending(): Promise<number> {
+    const [row] = await this.rows<{ n: number }>(
+      "SELECT count(*)::int AS n FROM webhook_deliveries WHERE state = 'pending'",
+    );
+    return row!.n;
+  }
+
+  async claimDeliveries(
+    claimant: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<WebhookDelivery[]> {
+    // SKIP LOCKED: replicas claiming at once each take rows the others have not locked, instead of queueing
+    // behind them; the lease (not the row lock, which ends with this statement) keeps them off until it lapses.
+    const rows = await this.rows<DeliveryRow>(
+      `WITH due AS (
+         SELECT id FROM webhook_deliveries
+         WHERE state = 'pending' AND COALESCE(next_attempt_ts, 0) <= $2 AND (lease_until IS NULL OR lease_until <= $2)
+         ORDER BY COALESCE(next_attempt_ts, 0), id
+         LIMIT $4
+         FOR UPDATE SKIP LOCKED)
+       UPDATE webhook_deliveries d
+       SET claimed_by = $1, lease_until = $2::bigint + $3::bigint, attempts = d.attempts + 1, updated_ts = $2
+       FROM due WHERE d.id = due.id
+       RETURNING d.*`,
+      [claimant, now, leaseMs, limit],
+    );
+    return rows
+      .map(toDelivery)
+      .sort(
+        (a, b) => (a.nextAttemptTs ?? 0) - (b.nextAttemptTs ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+      );
+  }
+
+  async renewClaims(claimant: string, ids: readonly string[], leaseUntil: number): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.rows<{ id: string }>(
+      `UPDATE webhook_deliveries SET lease_until = $3
+       WHERE claimed_by = $1 AND state = 'pending' AND id = ANY($2::text[]) RETURNING id`,
+      [claimant, [...ids], leaseUntil],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async settleDelivery(id: string, claimant: string, o: DeliveryOutcome): Promise<boolean> {
+    const result = await this.pool.query(
+      `UPDATE webhook_deliveries SET state = $3, last_status = $4, last_error = $5, next_attempt_ts = $6,
+         updated_ts = $7, claimed_by = NULL, lease_until = NULL
+       WHERE id = $1 AND state = 'pending' AND (claimed_by = $2 OR $3 = 'delivered')`,
+      [id, claimant, o.state, o.lastStatus, o.lastError, o.nextAttemptTs, o.updatedTs],
+    );
+    return (result.rowCount ?? 0) > 0;
   }
 }
 

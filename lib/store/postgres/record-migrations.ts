@@ -63,4 +63,13 @@ CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, created_
 CREATE INDEX webhook_deliveries_state ON webhook_deliveries (state, next_attempt_ts);
 `,
   },
+  {
+    version: 2,
+    name: "Webhook deliveries claimed by one replica at a time, under a lease",
+    sql: `
+-- claimed_by: the replica attempting the delivery now; lease_until: when another may take it over if that one
+-- stops renewing (it died). Both NULL between attempts.
+ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT, ADD COLUMN lease_until BIGINT;
+`,
+  },
 ];
