@@ -668,8 +668,17 @@ export const ConfigSchema = z
             /** First retry after this, doubling each time (with jitter), at most `maxBackoffMs`. */
             backoffMs: positiveInt.default(1000),
             maxBackoffMs: positiveInt.default(5 * 60_000),
-            /** Deliveries waiting in memory; past it the oldest pending are dead-lettered, never the pipeline. */
+            /** Deliveries pending in the log; past it the oldest are dead-lettered, never the pipeline blocked. */
             maxQueue: positiveInt.default(10_000),
+            /** Parallel attempts per replica. */
+            concurrency: positiveInt.default(8),
+            /**
+             * How long a replica's claim on a delivery lasts, renewed while it attempts it; a replica that dies
+             * leaves its deliveries to the others once it lapses. Default: 30 s, or 3 × timeoutMs if longer.
+             */
+            leaseMs: positiveInt.optional(),
+            /** How often each replica looks for due deliveries no one holds (retries, a dead replica's). */
+            pollMs: positiveInt.default(1000),
           })
           .prefault({}),
         mqtt: z

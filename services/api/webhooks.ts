@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { hostname } from "node:os";
 import type { AlertRecord } from "../../lib/store/alert-store.ts";
 import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
 import type { Page } from "../../lib/store/paging.ts";
@@ -12,8 +13,16 @@ export interface WebhookOptions {
   backoffMs: number;
   maxBackoffMs: number;
   maxQueue: number;
-  /** HTTP requests in flight at once, across webhooks. */
+  /** HTTP requests in flight at once, across webhooks (deliveries this replica holds claimed at once). */
   concurrency?: number;
+  /**
+   * How long a claimed delivery is this replica's alone. Renewed every third of it while the attempt runs; a
+   * replica that dies stops renewing, and once it lapses another replica takes the delivery over. Default: 30 s, or
+   * three request timeouts if that is longer.
+   */
+  leaseMs?: number;
+  /** How often a replica looks for due deliveries no one holds (another's retries, a dead replica's). Default 1 s. */
+  pollMs?: number;
 }
 
 /** `X-Vigil-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as Stripe signs its events. */
@@ -51,15 +60,30 @@ type Fetch = typeof fetch;
  * Per-watchlist webhooks: each alert becomes one delivery per subscribed webhook, written to the delivery log
  * first, then POSTed signed, retried with exponential backoff and jitter, and dead-lettered after the last
  * attempt. Deliveries run on timers of their own: the bus consumer that hands over alerts never waits for a
- * receiver. Pending deliveries survive a restart (they are resumed from the log).
+ * receiver.
+ *
+ * Several API replicas may share the delivery log (PostgreSQL). Every replica sees every alert; the first insert
+ * of a delivery wins and the others find it logged. Each attempt starts with a claim in the store (a lease to
+ * one replica, `claimDeliveries`), renewed while the attempt runs and released with its outcome. Retries are due
+ * rows in the log, claimed by whichever replica looks first; a replica that dies mid-attempt stops renewing, and
+ * its deliveries are taken over once their leases lapse. A receiver may thus see the rare repeat (the dead
+ * replica's request did arrive); every attempt of a delivery carries the same `Idempotency-Key` (and
+ * `X-Vigil-Delivery`): `<webhook id>:<alert id>`, to drop it by, and `X-Vigil-Attempt`, its number.
  */
 export class WebhookDispatcher {
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Wake-ups at the times retries this replica wrote fall due. */
+  private readonly wakes = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<void>>();
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  /** Deliveries claimed by this replica, attempt in progress. */
+  private readonly held = new Set<string>();
+  private poller: NodeJS.Timeout | undefined;
+  private renewer: NodeJS.Timeout | undefined;
+  private passing = false;
+  private passAgain = false;
   private stopped = false;
-  readonly stats = { delivered: 0, failedAttempts: 0, dead: 0 };
+  /** This replica's name on its claims: host, process and a random part (a restarted process is another). */
+  readonly claimant: string;
+  readonly stats = { delivered: 0, failedAttempts: 0, dead: 0, lostClaims: 0 };
 
   constructor(
     private readonly store: WebhookStore,
@@ -75,11 +99,23 @@ export class WebhookDispatcher {
       publicUrl?: string;
       /** Where the matched enrolled photo is looked up for `personCropUrl`; without it, null. */
       watchlist?: PhotoShown;
+      /** The name on this replica's claims; default host/pid/random. */
+      claimant?: string;
     } = {},
-  ) {}
+  ) {
+    this.claimant = deps.claimant ?? `${hostname()}/${process.pid}/${randomBytes(4).toString("hex")}`;
+  }
 
   private get now() {
     return (this.deps.clock ?? Date.now)();
+  }
+
+  private get leaseMs() {
+    return this.options.leaseMs ?? Math.max(30_000, 3 * this.options.timeoutMs);
+  }
+
+  private get concurrency() {
+    return this.options.concurrency ?? 8;
   }
 
   // ---- subscriptions ----
@@ -113,13 +149,9 @@ export class WebhookDispatcher {
     return this.store.listWebhooks();
   }
 
+  /** Removes the webhook and its delivery log (an attempt in flight finds its delivery gone and records nothing). */
   async remove(id: string): Promise<void> {
     if (!(await this.store.removeWebhook(id))) throw new NotFoundError(`no webhook ${id}`);
-    for (const [deliveryId, timer] of this.timers)
-      if (deliveryId.startsWith(`${id}:`)) {
-        clearTimeout(timer);
-        this.timers.delete(deliveryId);
-      }
   }
 
   async deliveries(webhookId: string, query: DeliveryQuery): Promise<Page<WebhookDelivery>> {
@@ -141,25 +173,36 @@ export class WebhookDispatcher {
       updatedTs: this.now,
     };
     await this.store.updateDelivery(d.id, patch);
-    const updated = { ...d, ...patch };
-    this.schedule(updated);
-    return updated;
+    this.kick();
+    return { ...d, ...patch };
   }
 
   // ---- delivery ----
 
-  /** Resumes deliveries left pending by a previous process. */
+  /**
+   * Starts claiming: at once (deliveries left pending by a previous process, or by a replica that died), then
+   * every `pollMs`, and whenever an alert arrives or a retry this replica wrote falls due.
+   */
   async start(): Promise<void> {
-    for (const d of await this.store.pendingDeliveries()) this.schedule(d);
+    if (this.stopped) return;
+    this.poller ??= setInterval(() => this.kick(), this.options.pollMs ?? 1000);
+    this.renewer ??= setInterval(() => this.track(this.renew()), Math.max(1, Math.floor(this.leaseMs / 3)));
+    this.poller.unref();
+    this.renewer.unref();
+    this.kick();
   }
 
-  /** Lets attempts in flight finish (each bounded by the timeout); pending ones stay in the log for next time. */
+  /**
+   * Lets attempts in flight finish (each bounded by the timeout) and record their outcome, which releases their
+   * claims; pending ones stay in the log for this or another replica.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-    for (const release of this.waiting.splice(0)) release();
-    await Promise.allSettled([...this.inFlight]);
+    clearInterval(this.poller);
+    for (const t of this.wakes) clearTimeout(t);
+    this.wakes.clear();
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    clearInterval(this.renewer);
   }
 
   /** The alert sink: returns at once; the work happens on its own promise. */
@@ -171,11 +214,11 @@ export class WebhookDispatcher {
     this.track(work);
   }
 
-  /** Resolves when nothing is scheduled or in flight (tests). */
+  /** Resolves when nothing this replica knows of is due soon or in flight (tests). */
   async idle(): Promise<void> {
-    while (this.inFlight.size > 0 || this.timers.size > 0) {
+    while (this.inFlight.size > 0 || this.wakes.size > 0) {
       await Promise.allSettled([...this.inFlight]);
-      if (this.timers.size > 0) await new Promise((r) => setTimeout(r, 10));
+      if (this.wakes.size > 0) await new Promise((r) => setTimeout(r, 10));
     }
   }
 
@@ -191,6 +234,7 @@ export class WebhookDispatcher {
     if (hooks.length === 0) return;
     const faces = await deliveredFaceUrls(this.deps.watchlist, this.deps.publicUrl, alert, this.deps.log);
     const payload = JSON.stringify({ type: "alert", alert: { ...alert, ...faces } });
+    let added = false;
     for (const w of hooks) {
       const now = this.now;
       const delivery: WebhookDelivery = {
@@ -206,55 +250,107 @@ export class WebhookDispatcher {
         nextAttemptTs: now,
         payload,
       };
-      // An alert replayed on the bus finds its delivery already logged and is not sent twice.
-      if (await this.store.addDelivery(delivery)) this.schedule(delivery);
+      // An alert replayed on the bus, or seen by every replica, finds its delivery already logged: one delivery.
+      if (await this.store.addDelivery(delivery)) added = true;
     }
+    if (!added) return;
     await this.shed();
+    this.kick();
   }
 
-  /** Past maxQueue pending deliveries, the oldest are given up on: memory stays bounded, the pipeline unblocked. */
+  /** Past maxQueue pending deliveries, the oldest are given up on: the log stays bounded, the pipeline unblocked. */
   private async shed() {
-    if (this.timers.size <= this.options.maxQueue) return;
-    const pending = await this.store.pendingDeliveries();
-    for (const d of pending.slice(0, pending.length - this.options.maxQueue)) {
-      const timer = this.timers.get(d.id);
-      if (timer) clearTimeout(timer);
-      this.timers.delete(d.id);
-      await this.giveUp(d, d.lastStatus, `queue full (${this.options.maxQueue} pending deliveries)`);
+    const excess = (await this.store.countPending()) - this.options.maxQueue;
+    if (excess <= 0) return;
+    const now = this.now;
+    for (const d of (await this.store.pendingDeliveries()).slice(0, excess)) {
+      // One being attempted right now (here or elsewhere) is left to its attempt.
+      if (this.held.has(d.id)) continue;
+      await this.store.updateDelivery(d.id, {
+        state: "dead",
+        attempts: d.attempts,
+        lastStatus: d.lastStatus,
+        lastError: `queue full (${this.options.maxQueue} pending deliveries)`,
+        nextAttemptTs: null,
+        updatedTs: now,
+      });
+      await this.dead({
+        ...d,
+        state: "dead",
+        lastError: `queue full (${this.options.maxQueue} pending deliveries)`,
+      });
     }
   }
 
-  private schedule(d: WebhookDelivery) {
+  /** A claiming pass soon; one at a time, and another after it when asked meanwhile. */
+  private kick() {
     if (this.stopped) return;
-    const existing = this.timers.get(d.id);
-    if (existing) clearTimeout(existing);
-    const delay = Math.max(0, (d.nextAttemptTs ?? this.now) - this.now);
-    const timer = setTimeout(() => {
-      this.timers.delete(d.id);
-      this.track(this.attempt(d.id));
-    }, delay);
-    this.timers.set(d.id, timer);
+    if (this.passing) {
+      this.passAgain = true;
+      return;
+    }
+    this.passing = true;
+    this.track(
+      this.pass()
+        .catch((err: Error) => this.deps.log?.warn({ err }, "webhooks: could not claim deliveries"))
+        .finally(() => (this.passing = false)),
+    );
   }
 
-  private async slot(): Promise<() => void> {
-    const limit = this.options.concurrency ?? 8;
-    while (this.active >= limit && !this.stopped) await new Promise<void>((r) => this.waiting.push(r));
-    this.active++;
-    return () => {
-      this.active--;
-      this.waiting.shift()?.();
-    };
+  /** Claims as many due deliveries as there are free slots, and starts their attempts. */
+  private async pass(): Promise<void> {
+    do {
+      this.passAgain = false;
+      const free = this.concurrency - this.held.size;
+      // A finished attempt frees its slot and asks for another pass.
+      if (free <= 0 || this.stopped) return;
+      const claimed = await this.store.claimDeliveries(this.claimant, this.now, this.leaseMs, free);
+      for (const d of claimed) {
+        // Its lease lapsed under an attempt still running here (renewals failed): that attempt goes on, alone.
+        if (this.held.has(d.id)) continue;
+        this.held.add(d.id);
+        this.track(this.attempt(d));
+      }
+      if (claimed.length === free) this.passAgain = true;
+    } while (this.passAgain);
   }
 
-  private async attempt(id: string): Promise<void> {
-    const release = await this.slot();
+  /** A pass at `ts`: when a retry this replica scheduled falls due (any replica's poll may claim it first). */
+  private wakeAt(ts: number) {
+    if (this.stopped) return;
+    const timer = setTimeout(
+      () => {
+        this.wakes.delete(timer);
+        this.kick();
+      },
+      // A millisecond late: a timer may fire in the millisecond before the one it was set for.
+      Math.max(0, ts - this.now + 1),
+    );
+    this.wakes.add(timer);
+  }
+
+  /** Keeps this replica's claims while their attempts run; a claim found lost is counted and logged. */
+  private async renew(): Promise<void> {
+    if (this.held.size === 0) return;
+    const ids = [...this.held];
     try {
-      if (this.stopped) return;
-      const d = await this.store.getDelivery(id);
-      if (!d || d.state !== "pending") return;
+      const kept = new Set(await this.store.renewClaims(this.claimant, ids, this.now + this.leaseMs));
+      for (const id of ids)
+        if (!kept.has(id) && this.held.has(id)) {
+          this.stats.lostClaims++;
+          this.deps.log?.warn({ delivery: id }, "webhooks: lease lost; another replica may attempt it too");
+        }
+    } catch (err) {
+      this.deps.log?.warn({ err }, "webhooks: could not renew leases");
+    }
+  }
+
+  /** One attempt of a delivery this replica has claimed (its `attempts` already counts it). */
+  private async attempt(d: WebhookDelivery): Promise<void> {
+    try {
       const webhook = await this.store.getWebhook(d.webhookId);
       if (!webhook) return;
-      const attempts = d.attempts + 1;
+      const attempts = d.attempts;
       let status: number | null = null;
       let error: string | null = null;
       try {
@@ -268,7 +364,10 @@ export class WebhookDispatcher {
             "content-type": "application/json",
             "user-agent": "vigil-webhooks/1",
             "x-vigil-event": "alert",
+            // The same on every attempt, from any replica: what a receiver drops a repeat by.
             "x-vigil-delivery": d.id,
+            "idempotency-key": d.id,
+            "x-vigil-attempt": String(attempts),
             "x-vigil-timestamp": String(ts),
             "x-vigil-signature": signature(webhook.secret, ts, d.payload),
           },
@@ -277,9 +376,8 @@ export class WebhookDispatcher {
         // Drain the body so the connection is reused; what it says does not matter.
         await response.arrayBuffer().catch(() => undefined);
         if (status >= 200 && status < 300) {
-          await this.store.updateDelivery(d.id, {
+          await this.store.settleDelivery(d.id, this.claimant, {
             state: "delivered",
-            attempts,
             lastStatus: status,
             lastError: null,
             nextAttemptTs: null,
@@ -298,44 +396,41 @@ export class WebhookDispatcher {
       this.stats.failedAttempts++;
       const permanent = status !== null && status >= 400 && status < 500 && !RETRYABLE_4XX.has(status);
       if (permanent || attempts >= this.options.maxAttempts) {
-        await this.giveUp(
-          { ...d, attempts },
-          status,
-          permanent ? `${error} (not retried)` : (error ?? "failed"),
-        );
+        const reason = permanent ? `${error} (not retried)` : (error ?? "failed");
+        const outcome = {
+          state: "dead" as const,
+          lastStatus: status,
+          lastError: reason,
+          nextAttemptTs: null,
+        };
+        if (await this.store.settleDelivery(d.id, this.claimant, { ...outcome, updatedTs: this.now }))
+          await this.dead({ ...d, ...outcome, updatedTs: this.now });
         return;
       }
       const base = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (attempts - 1));
       // Half fixed, half random: receivers coming back from an outage are not hit by every sender at once.
       const delay = base / 2 + (this.deps.random ?? Math.random)() * (base / 2);
-      const next = { ...d, attempts, nextAttemptTs: this.now + Math.round(delay) };
-      await this.store.updateDelivery(d.id, {
+      const next = this.now + Math.round(delay);
+      const kept = await this.store.settleDelivery(d.id, this.claimant, {
         state: "pending",
-        attempts,
         lastStatus: status,
         lastError: error,
-        nextAttemptTs: next.nextAttemptTs,
+        nextAttemptTs: next,
         updatedTs: this.now,
       });
-      this.schedule(next);
+      if (kept) this.wakeAt(next);
     } catch (err) {
-      this.deps.log?.error({ err, delivery: id }, "webhooks: attempt failed to run");
+      // The claim stays until its lease lapses; then this or another replica tries again.
+      this.deps.log?.error({ err, delivery: d.id }, "webhooks: attempt failed to run");
     } finally {
-      release();
+      this.held.delete(d.id);
+      this.kick();
     }
   }
 
-  private async giveUp(d: WebhookDelivery, status: number | null, reason: string) {
-    await this.store.updateDelivery(d.id, {
-      state: "dead",
-      attempts: d.attempts,
-      lastStatus: status,
-      lastError: reason,
-      nextAttemptTs: null,
-      updatedTs: this.now,
-    });
+  private async dead(d: WebhookDelivery) {
     this.stats.dead++;
-    this.deps.log?.warn({ delivery: d.id, reason }, "webhooks: delivery dead-lettered");
-    await this.deps.onDead?.({ ...d, state: "dead", lastStatus: status, lastError: reason });
+    this.deps.log?.warn({ delivery: d.id, reason: d.lastError }, "webhooks: delivery dead-lettered");
+    await this.deps.onDead?.(d);
   }
 }
