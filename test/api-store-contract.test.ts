@@ -11,7 +11,10 @@ import type { StoredApiKey } from "../lib/store/key-store.ts";
 import { PostgresApiStore } from "../lib/store/postgres/api-store.ts";
 import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
 import type { WebhookDelivery } from "../lib/store/webhook-store.ts";
-import { allPages, tempDir } from "./helpers.ts";
+import { openApiStore } from "../lib/store/open-store.ts";
+import type { Logger } from "../lib/telemetry/log.ts";
+import { until } from "../lib/testing/process.ts";
+import { allPages, tempDir, testConfig } from "./helpers.ts";
 import { usePostgres } from "./postgres-helpers.ts";
 
 const DAY = 86_400_000;
@@ -372,3 +375,34 @@ apiStoreContract(
   },
   postgres.skip,
 );
+
+describe.skipIf(postgres.skip !== undefined)("the API's PostgreSQL pool", () => {
+  it("tells the log when the server drops an idle connection, and goes on with another", async () => {
+    const url = await postgres.database();
+    const warnings: unknown[][] = [];
+    const log = { warn: (...args: unknown[]) => void warnings.push(args) } as unknown as Logger;
+    const store = await openApiStore(
+      testConfig({ "store.records.kind": "postgres", "store.records.url": url }),
+      undefined,
+      log,
+    );
+    try {
+      await store.addKey(key("k1", T0));
+      // An administrator (or a restarting server) ends every other session on the database.
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      try {
+        await admin.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        );
+      } finally {
+        await admin.end();
+      }
+      await until("the warning", () => warnings.length > 0, 10_000);
+      expect(String(warnings[0]![1])).toMatch(/idle PostgreSQL connection/);
+      expect((await store.getKey("k1"))!.id).toBe("k1");
+    } finally {
+      await store.close();
+    }
+  });
+});

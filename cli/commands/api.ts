@@ -25,7 +25,8 @@ export async function startEmbeddedApi(
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const apiStore = await openApiStore(config, parts.storeFile);
+  const log = createLogger("api", config);
+  const apiStore = await openApiStore(config, parts.storeFile, log);
   try {
     const api = await startApi({
       config,
@@ -37,7 +38,7 @@ export async function startEmbeddedApi(
       // Same process, same store object: the match stage reads a change at once when told.
       changes: { announce: () => parts.store.invalidate() },
       metrics: new Metrics("api"),
-      log: createLogger("api", config),
+      log,
       group: "api",
       listen: address,
     });

@@ -10,6 +10,7 @@ import { PostgresApiStore } from "./postgres/api-store.ts";
 import { SqliteApiStore } from "./sqlite-api-store.ts";
 import type { SightingStore } from "./sighting-store.ts";
 import { SqliteStore } from "./sqlite-store.ts";
+import type { Logger } from "../telemetry/log.ts";
 import type { StateStore } from "./state-store.ts";
 import type { WatchlistStore } from "./watchlist-store.ts";
 
@@ -84,11 +85,17 @@ export function openCropStore(config: Config): CropStore {
  * The operator API's keys, audit log and webhooks (`store.records`): a PostgreSQL database shared by every API
  * replica (connected and migrated here, so a wrong address fails at start), or SQLite: tables in the embedded
  * store's file, or, beside a Qdrant store (no tables there), the file `api.authStorePath` (default
- * `<dataDir>/vigil-api.db`). `fileOverride` names the SQLite file; it has no say over a PostgreSQL store.
+ * `<dataDir>/vigil-api.db`). `fileOverride` names the SQLite file; it has no say over a PostgreSQL store. `log` is
+ * told of errors on a PostgreSQL pool's idle connections.
  */
-export async function openApiStore(config: Config, fileOverride?: string): Promise<ApiStore> {
+export async function openApiStore(config: Config, fileOverride?: string, log?: Logger): Promise<ApiStore> {
   const records = config.store.records;
-  if (records.kind === "postgres") return PostgresApiStore.open(records.url!);
+  if (records.kind === "postgres")
+    return PostgresApiStore.open(records.url!, {
+      // The server restarted or dropped an idle connection: the pool makes another; said, not silently dropped.
+      onIdleError: (err) =>
+        log?.warn({ err }, "records: an idle PostgreSQL connection failed; the pool opens another"),
+    });
   if (config.store.kind === "qdrant")
     return new SqliteApiStore(
       path.resolve(config.api.authStorePath ?? path.join(config.dataDir, "vigil-api.db")),

@@ -19,7 +19,7 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
   return runService("api", config, bus, async (ctx) => {
     const store = await openCheckedStore(config);
     // A records database that cannot be reached fails the start (with its address); the store goes back first.
-    const apiStore = await openApiStore(config).catch((err: unknown) => {
+    const apiStore = await openApiStore(config, undefined, ctx.log).catch((err: unknown) => {
       store.close();
       throw err;
     });
