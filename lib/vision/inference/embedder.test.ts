@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../config/index.ts";
 import { modelSpec } from "../models/registry.ts";
 import { FaceEmbedder } from "./embedder.ts";
-import { createSession, ort } from "./runtime.ts";
+import { createSession, type ort } from "./runtime.ts";
 import { loadVision, modelStoreFor } from "./vision.ts";
 
 describe("FaceEmbedder runs", () => {
