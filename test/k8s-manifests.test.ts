@@ -57,7 +57,7 @@ const STAGE_EGRESS_PORTS: Record<string, number[]> = {
   "detect-align": [53, 9092, 9093],
   embed: [53, 9092, 9093],
   match: [53, 6333, 9092, 9093],
-  api: [53, 6333, 9092, 9093],
+  api: [53, 5432, 6333, 9092, 9093],
 };
 /** Workloads that read or write crops: they reach the object store when crops are kept there. */
 const CROP_READERS = ["match", "api"];
@@ -75,6 +75,10 @@ interface K8sObject {
 type Loose = any;
 
 const id = (o: K8sObject) => `${o.kind}/${o.metadata?.name}`;
+/** A Deployment or StatefulSet of Vigil's own (not a dependency an overlay runs beside it, like dev's database). */
+const isVigilWorkload = (o: K8sObject) =>
+  (o.kind === "Deployment" || o.kind === "StatefulSet") &&
+  o.metadata.labels?.["app.kubernetes.io/name"] === "vigil";
 
 function requireTool(file: string, what: string) {
   if (!existsSync(file)) {
@@ -326,30 +330,28 @@ interface Workload {
 }
 
 function workloads(overlay: string, objects: K8sObject[], tmp: string): Workload[] {
-  return objects
-    .filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet")
-    .map((deployment: Loose) => {
-      const pod = deployment.spec.template.spec;
-      const container = pod.containers[0];
-      const env: Record<string, string> = {};
-      for (const e of container.env ?? [])
-        env[e.name] = e.valueFrom ? placeholder(e.name, e.valueFrom) : String(e.value);
-      const configPath = env.VIGIL_CONFIG;
-      if (!configPath) throw new Error(`${overlay} ${id(deployment)}: VIGIL_CONFIG is not set`);
-      const mount = container.volumeMounts.find((m: Loose) => m.mountPath === path.dirname(configPath));
-      const volume = pod.volumes.find((v: Loose) => v.name === mount?.name);
-      const configMap = objects.find(
-        (o) => o.kind === "ConfigMap" && o.metadata.name === volume?.configMap?.name,
-      );
-      const text = configMap?.data?.[path.basename(configPath)];
-      if (text === undefined)
-        throw new Error(`${overlay} ${id(deployment)}: no ConfigMap file at ${configPath}`);
-      const file = path.join(tmp, `${overlay.replace(/\W/g, "_")}-${deployment.metadata.name}.json`);
-      writeFileSync(file, text);
-      // Only what the manifests set: never this test process's own VIGIL_ variables.
-      delete env.VIGIL_CONFIG;
-      return { overlay, deployment, pod, container, config: loadConfig({ file, env }) };
-    });
+  return objects.filter(isVigilWorkload).map((deployment: Loose) => {
+    const pod = deployment.spec.template.spec;
+    const container = pod.containers[0];
+    const env: Record<string, string> = {};
+    for (const e of container.env ?? [])
+      env[e.name] = e.valueFrom ? placeholder(e.name, e.valueFrom) : String(e.value);
+    const configPath = env.VIGIL_CONFIG;
+    if (!configPath) throw new Error(`${overlay} ${id(deployment)}: VIGIL_CONFIG is not set`);
+    const mount = container.volumeMounts.find((m: Loose) => m.mountPath === path.dirname(configPath));
+    const volume = pod.volumes.find((v: Loose) => v.name === mount?.name);
+    const configMap = objects.find(
+      (o) => o.kind === "ConfigMap" && o.metadata.name === volume?.configMap?.name,
+    );
+    const text = configMap?.data?.[path.basename(configPath)];
+    if (text === undefined)
+      throw new Error(`${overlay} ${id(deployment)}: no ConfigMap file at ${configPath}`);
+    const file = path.join(tmp, `${overlay.replace(/\W/g, "_")}-${deployment.metadata.name}.json`);
+    writeFileSync(file, text);
+    // Only what the manifests set: never this test process's own VIGIL_ variables.
+    delete env.VIGIL_CONFIG;
+    return { overlay, deployment, pod, container, config: loadConfig({ file, env }) };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -380,7 +382,7 @@ describe("kustomize renders", () => {
   it("the base and every overlay, each with a Deployment per stage (ingest: a StatefulSet, one pod per shard)", () => {
     expect(targets).toEqual(expect.arrayContaining(["base", "overlays/dev", "overlays/prod"]));
     for (const t of targets) {
-      const workloads = rendered.get(t)!.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet");
+      const workloads = rendered.get(t)!.filter(isVigilWorkload);
       expect(workloads.map((d) => `${d.kind}/${d.metadata.name}`).sort(), t).toEqual(
         STAGES.map((s) => `${s === "ingest" ? "StatefulSet" : "Deployment"}/${s}`).sort(),
       );
@@ -712,18 +714,25 @@ describe("the manifests agree with the code they deploy", () => {
         expect(services[0].spec.ports).toEqual([
           { name: "api", port: config.api.port, targetPort: "api", protocol: "TCP" },
         ]);
-        // Keys and the audit log live in a SQLite file: on a claim that outlives the pod, mounted by one pod.
-        // The data directory the image runs with: the last stage's (the runtime's) VIGIL_DATA_DIR.
-        const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
-        const dataDir = [...dockerfile.matchAll(/VIGIL_DATA_DIR=(\S+)/g)].at(-1)![1]!;
-        const authFile = config.api.authStorePath ?? path.join(dataDir, "vigil-api.db");
-        const mount = c.volumeMounts.find((m: Loose) => authFile.startsWith(`${m.mountPath}/`));
-        const claim = pod.volumes.find((v: Loose) => v.name === mount?.name)?.persistentVolumeClaim
-          ?.claimName;
-        expect(claim, authFile).toBeDefined();
-        expect(find("PersistentVolumeClaim", claim)).toHaveLength(1);
-        expect(deployment.spec.replicas).toBe(1);
-        expect(deployment.spec.strategy.type).toBe("Recreate");
+        // Keys, the audit log and webhooks in PostgreSQL, its URL (with the password) from a Secret: no volume of
+        // its own, so any number of replicas, spread over nodes, updated without ever dropping below two.
+        expect(config.store.records.kind).toBe("postgres");
+        const url = (c.env ?? []).find((e: Loose) => e.name === "VIGIL_STORE__RECORDS__URL");
+        expect(url?.valueFrom?.secretKeyRef).toEqual({ name: "vigil-postgres", key: "url" });
+        expect(pod.volumes.filter((v: Loose) => v.persistentVolumeClaim)).toEqual([]);
+        expect(find("PersistentVolumeClaim")).toEqual([]);
+        expect(deployment.spec.replicas).toBeGreaterThanOrEqual(2);
+        expect(deployment.spec.strategy).toEqual({
+          type: "RollingUpdate",
+          rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+        });
+        expect(pod.topologySpreadConstraints?.[0]).toMatchObject({
+          topologyKey: "kubernetes.io/hostname",
+          labelSelector: { matchLabels: deployment.spec.selector.matchLabels },
+        });
+        expect(find("PodDisruptionBudget", "api")[0].spec.maxUnavailable).toBeLessThan(
+          deployment.spec.replicas,
+        );
         // Inbound: metrics from monitoring for every workload; the API's port only from the ingress controller.
         const policies = find("NetworkPolicy");
         for (const w of all) {
@@ -760,6 +769,86 @@ describe("the manifests agree with the code they deploy", () => {
         ]);
         // The peer is a proxy, so the audit log takes the client's address from X-Forwarded-For.
         expect(config.api.trustProxy).toBe(true);
+      });
+
+      it.runIf(t === "overlays/prod")(
+        "no single point of failure in prod: every stage two pods or more, ingest's shards excepted",
+        () => {
+          for (const w of all) {
+            const stage = w.container.name;
+            if (stage === "ingest") continue; // one pod per camera shard, by design (ingest.yaml)
+            const scaled = find("ScaledObject").find((o) => o.spec.scaleTargetRef.name === stage);
+            const hpa = find("HorizontalPodAutoscaler").find((o) => o.spec.scaleTargetRef.name === stage);
+            const least = scaled?.spec.minReplicaCount ?? hpa?.spec.minReplicas ?? w.deployment.spec.replicas;
+            expect(least, stage).toBeGreaterThanOrEqual(2);
+          }
+          // Nothing else runs a single pod here: the database, Qdrant and Kafka are the site's or replicated.
+          const others = objects.filter(
+            (o) => (o.kind === "Deployment" || o.kind === "StatefulSet") && !isVigilWorkload(o),
+          );
+          expect(others.map(id)).toEqual([]);
+        },
+      );
+
+      it("PostgreSQL: the API reaches it, nothing else does; dev runs one, prod names the site's", () => {
+        const api = all.find((w) => w.container.name === "api")!;
+        const secret = (api.container.env as Loose[]).find((e) => e.name === "VIGIL_STORE__RECORDS__URL")
+          .valueFrom.secretKeyRef.name;
+        const egress = find("NetworkPolicy").filter(
+          (p) =>
+            p.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "api" &&
+            (p.spec.egress ?? []).some((r: Loose) => r.ports.some((x: Loose) => x.port === 5432)),
+        );
+        expect(egress.length).toBeGreaterThan(0);
+        const [server] = find("StatefulSet", "postgresql");
+        if (t === "overlays/prod") {
+          expect(server).toBeUndefined();
+          expect(
+            egress.some((p) => p.spec.egress.some((r: Loose) => r.to.some((x: Loose) => x.ipBlock))),
+          ).toBe(true);
+          return;
+        }
+        // The API's policy selects the server's pods; the Service fronts them on 5432.
+        const labels = server.spec.template.metadata.labels;
+        expect(
+          egress.some((p) =>
+            p.spec.egress.some((r: Loose) =>
+              r.to.some((x: Loose) =>
+                Object.entries(x.podSelector?.matchLabels ?? { none: "" }).every(([k, v]) => labels[k] === v),
+              ),
+            ),
+          ),
+        ).toBe(true);
+        const [service] = find("Service", server.spec.serviceName);
+        expect(Object.entries(service.spec.selector).every(([k, v]) => labels[k] === v)).toBe(true);
+        expect(service.spec.ports[0].port).toBe(5432);
+        // Its password from the Secret that also holds the API's URL, never a value here.
+        const c = server.spec.template.spec.containers[0];
+        const password = c.env.find((e: Loose) => e.name === "POSTGRES_PASSWORD");
+        expect(password.valueFrom.secretKeyRef.name).toBe(secret);
+        expect(server.spec.template.spec.securityContext.runAsNonRoot).toBe(true);
+        expect(c.securityContext).toMatchObject({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+        });
+        // Reached from the API's pods only, and it reaches nothing.
+        const own = find("NetworkPolicy").filter((p) =>
+          Object.entries(p.spec.podSelector.matchLabels ?? {}).every(([k, v]) => labels[k] === v),
+        );
+        expect(own.flatMap((p) => p.spec.policyTypes).sort()).toEqual(["Egress", "Ingress"]);
+        expect(own.flatMap((p) => p.spec.egress ?? [])).toEqual([]);
+        expect(own.flatMap((p) => p.spec.ingress ?? [])).toEqual([
+          {
+            from: [
+              {
+                podSelector: {
+                  matchLabels: { "app.kubernetes.io/name": "vigil", "app.kubernetes.io/component": "api" },
+                },
+              },
+            ],
+            ports: [{ protocol: "TCP", port: 5432 }],
+          },
+        ]);
       });
 
       it("Qdrant: the official chart's values name the Service the config points at", () => {
