@@ -251,9 +251,7 @@ export async function benchE2eMaxCameras(
     const modelBoundCameras = Math.floor((cores * 1000) / (fps * modelMsPerFrame));
     const basis = passed[passed.length - 1] ?? steps[0]!;
     const modelsInVigil = model.detectMs + model.embedMsPerFace * embeddedFacesPerFrame;
-    const besideServer = Math.floor(
-      ((cores - basis.cameraServerCores) * 1000) / (fps * modelMsPerFrame),
-    );
+    const besideServer = Math.floor(((cores - basis.cameraServerCores) * 1000) / (fps * modelMsPerFrame));
     return {
       video: path.basename(scene.source),
       cameraFps: options.cameraFps,

@@ -8,7 +8,11 @@ import { loadVision, modelStoreFor } from "./vision.ts";
 describe("FaceEmbedder runs", () => {
   it("embeds a batch in runs of at most runBatch crops, with the vectors one large run gives", async () => {
     const config = loadConfig({ env: {} });
-    const vision = await loadVision(config, () => {}, () => {});
+    const vision = await loadVision(
+      config,
+      () => {},
+      () => {},
+    );
     const spec = modelSpec(vision.pack.embedder);
     const session = await createSession(modelStoreFor(config, () => {}).artifactPath(spec), config.models);
     const runSizes: number[] = [];
