@@ -1,8 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
-import { connect as tcp } from "node:net";
 import path from "node:path";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliActor, KeyService } from "../lib/api/keys.ts";
 import { MemoryBus } from "../lib/bus/index.ts";
@@ -21,39 +18,14 @@ import {
   vec,
 } from "./api-harness.ts";
 import { skipReason, tempDir, testConfig } from "./helpers.ts";
-import { until, freePort } from "../lib/testing/process.ts";
+import { MosquittoBroker, mosquittoUnavailableReason, mqttSubscriber } from "../lib/testing/mqtt/broker.ts";
+import { until } from "../lib/testing/process.ts";
 
-const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].find((p) => existsSync(p));
-if (!MOSQUITTO)
-  skipReason(
-    "the MQTT tests",
-    "mosquitto (Debian package mosquitto; scripts/setup.sh with VIGIL_SETUP_TEST_DEPS=1)",
-  );
+const unavailable = mosquittoUnavailableReason();
+if (unavailable) skipReason("the MQTT tests", unavailable);
 
-async function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tcp(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
-/** Every message a subscriber sees, in order, with the retain flag the broker delivered it with. */
-async function subscriber(url: string, topics: string[]) {
-  const client = await mqtt.connectAsync(url, { clientId: `watch-${Math.random().toString(16).slice(2)}` });
-  const messages: { topic: string; payload: string; retain: boolean }[] = [];
-  client.on("message", (topic, payload, packet) =>
-    messages.push({ topic, payload: payload.toString(), retain: packet.retain }),
-  );
-  await client.subscribeAsync(topics, { qos: 1 });
-  return { client, messages };
-}
-
-describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", () => {
-  let broker: ChildProcess;
+describe.skipIf(unavailable !== undefined)("alerts to MQTT, against a real Mosquitto broker", () => {
+  let broker: MosquittoBroker;
   let url: string;
   let api: RunningApi;
   const watchers: MqttClient[] = [];
@@ -64,16 +36,8 @@ describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", (
   const bus = new MemoryBus({ capacity: 64 });
 
   beforeAll(async () => {
-    const port = await freePort();
-    url = `mqtt://127.0.0.1:${port}`;
-    const conf = path.join(dir, "mosquitto.conf");
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
-    broker = spawn(MOSQUITTO!, ["-c", conf], { stdio: "ignore" });
-    const deadline = Date.now() + 10_000;
-    while (!(await portOpen(port))) {
-      if (Date.now() > deadline || broker.exitCode !== null) throw new Error("mosquitto did not start");
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    broker = await MosquittoBroker.start();
+    url = broker.url;
     const config = testConfig({
       "store.path": file,
       "api.mqtt.url": url,
@@ -88,11 +52,11 @@ describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", (
     await bus.close();
     apiStore.close();
     store.close();
-    broker?.kill("SIGTERM");
+    await broker?.stop();
   });
 
   it("says online on vigil/available (retained) once connected; /readyz includes the broker", async () => {
-    const late = await subscriber(url, ["vigil/available"]);
+    const late = await mqttSubscriber(url, ["vigil/available"]);
     watchers.push(late.client);
     await until("the retained availability", () => late.messages.length > 0);
     expect(late.messages[0]).toEqual({ topic: "vigil/available", payload: "online", retain: true });
@@ -101,7 +65,7 @@ describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", (
   });
 
   it("publishes each alert on vigil/alerts and the name on vigil/<camera>/person, retained", async () => {
-    const live = await subscriber(url, ["vigil/alerts", "vigil/+/person"]);
+    const live = await mqttSubscriber(url, ["vigil/alerts", "vigil/+/person"]);
     watchers.push(live.client);
     const ts = Date.now() - 1000;
     await publishAlerts(bus, [
@@ -133,14 +97,14 @@ describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", (
       ],
     );
     // A dashboard that subscribes later still learns who was last seen at the door.
-    const later = await subscriber(url, ["vigil/door/person"]);
+    const later = await mqttSubscriber(url, ["vigil/door/person"]);
     watchers.push(later.client);
     await until("the retained name", () => later.messages.length > 0);
     expect(later.messages[0]).toEqual({ topic: "vigil/door/person", payload: "ANN", retain: true });
   });
 
   it("names the enrolled photo that matched beside the face seen, as absolute URLs that serve them", async () => {
-    const live = await subscriber(url, ["vigil/alerts"]);
+    const live = await mqttSubscriber(url, ["vigil/alerts"]);
     watchers.push(live.client);
     // Two photos of ann (colours stand for faces); the camera sees a face close to the second.
     await enrolColours(store, "ann", { "ann-1.jpg": RED, "ann-2.jpg": BLUE });
@@ -171,7 +135,7 @@ describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", (
   });
 
   it("the broker announces offline through the last will when the connection dies, online again on reconnect", async () => {
-    const watch = await subscriber(url, ["vigil/available"]);
+    const watch = await mqttSubscriber(url, ["vigil/available"]);
     watchers.push(watch.client);
     await until("the retained online", () => watch.messages.length > 0);
     // No DISCONNECT packet: to the broker this is a crashed process.
@@ -183,7 +147,7 @@ describe.skipIf(!MOSQUITTO)("alerts to MQTT, against a real Mosquitto broker", (
 
   it("says offline itself on a clean stop (retained)", async () => {
     await api.stop();
-    const after = await subscriber(url, ["vigil/available"]);
+    const after = await mqttSubscriber(url, ["vigil/available"]);
     watchers.push(after.client);
     await until("the retained offline", () => after.messages.length > 0);
     expect(after.messages[0]).toEqual({ topic: "vigil/available", payload: "offline", retain: true });

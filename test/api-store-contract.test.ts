@@ -335,6 +335,70 @@ function apiStoreContract(label: string, open: () => Promise<Opened>, skip?: str
       expect(await store.settleDelivery("w1:later", "B", { state: "delivered", ...ok })).toBe(false);
       expect(await store.renewClaims("B", ["w1:later"], T0 + 2000)).toEqual([]);
     });
+
+    it("keeps one MQTT message per alert, claimed by one publisher at a time, oldest first, taken over after a lapsed lease", async () => {
+      const { store } = await fresh();
+      const msg = (id: string, createdTs: number) => ({
+        id,
+        payload: JSON.stringify({ alertId: id }),
+        cameraId: "door",
+        personName: "Ann",
+        createdTs,
+      });
+      // Every replica offers every alert: the first offer stands.
+      expect(await store.addMqttMessage(msg("m2", T0 + 2))).toBe(true);
+      expect(await store.addMqttMessage(msg("m1", T0 + 1))).toBe(true);
+      expect(await store.addMqttMessage({ ...msg("m1", T0 + 9), payload: "a replay" })).toBe(false);
+      expect(await store.addMqttMessage(msg("m3", T0 + 3))).toBe(true);
+
+      const a = await store.claimMqttMessages("A", T0 + 10, 100, 2);
+      expect(a.map((m) => [m.id, m.attempts, m.state])).toEqual([
+        ["m1", 1, "pending"],
+        ["m2", 1, "pending"],
+      ]);
+      expect(a[0]).toMatchObject({
+        payload: JSON.stringify({ alertId: "m1" }),
+        cameraId: "door",
+        personName: "Ann",
+      });
+      // What A holds is not B's.
+      expect((await store.claimMqttMessages("B", T0 + 20, 100, 10)).map((m) => m.id)).toEqual(["m3"]);
+      expect(await store.claimMqttMessages("B", T0 + 20, 100, 10)).toEqual([]);
+      // A publishes m1; A dies holding m2; the broker refuses B's m3, which is due again later.
+      const sent = { state: "sent" as const, lastError: null, nextAttemptTs: null, updatedTs: T0 + 30 };
+      expect(await store.settleMqttMessage("m1", "A", sent)).toBe(true);
+      expect(
+        await store.settleMqttMessage("m3", "B", {
+          state: "pending",
+          lastError: "no acknowledgement",
+          nextAttemptTs: T0 + 200,
+          updatedTs: T0 + 30,
+        }),
+      ).toBe(true);
+      // Past A's lease, B takes m2 over (its second attempt); m3 waits for its time.
+      const takeover = await store.claimMqttMessages("B", T0 + 110, 100, 10);
+      expect(takeover.map((m) => [m.id, m.attempts])).toEqual([["m2", 2]]);
+      // A, back late, cannot release what is now B's; a send still counts, whoever made it.
+      expect(
+        await store.settleMqttMessage("m2", "A", {
+          state: "pending",
+          lastError: "late",
+          nextAttemptTs: T0 + 300,
+          updatedTs: T0 + 120,
+        }),
+      ).toBe(false);
+      expect(await store.settleMqttMessage("m2", "A", { ...sent, updatedTs: T0 + 120 })).toBe(true);
+      expect(await store.settleMqttMessage("m2", "B", { ...sent, updatedTs: T0 + 121 })).toBe(false);
+      const retried = await store.claimMqttMessages("B", T0 + 200, 100, 10);
+      expect(retried.map((m) => [m.id, m.attempts, m.lastError])).toEqual([["m3", 2, "no acknowledgement"]]);
+      expect(await store.settleMqttMessage("m3", "B", { ...sent, updatedTs: T0 + 210 })).toBe(true);
+      expect(await store.claimMqttMessages("B", T0 + 10_000, 100, 10)).toEqual([]);
+      // Sent messages are forgotten after a while; until then a replayed alert is still recognised.
+      expect(await store.pruneMqttMessages(T0 + 121)).toBe(2);
+      expect(await store.addMqttMessage(msg("m3", T0 + 500))).toBe(false);
+      expect(await store.pruneMqttMessages(T0 + 1000)).toBe(1);
+      expect(await store.addMqttMessage(msg("m3", T0 + 500))).toBe(true);
+    });
   });
 }
 

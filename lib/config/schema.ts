@@ -691,6 +691,15 @@ export const ConfigSchema = z
             /** Topic root: `<prefix>/alerts`, `<prefix>/<camera>/person`, `<prefix>/available`. */
             topicPrefix: z.string().default("vigil"),
             /**
+             * Alerts reach the broker through an outbox in the API's records, one replica publishing each: how long
+             * its claim on an alert lasts (another replica takes it over after that, if it died), how often each
+             * replica looks for alerts no one holds, and how long a publish waits for the broker's
+             * acknowledgement before it is tried again. The lease covers at least two acknowledgement waits.
+             */
+            leaseMs: positiveInt.default(30_000),
+            pollMs: positiveInt.default(1000),
+            ackTimeoutMs: positiveInt.default(5000),
+            /**
              * The API's external address: the base of the face URLs (`cropUrl`, `personCropUrl`) in MQTT alert
              * messages and webhook payloads; unset, they are paths relative to the API.
              */
@@ -702,6 +711,11 @@ export const ConfigSchema = z
                 "must be an http(s) URL",
               )
               .optional(),
+          })
+          // A lease shorter than a publish's wait would let a second replica send an alert still in flight.
+          .refine((m) => m.leaseMs >= 2 * m.ackTimeoutMs, {
+            message: "api.mqtt.leaseMs must be at least twice api.mqtt.ackTimeoutMs",
+            path: ["leaseMs"],
           })
           .prefault({}),
       })

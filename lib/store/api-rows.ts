@@ -1,5 +1,6 @@
 import type { AuditEntry } from "./audit-store.ts";
 import type { ApiKeyRecord, Role, StoredApiKey } from "./key-store.ts";
+import type { MqttMessage, NewMqttMessage } from "./mqtt-outbox.ts";
 import type { Webhook, WebhookDelivery } from "./webhook-store.ts";
 
 /**
@@ -161,3 +162,52 @@ export const keyValues = (k: StoredApiKey) => [
   k.lastUsedTs,
   k.rateLimitPerMinute,
 ];
+
+export interface MqttRow {
+  id: string;
+  payload: string;
+  camera_id: string;
+  person_name: string;
+  state: string;
+  attempts: number;
+  last_error: string | null;
+  created_ts: number;
+  updated_ts: number;
+  next_attempt_ts: number | null;
+}
+
+export const toMqttMessage = (r: MqttRow): MqttMessage => ({
+  id: r.id,
+  payload: r.payload,
+  cameraId: r.camera_id,
+  personName: r.person_name,
+  state: r.state as MqttMessage["state"],
+  attempts: r.attempts,
+  lastError: r.last_error,
+  createdTs: r.created_ts,
+  updatedTs: r.updated_ts,
+  nextAttemptTs: r.next_attempt_ts,
+});
+
+/** A new message: pending, due at once, no attempt yet. */
+export const MQTT_COLUMNS =
+  "id, payload, camera_id, person_name, state, attempts, last_error, created_ts, updated_ts, next_attempt_ts" as const;
+export const newMqttValues = (m: NewMqttMessage) => [
+  m.id,
+  m.payload,
+  m.cameraId,
+  m.personName,
+  "pending",
+  0,
+  null,
+  m.createdTs,
+  m.createdTs,
+  m.createdTs,
+];
+
+/**
+ * The claim both tables of attempts share (webhook deliveries, MQTT messages): rows pending, due, and held by no
+ * live lease, in `order`. Kept here once so the two outboxes and the two databases cannot drift apart.
+ */
+export const CLAIMABLE = (now: string) =>
+  `state = 'pending' AND COALESCE(next_attempt_ts, 0) <= ${now} AND (lease_until IS NULL OR lease_until <= ${now})`;

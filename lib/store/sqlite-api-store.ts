@@ -20,6 +20,11 @@ import {
   type DeliveryRow,
   type KeyRow,
   type WebhookRow,
+  CLAIMABLE,
+  MQTT_COLUMNS,
+  newMqttValues,
+  toMqttMessage,
+  type MqttRow,
 } from "./api-rows.ts";
 import {
   AUDIT_TRIM,
@@ -39,6 +44,7 @@ import type {
   NewAuditEntry,
 } from "./audit-store.ts";
 import type { ApiKeyRecord, StoredApiKey } from "./key-store.ts";
+import type { MqttMessage, MqttOutcome, NewMqttMessage } from "./mqtt-outbox.ts";
 import { checkLimit, type Page } from "./paging.ts";
 import { SqlParams, whereClause } from "./sql-params.ts";
 import { keysetPage } from "./sqlite-paging.ts";
@@ -78,6 +84,12 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
   created_ts INTEGER NOT NULL, updated_ts INTEGER NOT NULL, next_attempt_ts INTEGER, payload TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS webhook_deliveries_hook ON webhook_deliveries(webhook_id, created_ts, id);
 CREATE INDEX IF NOT EXISTS webhook_deliveries_state ON webhook_deliveries(state, next_attempt_ts);
+CREATE TABLE IF NOT EXISTS mqtt_outbox (
+  id TEXT PRIMARY KEY, payload TEXT NOT NULL, camera_id TEXT NOT NULL, person_name TEXT NOT NULL,
+  state TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT, created_ts INTEGER NOT NULL,
+  updated_ts INTEGER NOT NULL, next_attempt_ts INTEGER, claimed_by TEXT, lease_until INTEGER);
+CREATE INDEX IF NOT EXISTS mqtt_outbox_due ON mqtt_outbox(state, next_attempt_ts);
+CREATE INDEX IF NOT EXISTS mqtt_outbox_sent ON mqtt_outbox(state, updated_ts);
 `;
 
 /**
@@ -306,24 +318,14 @@ export class SqliteApiStore implements ApiStore {
     leaseMs: number,
     limit: number,
   ): Promise<WebhookDelivery[]> {
-    // One writer at a time in SQLite (IMMEDIATE): the select and the update cannot interleave with another
-    // process's claim on the same file, which is what SKIP LOCKED gives PostgreSQL.
-    return this.db
-      .transaction(() => {
-        const rows = this.db
-          .prepare(
-            `SELECT id FROM webhook_deliveries
-             WHERE state = 'pending' AND COALESCE(next_attempt_ts, 0) <= ? AND (lease_until IS NULL OR lease_until <= ?)
-             ORDER BY COALESCE(next_attempt_ts, 0), id LIMIT ?`,
-          )
-          .all(now, now, limit) as { id: string }[];
-        const claim = this.db.prepare(
-          `UPDATE webhook_deliveries SET claimed_by = ?, lease_until = ?, attempts = attempts + 1, updated_ts = ?
-           WHERE id = ? RETURNING *`,
-        );
-        return rows.map((r) => toDelivery(claim.get(claimant, now + leaseMs, now, r.id) as DeliveryRow));
-      })
-      .immediate();
+    return this.claim<DeliveryRow>(
+      "webhook_deliveries",
+      "COALESCE(next_attempt_ts, 0), id",
+      claimant,
+      now,
+      leaseMs,
+      limit,
+    ).map(toDelivery);
   }
 
   async renewClaims(claimant: string, ids: readonly string[], leaseUntil: number): Promise<string[]> {
@@ -346,5 +348,70 @@ export class SqliteApiStore implements ApiStore {
       )
       .run(o.state, o.lastStatus, o.lastError, o.nextAttemptTs, o.updatedTs, id, claimant, o.state);
     return result.changes > 0;
+  }
+
+  // ---- the MQTT outbox ----
+
+  async addMqttMessage(m: NewMqttMessage): Promise<boolean> {
+    const result = this.db
+      .prepare(
+        `INSERT INTO mqtt_outbox (${MQTT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      )
+      .run(...newMqttValues(m));
+    return result.changes > 0;
+  }
+
+  async claimMqttMessages(
+    claimant: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<MqttMessage[]> {
+    return this.claim<MqttRow>("mqtt_outbox", "created_ts, id", claimant, now, leaseMs, limit).map(
+      toMqttMessage,
+    );
+  }
+
+  async settleMqttMessage(id: string, claimant: string, o: MqttOutcome): Promise<boolean> {
+    const result = this.db
+      .prepare(
+        `UPDATE mqtt_outbox SET state = ?, last_error = ?, next_attempt_ts = ?, updated_ts = ?,
+           claimed_by = NULL, lease_until = NULL
+         WHERE id = ? AND state = 'pending' AND (claimed_by = ? OR ? = 'sent')`,
+      )
+      .run(o.state, o.lastError, o.nextAttemptTs, o.updatedTs, id, claimant, o.state);
+    return result.changes > 0;
+  }
+
+  async pruneMqttMessages(before: number): Promise<number> {
+    return this.db.prepare("DELETE FROM mqtt_outbox WHERE state = 'sent' AND updated_ts < ?").run(before)
+      .changes;
+  }
+
+  /**
+   * Leases due rows of `table` to `claimant`, in `order`. One writer at a time in SQLite (IMMEDIATE): the select
+   * and the update cannot interleave with another process's claim on the same file, which is what SKIP LOCKED
+   * gives PostgreSQL.
+   */
+  private claim<R>(
+    table: string,
+    order: string,
+    claimant: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): R[] {
+    return this.db
+      .transaction(() => {
+        const due = this.db
+          .prepare(`SELECT id FROM ${table} WHERE ${CLAIMABLE("@now")} ORDER BY ${order} LIMIT @limit`)
+          .all({ now, limit }) as { id: string }[];
+        const take = this.db.prepare(
+          `UPDATE ${table} SET claimed_by = ?, lease_until = ?, attempts = attempts + 1, updated_ts = ?
+           WHERE id = ? RETURNING *`,
+        );
+        return due.map((r) => take.get(claimant, now + leaseMs, now, r.id) as R);
+      })
+      .immediate();
   }
 }

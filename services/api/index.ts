@@ -95,7 +95,12 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
           clientId: m.clientId,
           topicPrefix: m.topicPrefix,
           publicUrl: m.publicUrl,
+          leaseMs: m.leaseMs,
+          pollMs: m.pollMs,
+          ackTimeoutMs: m.ackTimeoutMs,
+          keepSentMs: 24 * 3_600_000,
         },
+        deps.apiStore,
         log,
         watchlist,
       )

@@ -1,5 +1,8 @@
 import mqtt, { type MqttClient } from "mqtt";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import type { AlertRecord } from "../../lib/store/alert-store.ts";
+import type { MqttMessage, MqttOutboxStore } from "../../lib/store/mqtt-outbox.ts";
 import type { Logger } from "../../lib/telemetry/log.ts";
 import { deliveredFaceUrls, type PhotoShown } from "./alert-links.ts";
 
@@ -13,6 +16,14 @@ export interface MqttOptions {
   publicUrl?: string;
   /** Reconnect delay after the broker goes away (the client keeps trying). */
   reconnectPeriodMs?: number;
+  /** How long one replica holds an alert it is publishing before another may take it over. */
+  leaseMs: number;
+  /** How often each replica looks for alerts no one holds (a dead replica's, ones the broker refused). */
+  pollMs: number;
+  /** How long a publish may wait for the broker's acknowledgement before it is tried again. */
+  ackTimeoutMs: number;
+  /** Sent alerts are remembered this long, so one replayed on the bus is still recognised and not sent twice. */
+  keepSentMs: number;
 }
 
 /**
@@ -21,21 +32,35 @@ export interface MqttOptions {
  *   face it matched), QoS 1;
  * - `<prefix>/<camera>/person`: the last name recognised on that camera, retained, so a dashboard that
  *   subscribes later still sees it;
- * - `<prefix>/available`: `online` once connected, `offline` on a clean stop and, through the last will, when
+ * - `<prefix>/available`: `online` once connected (and again every lease: with several replicas a dead one's
+ *   last will must not stand while the others serve), `offline` on a clean stop and, through the last will, when
  *   the process dies or loses the broker; retained.
- * Publishing never waits for the broker: the client queues while it reconnects.
+ *
+ * With several API replicas, every one sees every alert: each alert goes through the outbox (the API's record
+ * store), which one replica at a time claims and publishes at QoS 1, marking it sent on the broker's
+ * acknowledgement. So the broker gets each alert once, and a second time (from another replica, once the lease
+ * lapses) only if the replica publishing it died before the acknowledgement; `alertId` tells a subscriber so.
+ * Alerts wait in the outbox while the broker is away and leave in the order they came (one replica publishes in
+ * order; replicas side by side may swap neighbours, and every message carries its alert's `ts`).
  */
 export class MqttPublisher {
   private client: MqttClient | undefined;
-  /** Alerts wait here for their enrolled photo's lookup, one after another, so they leave in arrival order. */
+  /** Alerts wait here for their enrolled photo's lookup, one after another, so they reach the outbox in order. */
   private queue: Promise<void> = Promise.resolve();
-  readonly stats = { published: 0, errors: 0 };
+  private draining: Promise<void> | undefined;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private lastPrune = 0;
+  readonly claimant = `${hostname()}/${process.pid}/${randomBytes(4).toString("hex")}`;
+  readonly stats = { published: 0, errors: 0, retried: 0 };
 
   constructor(
     private readonly options: MqttOptions,
+    private readonly outbox: MqttOutboxStore,
     private readonly log?: Logger,
     /** Where the matched enrolled photo is looked up for `personCropUrl`; without it, null. */
     private readonly watchlist?: PhotoShown,
+    private readonly clock: () => number = Date.now,
   ) {}
 
   private topic(...parts: string[]) {
@@ -60,11 +85,23 @@ export class MqttPublisher {
     client.on("connect", () => {
       this.log?.info({ url: this.options.url }, "mqtt: connected");
       client.publish(this.availabilityTopic, "online", { qos: 1, retain: true });
+      this.kick();
     });
     client.on("error", (err) => {
       this.stats.errors++;
       this.log?.warn({ err }, "mqtt: client error");
     });
+    let online = Date.now();
+    this.timer = setInterval(() => {
+      this.kick();
+      // With several replicas, one that dies leaves its last will ("offline") retained while the others serve:
+      // each live replica says "online" again once a lease, so that lasts no longer than one.
+      if (client.connected && Date.now() - online >= this.options.leaseMs) {
+        online = Date.now();
+        client.publish(this.availabilityTopic, "online", { qos: 1, retain: true });
+      }
+    }, this.options.pollMs);
+    this.timer.unref();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.log?.warn(
@@ -89,17 +126,16 @@ export class MqttPublisher {
     if (!this.client) return;
     // One failed alert must not stop the ones queued behind it (nor reject stop()).
     this.queue = this.queue
-      .then(() => this.publish(alert))
+      .then(() => this.offer(alert))
       .catch((err: unknown) => {
         this.stats.errors++;
-        this.log?.warn({ err, alertId: alert.id }, "mqtt: alert not published");
+        this.log?.warn({ err, alertId: alert.id }, "mqtt: alert not queued for the broker");
       });
   }
 
-  private async publish(alert: AlertRecord): Promise<void> {
+  /** Puts the alert in the outbox, unless a replica (or a replay) put it there first. */
+  private async offer(alert: AlertRecord): Promise<void> {
     const faces = await deliveredFaceUrls(this.watchlist, this.options.publicUrl, alert, this.log);
-    const client = this.client;
-    if (!client) return;
     const body = {
       alertId: alert.id,
       personId: alert.personId,
@@ -111,19 +147,90 @@ export class MqttPublisher {
       ts: alert.ts,
       ...faces,
     };
-    const done = (err?: Error) => {
-      if (err) {
+    const added = await this.outbox.addMqttMessage({
+      id: alert.id,
+      payload: JSON.stringify(body),
+      cameraId: alert.cameraId,
+      personName: alert.personName,
+      createdTs: this.clock(),
+    });
+    if (added) this.kick();
+  }
+
+  /** Publishes what is due, once at a time; a call while it runs makes it go round once more. */
+  private kick(): void {
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    this.draining = this.drain()
+      .catch((err: unknown) => {
         this.stats.errors++;
-        this.log?.warn({ err, alertId: alert.id }, "mqtt: publish failed");
-      } else this.stats.published++;
-    };
-    client.publish(this.topic("alerts"), JSON.stringify(body), { qos: 1 }, done);
-    client.publish(this.topic(alert.cameraId, "person"), alert.personName, { qos: 1, retain: true }, done);
+        this.log?.warn({ err }, "mqtt: the outbox could not be read");
+      })
+      .finally(() => {
+        this.draining = undefined;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Claimed at once: as many as the lease covers if each waited its whole acknowledgement time (twice over). */
+  private get batch(): number {
+    return Math.min(32, Math.max(1, Math.floor(this.options.leaseMs / (2 * this.options.ackTimeoutMs))));
+  }
+
+  private async drain(): Promise<void> {
+    const { leaseMs, keepSentMs } = this.options;
+    if (this.clock() - this.lastPrune > keepSentMs / 4) {
+      this.lastPrune = this.clock();
+      await this.outbox.pruneMqttMessages(this.lastPrune - keepSentMs);
+    }
+    // Claimed only while connected: a claim held through an outage would lapse, and another replica would send it
+    // too once the broker is back.
+    while (this.client?.connected) {
+      const batch = await this.outbox.claimMqttMessages(this.claimant, this.clock(), leaseMs, this.batch);
+      if (batch.length === 0) return;
+      // In order, each acknowledged before the next: subscribers see alerts in the order they came.
+      for (const m of batch) await this.publish(m);
+    }
+  }
+
+  private async publish(m: MqttMessage): Promise<void> {
+    const client = this.client;
+    if (m.attempts > 1) this.stats.retried++;
+    let error: string | null = null;
+    try {
+      if (!client?.connected) throw new Error("not connected to the broker");
+      await withTimeout(
+        Promise.all([
+          client.publishAsync(this.topic("alerts"), m.payload, { qos: 1 }),
+          client.publishAsync(this.topic(m.cameraId, "person"), m.personName, { qos: 1, retain: true }),
+        ]),
+        this.options.ackTimeoutMs,
+      );
+      this.stats.published++;
+    } catch (err) {
+      this.stats.errors++;
+      error = (err as Error).message;
+      this.log?.warn({ err, alertId: m.id }, "mqtt: publish failed; it is tried again");
+    }
+    const now = this.clock();
+    await this.outbox.settleMqttMessage(m.id, this.claimant, {
+      state: error === null ? "sent" : "pending",
+      lastError: error,
+      nextAttemptTs: error === null ? null : now + this.options.pollMs,
+      updatedTs: now,
+    });
   }
 
   /** Says `offline` itself (a clean stop sends no last will), then disconnects. */
   async stop(): Promise<void> {
+    clearInterval(this.timer);
     await this.queue;
+    await this.draining;
     const client = this.client;
     this.client = undefined;
     if (!client) return;
@@ -133,4 +240,12 @@ export class MqttPublisher {
         .catch(() => undefined);
     await client.endAsync();
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no acknowledgement from the broker within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

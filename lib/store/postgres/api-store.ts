@@ -18,6 +18,11 @@ import {
   type DeliveryRow,
   type KeyRow,
   type WebhookRow,
+  CLAIMABLE,
+  MQTT_COLUMNS,
+  newMqttValues,
+  toMqttMessage,
+  type MqttRow,
 } from "../api-rows.ts";
 import {
   AUDIT_TRIM,
@@ -38,6 +43,7 @@ import type {
 } from "../audit-store.ts";
 import { keysetResult, keysetStatement } from "../keyset.ts";
 import type { ApiKeyRecord, StoredApiKey } from "../key-store.ts";
+import type { MqttMessage, MqttOutcome, NewMqttMessage } from "../mqtt-outbox.ts";
 import { checkLimit, type Page } from "../paging.ts";
 import { SqlParams, whereClause } from "../sql-params.ts";
 import type { DeliveryOutcome, DeliveryQuery, Webhook, WebhookDelivery } from "../webhook-store.ts";
@@ -272,19 +278,12 @@ export class PostgresApiStore implements ApiStore {
   ): Promise<WebhookDelivery[]> {
     // SKIP LOCKED: replicas claiming at once each take rows the others have not locked, instead of queueing
     // behind them; the lease (not the row lock, which ends with this statement) keeps them off until it lapses.
-    const rows = await this.rows<DeliveryRow>(
-      `WITH due AS (
-         SELECT id FROM webhook_deliveries
-         WHERE state = 'pending' AND COALESCE(next_attempt_ts, 0) <= $2 AND (lease_until IS NULL OR lease_until <= $2)
-         ORDER BY COALESCE(next_attempt_ts, 0), id
-         LIMIT $4
-         FOR UPDATE SKIP LOCKED)
-       UPDATE webhook_deliveries d
-       SET claimed_by = $1, lease_until = $2::bigint + $3::bigint, attempts = d.attempts + 1, updated_ts = $2
-       FROM due WHERE d.id = due.id
-       RETURNING d.*`,
-      [claimant, now, leaseMs, limit],
-    );
+    const rows = await this.claim<DeliveryRow>("webhook_deliveries", "COALESCE(next_attempt_ts, 0), id", [
+      claimant,
+      now,
+      leaseMs,
+      limit,
+    ]);
     return rows
       .map(toDelivery)
       .sort(
@@ -310,6 +309,60 @@ export class PostgresApiStore implements ApiStore {
       [id, claimant, o.state, o.lastStatus, o.lastError, o.nextAttemptTs, o.updatedTs],
     );
     return (result.rowCount ?? 0) > 0;
+  }
+
+  // ---- the MQTT outbox ----
+
+  async addMqttMessage(m: NewMqttMessage): Promise<boolean> {
+    const result = await this.pool.query(
+      `INSERT INTO mqtt_outbox (${MQTT_COLUMNS}) VALUES (${markers(10)}) ON CONFLICT (id) DO NOTHING`,
+      newMqttValues(m),
+    );
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async claimMqttMessages(
+    claimant: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<MqttMessage[]> {
+    const rows = await this.claim<MqttRow>("mqtt_outbox", "created_ts, id", [claimant, now, leaseMs, limit]);
+    return rows.map(toMqttMessage).sort((a, b) => a.createdTs - b.createdTs || (a.id < b.id ? -1 : 1));
+  }
+
+  async settleMqttMessage(id: string, claimant: string, o: MqttOutcome): Promise<boolean> {
+    const result = await this.pool.query(
+      `UPDATE mqtt_outbox SET state = $3, last_error = $4, next_attempt_ts = $5, updated_ts = $6,
+         claimed_by = NULL, lease_until = NULL
+       WHERE id = $1 AND state = 'pending' AND (claimed_by = $2 OR $3 = 'sent')`,
+      [id, claimant, o.state, o.lastError, o.nextAttemptTs, o.updatedTs],
+    );
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async pruneMqttMessages(before: number): Promise<number> {
+    const result = await this.pool.query("DELETE FROM mqtt_outbox WHERE state = 'sent' AND updated_ts < $1", [
+      before,
+    ]);
+    return result.rowCount ?? 0;
+  }
+
+  /**
+   * Leases due rows of `table` to a claimant ($1) at $2 for $3 ms, at most $4 of them, in `order`. SKIP LOCKED:
+   * replicas claiming at once each take rows the others have not locked, instead of queueing behind them; the
+   * lease (not the row lock, which ends with this statement) keeps the others off until it lapses.
+   */
+  private claim<R extends pg.QueryResultRow>(table: string, order: string, params: unknown[]): Promise<R[]> {
+    return this.rows<R>(
+      `WITH due AS (
+         SELECT id FROM ${table} WHERE ${CLAIMABLE("$2")} ORDER BY ${order} LIMIT $4 FOR UPDATE SKIP LOCKED)
+       UPDATE ${table} d
+       SET claimed_by = $1, lease_until = $2::bigint + $3::bigint, attempts = d.attempts + 1, updated_ts = $2
+       FROM due WHERE d.id = due.id
+       RETURNING d.*`,
+      params,
+    );
   }
 }
 

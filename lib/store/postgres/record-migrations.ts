@@ -72,4 +72,16 @@ CREATE INDEX webhook_deliveries_state ON webhook_deliveries (state, next_attempt
 ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT, ADD COLUMN lease_until BIGINT;
 `,
   },
+  {
+    version: 3,
+    name: "The MQTT outbox: each alert published by one replica, another taking over if it dies",
+    sql: `
+CREATE TABLE mqtt_outbox (
+  id TEXT PRIMARY KEY, payload TEXT NOT NULL, camera_id TEXT NOT NULL, person_name TEXT NOT NULL,
+  state TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT, created_ts BIGINT NOT NULL,
+  updated_ts BIGINT NOT NULL, next_attempt_ts BIGINT, claimed_by TEXT, lease_until BIGINT);
+CREATE INDEX mqtt_outbox_due ON mqtt_outbox (state, next_attempt_ts);
+CREATE INDEX mqtt_outbox_sent ON mqtt_outbox (state, updated_ts);
+`,
+  },
 ];
