@@ -81,13 +81,13 @@ async function openStream(base: string, auth: Record<string, string>, lastEventI
 }
 
 describe.skipIf(postgres.skip !== undefined)(
-  "three `vigil serve api` processes on one PostgreSQL and Kafka, one killed while alerts flow",
+  "`vigil serve api` processes on one PostgreSQL and Kafka, through a replica's death and the database's restart",
   () => {
     const receiver = new SlowReceiver(400);
     beforeAll(() => receiver.start());
     afterAll(() => receiver.stop());
 
-    it("delivers every alert to the webhook (repeats under one idempotency key), the stream resumes on another replica with nothing missed, the audit chain holds", async () => {
+    it("three replicas, one SIGKILLed while alerts flow: every alert reaches the webhook (repeats under one idempotency key), the stream resumes on another replica with nothing missed, the audit chain holds", async () => {
       if (!kafka.kafka()) return void console.log("skipped: no Kafka broker (see the broker's reason above)");
       const url = await postgres.database();
       const d = await kafka.deployment({
@@ -214,6 +214,96 @@ describe.skipIf(postgres.skip !== undefined)(
         await Promise.all(apis.map((a) => a.kill("SIGKILL")));
         await records.close();
         await sql.end();
+      }
+    }, 240_000);
+
+    it("PostgreSQL restarted under the API: not ready while it is away, then every alert of the outage delivered", async () => {
+      if (!kafka.kafka()) return void console.log("skipped: no Kafka broker (see the broker's reason above)");
+      const url = await postgres.database();
+      const d = await kafka.deployment({
+        api: {
+          host: "127.0.0.1",
+          rateLimit: { burst: 100_000, perMinute: 1_000_000 },
+          webhooks: { timeoutMs: 2000, backoffMs: 100, maxBackoffMs: 400, leaseMs: 1500, pollMs: 200 },
+        },
+      });
+      const file = (d.config.store as { path: string }).path;
+      const configFile = d.configFor("api", { store: { path: file, records: { kind: "postgres", url } } });
+      const records = await PostgresApiStore.open(url);
+      let api: ServiceProcess | undefined;
+      try {
+        const { key } = await new KeyService(records, records).create(
+          { name: "ops", role: "admin" },
+          cliActor(),
+        );
+        const port = await freePort();
+        api = d.start("api", { VIGIL_API__PORT: String(port), VIGIL_SERVICE__GROUP: "api-0" }, configFile);
+        await api.ready(90_000);
+        const base = `http://127.0.0.1:${port}`;
+        const created = await fetch(`${base}/v1/webhooks`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          body: JSON.stringify({ url: receiver.url }),
+        });
+        expect(created.status).toBe(201);
+        const hook = (await created.json()) as { id: string };
+        const before = receiver.requests.length;
+        const keysOf = (ids: string[]) => ids.map((id) => `${hook.id}:${id}`);
+        const publish = async (ids: string[]) => {
+          for (const [i, id] of ids.entries())
+            await d.bus.publish(Topics.alerts, [
+              {
+                key: "default",
+                value: AlertContract.encode(alertMessage(id, `cam-${i % 2}`, "ann", Date.now())),
+              },
+            ]);
+        };
+        const received = () => new Set(receiver.requests.slice(before).map((r) => r.key));
+        const readiness = async () => {
+          const res = await fetch(`${base}/readyz`);
+          return { status: res.status, body: (await res.json()) as { checks: Record<string, boolean> } };
+        };
+
+        const first = Array.from({ length: 8 }, (_, i) => `pg-a${i}`);
+        await publish(first);
+        await until(
+          "the first alerts delivered",
+          () => keysOf(first).every((k) => received().has(k)),
+          30_000,
+        );
+
+        // The database goes away: the API says it is not ready (the stage's own port too), and keeps running.
+        await postgres.server().stop();
+        await until("not ready", async () => (await readiness()).status === 503, 15_000);
+        expect((await readiness()).body.checks).toMatchObject({ records: false, bus: true });
+        const during = Array.from({ length: 8 }, (_, i) => `pg-b${i}`);
+        await publish(during);
+        // Time for the API to read them and fail to queue them: the batch is held, not committed.
+        await new Promise((r) => setTimeout(r, 2000));
+        expect(api.child.exitCode).toBeNull();
+
+        await postgres.server().start();
+        await until("ready again", async () => (await readiness()).status === 200, 30_000);
+        const after = Array.from({ length: 4 }, (_, i) => `pg-c${i}`);
+        await publish(after);
+        const all = keysOf([...first, ...during, ...after]);
+        await until(
+          "every alert delivered, the outage's too",
+          () => all.every((k) => received().has(k)),
+          60_000,
+        );
+        const log = await records.listDeliveries(hook.id, { limit: 100 });
+        expect(log.items.map((x) => x.alertId).sort()).toEqual([...first, ...during, ...after].sort());
+        await until(
+          "every delivery settled",
+          async () =>
+            (await records.listDeliveries(hook.id, { limit: 100, state: "delivered" })).items.length ===
+            all.length,
+          30_000,
+        );
+      } finally {
+        await api?.kill("SIGKILL");
+        await records.close();
       }
     }, 240_000);
   },

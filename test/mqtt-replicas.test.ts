@@ -91,21 +91,24 @@ describe.skipIf(unavailable !== undefined || postgres.skip !== undefined)(
       const url = await postgres.database();
       const watch = await mqttSubscriber(broker.url, ["vigil/alerts"]);
       closing.push(() => watch.client.endAsync());
-      const survivor = await replica(url);
       // The dead replica took these and was gone before the broker had them.
+      const dead = await PostgresApiStore.open(url);
       const held = ["d-1", "d-2", "d-3"];
       const now = Date.now();
-      for (const [i, id] of held.entries())
-        await survivor.store.addMqttMessage({
-          id,
-          payload: JSON.stringify({ alertId: id }),
-          cameraId: "door",
-          personName: "Ann",
-          createdTs: now + i,
-        });
-      expect(
-        (await survivor.store.claimMqttMessages("dead/1/x", now + 10, 1500, 10)).map((m) => m.id),
-      ).toEqual(held);
+      try {
+        for (const [i, id] of held.entries())
+          await dead.addMqttMessage({
+            id,
+            payload: JSON.stringify({ alertId: id }),
+            cameraId: "door",
+            personName: "Ann",
+            createdTs: now + i,
+          });
+        expect((await dead.claimMqttMessages("dead/1/x", now + 10, 1500, 10)).map((m) => m.id)).toEqual(held);
+      } finally {
+        await dead.close();
+      }
+      const survivor = await replica(url);
       survivor.publisher.publishAlert(alert("after", now + 100));
       await until("the survivor's own alert", () => alertIds(watch.messages).includes("after"), 10_000);
       expect(alertIds(watch.messages)).toEqual(["after"]);

@@ -8,6 +8,8 @@ import type { WebhookStore } from "./webhook-store.ts";
  * default: SqliteApiStore) or PostgreSQL (several API replicas: PostgresApiStore), chosen by `store.records`.
  */
 export interface ApiStore extends KeyStore, AuditStore, WebhookStore, MqttOutboxStore {
+  /** Whether the database answers now (readiness): a PostgreSQL server may be away, restarting. */
+  healthy(): Promise<boolean>;
   /** Gives back the connection (SQLite) or the pool (PostgreSQL). */
   close(): void | Promise<void>;
 }

@@ -122,6 +122,10 @@ export class SqliteApiStore implements ApiStore {
     this.db.close();
   }
 
+  async healthy(): Promise<boolean> {
+    return this.db.open;
+  }
+
   // ---- keys ----
 
   async addKey(key: StoredApiKey): Promise<void> {

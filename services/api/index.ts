@@ -105,8 +105,8 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
         watchlist,
       )
     : undefined;
-  feed.addSink((alert) => webhooks.offer(alert));
-  if (mqtt) feed.addSink((alert) => mqtt.publishAlert(alert));
+  feed.addSink((alert) => webhooks.take(alert));
+  if (mqtt) feed.addSink((alert) => mqtt.take(alert));
 
   const app = await buildApi({
     config,
@@ -121,6 +121,7 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
     logger: log as unknown as FastifyBaseLogger,
     readiness: {
       bus: () => bus.healthy(),
+      records: () => deps.apiStore.healthy(),
       ...(mqtt ? { mqtt: () => mqtt.connected } : {}),
       ...deps.readiness,
     },

@@ -22,10 +22,16 @@ export interface LiveAlert {
   /** Arrival order in this process. */
   seq: number;
   alert: AlertRecord;
+  /** Every sink has taken it (until then a redelivered batch offers it to them again). */
+  sunk?: boolean;
 }
 
-/** Told of every alert once it is stored: webhooks, MQTT. Must not block: the feed is a bus consumer. */
-export type AlertSink = (alert: AlertRecord, message: AlertMessage) => void;
+/**
+ * Told of every alert once it is stored: webhooks, MQTT. Resolves once the alert is safely queued for delivery (a
+ * row in the outbox, not the delivery itself, which must not hold the bus consumer up); a rejection holds the
+ * batch back, and the bus delivers it again.
+ */
+export type AlertSink = (alert: AlertRecord, message: AlertMessage) => void | Promise<void>;
 
 export const alertEventId = (a: { ts: number; id: string }) => encodeCursor({ ts: a.ts, id: a.id });
 
@@ -53,7 +59,8 @@ export class LiveFeed {
   private readonly frames = new Map<string, FrameMessage>();
   private ring: LiveAlert[] = [];
   private readonly byEventId = new Map<string, LiveAlert>();
-  private readonly seen = new Set<string>();
+  /** Kept alerts by alert id: a redelivered batch finds what it already streamed. */
+  private readonly seen = new Map<string, LiveAlert>();
   private seq = 0;
   private readonly listeners = new Set<(a: LiveAlert) => void>();
   private readonly sinks: AlertSink[] = [];
@@ -142,35 +149,47 @@ export class LiveFeed {
     if (alerts.length === 0) return;
     // Stored before anyone hears of it; a failure rejects the batch and the bus delivers it again.
     await this.options.store.addAlerts(alerts.map((m) => alertFromMessage(m)));
+    const toSinks: { live: LiveAlert; message: AlertMessage }[] = [];
     for (const m of alerts) {
-      if (this.seen.has(m.alertId)) {
+      let live = this.seen.get(m.alertId);
+      if (live) {
         this.stats.duplicates++;
-        continue;
+      } else {
+        const { crop: _crop, ...record } = alertFromMessage(m);
+        const alert: AlertRecord = { ...record, acknowledged: null };
+        delete (alert as { vector?: unknown }).vector;
+        live = { eventId: alertEventId(alert), seq: ++this.seq, alert };
+        this.remember(live);
+        this.stats.alerts++;
+        for (const listener of this.listeners) listener(live);
       }
-      const { crop: _crop, ...record } = alertFromMessage(m);
-      const alert: AlertRecord = { ...record, acknowledged: null };
-      delete (alert as { vector?: unknown }).vector;
-      const live: LiveAlert = { eventId: alertEventId(alert), seq: ++this.seq, alert };
-      this.remember(live);
-      this.stats.alerts++;
-      for (const listener of this.listeners) listener(live);
       // A new consumer group starts at the beginning of the topic: days-old alerts are stored and kept for
       // resume, but not sent to MQTT and webhooks as if they had just happened.
-      if (Date.now() - (published.get(m.alertId) ?? 0) > this.options.sinkMaxAgeMs) continue;
-      for (const sink of this.sinks) {
-        try {
-          sink(alert, m);
-        } catch (err) {
-          this.options.log?.error({ err }, "api: alert sink failed");
-        }
-      }
+      if (live.sunk || Date.now() - (published.get(m.alertId) ?? 0) > this.options.sinkMaxAgeMs) continue;
+      toSinks.push({ live, message: m });
+    }
+    // Every sink takes every alert before the batch is done: one that cannot (its database is away) rejects the
+    // batch, so the offsets are not committed and the alerts come again, to the sinks that have not taken them.
+    const failures: unknown[] = [];
+    for (const { live, message } of toSinks) {
+      const taken = await Promise.allSettled(this.sinks.map(async (sink) => sink(live.alert, message)));
+      const failed = taken.filter((t): t is PromiseRejectedResult => t.status === "rejected");
+      if (failed.length === 0) live.sunk = true;
+      else failures.push(...failed.map((f) => f.reason));
+    }
+    if (failures.length > 0) {
+      this.options.log?.warn(
+        { err: failures[0], alerts: failures.length },
+        "api: alerts not queued for delivery; the batch comes again",
+      );
+      throw new Error(`${failures.length} alert(s) not queued for delivery: ${String(failures[0])}`);
     }
   }
 
   private remember(live: LiveAlert) {
     this.ring.push(live);
     this.byEventId.set(live.eventId, live);
-    this.seen.add(live.alert.id);
+    this.seen.set(live.alert.id, live);
     // Trim in chunks: an array shift per alert is O(n).
     if (this.ring.length > this.options.replay * 1.25) {
       const dropped = this.ring.splice(0, this.ring.length - this.options.replay);

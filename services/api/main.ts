@@ -39,6 +39,8 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
         group: config.service.group ?? "api",
       });
       ctx.addReadiness("api", () => api.app.server.listening);
+      // Not ready while the records database is away: keys cannot be checked nor alerts queued for delivery.
+      ctx.addReadiness("records", () => apiStore.healthy());
       return {
         stop: async () => {
           try {

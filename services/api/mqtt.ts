@@ -121,16 +121,24 @@ export class MqttPublisher {
     return this.client?.connected ?? false;
   }
 
-  /** The alert sink: returns at once. */
-  publishAlert(alert: AlertRecord): void {
-    if (!this.client) return;
+  /**
+   * The alert sink: resolves once the alert is in the outbox (publishing happens on its own), rejects when it
+   * could not be written, so the caller can offer it again. Alerts reach the outbox in the order they came.
+   */
+  take(alert: AlertRecord): Promise<void> {
+    if (!this.client) return Promise.resolve();
+    const work = this.queue.then(() => this.offer(alert));
     // One failed alert must not stop the ones queued behind it (nor reject stop()).
-    this.queue = this.queue
-      .then(() => this.offer(alert))
-      .catch((err: unknown) => {
-        this.stats.errors++;
-        this.log?.warn({ err, alertId: alert.id }, "mqtt: alert not queued for the broker");
-      });
+    this.queue = work.catch(() => undefined);
+    return work;
+  }
+
+  /** take() for a caller with nothing to do on failure but say so: returns at once. */
+  publishAlert(alert: AlertRecord): void {
+    this.take(alert).catch((err: unknown) => {
+      this.stats.errors++;
+      this.log?.warn({ err, alertId: alert.id }, "mqtt: alert not queued for the broker");
+    });
   }
 
   /** Puts the alert in the outbox, unless a replica (or a replay) put it there first. */

@@ -205,13 +205,22 @@ export class WebhookDispatcher {
     clearInterval(this.renewer);
   }
 
-  /** The alert sink: returns at once; the work happens on its own promise. */
+  /**
+   * The alert sink: resolves once the alert's deliveries are in the log (attempts happen on their own), rejects
+   * when they could not be written, so the caller can offer it again.
+   */
+  take(alert: AlertRecord): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const work = this.accept(alert);
+    this.track(work.catch(() => undefined));
+    return work;
+  }
+
+  /** take() for a caller with nothing to do on failure but say so: returns at once. */
   offer(alert: AlertRecord): void {
-    if (this.stopped) return;
-    const work = this.accept(alert).catch((err: Error) =>
+    this.take(alert).catch((err: Error) =>
       this.deps.log?.error({ err, alertId: alert.id }, "webhooks: could not queue the alert"),
     );
-    this.track(work);
   }
 
   /** Resolves when nothing this replica knows of is due soon or in flight (tests). */

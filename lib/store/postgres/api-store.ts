@@ -83,6 +83,21 @@ export class PostgresApiStore implements ApiStore {
     await this.pool.end();
   }
 
+  /** One trivial query, given 2 s: a server that is down refuses at once, one cut off by the network hangs. */
+  async healthy(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), 2000);
+    });
+    try {
+      return await Promise.race([this.pool.query("SELECT 1").then(() => true), late]);
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private async rows<Row extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<Row[]> {
     return (await this.pool.query<Row>(sql, params)).rows;
   }
