@@ -449,6 +449,31 @@ program
     }),
   );
 
+program
+  .command("backup")
+  .description(
+    "back up the deployment into a new folder: PostgreSQL records, Qdrant collections (or the SQLite files) and the crop store's listing",
+  )
+  .argument("<dir>")
+  .option("--json", "print the manifest as JSON")
+  .action(
+    action(async (dir: string, opts: { json?: boolean }) => {
+      const { backupCommand } = await import("./commands/backup.ts");
+      await backupCommand(configFrom(globals()), dir, opts);
+    }),
+  );
+program
+  .command("restore")
+  .description("restore a backup into an empty deployment (crops are not copied: it says which are missing)")
+  .argument("<dir>")
+  .option("--json", "as JSON")
+  .action(
+    action(async (dir: string, opts: { json?: boolean }) => {
+      const { restoreCommand } = await import("./commands/backup.ts");
+      if (!(await restoreCommand(configFrom(globals()), dir, opts))) process.exitCode = 1;
+    }),
+  );
+
 // Loaded on use, so other commands never load kafkajs.
 const topics = program
   .command("topics")

@@ -115,6 +115,19 @@ function cropContract(
       await store.delete(keys);
       expect(await stored()).toEqual([keep]);
     });
+
+    it("lists every crop with its size, past one S3 page of 1000, and nothing else", async () => {
+      const { store } = await open();
+      const keys = Array.from({ length: 1050 }, (_, i) => cropKey("sightings", `cam:${i}`));
+      await putCrops(
+        store,
+        keys.map((k, i) => [k, new Uint8Array(1 + (i % 5))]),
+      );
+      const listed = new Map<string, number>();
+      for await (const c of store.list()) listed.set(c.key, c.size);
+      expect([...listed.keys()].sort()).toEqual([...keys].sort());
+      expect(keys.every((k, i) => listed.get(k) === 1 + (i % 5))).toBe(true);
+    });
   });
 }
 
@@ -225,6 +238,12 @@ describe.skipIf(!!s3Missing)("S3 crop store against s3s-fs", { timeout: 30_000 }
     await one.delete([key]);
     expect(list(await two.get(key))).toEqual([2]);
     expect(await objects(bucket, "")).toEqual([`two/${key}`]);
+    // A listing is the deployment's own, with its keys as the store names them.
+    const listed: string[] = [];
+    for await (const c of two.list()) listed.push(c.key);
+    expect(listed).toEqual([key]);
+    for await (const c of one.list()) listed.push(c.key);
+    expect(listed).toEqual([key]);
   });
 
   it("a wrong secret is a clear, non-transient error naming the credentials", async () => {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import { TransientError } from "../runtime/errors.ts";
 
@@ -17,6 +17,8 @@ export interface CropStore {
   get(key: string): Promise<Uint8Array | undefined>;
   /** Deletes the crops under `keys`; keys with nothing under them are not an error (retention may run twice). */
   delete(keys: string[]): Promise<void>;
+  /** Every crop's key and size, in no set order (a backup's listing of what the store held). */
+  list(): AsyncIterable<{ key: string; size: number }>;
   /** Fails with a clear error when the store cannot be used at all (no bucket, credentials refused). */
   check(): Promise<void>;
   close(): void;
@@ -181,6 +183,22 @@ export class FolderCropStore implements CropStore {
           throw this.fail(err, `deleting ${path.relative(this.dir, file)}`);
       }
     });
+  }
+
+  async *list(): AsyncGenerator<{ key: string; size: number }> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.dir, { recursive: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw this.fail(err, "listing");
+    }
+    for (const rel of entries.sort()) {
+      // A write in progress (`<key>.<tag>.<n>.tmp`) or the writability probe is not a crop.
+      if (rel.endsWith(".tmp") || path.basename(rel).startsWith(".check.")) continue;
+      const info = await stat(path.join(this.dir, rel)).catch(() => undefined);
+      if (info?.isFile()) yield { key: rel.split(path.sep).join("/"), size: info.size };
+    }
   }
 
   async check() {

@@ -3,6 +3,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
@@ -145,6 +146,23 @@ export class S3CropStore implements CropStore {
         return undefined;
       throw this.fail(err, `reading ${Key}`);
     }
+  }
+
+  async *list(): AsyncGenerator<{ key: string; size: number }> {
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, ContinuationToken: token }),
+        );
+      } catch (err) {
+        throw this.fail(err, `listing ${this.location}`);
+      }
+      for (const o of page.Contents ?? [])
+        if (o.Key) yield { key: o.Key.slice(this.prefix.length), size: o.Size ?? 0 };
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   async delete(keys: string[]) {

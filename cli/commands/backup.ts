@@ -1,0 +1,28 @@
+import type { Config } from "../../lib/config/index.ts";
+import { backupDeployment, restoreDeployment } from "../../lib/store/backup/deployment.ts";
+
+/** `vigil backup <dir>`: a line per table, collection and file as it is written; the manifest as JSON with --json. */
+export async function backupCommand(config: Config, dir: string, opts: { json?: boolean }) {
+  const say = opts.json ? () => {} : (line: string) => console.log(line);
+  const manifest = await backupDeployment(config, dir, say);
+  if (opts.json) console.log(JSON.stringify(manifest, null, 2));
+  else console.log(`backup written to ${dir} (manifest.json last)`);
+}
+
+/** `vigil restore <dir>`: into an empty deployment; exit 1 when crops the backup lists are gone from the store. */
+export async function restoreCommand(
+  config: Config,
+  dir: string,
+  opts: { json?: boolean },
+): Promise<boolean> {
+  const say = opts.json ? () => {} : (line: string) => console.log(line);
+  const report = await restoreDeployment(config, dir, say);
+  if (opts.json) console.log(JSON.stringify(report, null, 2));
+  else if (report.cropsMissing > 0)
+    console.log(
+      `restored; ${report.cropsMissing} of ${report.cropsListed} crops the backup lists are not in the crop store ` +
+        `(their sightings and alerts show no face)`,
+    );
+  else console.log("restored");
+  return report.cropsMissing === 0;
+}

@@ -1,0 +1,140 @@
+import type { QdrantClient } from "@qdrant/js-client-rest";
+import { writeFileSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { readJsonl, writeJsonl } from "./jsonl.ts";
+
+/** How a collection is laid out across a cluster: the restoring deployment's choice, not the backup's. */
+export interface CollectionLayout {
+  shardNumber: number;
+  replicationFactor: number;
+  writeConsistencyFactor: number;
+}
+
+/** What a restore needs to make a collection again: its vectors, quantization and payload indexes. */
+export interface CollectionMeta {
+  /** The name without the deployment's prefix (`sightings__<model>`): restored under the target's prefix. */
+  name: string;
+  vectors: unknown;
+  quantization: unknown;
+  indexes: Record<string, string>;
+  points: number;
+}
+
+type Point = { id: string | number; vector: unknown; payload: Record<string, unknown> | null };
+
+const PAGE = 256;
+
+/** A deployment's collections: every one named `<prefix>_…`. */
+export async function deploymentCollections(client: QdrantClient, prefix: string): Promise<string[]> {
+  const { collections } = await client.getCollections();
+  return collections
+    .map((c) => c.name)
+    .filter((n) => n.startsWith(`${prefix}_`))
+    .sort();
+}
+
+async function* pointsOf(client: QdrantClient, collection: string): AsyncGenerator<Point> {
+  let offset: string | number | undefined;
+  for (;;) {
+    const page = await client.scroll(collection, {
+      limit: PAGE,
+      with_payload: true,
+      with_vector: true,
+      ...(offset === undefined ? {} : { offset }),
+    });
+    for (const p of page.points) yield { id: p.id, vector: p.vector, payload: p.payload ?? null };
+    const next = page.next_page_offset;
+    if (next === undefined || next === null || typeof next === "object") return;
+    offset = next;
+  }
+}
+
+/**
+ * Every collection of the deployment, point by point with its vector and payload (`vectors/<name>.jsonl`, and
+ * `<name>.json` for how to make it again). A scroll, not a Qdrant snapshot: it reads the same from one node or a
+ * cluster, and loads into any later Qdrant; points written while it runs may or may not be in it.
+ */
+export async function dumpVectors(
+  client: QdrantClient,
+  prefix: string,
+  dir: string,
+  onCollection: (name: string, points: number) => void = () => {},
+): Promise<CollectionMeta[]> {
+  const metas: CollectionMeta[] = [];
+  for (const collection of await deploymentCollections(client, prefix)) {
+    const info = await client.getCollection(collection);
+    const name = collection.slice(prefix.length + 1);
+    const points = await writeJsonl(path.join(dir, `${name}.jsonl`), pointsOf(client, collection));
+    const indexes: Record<string, string> = {};
+    for (const [field, schema] of Object.entries(info.payload_schema ?? {}))
+      if (schema?.data_type) indexes[field] = schema.data_type;
+    const meta: CollectionMeta = {
+      name,
+      vectors: info.config.params.vectors,
+      quantization: info.config.quantization_config ?? null,
+      indexes,
+      points,
+    };
+    writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(meta, null, 2));
+    metas.push(meta);
+    onCollection(name, points);
+  }
+  return metas;
+}
+
+/**
+ * Makes each backed-up collection again under `prefix`, laid out as `layout`, and loads its points. Refused
+ * when the target already has any collection of that prefix: a restore never merges into live data.
+ */
+export async function restoreVectors(
+  client: QdrantClient,
+  prefix: string,
+  dir: string,
+  names: string[],
+  layout: CollectionLayout,
+  onCollection: (name: string, points: number) => void = () => {},
+): Promise<Record<string, number>> {
+  const existing = await deploymentCollections(client, prefix);
+  if (existing.length > 0)
+    throw new Error(
+      `Qdrant already has collections of prefix "${prefix}" (${existing.slice(0, 3).join(", ")}` +
+        `${existing.length > 3 ? ", …" : ""}): restore into an empty deployment`,
+    );
+  const counts: Record<string, number> = {};
+  for (const name of names) {
+    const meta = JSON.parse(readFileSync(path.join(dir, `${name}.json`), "utf8")) as CollectionMeta;
+    const collection = `${prefix}_${name}`;
+    await client.createCollection(collection, {
+      vectors: meta.vectors as never,
+      ...(meta.quantization ? { quantization_config: meta.quantization as never } : {}),
+      shard_number: layout.shardNumber,
+      replication_factor: layout.replicationFactor,
+      write_consistency_factor: layout.writeConsistencyFactor,
+    });
+    for (const [field, type] of Object.entries(meta.indexes))
+      await client.createPayloadIndex(collection, {
+        field_name: field,
+        field_schema: type as never,
+        wait: true,
+      });
+    let n = 0;
+    for await (const batch of readJsonl<Point>(path.join(dir, `${name}.jsonl`), PAGE)) {
+      await client.upsert(collection, {
+        wait: true,
+        points: batch.map((p) => ({
+          id: p.id,
+          vector: p.vector as number[],
+          payload: p.payload ?? undefined,
+        })),
+      });
+      n += batch.length;
+    }
+    if (n !== meta.points)
+      throw new Error(
+        `${name}: the backup lists ${meta.points} points but its file holds ${n}: it is incomplete`,
+      );
+    counts[name] = n;
+    onCollection(name, n);
+  }
+  return counts;
+}
