@@ -1,4 +1,5 @@
 import { QdrantClient } from "@qdrant/js-client-rest";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -270,5 +271,20 @@ describe("vigil backup / vigil restore of the embedded store (one SQLite file)",
       back.close();
     }
     await expect(restoreDeployment(target, dir)).rejects.toThrow(/exists: restore into an empty deployment/);
-  });
+
+    // The same through the command line, as an operator runs it.
+    const config = path.join(tempDir("vigil-backup-cli-"), "vigil.config.json");
+    writeFileSync(config, JSON.stringify({ store: { path: file } }));
+    const cliDir = path.join(tempDir("vigil-backup-"), "cli");
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [path.resolve("bin/vigil.js"), "--config", config, ...args], {
+        encoding: "utf8",
+      });
+    const made = run("backup", cliDir, "--json");
+    expect(made.status, made.stderr).toBe(0);
+    expect(JSON.parse(made.stdout)).toMatchObject({ format: "vigil-backup/1", sqlite: { "vigil.db": file } });
+    const refused = run("restore", cliDir);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/exists: restore into an empty deployment/);
+  }, 60_000);
 });

@@ -1,10 +1,11 @@
 import type { Config } from "../../lib/config/index.ts";
 import { backupDeployment, restoreDeployment } from "../../lib/store/backup/deployment.ts";
+import { progress } from "../../lib/telemetry/progress.ts";
 
 /** `vigil backup <dir>`: a line per table, collection and file as it is written; the manifest as JSON with --json. */
 export async function backupCommand(config: Config, dir: string, opts: { json?: boolean }) {
   const say = opts.json ? () => {} : (line: string) => console.log(line);
-  const manifest = await backupDeployment(config, dir, say);
+  const manifest = await backupDeployment(config, dir, say, progress);
   if (opts.json) console.log(JSON.stringify(manifest, null, 2));
   else console.log(`backup written to ${dir} (manifest.json last)`);
 }
@@ -16,7 +17,7 @@ export async function restoreCommand(
   opts: { json?: boolean },
 ): Promise<boolean> {
   const say = opts.json ? () => {} : (line: string) => console.log(line);
-  const report = await restoreDeployment(config, dir, say);
+  const report = await restoreDeployment(config, dir, say, progress);
   if (opts.json) console.log(JSON.stringify(report, null, 2));
   else if (report.cropsMissing > 0)
     console.log(

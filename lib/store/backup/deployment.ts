@@ -8,7 +8,7 @@ import { PostgresApiStore } from "../postgres/api-store.ts";
 import { openPool } from "../postgres/pool.ts";
 import { writeJsonl, readJsonl } from "./jsonl.ts";
 import { dumpRecords, restoreRecords } from "./records.ts";
-import { dumpVectors, restoreVectors } from "./vectors.ts";
+import { dumpVectors, restoreVectors, type PointsProgress } from "./vectors.ts";
 
 export const BACKUP_FORMAT = "vigil-backup/1";
 
@@ -71,6 +71,7 @@ export async function backupDeployment(
   config: Config,
   dir: string,
   say: Say = () => {},
+  bar?: PointsProgress,
 ): Promise<BackupManifest> {
   if (existsSync(dir) && readdirSync(dir).length > 0)
     throw new Error(`${dir} is not empty: a backup goes into a new or empty folder`);
@@ -90,8 +91,12 @@ export async function backupDeployment(
     const client = await qdrantClient(config);
     mkdirSync(path.join(dir, "vectors"));
     const prefix = config.store.qdrantPrefix;
-    const metas = await dumpVectors(client, prefix, path.join(dir, "vectors"), (c, n) =>
-      say(`vectors: ${c}, ${n} points`),
+    const metas = await dumpVectors(
+      client,
+      prefix,
+      path.join(dir, "vectors"),
+      (c, n) => say(`vectors: ${c}, ${n} points`),
+      bar,
     );
     vectors = { prefix, collections: Object.fromEntries(metas.map((m) => [m.name, m.points])) };
   }
@@ -197,6 +202,7 @@ export async function restoreDeployment(
   config: Config,
   dir: string,
   say: Say = () => {},
+  bar?: PointsProgress,
 ): Promise<RestoreReport> {
   const manifest = readManifest(dir);
   const wants = (what: string, ok: boolean) => {
@@ -236,6 +242,7 @@ export async function restoreDeployment(
       Object.keys(manifest.vectors.collections),
       config.store.qdrantCollections,
       (c, n) => say(`vectors: ${c}, ${n} points`),
+      bar,
     );
   }
   const sqlite: string[] = [];

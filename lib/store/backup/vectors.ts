@@ -1,7 +1,12 @@
 import type { QdrantClient } from "@qdrant/js-client-rest";
 import { writeFileSync, readFileSync } from "node:fs";
 import path from "node:path";
+import type { Progress } from "../../telemetry/progress.ts";
 import { readJsonl, writeJsonl } from "./jsonl.ts";
+
+/** A progress display for `total` points (the CLI's bar on a TTY, lines otherwise); none by default. */
+export type PointsProgress = (label: string, total: number) => Progress;
+const quiet: PointsProgress = () => ({ tick: () => {}, done: () => {} });
 
 /** How a collection is laid out across a cluster: the restoring deployment's choice, not the backup's. */
 export interface CollectionLayout {
@@ -33,7 +38,7 @@ export async function deploymentCollections(client: QdrantClient, prefix: string
     .sort();
 }
 
-async function* pointsOf(client: QdrantClient, collection: string): AsyncGenerator<Point> {
+async function* pointsOf(client: QdrantClient, collection: string, bar: Progress): AsyncGenerator<Point> {
   let offset: string | number | undefined;
   for (;;) {
     const page = await client.scroll(collection, {
@@ -43,6 +48,7 @@ async function* pointsOf(client: QdrantClient, collection: string): AsyncGenerat
       ...(offset === undefined ? {} : { offset }),
     });
     for (const p of page.points) yield { id: p.id, vector: p.vector, payload: p.payload ?? null };
+    bar.tick(page.points.length);
     const next = page.next_page_offset;
     if (next === undefined || next === null || typeof next === "object") return;
     offset = next;
@@ -59,12 +65,15 @@ export async function dumpVectors(
   prefix: string,
   dir: string,
   onCollection: (name: string, points: number) => void = () => {},
+  bar: PointsProgress = quiet,
 ): Promise<CollectionMeta[]> {
   const metas: CollectionMeta[] = [];
   for (const collection of await deploymentCollections(client, prefix)) {
     const info = await client.getCollection(collection);
     const name = collection.slice(prefix.length + 1);
-    const points = await writeJsonl(path.join(dir, `${name}.jsonl`), pointsOf(client, collection));
+    const shown = bar(`backup ${name}`, info.points_count ?? 0);
+    const points = await writeJsonl(path.join(dir, `${name}.jsonl`), pointsOf(client, collection, shown));
+    shown.done();
     const indexes: Record<string, string> = {};
     for (const [field, schema] of Object.entries(info.payload_schema ?? {}))
       if (schema?.data_type) indexes[field] = schema.data_type;
@@ -93,6 +102,7 @@ export async function restoreVectors(
   names: string[],
   layout: CollectionLayout,
   onCollection: (name: string, points: number) => void = () => {},
+  bar: PointsProgress = quiet,
 ): Promise<Record<string, number>> {
   const existing = await deploymentCollections(client, prefix);
   if (existing.length > 0)
@@ -118,6 +128,7 @@ export async function restoreVectors(
         wait: true,
       });
     let n = 0;
+    const shown = bar(`restore ${name}`, meta.points);
     for await (const batch of readJsonl<Point>(path.join(dir, `${name}.jsonl`), PAGE)) {
       await client.upsert(collection, {
         wait: true,
@@ -128,7 +139,9 @@ export async function restoreVectors(
         })),
       });
       n += batch.length;
+      shown.tick(batch.length);
     }
+    shown.done();
     if (n !== meta.points)
       throw new Error(
         `${name}: the backup lists ${meta.points} points but its file holds ${n}: it is incomplete`,
