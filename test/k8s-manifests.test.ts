@@ -56,7 +56,7 @@ const STAGE_EGRESS_PORTS: Record<string, number[]> = {
   ingest: [53, 554, 8554, 9092, 9093],
   "detect-align": [53, 9092, 9093],
   embed: [53, 9092, 9093],
-  match: [53, 6333, 9092, 9093],
+  match: [53, 5432, 6333, 9092, 9093],
   api: [53, 5432, 6333, 9092, 9093],
 };
 /** Workloads that read or write crops: they reach the object store when crops are kept there. */
@@ -790,48 +790,68 @@ describe("the manifests agree with the code they deploy", () => {
         },
       );
 
-      it("PostgreSQL: the API reaches it, nothing else does; dev runs one, prod names the site's", () => {
-        const api = all.find((w) => w.container.name === "api")!;
-        const secret = (api.container.env as Loose[]).find((e) => e.name === "VIGIL_STORE__RECORDS__URL")
-          .valueFrom.secretKeyRef.name;
-        const egress = find("NetworkPolicy").filter(
-          (p) =>
-            p.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "api" &&
-            (p.spec.egress ?? []).some((r: Loose) => r.ports.some((x: Loose) => x.port === 5432)),
-        );
-        expect(egress.length).toBeGreaterThan(0);
-        const [server] = find("StatefulSet", "postgresql");
-        if (t === "overlays/prod") {
-          expect(server).toBeUndefined();
-          expect(
-            egress.some((p) => p.spec.egress.some((r: Loose) => r.to.some((x: Loose) => x.ipBlock))),
-          ).toBe(true);
-          return;
+      it("PostgreSQL: the API and match reach it, nothing else does; dev runs one, prod names the site's", () => {
+        const users = ["api", "match"];
+        const secrets = new Set<string>();
+        for (const w of all.filter((x) => users.includes(x.container.name))) {
+          expect(w.config.store.records.kind, w.container.name).toBe("postgres");
+          const ref = (w.container.env as Loose[]).find((e) => e.name === "VIGIL_STORE__RECORDS__URL")
+            ?.valueFrom?.secretKeyRef;
+          expect(ref, w.container.name).toEqual({ name: "vigil-postgres", key: "url" });
+          secrets.add(ref.name);
         }
-        // The API's policy selects the server's pods; the Service fronts them on 5432.
-        const labels = server.spec.template.metadata.labels;
-        expect(
-          egress.some((p) =>
-            p.spec.egress.some((r: Loose) =>
-              r.to.some((x: Loose) =>
-                Object.entries(x.podSelector?.matchLabels ?? { none: "" }).every(([k, v]) => labels[k] === v),
+        for (const w of all.filter((x) => !users.includes(x.container.name)))
+          expect(w.config.store.records.kind, w.container.name).toBe("sqlite");
+        const egressOf = (stage: string) =>
+          find("NetworkPolicy").filter(
+            (p) =>
+              p.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === stage &&
+              (p.spec.egress ?? []).some((r: Loose) => r.ports.some((x: Loose) => x.port === 5432)),
+          );
+        const [server] = find("StatefulSet", "postgresql");
+        for (const stage of users) {
+          const egress = egressOf(stage);
+          expect(egress.length, stage).toBeGreaterThan(0);
+          if (t === "overlays/prod") {
+            expect(
+              egress.some((p) => p.spec.egress.some((r: Loose) => r.to.some((x: Loose) => x.ipBlock))),
+              stage,
+            ).toBe(true);
+            continue;
+          }
+          // The stage's policy selects the server's pods.
+          const labels = server.spec.template.metadata.labels;
+          expect(
+            egress.some((p) =>
+              p.spec.egress.some((r: Loose) =>
+                r.to.some((x: Loose) =>
+                  Object.entries(x.podSelector?.matchLabels ?? { none: "" }).every(
+                    ([k, v]) => labels[k] === v,
+                  ),
+                ),
               ),
             ),
-          ),
-        ).toBe(true);
+            stage,
+          ).toBe(true);
+        }
+        if (t === "overlays/prod") {
+          expect(server).toBeUndefined();
+          return;
+        }
+        const labels = server.spec.template.metadata.labels;
         const [service] = find("Service", server.spec.serviceName);
         expect(Object.entries(service.spec.selector).every(([k, v]) => labels[k] === v)).toBe(true);
         expect(service.spec.ports[0].port).toBe(5432);
-        // Its password from the Secret that also holds the API's URL, never a value here.
+        // Its password from the Secret that also holds the URL, never a value here.
         const c = server.spec.template.spec.containers[0];
         const password = c.env.find((e: Loose) => e.name === "POSTGRES_PASSWORD");
-        expect(password.valueFrom.secretKeyRef.name).toBe(secret);
+        expect(secrets.has(password.valueFrom.secretKeyRef.name)).toBe(true);
         expect(server.spec.template.spec.securityContext.runAsNonRoot).toBe(true);
         expect(c.securityContext).toMatchObject({
           allowPrivilegeEscalation: false,
           readOnlyRootFilesystem: true,
         });
-        // Reached from the API's pods only, and it reaches nothing.
+        // Reached from the API's and match's pods only, and it reaches nothing.
         const own = find("NetworkPolicy").filter((p) =>
           Object.entries(p.spec.podSelector.matchLabels ?? {}).every(([k, v]) => labels[k] === v),
         );
@@ -839,13 +859,11 @@ describe("the manifests agree with the code they deploy", () => {
         expect(own.flatMap((p) => p.spec.egress ?? [])).toEqual([]);
         expect(own.flatMap((p) => p.spec.ingress ?? [])).toEqual([
           {
-            from: [
-              {
-                podSelector: {
-                  matchLabels: { "app.kubernetes.io/name": "vigil", "app.kubernetes.io/component": "api" },
-                },
+            from: users.map((stage) => ({
+              podSelector: {
+                matchLabels: { "app.kubernetes.io/name": "vigil", "app.kubernetes.io/component": stage },
               },
-            ],
+            })),
             ports: [{ protocol: "TCP", port: 5432 }],
           },
         ]);

@@ -15,7 +15,9 @@ import { AlertContract, vectorToBytes } from "../lib/contracts/index.ts";
 import type { StateStore } from "../lib/store/state-store.ts";
 import { InvalidInputError } from "../lib/store/errors.ts";
 import { useQdrant, type LiveQdrant } from "./qdrant-helpers.ts";
+import { PostgresAlertStore } from "../lib/store/postgres/alert-store.ts";
 import { allPages, tempDir } from "./helpers.ts";
+import { usePostgres } from "./postgres-helpers.ts";
 import { cosine, l2normalize } from "../lib/geometry/index.ts";
 
 type Store = WatchlistStore & SightingStore & AlertStore & StateStore;
@@ -656,6 +658,18 @@ storeContract(
   "Qdrant (real server, requests checked against its OpenAPI document), crops in a folder",
   async () => (await qdrant.open()).store,
   qdrant.skip,
+);
+
+// The same suite with alerts in a real PostgreSQL (`store.records.kind: postgres`), Qdrant keeping the vectors.
+const alertsDb = usePostgres("the Qdrant store with alerts in PostgreSQL");
+storeContract(
+  "Qdrant (real server) with alerts in PostgreSQL",
+  async () => {
+    const crops = folderCrops();
+    const alerts = new PostgresAlertStore(await alertsDb.database(), crops);
+    return (await qdrant.open({ crops, store: { alerts } })).store;
+  },
+  qdrant.skip ?? alertsDb.skip,
 );
 
 // The same suite with crops in a real S3-compatible server (s3s-fs on 127.0.0.1).

@@ -6,6 +6,7 @@ import { FolderCropStore, type CropStore } from "./crop-store.ts";
 import { QdrantStore } from "./qdrant-store.ts";
 import { S3CropStore } from "./s3-crop-store.ts";
 import type { ApiStore } from "./api-store.ts";
+import { PostgresAlertStore } from "./postgres/alert-store.ts";
 import { PostgresApiStore } from "./postgres/api-store.ts";
 import { SqliteApiStore } from "./sqlite-api-store.ts";
 import type { SightingStore } from "./sighting-store.ts";
@@ -23,12 +24,18 @@ export type Store = WatchlistStore &
 export function openStore(config: Config, fileOverride?: string): Store {
   if (config.store.kind === "qdrant") {
     if (!config.store.qdrantUrl) throw new Error("store.kind is qdrant but store.qdrantUrl is not set");
+    const crops = openCropStore(config);
+    const records = config.store.records;
     return new QdrantStore(
       config.store.qdrantUrl,
       config.store.qdrantPrefix,
       config.store.qdrantApiKey,
-      openCropStore(config),
-      { layout: config.store.qdrantCollections },
+      crops,
+      {
+        layout: config.store.qdrantCollections,
+        // Alerts are records: with a records database they live there, beside the API's (Qdrant keeps vectors).
+        ...(records.kind === "postgres" ? { alerts: new PostgresAlertStore(records.url!, crops) } : {}),
+      },
     );
   }
   return new SqliteStore(fileOverride ?? storePath(config), { refreshMs: config.store.refreshMs });

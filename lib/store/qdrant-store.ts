@@ -126,6 +126,8 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   private server: Promise<void> | undefined;
   private readonly warn: (message: string) => void;
   private readonly layout: QdrantLayout;
+  /** Alerts kept elsewhere (the records database); undefined: in a payload collection here. */
+  private readonly alertRecords: (AlertStore & { close(): Promise<void> }) | undefined;
 
   /** `url`: one server, or several nodes of one cluster to fail over between (qdrant-nodes.ts). */
   constructor(
@@ -133,9 +135,16 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     private readonly prefix: string,
     apiKey: string | undefined,
     private readonly crops: CropStore,
-    options: { warn?: (message: string) => void; layout?: QdrantLayout; retry?: QdrantRetry } = {},
+    options: {
+      warn?: (message: string) => void;
+      layout?: QdrantLayout;
+      retry?: QdrantRetry;
+      /** Alerts in the records database (`store.records.kind: postgres`) instead of a payload collection. */
+      alerts?: AlertStore & { close(): Promise<void> };
+    } = {},
   ) {
     this.warn = options.warn ?? ((m) => process.stderr.write(m));
+    this.alertRecords = options.alerts;
     this.layout = options.layout ?? ONE_NODE;
     this.nodes = new QdrantNodes(typeof url === "string" ? [url] : url, apiKey, options.retry, this.warn);
     this.client = this.nodes.client;
@@ -156,6 +165,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   /** The REST client holds no connection to release; the crop store may. */
   close() {
     this.crops.close();
+    void this.alertRecords?.close().catch(() => {});
   }
 
   /** Nothing to forget: the watchlist is read from Qdrant on every match. */
@@ -795,6 +805,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async addAlerts(alerts: NewAlert[]) {
+    if (this.alertRecords) return this.alertRecords.addAlerts(alerts);
     if (alerts.length === 0) return;
     const col = await this.alerts();
     await putCrops(
@@ -844,12 +855,14 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async getAlert(id: string) {
+    if (this.alertRecords) return this.alertRecords.getAlert(id);
     const p = await this.retrieveOne(await this.alerts(), id, { exclude: OLD_CROP });
     if (!p) return undefined;
     return { ...toAlert(p), vector: p.vector ? bytesToVector(unb64(p.vector)) : null };
   }
 
   async alertVectors(ids: string[]) {
+    if (this.alertRecords) return this.alertRecords.alertVectors(ids);
     const out = new Map<string, Float32Array>();
     if (ids.length === 0) return out;
     const col = await this.alerts();
@@ -865,6 +878,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async alertCrop(id: string) {
+    if (this.alertRecords) return this.alertRecords.alertCrop(id);
     const crop = await this.crops.get(cropKey("alerts", id));
     if (crop) return crop;
     const p = await this.retrieveOne(await this.alerts(), id, { include: OLD_CROP });
@@ -889,6 +903,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async listAlerts(q: AlertQuery): Promise<Page<AlertRecord>> {
+    if (this.alertRecords) return this.alertRecords.listAlerts(q);
     const limit = checkLimit(q.limit);
     const cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
     const { items, more } = await this.orderedPage(
@@ -904,6 +919,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async countAlerts(filter: AlertFilter = {}) {
+    if (this.alertRecords) return this.alertRecords.countAlerts(filter);
     const must = this.alertConditions(filter);
     return (
       await this.client.count(await this.alerts(), {
@@ -914,6 +930,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async acknowledgeAlert(id: string, ack: Acknowledgement) {
+    if (this.alertRecords) return this.alertRecords.acknowledgeAlert(id, ack);
     const col = await this.alerts();
     const p = await this.retrieveOne(col, id, { exclude: BULKY });
     if (!p) return undefined;
@@ -925,6 +942,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async lastAlert(personId: string, cameraId: string, beforeTs: number) {
+    if (this.alertRecords) return this.alertRecords.lastAlert(personId, cameraId, beforeTs);
     const { points } = await this.client.scroll(await this.alerts(), {
       filter: {
         must: [
@@ -942,6 +960,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async purgeAlertsBefore(ts: number) {
+    if (this.alertRecords) return this.alertRecords.purgeAlertsBefore(ts);
     return this.purge(await this.alerts(), { must: [{ key: "ts", range: { lt: ts } }] }, "alerts");
   }
 

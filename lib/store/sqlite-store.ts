@@ -31,10 +31,12 @@ import type {
   AlertStore,
   NewAlert,
 } from "./alert-store.ts";
+import { ALERT_COLUMNS, alertConditions, toAlert, type AlertRow } from "./alert-rows.ts";
+import { SqlParams } from "./sql-params.ts";
 import type { StateStore } from "./state-store.ts";
 import type { Page } from "./paging.ts";
 import { keysetPage } from "./sqlite-paging.ts";
-import { cosine, type Box } from "../geometry/index.ts";
+import { cosine } from "../geometry/index.ts";
 import { SqliteIdentities } from "./sqlite-identities.ts";
 
 const SCHEMA = `
@@ -108,8 +110,6 @@ function addColumn(db: Database.Database, table: string, column: string, type: s
 
 const SIGHTING_COLUMNS =
   "id, track_id, camera_id, start_ts, end_ts, faces, model_id, quality, person_id, person_name, score, unknown_id";
-const ALERT_COLUMNS =
-  "id, watchlist_id, person_id, person_name, camera_id, ts, score, threshold, model_id, face_id, box, matched_face_id, ack_by, ack_ts, ack_note";
 
 interface SightingRow {
   id: string;
@@ -126,24 +126,6 @@ interface SightingRow {
   unknown_id: string | null;
 }
 
-interface AlertRow {
-  id: string;
-  watchlist_id: string;
-  person_id: string;
-  person_name: string;
-  camera_id: string;
-  ts: number;
-  score: number;
-  threshold: number;
-  model_id: string;
-  face_id: string;
-  box: string;
-  matched_face_id: string | null;
-  ack_by: string | null;
-  ack_ts: number | null;
-  ack_note: string | null;
-}
-
 const toRecord = (r: SightingRow): SightingRecord => ({
   id: r.id,
   trackId: r.track_id,
@@ -155,22 +137,6 @@ const toRecord = (r: SightingRow): SightingRecord => ({
   quality: JSON.parse(r.quality) as SightingRecord["quality"],
   match: r.person_id ? { personId: r.person_id, name: r.person_name ?? "", score: r.score ?? 0 } : null,
   ...(r.unknown_id ? { unknownId: r.unknown_id } : {}),
-});
-
-const toAlert = (r: AlertRow): AlertRecord => ({
-  id: r.id,
-  watchlistId: r.watchlist_id,
-  personId: r.person_id,
-  personName: r.person_name,
-  cameraId: r.camera_id,
-  ts: r.ts,
-  score: r.score,
-  threshold: r.threshold,
-  modelId: r.model_id,
-  faceId: r.face_id,
-  box: JSON.parse(r.box) as Box,
-  matchedFaceId: r.matched_face_id,
-  acknowledged: r.ack_by !== null ? { by: r.ack_by, ts: r.ack_ts ?? 0, note: r.ack_note } : null,
 });
 
 /**
@@ -835,17 +801,8 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   private alertWhere(q: AlertFilter) {
-    const { where, params } = filters({ ts: "ts", camera: "camera_id" }, q);
-    if (q.personId !== undefined) {
-      where.push("person_id = ?");
-      params.push(q.personId);
-    }
-    if (q.watchlistId !== undefined) {
-      where.push("watchlist_id = ?");
-      params.push(q.watchlistId);
-    }
-    if (q.acknowledged !== undefined) where.push(q.acknowledged ? "ack_by IS NOT NULL" : "ack_by IS NULL");
-    return { where, params };
+    const params = new SqlParams("?");
+    return { where: alertConditions(q, params), params: params.values };
   }
 
   async listAlerts(q: AlertQuery): Promise<Page<AlertRecord>> {

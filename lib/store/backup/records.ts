@@ -16,7 +16,16 @@ export const RECORD_TABLES = [
   { name: "webhooks", key: "id" },
   { name: "webhook_deliveries", key: "id" },
   { name: "mqtt_outbox", key: "id" },
+  { name: "alerts", key: "id" },
 ] as const;
+
+/** Binary columns (an alert's vector) as JSON: `{"$base64": "…"}`, and back. */
+const toJson = (row: Record<string, unknown>) =>
+  Object.fromEntries(
+    Object.entries(row).map(([k, v]) => [k, Buffer.isBuffer(v) ? { $base64: v.toString("base64") } : v]),
+  );
+const fromJson = (v: unknown) =>
+  v !== null && typeof v === "object" && "$base64" in v ? Buffer.from(String(v.$base64), "base64") : v;
 
 const PAGE = 1000;
 
@@ -34,7 +43,7 @@ async function* rowsOf(
         : `SELECT * FROM ${table} WHERE ${key} > $1 ORDER BY ${key} LIMIT ${PAGE}`,
       after === null ? [] : [after],
     );
-    yield* rows;
+    for (const row of rows) yield toJson(row);
     if (rows.length < PAGE) return;
     after = rows.at(-1)![key];
   }
@@ -99,7 +108,7 @@ export async function restoreRecords(
         const values: unknown[] = [];
         const tuples = batch.map((row) => {
           const marks = columns.map((c) => {
-            values.push(row[c] ?? null);
+            values.push(fromJson(row[c] ?? null));
             return `$${values.length}`;
           });
           return `(${marks.join(", ")})`;

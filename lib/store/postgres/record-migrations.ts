@@ -84,4 +84,17 @@ CREATE INDEX mqtt_outbox_due ON mqtt_outbox (state, next_attempt_ts);
 CREATE INDEX mqtt_outbox_sent ON mqtt_outbox (state, updated_ts);
 `,
   },
+  {
+    version: 4,
+    name: "Alerts and their acknowledgements (their crops stay in the crop store, their vectors here)",
+    sql: `
+CREATE TABLE alerts (
+  id TEXT PRIMARY KEY, watchlist_id TEXT NOT NULL, person_id TEXT NOT NULL, person_name TEXT NOT NULL,
+  camera_id TEXT NOT NULL, ts BIGINT NOT NULL, score DOUBLE PRECISION NOT NULL, threshold DOUBLE PRECISION NOT NULL,
+  model_id TEXT NOT NULL, face_id TEXT NOT NULL, box TEXT NOT NULL, vector BYTEA, matched_face_id TEXT,
+  ack_by TEXT, ack_ts BIGINT, ack_note TEXT);
+CREATE INDEX alerts_time ON alerts (ts, id);
+CREATE INDEX alerts_person_camera ON alerts (person_id, camera_id, ts);
+`,
+  },
 ];
