@@ -15,7 +15,7 @@ import { AlertContract, vectorToBytes } from "../lib/contracts/index.ts";
 import type { StateStore } from "../lib/store/state-store.ts";
 import { InvalidInputError } from "../lib/store/errors.ts";
 import { useQdrant, type LiveQdrant } from "./qdrant-helpers.ts";
-import { PostgresAlertStore } from "../lib/store/postgres/alert-store.ts";
+import { postgresStoreRecords } from "../lib/store/postgres/store-records.ts";
 import { allPages, tempDir } from "./helpers.ts";
 import { usePostgres } from "./postgres-helpers.ts";
 import { cosine, l2normalize } from "../lib/geometry/index.ts";
@@ -660,16 +660,17 @@ storeContract(
   qdrant.skip,
 );
 
-// The same suite with alerts in a real PostgreSQL (`store.records.kind: postgres`), Qdrant keeping the vectors.
-const alertsDb = usePostgres("the Qdrant store with alerts in PostgreSQL");
+// The same suite with alerts and checkpoints in a real PostgreSQL (`store.records.kind: postgres`), Qdrant keeping
+// the vectors.
+const recordsDb = usePostgres("the Qdrant store with its records in PostgreSQL");
 storeContract(
-  "Qdrant (real server) with alerts in PostgreSQL",
+  "Qdrant (real server) with alerts and checkpoints in PostgreSQL",
   async () => {
     const crops = folderCrops();
-    const alerts = new PostgresAlertStore(await alertsDb.database(), crops);
-    return (await qdrant.open({ crops, store: { alerts } })).store;
+    const records = postgresStoreRecords(await recordsDb.database(), crops);
+    return (await qdrant.open({ crops, store: { records } })).store;
   },
-  qdrant.skip ?? alertsDb.skip,
+  qdrant.skip ?? recordsDb.skip,
 );
 
 // The same suite with crops in a real S3-compatible server (s3s-fs on 127.0.0.1).

@@ -6,8 +6,8 @@ import { FolderCropStore, type CropStore } from "./crop-store.ts";
 import { QdrantStore } from "./qdrant-store.ts";
 import { S3CropStore } from "./s3-crop-store.ts";
 import type { ApiStore } from "./api-store.ts";
-import { PostgresAlertStore } from "./postgres/alert-store.ts";
 import { PostgresApiStore } from "./postgres/api-store.ts";
+import { postgresStoreRecords } from "./postgres/store-records.ts";
 import { SqliteApiStore } from "./sqlite-api-store.ts";
 import type { SightingStore } from "./sighting-store.ts";
 import { SqliteStore } from "./sqlite-store.ts";
@@ -33,8 +33,8 @@ export function openStore(config: Config, fileOverride?: string): Store {
       crops,
       {
         layout: config.store.qdrantCollections,
-        // Alerts are records: with a records database they live there, beside the API's (Qdrant keeps vectors).
-        ...(records.kind === "postgres" ? { alerts: new PostgresAlertStore(records.url!, crops) } : {}),
+        // Alerts and checkpoints are records: with a records database they live there (Qdrant keeps vectors).
+        ...(records.kind === "postgres" ? { records: postgresStoreRecords(records.url!, crops) } : {}),
       },
     );
   }

@@ -1,6 +1,7 @@
 import type { QdrantClient } from "@qdrant/js-client-rest";
 import { createHash } from "node:crypto";
 import { bytesToVector, vectorToBytes } from "../contracts/index.ts";
+import type { StoreRecords } from "./postgres/store-records.ts";
 import type { Box } from "../geometry/index.ts";
 import {
   flattenSighting,
@@ -126,8 +127,8 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   private server: Promise<void> | undefined;
   private readonly warn: (message: string) => void;
   private readonly layout: QdrantLayout;
-  /** Alerts kept elsewhere (the records database); undefined: in a payload collection here. */
-  private readonly alertRecords: (AlertStore & { close(): Promise<void> }) | undefined;
+  /** Alerts and checkpoints kept in the records database; undefined: in payload collections here. */
+  private readonly records: StoreRecords | undefined;
 
   /** `url`: one server, or several nodes of one cluster to fail over between (qdrant-nodes.ts). */
   constructor(
@@ -139,12 +140,12 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
       warn?: (message: string) => void;
       layout?: QdrantLayout;
       retry?: QdrantRetry;
-      /** Alerts in the records database (`store.records.kind: postgres`) instead of a payload collection. */
-      alerts?: AlertStore & { close(): Promise<void> };
+      /** Alerts and checkpoints in the records database (`store.records.kind: postgres`), not payloads here. */
+      records?: StoreRecords;
     } = {},
   ) {
     this.warn = options.warn ?? ((m) => process.stderr.write(m));
-    this.alertRecords = options.alerts;
+    this.records = options.records;
     this.layout = options.layout ?? ONE_NODE;
     this.nodes = new QdrantNodes(typeof url === "string" ? [url] : url, apiKey, options.retry, this.warn);
     this.client = this.nodes.client;
@@ -165,7 +166,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   /** The REST client holds no connection to release; the crop store may. */
   close() {
     this.crops.close();
-    void this.alertRecords?.close().catch(() => {});
+    void this.records?.close().catch(() => {});
   }
 
   /** Nothing to forget: the watchlist is read from Qdrant on every match. */
@@ -805,7 +806,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async addAlerts(alerts: NewAlert[]) {
-    if (this.alertRecords) return this.alertRecords.addAlerts(alerts);
+    if (this.records) return this.records.alerts.addAlerts(alerts);
     if (alerts.length === 0) return;
     const col = await this.alerts();
     await putCrops(
@@ -855,14 +856,14 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async getAlert(id: string) {
-    if (this.alertRecords) return this.alertRecords.getAlert(id);
+    if (this.records) return this.records.alerts.getAlert(id);
     const p = await this.retrieveOne(await this.alerts(), id, { exclude: OLD_CROP });
     if (!p) return undefined;
     return { ...toAlert(p), vector: p.vector ? bytesToVector(unb64(p.vector)) : null };
   }
 
   async alertVectors(ids: string[]) {
-    if (this.alertRecords) return this.alertRecords.alertVectors(ids);
+    if (this.records) return this.records.alerts.alertVectors(ids);
     const out = new Map<string, Float32Array>();
     if (ids.length === 0) return out;
     const col = await this.alerts();
@@ -878,7 +879,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async alertCrop(id: string) {
-    if (this.alertRecords) return this.alertRecords.alertCrop(id);
+    if (this.records) return this.records.alerts.alertCrop(id);
     const crop = await this.crops.get(cropKey("alerts", id));
     if (crop) return crop;
     const p = await this.retrieveOne(await this.alerts(), id, { include: OLD_CROP });
@@ -903,7 +904,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async listAlerts(q: AlertQuery): Promise<Page<AlertRecord>> {
-    if (this.alertRecords) return this.alertRecords.listAlerts(q);
+    if (this.records) return this.records.alerts.listAlerts(q);
     const limit = checkLimit(q.limit);
     const cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
     const { items, more } = await this.orderedPage(
@@ -919,7 +920,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async countAlerts(filter: AlertFilter = {}) {
-    if (this.alertRecords) return this.alertRecords.countAlerts(filter);
+    if (this.records) return this.records.alerts.countAlerts(filter);
     const must = this.alertConditions(filter);
     return (
       await this.client.count(await this.alerts(), {
@@ -930,7 +931,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async acknowledgeAlert(id: string, ack: Acknowledgement) {
-    if (this.alertRecords) return this.alertRecords.acknowledgeAlert(id, ack);
+    if (this.records) return this.records.alerts.acknowledgeAlert(id, ack);
     const col = await this.alerts();
     const p = await this.retrieveOne(col, id, { exclude: BULKY });
     if (!p) return undefined;
@@ -942,7 +943,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async lastAlert(personId: string, cameraId: string, beforeTs: number) {
-    if (this.alertRecords) return this.alertRecords.lastAlert(personId, cameraId, beforeTs);
+    if (this.records) return this.records.alerts.lastAlert(personId, cameraId, beforeTs);
     const { points } = await this.client.scroll(await this.alerts(), {
       filter: {
         must: [
@@ -960,7 +961,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async purgeAlertsBefore(ts: number) {
-    if (this.alertRecords) return this.alertRecords.purgeAlertsBefore(ts);
+    if (this.records) return this.records.alerts.purgeAlertsBefore(ts);
     return this.purge(await this.alerts(), { must: [{ key: "ts", range: { lt: ts } }] }, "alerts");
   }
 
@@ -973,17 +974,20 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async saveState(key: string, bytes: Uint8Array) {
+    if (this.records) return this.records.state.saveState(key, bytes);
     await this.upsert(await this.state(), [
       { id: pointId(key), vector: [1], payload: { key, value: b64(bytes), updatedTs: Date.now() } },
     ]);
   }
 
   async loadState(key: string) {
+    if (this.records) return this.records.state.loadState(key);
     const p = await this.retrieveOne(await this.state(), key);
     return p && typeof p.value === "string" ? unb64(p.value) : undefined;
   }
 
   async deleteState(key: string) {
+    if (this.records) return this.records.state.deleteState(key);
     const col = await this.state();
     const [row] = await this.client.retrieve(col, { ids: [pointId(key)], with_payload: false });
     if (!row) return false;
@@ -992,6 +996,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async stateKeys(prefix = "") {
+    if (this.records) return this.records.state.stateKeys(prefix);
     // A handful of keys (one per partition): filtering here beats a keyword index.
     const rows = await this.scrollAll(await this.state(), undefined, ["value"]);
     return rows

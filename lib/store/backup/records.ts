@@ -17,6 +17,7 @@ export const RECORD_TABLES = [
   { name: "webhook_deliveries", key: "id" },
   { name: "mqtt_outbox", key: "id" },
   { name: "alerts", key: "id" },
+  { name: "state", key: "key" },
 ] as const;
 
 /** Binary columns (an alert's vector) as JSON: `{"$base64": "…"}`, and back. */

@@ -13,9 +13,8 @@ import { cropKey, putCrops, type CropStore } from "../crop-store.ts";
 import { keysetResult, keysetStatement } from "../keyset.ts";
 import type { Page } from "../paging.ts";
 import { SqlParams, whereClause } from "../sql-params.ts";
-import { migrate } from "./migrations.ts";
-import { inTransaction, openPool, type PoolOptions } from "./pool.ts";
-import { RECORD_MIGRATIONS, RECORDS_SCHEMA } from "./record-migrations.ts";
+import { inTransaction } from "./pool.ts";
+import type { RecordsPool } from "./records-pool.ts";
 
 const BATCH = 200;
 
@@ -23,41 +22,15 @@ const BATCH = 200;
  * Alerts as rows of the records database (`store.records.kind: postgres`) beside a Qdrant store: an alert is a
  * record (acknowledged, filtered, paged by time), not a vector to search, so it lives where records have
  * transactions and backups. Its crop stays in the deployment's crop store, under the key the Qdrant store uses.
- * Connected on first use and again after a failure, so a process starts while the database is away and goes on
- * once it is back (its calls fail meanwhile, and the bus redelivers).
  */
 export class PostgresAlertStore implements AlertStore {
-  private opening: Promise<pg.Pool> | undefined;
-  private pool: pg.Pool | undefined;
-
   constructor(
-    private readonly url: string,
+    private readonly db: RecordsPool,
     private readonly crops: CropStore,
-    private readonly options: PoolOptions = {},
   ) {}
 
-  private db(): Promise<pg.Pool> {
-    this.opening ??= (async () => {
-      const pool = await openPool(this.url, this.options);
-      try {
-        await migrate(pool, RECORDS_SCHEMA, RECORD_MIGRATIONS);
-      } catch (err) {
-        await pool.end();
-        throw err;
-      }
-      this.pool = pool;
-      return pool;
-    })();
-    this.opening.catch(() => (this.opening = undefined));
-    return this.opening;
-  }
-
-  private async rows<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
-    return (await (await this.db()).query<R>(sql, params)).rows;
-  }
-
-  async close(): Promise<void> {
-    await this.pool?.end();
+  private rows<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
+    return this.db.rows<R>(sql, params);
   }
 
   async addAlerts(alerts: NewAlert[]) {
@@ -67,7 +40,7 @@ export class PostgresAlertStore implements AlertStore {
       this.crops,
       alerts.map((a) => [cropKey("alerts", a.id), a.crop]),
     );
-    await inTransaction(await this.db(), async (client) => {
+    await inTransaction(await this.db.get(), async (client) => {
       for (let i = 0; i < alerts.length; i += BATCH) {
         const params = new SqlParams("$n");
         const tuples = alerts.slice(i, i + BATCH).map((a) => {

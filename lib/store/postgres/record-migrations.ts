@@ -97,4 +97,11 @@ CREATE INDEX alerts_time ON alerts (ts, id);
 CREATE INDEX alerts_person_camera ON alerts (person_id, camera_id, ts);
 `,
   },
+  {
+    version: 5,
+    name: "The match stage's checkpoints (per-partition tracker state)",
+    sql: `
+CREATE TABLE state (key TEXT PRIMARY KEY, value BYTEA NOT NULL, updated_ts BIGINT NOT NULL);
+`,
+  },
 ];

@@ -1,0 +1,24 @@
+import type { AlertStore } from "../alert-store.ts";
+import type { CropStore } from "../crop-store.ts";
+import type { StateStore } from "../state-store.ts";
+import { PostgresAlertStore } from "./alert-store.ts";
+import type { PoolOptions } from "./pool.ts";
+import { RecordsPool } from "./records-pool.ts";
+import { PostgresStateStore } from "./state-store.ts";
+
+/** What of the stages' store lives in the records database beside Qdrant: records, not vectors. */
+export interface StoreRecords {
+  alerts: AlertStore;
+  state: StateStore;
+  close(): Promise<void>;
+}
+
+/** Alerts and checkpoints in the PostgreSQL at `url` (`store.records`), on one pool; alert crops in `crops`. */
+export function postgresStoreRecords(url: string, crops: CropStore, options: PoolOptions = {}): StoreRecords {
+  const db = new RecordsPool(url, options);
+  return {
+    alerts: new PostgresAlertStore(db, crops),
+    state: new PostgresStateStore(db),
+    close: () => db.close(),
+  };
+}
