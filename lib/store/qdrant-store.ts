@@ -127,7 +127,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   private server: Promise<void> | undefined;
   private readonly warn: (message: string) => void;
   private readonly layout: QdrantLayout;
-  /** Alerts and checkpoints kept in the records database; undefined: in payload collections here. */
+  /** Alerts, checkpoints, people and thresholds kept in the records database; undefined: payload collections here. */
   private readonly records: StoreRecords | undefined;
 
   /** `url`: one server, or several nodes of one cluster to fail over between (qdrant-nodes.ts). */
@@ -140,7 +140,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
       warn?: (message: string) => void;
       layout?: QdrantLayout;
       retry?: QdrantRetry;
-      /** Alerts and checkpoints in the records database (`store.records.kind: postgres`), not payloads here. */
+      /** Records (alerts, checkpoints, people, thresholds) in the records database, not payloads here. */
       records?: StoreRecords;
     } = {},
   ) {
@@ -366,6 +366,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   // ---- watchlist ----
 
   private async peopleById(ids: string[]): Promise<Map<string, Person>> {
+    if (this.records) return this.records.people.byId(ids);
     if (ids.length === 0) return new Map();
     const col = this.name("people");
     await this.ensure(col, 1, {});
@@ -374,12 +375,14 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   private async allPeople(): Promise<Person[]> {
+    if (this.records) return this.records.people.all();
     const col = this.name("people");
     await this.ensure(col, 1, {});
     return (await this.scrollAll(col)).map((r) => toPerson(r.payload!));
   }
 
   async upsertPerson(person: Person) {
+    if (this.records) return this.records.people.upsert(person);
     const col = this.name("people");
     await this.ensure(col, 1, {});
     await this.upsert(col, [{ id: pointId(person.id), vector: [1], payload: { ...person } }]);
@@ -422,7 +425,8 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     for (const col of [...faceCols, ...(await this.collections("exclusions"))]) {
       await this.client.delete(col, { wait: true, filter: byPerson });
     }
-    await this.client.delete(this.name("people"), { wait: true, points: [pointId(personId)] });
+    if (this.records) await this.records.people.remove(personId);
+    else await this.client.delete(this.name("people"), { wait: true, points: [pointId(personId)] });
     return true;
   }
 
@@ -584,6 +588,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async setWatchlistThreshold(watchlistId: string, threshold: number | null) {
+    if (this.records) return this.records.people.setThreshold(watchlistId, threshold);
     const col = this.name("watchlists");
     await this.ensure(col, 1, {});
     await this.upsert(col, [
@@ -592,6 +597,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async watchlistThreshold(watchlistId: string) {
+    if (this.records) return this.records.people.threshold(watchlistId);
     const col = this.name("watchlists");
     await this.ensure(col, 1, {});
     const t = (await this.retrieveOne(col, watchlistId))?.threshold;
@@ -599,20 +605,26 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async listWatchlists(): Promise<WatchlistInfo[]> {
-    const col = this.name("watchlists");
-    await this.ensure(col, 1, {});
     const byId = new Map<string, WatchlistInfo>();
-    for (const r of await this.scrollAll(col)) {
-      const t = r.payload!.threshold;
-      if (typeof t === "number")
-        byId.set(String(r.payload!.id), { id: String(r.payload!.id), threshold: t, people: 0 });
-    }
+    for (const [id, threshold] of await this.thresholds()) byId.set(id, { id, threshold, people: 0 });
     for (const p of await this.allPeople()) {
       const w = byId.get(p.watchlistId) ?? { id: p.watchlistId, threshold: undefined, people: 0 };
       w.people++;
       byId.set(p.watchlistId, w);
     }
     return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  private async thresholds(): Promise<Map<string, number>> {
+    if (this.records) return this.records.people.thresholds();
+    const col = this.name("watchlists");
+    await this.ensure(col, 1, {});
+    const out = new Map<string, number>();
+    for (const r of await this.scrollAll(col)) {
+      const t = r.payload!.threshold;
+      if (typeof t === "number") out.set(String(r.payload!.id), t);
+    }
+    return out;
   }
 
   // ---- sightings ----

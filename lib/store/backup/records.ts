@@ -18,6 +18,8 @@ export const RECORD_TABLES = [
   { name: "mqtt_outbox", key: "id" },
   { name: "alerts", key: "id" },
   { name: "state", key: "key" },
+  { name: "people", key: "id" },
+  { name: "watchlist_thresholds", key: "id" },
 ] as const;
 
 /** Binary columns (an alert's vector) as JSON: `{"$base64": "…"}`, and back. */

@@ -104,4 +104,13 @@ CREATE INDEX alerts_person_camera ON alerts (person_id, camera_id, ts);
 CREATE TABLE state (key TEXT PRIMARY KEY, value BYTEA NOT NULL, updated_ts BIGINT NOT NULL);
 `,
   },
+  {
+    version: 6,
+    name: "The watchlist's people and per-watchlist thresholds (their faces stay in the vector store)",
+    sql: `
+CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT NOT NULL, watchlist_id TEXT NOT NULL);
+CREATE INDEX people_watchlist ON people (watchlist_id);
+CREATE TABLE watchlist_thresholds (id TEXT PRIMARY KEY, threshold DOUBLE PRECISION NOT NULL);
+`,
+  },
 ];

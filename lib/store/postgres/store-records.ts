@@ -2,6 +2,7 @@ import type { AlertStore } from "../alert-store.ts";
 import type { CropStore } from "../crop-store.ts";
 import type { StateStore } from "../state-store.ts";
 import { PostgresAlertStore } from "./alert-store.ts";
+import { PostgresPeople, type PeopleRecords } from "./people-store.ts";
 import type { PoolOptions } from "./pool.ts";
 import { RecordsPool } from "./records-pool.ts";
 import { PostgresStateStore } from "./state-store.ts";
@@ -10,15 +11,20 @@ import { PostgresStateStore } from "./state-store.ts";
 export interface StoreRecords {
   alerts: AlertStore;
   state: StateStore;
+  people: PeopleRecords;
   close(): Promise<void>;
 }
 
-/** Alerts and checkpoints in the PostgreSQL at `url` (`store.records`), on one pool; alert crops in `crops`. */
+/**
+ * Alerts, checkpoints, people and thresholds in the PostgreSQL at `url` (`store.records`), on one pool; alert crops
+ * in `crops`.
+ */
 export function postgresStoreRecords(url: string, crops: CropStore, options: PoolOptions = {}): StoreRecords {
   const db = new RecordsPool(url, options);
   return {
     alerts: new PostgresAlertStore(db, crops),
     state: new PostgresStateStore(db),
+    people: new PostgresPeople(db),
     close: () => db.close(),
   };
 }
