@@ -474,6 +474,21 @@ program
     }),
   );
 
+program
+  .command("records")
+  .description("the records database (store.records)")
+  .command("adopt")
+  .description(
+    "copy the people, thresholds, alerts and checkpoints a Qdrant deployment kept as payloads into its records database (once, when turning store.records on; safe to repeat)",
+  )
+  .option("--json", "as JSON")
+  .action(
+    action(async (opts: { json?: boolean }) => {
+      const { adoptCommand } = await import("./commands/backup.ts");
+      await adoptCommand(configFrom(globals()), opts);
+    }),
+  );
+
 // Loaded on use, so other commands never load kafkajs.
 const topics = program
   .command("topics")

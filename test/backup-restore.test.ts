@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { cliActor, KeyService } from "../lib/api/keys.ts";
 import { l2normalize } from "../lib/geometry/index.ts";
 import type { NewAlert } from "../lib/store/alert-store.ts";
+import { adoptQdrantRecords } from "../lib/store/backup/adopt.ts";
 import { backupDeployment, restoreDeployment } from "../lib/store/backup/deployment.ts";
 import { RECORD_TABLES } from "../lib/store/backup/records.ts";
 import { deploymentCollections } from "../lib/store/backup/vectors.ts";
@@ -219,6 +220,81 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
       const partial = await restoreDeployment(bare, dir);
       expect(partial.cropsMissing).toBe(manifest.crops!.objects);
     }, 120_000);
+
+    it("vigil records adopt: a Qdrant deployment turning on its records database keeps its people, alerts and checkpoints", async () => {
+      const crops = path.join(tempDir("vigil-adopt-crops-"), "crops");
+      const db = await postgres.database();
+      const prefix = `bkd${Date.now().toString(36)}`;
+      // Before: everything as payloads in Qdrant (no records database).
+      const before = testConfig({
+        "store.kind": "qdrant",
+        "store.qdrantUrl": qdrant.url(),
+        "store.qdrantPrefix": prefix,
+        "store.crops.kind": "folder",
+        "store.crops.dir": crops,
+      });
+      const old = openStore(before);
+      try {
+        await old.upsertPerson({ id: "ann", name: "Ann", watchlistId: "vip" });
+        await old.addFace({
+          faceId: "ann:1.jpg",
+          personId: "ann",
+          modelId: "m1",
+          vector: vec(1),
+          source: "1.jpg",
+        });
+        await old.setWatchlistThreshold("vip", 0.61);
+        await old.addAlerts(
+          [0, 1].map((i) => ({
+            id: `a${i}`,
+            watchlistId: "vip",
+            personId: "ann",
+            personName: "Ann",
+            cameraId: "door",
+            ts: T0 + i,
+            score: 0.8,
+            threshold: 0.61,
+            modelId: "m1",
+            faceId: `f${i}`,
+            box: { x: 1, y: 2, width: 3, height: 4 },
+            crop: Uint8Array.of(5, i),
+            vector: vec(10 + i),
+          })),
+        );
+        await old.acknowledgeAlert("a1", { by: "sam", ts: T0 + 5, note: null });
+        await old.saveState("match/p1", Uint8Array.of(4, 2));
+      } finally {
+        old.close();
+      }
+      const after = deployment(prefix, db, crops);
+      // Turned on without adopting: the records look gone (what the command is for).
+      const unadopted = openStore(after);
+      try {
+        expect(await unadopted.getPerson("ann")).toBeUndefined();
+      } finally {
+        unadopted.close();
+      }
+      const report = await adoptQdrantRecords(after);
+      expect(report).toEqual({ people: 1, thresholds: 1, alerts: 2, acknowledged: 1, checkpoints: 1 });
+      expect(await adoptQdrantRecords(after)).toEqual(report); // again: nothing doubled, nothing lost
+      const now = openStore(after);
+      try {
+        expect(await now.getPerson("ann")).toMatchObject({ name: "Ann", watchlistId: "vip", faces: 1 });
+        expect(await now.watchlistThreshold("vip")).toBe(0.61);
+        expect(
+          (await now.listAlerts({ limit: 10 })).items.map((a) => [a.id, a.acknowledged?.by ?? null]),
+        ).toEqual([
+          ["a1", "sam"],
+          ["a0", null],
+        ]);
+        expect([...(await now.alertVectors(["a0"])).get("a0")!]).toEqual([...vec(10)]);
+        expect(await now.alertCrop("a0")).toEqual(Uint8Array.of(5, 0));
+        expect(await now.loadState("match/p1")).toEqual(Uint8Array.of(4, 2));
+        expect(await now.countAlerts({ acknowledged: true })).toBe(1);
+      } finally {
+        now.close();
+      }
+    }, 60_000);
 
     it("refuses a folder that is not a finished backup", async () => {
       const dir = tempDir("vigil-not-a-backup-");

@@ -1,4 +1,5 @@
 import type { Config } from "../../lib/config/index.ts";
+import { adoptQdrantRecords } from "../../lib/store/backup/adopt.ts";
 import { backupDeployment, restoreDeployment } from "../../lib/store/backup/deployment.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 
@@ -26,4 +27,12 @@ export async function restoreCommand(
     );
   else console.log("restored");
   return report.cropsMissing === 0;
+}
+
+/** `vigil records adopt`: a Qdrant deployment's payload records copied into its new records database. */
+export async function adoptCommand(config: Config, opts: { json?: boolean }) {
+  const say = opts.json ? () => {} : (line: string) => console.log(line);
+  const report = await adoptQdrantRecords(config, say);
+  if (opts.json) console.log(JSON.stringify(report, null, 2));
+  else console.log(`adopted into ${config.store.records.kind}: ${JSON.stringify(report)}`);
 }

@@ -35,10 +35,11 @@ export class PostgresAlertStore implements AlertStore {
 
   async addAlerts(alerts: NewAlert[]) {
     if (alerts.length === 0) return;
-    // Crops first: a row never names a crop that was not written.
+    // Crops first: a row never names a crop that was not written. An empty one is no crop (an alert adopted
+    // from an old store that had none).
     await putCrops(
       this.crops,
-      alerts.map((a) => [cropKey("alerts", a.id), a.crop]),
+      alerts.filter((a) => a.crop.length > 0).map((a) => [cropKey("alerts", a.id), a.crop]),
     );
     await inTransaction(await this.db.get(), async (client) => {
       for (let i = 0; i < alerts.length; i += BATCH) {

@@ -1,0 +1,89 @@
+import type { Config } from "../../config/index.ts";
+import type { NewAlert } from "../alert-store.ts";
+import { openCropStore } from "../open-store.ts";
+import { postgresStoreRecords } from "../postgres/store-records.ts";
+import { QdrantStore } from "../qdrant-store.ts";
+
+export interface AdoptReport {
+  people: number;
+  thresholds: number;
+  alerts: number;
+  acknowledged: number;
+  checkpoints: number;
+}
+
+/**
+ * Copies the records a Qdrant deployment kept as payloads (people, thresholds, alerts with their
+ * acknowledgements, match's checkpoints) into its records database, for a deployment that turns
+ * `store.records.kind: postgres` on: from then on the store reads them there, and without this they would look
+ * gone. Idempotent (upserts by id; an acknowledgement already there stands), so it may run again, e.g. after a
+ * match replica still on the old config wrote a little more.
+ */
+export async function adoptQdrantRecords(
+  config: Config,
+  say: (line: string) => void = () => {},
+): Promise<AdoptReport> {
+  if (config.store.kind !== "qdrant")
+    throw new Error("store.kind is not qdrant: there are no Qdrant payloads to adopt");
+  if (config.store.records.kind !== "postgres")
+    throw new Error("store.records.kind is not postgres: there is no records database to adopt them into");
+  const crops = openCropStore(config);
+  // The same collections read as the old config did (no records database), written through the new one.
+  const from = new QdrantStore(
+    config.store.qdrantUrl!,
+    config.store.qdrantPrefix,
+    config.store.qdrantApiKey,
+    crops,
+    {
+      layout: config.store.qdrantCollections,
+    },
+  );
+  const to = postgresStoreRecords(config.store.records.url!, crops);
+  const report: AdoptReport = { people: 0, thresholds: 0, alerts: 0, acknowledged: 0, checkpoints: 0 };
+  try {
+    for (const p of await from.listPeople()) {
+      await to.people.upsert({ id: p.id, name: p.name, watchlistId: p.watchlistId });
+      report.people++;
+    }
+    for (const w of await from.listWatchlists())
+      if (w.threshold !== undefined) {
+        await to.people.setThreshold(w.id, w.threshold);
+        report.thresholds++;
+      }
+    say(`people: ${report.people}, thresholds: ${report.thresholds}`);
+    let cursor: string | undefined;
+    do {
+      const page = await from.listAlerts({ limit: 200, cursor });
+      const vectors = await from.alertVectors(page.items.map((a) => a.id));
+      const batch: NewAlert[] = [];
+      for (const a of page.items) {
+        const { acknowledged: _ack, matchedFaceId, ...rest } = a;
+        batch.push({
+          ...rest,
+          ...(matchedFaceId ? { matchedFaceId } : {}),
+          vector: vectors.get(a.id),
+          crop: (await from.alertCrop(a.id)) ?? new Uint8Array(0),
+        });
+      }
+      await to.alerts.addAlerts(batch);
+      for (const a of page.items)
+        if (a.acknowledged) {
+          await to.alerts.acknowledgeAlert(a.id, a.acknowledged);
+          report.acknowledged++;
+        }
+      report.alerts += page.items.length;
+      cursor = page.nextCursor ?? undefined;
+      say(`alerts: ${report.alerts}`);
+    } while (cursor);
+    for (const key of await from.stateKeys()) {
+      const value = await from.loadState(key);
+      if (value) await to.state.saveState(key, value);
+      report.checkpoints++;
+    }
+    say(`checkpoints: ${report.checkpoints}`);
+    return report;
+  } finally {
+    from.close();
+    await to.close();
+  }
+}
