@@ -479,11 +479,15 @@ program
   .description("the records database (store.records)")
   .command("adopt")
   .description(
-    "copy the people, thresholds, alerts and checkpoints a Qdrant deployment kept as payloads into its records database (once, when turning store.records on; safe to repeat)",
+    "copy what a deployment kept elsewhere into its records database, once, when turning store.records on: a Qdrant store's people, thresholds, alerts and checkpoints (safe to repeat), and with --sqlite the API's keys, audit log and webhooks",
+  )
+  .option(
+    "--sqlite <file>",
+    "the API's SQLite records file (api.authStorePath) to take keys, audit and webhooks from",
   )
   .option("--json", "as JSON")
   .action(
-    action(async (opts: { json?: boolean }) => {
+    action(async (opts: { json?: boolean; sqlite?: string }) => {
       const { adoptCommand } = await import("./commands/backup.ts");
       await adoptCommand(configFrom(globals()), opts);
     }),

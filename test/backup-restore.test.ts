@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { cliActor, KeyService } from "../lib/api/keys.ts";
 import { l2normalize } from "../lib/geometry/index.ts";
 import type { NewAlert } from "../lib/store/alert-store.ts";
-import { adoptQdrantRecords } from "../lib/store/backup/adopt.ts";
+import { adoptQdrantRecords, adoptSqliteApiRecords } from "../lib/store/backup/adopt.ts";
 import { backupDeployment, restoreDeployment } from "../lib/store/backup/deployment.ts";
 import { RECORD_TABLES } from "../lib/store/backup/records.ts";
 import { deploymentCollections } from "../lib/store/backup/vectors.ts";
@@ -295,6 +295,41 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
         now.close();
       }
     }, 60_000);
+
+    it("vigil records adopt --sqlite: the API's keys, audit chain and webhooks move from their SQLite file, once", async () => {
+      const file = path.join(tempDir("vigil-adopt-api-"), "vigil-api.db");
+      const old = new SqliteApiStore(file);
+      let created: string;
+      try {
+        const keys = new KeyService(old, old);
+        created = (await keys.create({ name: "ops", role: "admin" }, cliActor())).record.id;
+        await keys.create({ name: "desk", role: "viewer" }, cliActor());
+        await old.addWebhook({
+          id: "w1",
+          url: "https://hooks.example/a",
+          secret: "s",
+          watchlists: ["vip"],
+          description: "d",
+          createdTs: T0,
+        });
+      } finally {
+        old.close();
+      }
+      const config = deployment("bke", await postgres.database(), tempDir("vigil-adopt-crops-"));
+      const counts = await adoptSqliteApiRecords(config, file);
+      expect(counts).toMatchObject({ api_keys: 2, webhooks: 1 });
+      expect(counts.audit_log).toBeGreaterThanOrEqual(2);
+      const now = await PostgresApiStore.open(config.store.records.url!);
+      try {
+        expect(await now.verifyAudit()).toMatchObject({ ok: true, entries: counts.audit_log });
+        expect((await now.listKeys()).map((k) => k.name).sort()).toEqual(["desk", "ops"]);
+        expect((await now.getKey(created))?.role).toBe("admin");
+        expect(await now.getWebhook("w1")).toMatchObject({ watchlists: ["vip"], secret: "s" });
+      } finally {
+        await now.close();
+      }
+      await expect(adoptSqliteApiRecords(config, file)).rejects.toThrow(/already has api_keys rows/);
+    });
 
     it("refuses a folder that is not a finished backup", async () => {
       const dir = tempDir("vigil-not-a-backup-");

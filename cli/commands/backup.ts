@@ -1,5 +1,5 @@
 import type { Config } from "../../lib/config/index.ts";
-import { adoptQdrantRecords } from "../../lib/store/backup/adopt.ts";
+import { adoptQdrantRecords, adoptSqliteApiRecords } from "../../lib/store/backup/adopt.ts";
 import { backupDeployment, restoreDeployment } from "../../lib/store/backup/deployment.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 
@@ -29,10 +29,21 @@ export async function restoreCommand(
   return report.cropsMissing === 0;
 }
 
-/** `vigil records adopt`: a Qdrant deployment's payload records copied into its new records database. */
-export async function adoptCommand(config: Config, opts: { json?: boolean }) {
+/**
+ * `vigil records adopt [--sqlite file]`: what a deployment kept elsewhere, copied into its new records database:
+ * the API's SQLite file (keys, audit log, webhooks) when given, and a Qdrant store's payload records.
+ */
+export async function adoptCommand(config: Config, opts: { json?: boolean; sqlite?: string }) {
   const say = opts.json ? () => {} : (line: string) => console.log(line);
-  const report = await adoptQdrantRecords(config, say);
-  if (opts.json) console.log(JSON.stringify(report, null, 2));
-  else console.log(`adopted into ${config.store.records.kind}: ${JSON.stringify(report)}`);
+  const out: Record<string, unknown> = {};
+  if (opts.sqlite) {
+    out.sqlite = await adoptSqliteApiRecords(config, opts.sqlite);
+    say(`from ${opts.sqlite}: ${JSON.stringify(out.sqlite)}`);
+  }
+  if (config.store.kind === "qdrant") {
+    out.qdrant = await adoptQdrantRecords(config, say);
+    say(`from Qdrant: ${JSON.stringify(out.qdrant)}`);
+  } else if (!opts.sqlite)
+    throw new Error("nothing to adopt: the store is not Qdrant and no --sqlite file was given");
+  if (opts.json) console.log(JSON.stringify(out, null, 2));
 }

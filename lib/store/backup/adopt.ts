@@ -1,7 +1,10 @@
+import Database from "better-sqlite3";
 import type { Config } from "../../config/index.ts";
 import type { NewAlert } from "../alert-store.ts";
 import { openCropStore } from "../open-store.ts";
+import { inTransaction, openPool } from "../postgres/pool.ts";
 import { postgresStoreRecords } from "../postgres/store-records.ts";
+import { PostgresApiStore } from "../postgres/api-store.ts";
 import { QdrantStore } from "../qdrant-store.ts";
 
 export interface AdoptReport {
@@ -85,5 +88,58 @@ export async function adoptQdrantRecords(
   } finally {
     from.close();
     await to.close();
+  }
+}
+
+/** The API's tables of a SQLite records file, in the order their rows may be inserted (a delivery names its webhook). */
+const API_TABLES = ["api_keys", "audit_anchor", "audit_log", "webhooks", "webhook_deliveries", "mqtt_outbox"];
+
+/**
+ * Copies the API's records of a SQLite file (`api.authStorePath`: keys, the audit log with its anchor, webhooks,
+ * deliveries, the MQTT outbox) into the records database, in one transaction, so a deployment moving to PostgreSQL
+ * keeps its keys and its audit trail (the chain verifies there as it did in the file). Refused when the database
+ * already holds API records: it never merges two chains.
+ */
+export async function adoptSqliteApiRecords(config: Config, file: string): Promise<Record<string, number>> {
+  if (config.store.records.kind !== "postgres")
+    throw new Error("store.records.kind is not postgres: there is no records database to adopt them into");
+  const url = config.store.records.url!;
+  await (await PostgresApiStore.open(url)).close(); // migrated to this release's schema
+  const sqlite = new Database(file, { readonly: true, fileMustExist: true });
+  const pool = await openPool(url);
+  try {
+    const present = new Set(
+      (sqlite.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map(
+        (t) => t.name,
+      ),
+    );
+    return await inTransaction(pool, async (client) => {
+      const counts: Record<string, number> = {};
+      for (const table of API_TABLES) {
+        const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+        if (rows[0]!.n > 0)
+          throw new Error(
+            `the records database already has ${table} rows: adopt into one with no API records`,
+          );
+      }
+      for (const table of API_TABLES) {
+        counts[table] = 0;
+        if (!present.has(table)) continue;
+        for (const row of sqlite.prepare(`SELECT * FROM ${table}`).iterate() as Iterable<
+          Record<string, unknown>
+        >) {
+          const columns = Object.keys(row);
+          await client.query(
+            `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(", ")})`,
+            columns.map((c) => row[c]),
+          );
+          counts[table]++;
+        }
+      }
+      return counts;
+    });
+  } finally {
+    sqlite.close();
+    await pool.end();
   }
 }
