@@ -157,6 +157,66 @@ describe("crash safety over a real Kafka broker", () => {
       await d.raw.close();
     },
   );
+
+  it.skipIf(qdrant.skip !== undefined || postgres.skip !== undefined)(
+    "(e) match on Qdrant with its records in PostgreSQL, the database stopped mid-track and started again: not ready meanwhile, then the same sightings and alerts as an undisturbed matcher",
+    async (ctx) => {
+      if (!harness.kafka()) return ctx.skip();
+      const scene = await aliceScene();
+      const d = await deployment({ match: { alertCooldownS: 10 } });
+      // The reference keeps everything in SQLite: the database going away is only the other one's trouble.
+      const ref = { path: `${d.dir}/ref.db` };
+      const { url, prefix } = await qdrant.endpoint();
+      const subject = {
+        kind: "qdrant",
+        qdrantUrl: url,
+        qdrantPrefix: prefix,
+        records: { kind: "postgres", url: await postgres.database() },
+        crops: { kind: "folder", dir: `${d.dir}/subject-crops` },
+      };
+      await enrolAlice(testConfig({ "store.path": ref.path }), scene);
+      await enrolAlice(testConfig({ store: subject }), scene);
+      const refProcess = d.start(
+        "match",
+        {},
+        d.configFor("ref", { store: ref, service: { group: "match-ref" } }),
+      );
+      const matcher = d.start(
+        "match",
+        {},
+        d.configFor("pg", { store: subject, service: { group: "match-pg" } }),
+      );
+      await Promise.all([refProcess.ready(), matcher.ready()]);
+      const readiness = async () => {
+        const res = await fetch(`http://127.0.0.1:${await matcher.port}/readyz`);
+        return {
+          status: res.status,
+          checks: ((await res.json()) as { checks: Record<string, boolean> }).checks,
+        };
+      };
+      let outages = 0;
+      await playScene(d, scene, "match-pg", async () => {
+        if (outages++ > 0) return;
+        // Away for a while, with alice's track open and embeddings of it still to come: they fail and wait.
+        await postgres.server().stop();
+        await until("match not ready", async () => (await readiness()).status === 503, 15_000);
+        expect((await readiness()).checks.records).toBe(false);
+        await d.bus.publish(Topics.embeddings, []);
+        await sleep(2000);
+        expect(matcher.child.exitCode).toBeNull();
+        await postgres.server().start();
+        await until("match ready again", async () => (await readiness()).status === 200, 30_000);
+      });
+      expect(matcher.child.exitCode).toBeNull();
+      const a = await outcome(testConfig({ "store.path": ref.path }));
+      const b = await outcome(testConfig({ store: subject }));
+      expect(a.sightings).toHaveLength(3);
+      expect(a.alerts).toHaveLength(2);
+      expect(b).toEqual(a);
+      for (const p of [refProcess, matcher]) await p.kill("SIGTERM");
+      await d.raw.close();
+    },
+  );
 });
 
 type Deployment = Awaited<ReturnType<typeof deployment>>;

@@ -8,6 +8,14 @@ const TRANSIENT_CODES = new Set([
   "EHOSTUNREACH",
   "SQLITE_BUSY",
   "SQLITE_LOCKED",
+  // PostgreSQL: the server shutting down or restarting, still starting, out of connections; a transaction that
+  // lost a serialization conflict or a deadlock (it succeeds when tried again).
+  "57P01",
+  "57P02",
+  "57P03",
+  "53300",
+  "40001",
+  "40P01",
 ]);
 
 /** Marks a failure that says nothing about the record: a dependency is away and will be back. */
@@ -31,12 +39,19 @@ export function isTransient(err: unknown): boolean {
     };
     if (x.transient === true || x.retriable === true) return true;
     if (typeof x.code === "string" && TRANSIENT_CODES.has(x.code)) return true;
+    // PostgreSQL's connection exceptions (SQLSTATE class 08).
+    if (typeof x.code === "string" && /^08[0-9A-Z]{3}$/.test(x.code)) return true;
     if (
       typeof x.name === "string" &&
       /^KafkaJS(Connection|RequestTimeout|NumberOfRetriesExceeded)/.test(x.name)
     )
       return true;
-    if (typeof x.message === "string" && /fetch failed|socket hang up|connect ECONNREFUSED/i.test(x.message))
+    if (
+      typeof x.message === "string" &&
+      /fetch failed|socket hang up|connect ECONNREFUSED|Connection terminated|Client has encountered a connection error/i.test(
+        x.message,
+      )
+    )
       return true;
   }
   return false;

@@ -169,6 +169,11 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     void this.records?.close().catch(() => {});
   }
 
+  /** Whether the records database answers (readiness); true without one. */
+  async recordsHealthy(): Promise<boolean> {
+    return this.records ? this.records.healthy() : true;
+  }
+
   /** Nothing to forget: the watchlist is read from Qdrant on every match. */
   invalidate() {}
 

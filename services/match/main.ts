@@ -5,6 +5,7 @@ import { Topics } from "../../lib/contracts/index.ts";
 import { RetentionScheduler, retentionOptions } from "../../lib/runtime/retention.ts";
 import { runService, startStage, type ServiceProcess } from "../../lib/runtime/service.ts";
 import { openCheckedStore } from "../../lib/store/open-store.ts";
+import { QdrantStore } from "../../lib/store/qdrant-store.ts";
 import { createMatch } from "./index.ts";
 
 /** `vigil serve match`: embeddings → tracks, sightings and alerts, against the configured store. */
@@ -12,6 +13,9 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
   return runService("match", config, bus, async (ctx) => {
     // A missing bucket or refused secret stops the service at start-up, with the reason.
     const store = await openCheckedStore(config);
+    // Not ready while the records database (alerts, people, checkpoints) does not answer: batches fail meanwhile
+    // and are redelivered once it is back.
+    if (store instanceof QdrantStore) ctx.addReadiness("records", () => store.recordsHealthy());
     // Every replica hears every watchlist change (a group of its own), so a person enrolled or removed
     // elsewhere counts from the next face on, whatever the store caches.
     const changes = await bus.subscribe(

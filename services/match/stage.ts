@@ -107,7 +107,59 @@ export class MatchStage implements Stage<EmbeddingMessage> {
     private readonly options: MatchOptions,
   ) {}
 
+  /**
+   * A batch that fails (a store away: the bus delivers it again) must leave the tracks as they were: otherwise the
+   * redelivered faces are found in their tracks already and skipped, and an alert their first pass would have
+   * raised is never raised.
+   */
   async handle(batch: EmbeddingMessage[], info?: BatchInfo): Promise<Emit[]> {
+    const before = this.remember(batch);
+    try {
+      return await this.handleFaces(batch, info);
+    } catch (err) {
+      this.rollBack(before);
+      throw err;
+    }
+  }
+
+  /**
+   * What handling `batch` may change: the tracks of its cameras (copied through the checkpoint encoding, since a
+   * track is updated in place), every other camera's list of open tracks (expiry only drops from it), and the
+   * maps beside them.
+   */
+  private remember(batch: EmbeddingMessage[]) {
+    const cameras = new Set(batch.map((m) => m.cameraId));
+    const tracks = new Map<string, Uint8Array | readonly Track<Face>[]>();
+    for (const [camera, t] of this.trackers)
+      tracks.set(
+        camera,
+        cameras.has(camera)
+          ? encodeCheckpoint({ nextOffset: "0", tracks: [...t.open], trackMatches: {}, lastAlert: {} })
+          : [...t.open],
+      );
+    return {
+      tracks,
+      trackMatches: new Map(this.trackMatches),
+      lastAlert: new Map(this.lastAlert),
+      cameraPartition: new Map(this.cameraPartition),
+      nextOffset: new Map(this.nextOffset),
+      dirty: new Set(this.dirty),
+    };
+  }
+
+  private rollBack(before: ReturnType<MatchStage["remember"]>) {
+    for (const camera of [...this.trackers.keys()])
+      if (!before.tracks.has(camera)) this.trackers.delete(camera);
+    for (const [camera, saved] of before.tracks)
+      this.tracker(camera).restore(saved instanceof Uint8Array ? decodeCheckpoint(saved).tracks : [...saved]);
+    this.trackMatches = before.trackMatches;
+    this.lastAlert = before.lastAlert;
+    this.cameraPartition = before.cameraPartition;
+    this.nextOffset = before.nextOffset;
+    this.dirty = before.dirty;
+  }
+
+  private async handleFaces(batch: EmbeddingMessage[], info?: BatchInfo): Promise<Emit[]> {
     const quality = this.options.recognisabilityFor ?? recognisabilityFor;
     const fresh = info ? this.unseen(batch, info) : batch;
     const faces = fresh

@@ -49,7 +49,7 @@ import { SqlParams, whereClause } from "../sql-params.ts";
 import type { DeliveryOutcome, DeliveryQuery, Webhook, WebhookDelivery } from "../webhook-store.ts";
 import { LOCKS } from "./locks.ts";
 import { migrate } from "./migrations.ts";
-import { inTransaction, openPool, type PoolOptions } from "./pool.ts";
+import { answers, inTransaction, openPool, type PoolOptions } from "./pool.ts";
 import { RECORD_MIGRATIONS, RECORDS_SCHEMA } from "./record-migrations.ts";
 
 /** `$1, $2, … $n`: the markers of an insert of n columns. */
@@ -83,19 +83,8 @@ export class PostgresApiStore implements ApiStore {
     await this.pool.end();
   }
 
-  /** One trivial query, given 2 s: a server that is down refuses at once, one cut off by the network hangs. */
   async healthy(): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), 2000);
-    });
-    try {
-      return await Promise.race([this.pool.query("SELECT 1").then(() => true), late]);
-    } catch {
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
+    return answers(this.pool);
   }
 
   private async rows<Row extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<Row[]> {

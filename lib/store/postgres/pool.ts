@@ -81,3 +81,18 @@ export async function inTransaction<T>(
     client.release(broken);
   }
 }
+
+/** Whether the server answers a trivial query within 2 s: one that is down refuses at once, one cut off hangs. */
+export async function answers(pool: pg.Pool): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), 2000);
+  });
+  try {
+    return await Promise.race([pool.query("SELECT 1").then(() => true), late]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { migrate } from "./migrations.ts";
-import { openPool, type PoolOptions } from "./pool.ts";
+import { answers, openPool, type PoolOptions } from "./pool.ts";
 import { RECORD_MIGRATIONS, RECORDS_SCHEMA } from "./record-migrations.ts";
 
 /**
@@ -35,6 +35,15 @@ export class RecordsPool {
 
   async rows<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
     return (await (await this.get()).query<R>(sql, params)).rows;
+  }
+
+  /** Readiness: connected (or connecting now) and answering. */
+  async healthy(): Promise<boolean> {
+    try {
+      return await answers(await this.get());
+    } catch {
+      return false;
+    }
   }
 
   async close(): Promise<void> {

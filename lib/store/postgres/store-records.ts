@@ -12,6 +12,8 @@ export interface StoreRecords {
   alerts: AlertStore;
   state: StateStore;
   people: PeopleRecords;
+  /** Whether the records database answers now (readiness). */
+  healthy(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -25,6 +27,7 @@ export function postgresStoreRecords(url: string, crops: CropStore, options: Poo
     alerts: new PostgresAlertStore(db, crops),
     state: new PostgresStateStore(db),
     people: new PostgresPeople(db),
+    healthy: () => db.healthy(),
     close: () => db.close(),
   };
 }
