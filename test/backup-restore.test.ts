@@ -165,9 +165,16 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
         await records.close();
       }
 
+      // Another deployment whose prefix starts with this one's: not part of this backup.
+      const raw = new QdrantClient({ url: qdrant.url(), checkCompatibility: false });
+      await raw.createCollection(`${source.store.qdrantPrefix}_x_sightings__m1`, {
+        vectors: { size: 4, distance: "Cosine" },
+      });
+
       const dir = path.join(tempDir("vigil-backup-"), "b1");
       const lines: string[] = [];
       const manifest = await backupDeployment(source, dir, (l) => lines.push(l));
+      expect(Object.keys(manifest.vectors!.collections).some((c) => c.startsWith("x_"))).toBe(false);
       expect(manifest.records!.rows).toMatchObject({
         api_keys: 2,
         webhooks: 1,

@@ -33,17 +33,23 @@ import {
   type CursorPosition,
   type Page,
 } from "./paging.ts";
-import { pointId, type FilterCondition, type IndexKind, type Payload } from "./qdrant-store.ts";
+import {
+  pointId,
+  type CollectionKind,
+  type FilterCondition,
+  type IndexKind,
+  type Payload,
+} from "./qdrant-store.ts";
 import type { SightingStore } from "./sighting-store.ts";
 
 /** What the identities use of the Qdrant store they live beside (qdrant-store.ts builds it). */
 export interface QdrantAccess {
   client: QdrantClient;
   /** The collection of a kind (and model). */
-  name(kind: string, modelId?: string): string;
+  name(kind: CollectionKind, modelId?: string): string;
   ensure(collection: string, size: number, indexes: Record<string, IndexKind>): Promise<void>;
   /** The collections of a kind, one per model. */
-  collections(kind: string): Promise<string[]>;
+  collections(kind: CollectionKind): Promise<string[]>;
   upsert(collection: string, points: { id: string; vector: number[]; payload: Payload }[]): Promise<void>;
   orderedPage(
     collection: string,

@@ -98,6 +98,22 @@ export type FilterCondition = Record<string, unknown>;
 export type IndexKind = "keyword" | "integer" | "bool";
 type PayloadSelection = true | { include: string[] } | { exclude: string[] };
 
+/**
+ * Every kind of collection a deployment has, named `<prefix>_<kind>` or `<prefix>_<kind>__<model>`: what tells a
+ * deployment's collections from another's whose prefix merely starts the same (`vigil` and `vigil_test`).
+ */
+export const COLLECTION_KINDS = [
+  "watchlist",
+  "exclusions",
+  "sightings",
+  "unknowns",
+  "people",
+  "watchlists",
+  "alerts",
+  "state",
+] as const;
+export type CollectionKind = (typeof COLLECTION_KINDS)[number];
+
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
 const unb64 = (text: unknown) => new Uint8Array(Buffer.from(String(text), "base64"));
 
@@ -195,7 +211,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     return this.server;
   }
 
-  private name(kind: string, modelId?: string) {
+  private name(kind: CollectionKind, modelId?: string) {
     return modelId ? `${this.prefix}_${kind}__${safe(modelId)}` : `${this.prefix}_${kind}`;
   }
 

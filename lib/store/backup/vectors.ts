@@ -2,6 +2,7 @@ import type { QdrantClient } from "@qdrant/js-client-rest";
 import { writeFileSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Progress } from "../../telemetry/progress.ts";
+import { COLLECTION_KINDS } from "../qdrant-store.ts";
 import { readJsonl, writeJsonl } from "./jsonl.ts";
 
 /** A progress display for `total` points (the CLI's bar on a TTY, lines otherwise); none by default. */
@@ -29,12 +30,16 @@ type Point = { id: string | number; vector: unknown; payload: Record<string, unk
 
 const PAGE = 256;
 
-/** A deployment's collections: every one named `<prefix>_…`. */
+/**
+ * A deployment's collections: `<prefix>_<kind>` or `<prefix>_<kind>__<model>` for a kind the store makes, so
+ * another deployment whose prefix merely starts with this one's (`vigil_test` beside `vigil`) is left out.
+ */
 export async function deploymentCollections(client: QdrantClient, prefix: string): Promise<string[]> {
+  const kinds = new Set<string>(COLLECTION_KINDS);
   const { collections } = await client.getCollections();
   return collections
     .map((c) => c.name)
-    .filter((n) => n.startsWith(`${prefix}_`))
+    .filter((n) => n.startsWith(`${prefix}_`) && kinds.has(n.slice(prefix.length + 1).split("__")[0]!))
     .sort();
 }
 
