@@ -19,6 +19,7 @@ import type {
   Subscription,
   TopicPartition,
 } from "./bus.ts";
+import { within } from "../util/within.ts";
 
 /**
  * The scale-out bus over Apache Kafka (kafkajs). What it guarantees, exactly:
@@ -105,15 +106,6 @@ const BATCH_OVERHEAD = 0.9;
 const PER_RECORD_OVERHEAD = 64;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Resolves with the promise, or rejects after `ms` (the promise keeps running). */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 interface KafkaError extends Error {
   type?: string;

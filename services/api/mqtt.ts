@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import type { AlertRecord } from "../../lib/store/alert-store.ts";
 import type { MqttMessage, MqttOutboxStore } from "../../lib/store/mqtt-outbox.ts";
 import type { Logger } from "../../lib/telemetry/log.ts";
+import { within } from "../../lib/util/within.ts";
 import { deliveredFaceUrls, type PhotoShown } from "./alert-links.ts";
 
 export interface MqttOptions {
@@ -212,12 +213,13 @@ export class MqttPublisher {
     let error: string | null = null;
     try {
       if (!client?.connected) throw new Error("not connected to the broker");
-      await withTimeout(
+      await within(
         Promise.all([
           client.publishAsync(this.topic("alerts"), m.payload, { qos: 1 }),
           client.publishAsync(this.topic(m.cameraId, "person"), m.personName, { qos: 1, retain: true }),
         ]),
         this.options.ackTimeoutMs,
+        "the broker's acknowledgement",
       );
       this.stats.published++;
     } catch (err) {
@@ -248,12 +250,4 @@ export class MqttPublisher {
         .catch(() => undefined);
     await client.endAsync();
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no acknowledgement from the broker within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

@@ -4,6 +4,7 @@ import type { NewAlert } from "../alert-store.ts";
 import { openCropStore } from "../open-store.ts";
 import { inTransaction, openPool } from "../postgres/pool.ts";
 import { postgresStoreRecords } from "../postgres/store-records.ts";
+import { insertRows, refuseRows } from "./records.ts";
 import { PostgresApiStore } from "../postgres/api-store.ts";
 import { QdrantStore } from "../qdrant-store.ts";
 
@@ -114,27 +115,28 @@ export async function adoptSqliteApiRecords(config: Config, file: string): Promi
       ),
     );
     return await inTransaction(pool, async (client) => {
+      await refuseRows(
+        client,
+        API_TABLES,
+        (table) => `the records database already has ${table} rows: adopt into one with no API records`,
+      );
       const counts: Record<string, number> = {};
-      for (const table of API_TABLES) {
-        const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
-        if (rows[0]!.n > 0)
-          throw new Error(
-            `the records database already has ${table} rows: adopt into one with no API records`,
-          );
-      }
       for (const table of API_TABLES) {
         counts[table] = 0;
         if (!present.has(table)) continue;
+        let batch: Record<string, unknown>[] = [];
         for (const row of sqlite.prepare(`SELECT * FROM ${table}`).iterate() as Iterable<
           Record<string, unknown>
         >) {
-          const columns = Object.keys(row);
-          await client.query(
-            `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(", ")})`,
-            columns.map((c) => row[c]),
-          );
-          counts[table]++;
+          batch.push(row);
+          if (batch.length === 200) {
+            await insertRows(client, table, batch);
+            counts[table] += batch.length;
+            batch = [];
+          }
         }
+        await insertRows(client, table, batch);
+        counts[table] += batch.length;
       }
       return counts;
     });

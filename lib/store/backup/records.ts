@@ -29,6 +29,42 @@ const toJson = (row: Record<string, unknown>) =>
   );
 const fromJson = (v: unknown) =>
   v !== null && typeof v === "object" && "$base64" in v ? Buffer.from(String(v.$base64), "base64") : v;
+const fromJsonRow = (row: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(row).map(([k, v]) => [k, fromJson(v ?? null)]));
+
+/** Throws `refusal` for the first of `tables` that holds rows: a restore or an adoption never merges. */
+export async function refuseRows(
+  client: pg.PoolClient,
+  tables: readonly string[],
+  refusal: (table: string, rows: number) => string,
+): Promise<void> {
+  for (const table of tables) {
+    const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+    if (rows[0]!.n > 0) throw new Error(refusal(table, rows[0]!.n));
+  }
+}
+
+/**
+ * Inserts rows in one statement, their columns taken from the first row: rows written by an older schema lack
+ * later columns, which take their defaults.
+ */
+export async function insertRows(
+  client: pg.PoolClient,
+  table: string,
+  rows: Record<string, unknown>[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  const columns = Object.keys(rows[0]!);
+  const values: unknown[] = [];
+  const tuples = rows.map((row) => {
+    const marks = columns.map((c) => {
+      values.push(row[c] ?? null);
+      return `$${values.length}`;
+    });
+    return `(${marks.join(", ")})`;
+  });
+  await client.query(`INSERT INTO ${table} (${columns.join(", ")}) VALUES ${tuples.join(", ")}`, values);
+}
 
 const PAGE = 1000;
 
@@ -95,31 +131,16 @@ export async function restoreRecords(
         `(${RECORD_MIGRATIONS.length}): restore it with that release or newer`,
     );
   return inTransaction(pool, async (client) => {
-    for (const t of RECORD_TABLES) {
-      const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${t.name}`);
-      if (rows[0]!.n > 0)
-        throw new Error(
-          `the records database is not empty (${t.name} has ${rows[0]!.n} rows): restore into an empty one`,
-        );
-    }
+    await refuseRows(
+      client,
+      RECORD_TABLES.map((t) => t.name),
+      (table, n) => `the records database is not empty (${table} has ${n} rows): restore into an empty one`,
+    );
     const counts: Record<string, number> = {};
     for (const t of RECORD_TABLES) {
       let n = 0;
       for await (const batch of readJsonl<Record<string, unknown>>(path.join(dir, `${t.name}.jsonl`), 200)) {
-        // Columns from the rows themselves: a dump from an older schema lacks later columns, which take their defaults.
-        const columns = Object.keys(batch[0]!);
-        const values: unknown[] = [];
-        const tuples = batch.map((row) => {
-          const marks = columns.map((c) => {
-            values.push(fromJson(row[c] ?? null));
-            return `$${values.length}`;
-          });
-          return `(${marks.join(", ")})`;
-        });
-        await client.query(
-          `INSERT INTO ${t.name} (${columns.join(", ")}) VALUES ${tuples.join(", ")}`,
-          values,
-        );
+        await insertRows(client, t.name, batch.map(fromJsonRow));
         n += batch.length;
       }
       counts[t.name] = n;

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { within } from "../../util/within.ts";
 
 /** The URL with its password masked: what an error message or a log line may show. */
 export function redactUrl(url: string): string {
@@ -83,16 +84,9 @@ export async function inTransaction<T>(
 }
 
 /** Whether the server answers a trivial query within 2 s: one that is down refuses at once, one cut off hangs. */
-export async function answers(pool: pg.Pool): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), 2000);
-  });
-  try {
-    return await Promise.race([pool.query("SELECT 1").then(() => true), late]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
+export function answers(pool: pg.Pool): Promise<boolean> {
+  return within(pool.query("SELECT 1"), 2000, "PostgreSQL's answer").then(
+    () => true,
+    () => false,
+  );
 }
