@@ -93,6 +93,13 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
           vector: vec(1),
           source: "1.jpg",
         });
+        await store.addExclusion({
+          id: "ann:x1",
+          personId: "ann",
+          modelId: "m1",
+          vector: vec(2),
+          note: "twin",
+        });
         await store.setWatchlistThreshold("vip", 0.6);
         const sightings: Sighting[] = Array.from({ length: 300 }, (_, i) => ({
           id: `s${i}`,
@@ -180,6 +187,8 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
         webhooks: 1,
         webhook_deliveries: 1,
         mqtt_outbox: 1,
+        photos: 1,
+        exclusions: 1,
       });
       expect(manifest.records!.rows.audit_log).toBeGreaterThanOrEqual(2);
       expect(Object.values(manifest.vectors!.collections).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(
@@ -249,6 +258,14 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
           modelId: "m1",
           vector: vec(1),
           source: "1.jpg",
+          crop: Uint8Array.of(0xff, 0xd8, 7),
+        });
+        await old.addExclusion({
+          id: "ann:x1",
+          personId: "ann",
+          modelId: "m1",
+          vector: vec(3),
+          note: "twin",
         });
         await old.setWatchlistThreshold("vip", 0.61);
         await old.addAlerts(
@@ -282,12 +299,28 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
         unadopted.close();
       }
       const report = await adoptQdrantRecords(after);
-      expect(report).toEqual({ people: 1, thresholds: 1, alerts: 2, acknowledged: 1, checkpoints: 1 });
+      expect(report).toEqual({
+        people: 1,
+        thresholds: 1,
+        photos: 1,
+        exclusions: 1,
+        alerts: 2,
+        acknowledged: 1,
+        checkpoints: 1,
+      });
       expect(await adoptQdrantRecords(after)).toEqual(report); // again: nothing doubled, nothing lost
       const now = openStore(after);
       try {
         expect(await now.getPerson("ann")).toMatchObject({ name: "Ann", watchlistId: "vip", faces: 1 });
         expect(await now.watchlistThreshold("vip")).toBe(0.61);
+        expect(await now.listFaces("ann")).toEqual([
+          { faceId: "ann:1.jpg", personId: "ann", modelId: "m1", source: "1.jpg", hasCrop: true },
+        ]);
+        expect(await now.faceCrop("ann:1.jpg")).toEqual(Uint8Array.of(0xff, 0xd8, 7));
+        expect(await now.listExclusions("ann")).toEqual([
+          { id: "ann:x1", personId: "ann", modelId: "m1", note: "twin" },
+        ]);
+        expect(await now.exclusionScore("ann", "m1", vec(3))).toBeGreaterThan(0.999);
         expect(
           (await now.listAlerts({ limit: 10 })).items.map((a) => [a.id, a.acknowledged?.by ?? null]),
         ).toEqual([

@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import path from "node:path";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
@@ -672,6 +673,63 @@ storeContract(
   },
   qdrant.skip ?? recordsDb.skip,
 );
+
+describe.skipIf(!!(qdrant.skip ?? recordsDb.skip))("Qdrant with its records in PostgreSQL", () => {
+  it("keeps photos' and exclusions' records as rows and only ids beside their vectors; a removal takes all", async () => {
+    const crops = folderCrops();
+    const url = await recordsDb.database();
+    const records = postgresStoreRecords(url, crops);
+    const live = await qdrant.open({ crops, store: { records } });
+    const { store } = live;
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    try {
+      await store.upsertPerson({ id: "ann", name: "Ann", watchlistId: "default" });
+      await store.addFace({
+        faceId: "ann:1.jpg",
+        personId: "ann",
+        modelId: "m1",
+        vector: vec(1),
+        source: "1.jpg",
+      });
+      await store.addExclusion({
+        id: "ann:x1",
+        personId: "ann",
+        modelId: "m1",
+        vector: vec(3),
+        note: "her twin",
+      });
+      const written = await payloads(live);
+      expect(written.find((p) => p.collection.startsWith("_watchlist"))!.payload).toEqual({
+        faceId: "ann:1.jpg",
+        personId: "ann",
+        modelId: "m1",
+      });
+      expect(written.find((p) => p.collection.startsWith("_exclusions"))!.payload).toEqual({
+        id: "ann:x1",
+        personId: "ann",
+        modelId: "m1",
+      });
+      expect((await db.query("SELECT face_id, source, has_crop FROM photos")).rows).toEqual([
+        { face_id: "ann:1.jpg", source: "1.jpg", has_crop: false },
+      ]);
+      expect((await db.query("SELECT id, note FROM exclusions")).rows).toEqual([
+        { id: "ann:x1", note: "her twin" },
+      ]);
+      expect(await store.getPerson("ann")).toMatchObject({ faces: 1 });
+      // A row whose vector never landed (a write cut short) is still removed with the photo.
+      await db.query("INSERT INTO photos VALUES ('ann:2.jpg', 'ann', 'm1', '2.jpg', false)");
+      expect(await store.removeFace("ann:2.jpg")).toBe(true);
+      expect(await store.removeFace("ann:2.jpg")).toBe(false);
+      expect(await store.removePerson("ann")).toBe(true);
+      expect((await db.query("SELECT count(*)::int AS n FROM photos")).rows[0].n).toBe(0);
+      expect((await db.query("SELECT count(*)::int AS n FROM exclusions")).rows[0].n).toBe(0);
+      expect(await payloads(live)).toEqual([]);
+    } finally {
+      await db.end();
+    }
+  });
+});
 
 // The same suite with crops in a real S3-compatible server (s3s-fs on 127.0.0.1).
 const s3Missing = s3UnavailableReason();

@@ -418,17 +418,22 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     const key = cropKey("faces", face.faceId);
     if (face.crop) await this.crops.put(key, face.crop);
     else await this.crops.delete([key]);
+    const photo = {
+      faceId: face.faceId,
+      personId: face.personId,
+      modelId: face.modelId,
+      source: face.source,
+      hasCrop: face.crop !== undefined,
+    };
+    // The record before the vector: a write cut short between them leaves a listed photo that does not match yet
+    // (enrolling it again finishes it), never a face that matches but no operator can see or remove.
+    if (this.records) await this.records.photos.addPhoto(photo);
+    const { faceId, personId, modelId } = photo;
     await this.upsert(col, [
       {
         id: pointId(face.faceId),
         vector: Array.from(face.vector),
-        payload: {
-          faceId: face.faceId,
-          personId: face.personId,
-          modelId: face.modelId,
-          source: face.source,
-          hasCrop: face.crop !== undefined,
-        },
+        payload: this.records ? { faceId, personId, modelId } : photo,
       },
     ]);
   }
@@ -438,7 +443,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     const byPerson = { must: [{ key: "personId", match: { value: personId } }] };
     const faceCols = await this.collections("watchlist");
     // Crops before their faces (see the class): a removal cut short is finished by the next one.
-    const faceIds: string[] = [];
+    const faceIds = this.records ? (await this.records.photos.photosOf(personId)).map((p) => p.faceId) : [];
     for (const col of faceCols)
       for (const r of await this.scrollAll(col, byPerson)) faceIds.push(String(r.payload!.faceId));
     await this.crops.delete(faceIds.map((id) => cropKey("faces", id)));
@@ -446,31 +451,37 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     for (const col of [...faceCols, ...(await this.collections("exclusions"))]) {
       await this.client.delete(col, { wait: true, filter: byPerson });
     }
+    // Its photos' and exclusions' records go with it (they cascade from the person's row).
     if (this.records) await this.records.people.remove(personId);
     else await this.client.delete(this.name("people"), { wait: true, points: [pointId(personId)] });
     return true;
   }
 
   async removeFace(faceId: string) {
+    const recorded = this.records ? await this.records.photos.photo(faceId) : undefined;
     let removed = false;
+    if (recorded) await this.crops.delete([cropKey("faces", faceId)]);
     for (const col of await this.collections("watchlist")) {
       const found = await this.client.retrieve(col, { ids: [pointId(faceId)], with_payload: false });
       if (found.length === 0) continue;
-      if (!removed) await this.crops.delete([cropKey("faces", faceId)]);
+      if (!removed && !recorded) await this.crops.delete([cropKey("faces", faceId)]);
       await this.client.delete(col, { wait: true, points: [pointId(faceId)] });
       removed = true;
     }
+    // The record last (see addFace): a removal cut short is finished by the next one.
+    if (this.records) removed = (await this.records.photos.removePhoto(faceId)) || removed;
     return removed;
   }
 
   async listPeople() {
-    const counts = new Map<string, number>();
-    for (const col of await this.collections("watchlist")) {
-      for (const r of await this.scrollAll(col)) {
-        const id = String(r.payload!.personId);
-        counts.set(id, (counts.get(id) ?? 0) + 1);
+    const counts = this.records ? await this.records.photos.photoCounts() : new Map<string, number>();
+    if (!this.records)
+      for (const col of await this.collections("watchlist")) {
+        for (const r of await this.scrollAll(col)) {
+          const id = String(r.payload!.personId);
+          counts.set(id, (counts.get(id) ?? 0) + 1);
+        }
       }
-    }
     return (await this.allPeople())
       .sort((a, b) => a.id.localeCompare(b.id))
       .map((p) => ({ ...p, faces: counts.get(p.id) ?? 0 }));
@@ -479,6 +490,10 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   async getPerson(personId: string) {
     const person = (await this.peopleById([personId])).get(personId);
     if (!person) return undefined;
+    if (this.records) {
+      const faces = (await this.records.photos.photoCounts([personId])).get(personId) ?? 0;
+      return { ...person, faces };
+    }
     let faces = 0;
     const filter = { must: [{ key: "personId", match: { value: personId } }] };
     for (const col of await this.collections("watchlist"))
@@ -487,6 +502,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async getFace(faceId: string): Promise<EnrolledPhoto | undefined> {
+    if (this.records) return this.records.photos.photo(faceId);
     for (const col of await this.collections("watchlist")) {
       const p = await this.retrieveOne(col, faceId);
       if (p) return toPhoto(p, col);
@@ -495,6 +511,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async listFaces(personId: string): Promise<EnrolledPhoto[]> {
+    if (this.records) return this.records.photos.photosOf(personId);
     const out: EnrolledPhoto[] = [];
     const filter = { must: [{ key: "personId", match: { value: personId } }] };
     for (const col of await this.collections("watchlist"))
@@ -561,12 +578,12 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   async addExclusion(e: Exclusion) {
     const col = this.name("exclusions", e.modelId);
     await this.ensure(col, e.vector.length, { personId: "keyword" });
+    const { vector, ...record } = e;
+    // The record before the vector, as a photo's (see addFace).
+    if (this.records) await this.records.photos.addExclusion(record);
+    const { note, ...key } = record;
     await this.upsert(col, [
-      {
-        id: pointId(e.id),
-        vector: Array.from(e.vector),
-        payload: { id: e.id, personId: e.personId, modelId: e.modelId, note: e.note },
-      },
+      { id: pointId(e.id), vector: Array.from(vector), payload: this.records ? key : { ...key, note } },
     ]);
   }
 
@@ -582,6 +599,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   }
 
   async listExclusions(personId: string): Promise<ExclusionInfo[]> {
+    if (this.records) return this.records.photos.exclusionsOf(personId);
     const out: ExclusionInfo[] = [];
     const filter = { must: [{ key: "personId", match: { value: personId } }] };
     for (const col of await this.collections("exclusions"))
@@ -605,6 +623,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
       await this.client.delete(col, { wait: true, points: [pointId(id)] });
       removed = true;
     }
+    if (this.records) removed = (await this.records.photos.removeExclusion(id)) || removed;
     return removed;
   }
 

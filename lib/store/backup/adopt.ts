@@ -11,14 +11,16 @@ import { QdrantStore } from "../qdrant-store.ts";
 export interface AdoptReport {
   people: number;
   thresholds: number;
+  photos: number;
+  exclusions: number;
   alerts: number;
   acknowledged: number;
   checkpoints: number;
 }
 
 /**
- * Copies the records a Qdrant deployment kept as payloads (people, thresholds, alerts with their
- * acknowledgements, match's checkpoints) into its records database, for a deployment that turns
+ * Copies the records a Qdrant deployment kept as payloads (people, thresholds, enrolled photos, exclusions, alerts
+ * with their acknowledgements, match's checkpoints) into its records database, for a deployment that turns
  * `store.records.kind: postgres` on: from then on the store reads them there, and without this they would look
  * gone. Idempotent (upserts by id; an acknowledgement already there stands), so it may run again, e.g. after a
  * match replica still on the old config wrote a little more.
@@ -43,18 +45,37 @@ export async function adoptQdrantRecords(
     },
   );
   const to = postgresStoreRecords(config.store.records.url!, crops);
-  const report: AdoptReport = { people: 0, thresholds: 0, alerts: 0, acknowledged: 0, checkpoints: 0 };
+  const report: AdoptReport = {
+    people: 0,
+    thresholds: 0,
+    photos: 0,
+    exclusions: 0,
+    alerts: 0,
+    acknowledged: 0,
+    checkpoints: 0,
+  };
   try {
     for (const p of await from.listPeople()) {
       await to.people.upsert({ id: p.id, name: p.name, watchlistId: p.watchlistId });
       report.people++;
+      // Their vectors stay where they are; the records written since the upgrade carry ids only beside them.
+      for (const photo of await from.listFaces(p.id)) {
+        await to.photos.addPhoto(photo);
+        report.photos++;
+      }
+      for (const exclusion of await from.listExclusions(p.id)) {
+        await to.photos.addExclusion(exclusion);
+        report.exclusions++;
+      }
     }
     for (const w of await from.listWatchlists())
       if (w.threshold !== undefined) {
         await to.people.setThreshold(w.id, w.threshold);
         report.thresholds++;
       }
-    say(`people: ${report.people}, thresholds: ${report.thresholds}`);
+    say(
+      `people: ${report.people}, thresholds: ${report.thresholds}, photos: ${report.photos}, exclusions: ${report.exclusions}`,
+    );
     let cursor: string | undefined;
     do {
       const page = await from.listAlerts({ limit: 200, cursor });

@@ -20,6 +20,8 @@ export const RECORD_TABLES = [
   { name: "state", key: "key" },
   { name: "people", key: "id" },
   { name: "watchlist_thresholds", key: "id" },
+  { name: "photos", key: "face_id" },
+  { name: "exclusions", key: "id" },
 ] as const;
 
 /** Binary columns (an alert's vector) as JSON: `{"$base64": "…"}`, and back. */

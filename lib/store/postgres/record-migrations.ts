@@ -113,4 +113,19 @@ CREATE INDEX people_watchlist ON people (watchlist_id);
 CREATE TABLE watchlist_thresholds (id TEXT PRIMARY KEY, threshold DOUBLE PRECISION NOT NULL);
 `,
   },
+  {
+    version: 7,
+    name: "Enrolled photos' and exclusions' records (their vectors stay in the vector store, their crops in the crop store)",
+    sql: `
+-- A person's removal takes its photos and exclusions with it in the same statement.
+CREATE TABLE photos (
+  face_id TEXT PRIMARY KEY, person_id TEXT NOT NULL REFERENCES people (id) ON DELETE CASCADE,
+  model_id TEXT NOT NULL, source TEXT NOT NULL, has_crop BOOLEAN NOT NULL);
+CREATE INDEX photos_person ON photos (person_id);
+CREATE TABLE exclusions (
+  id TEXT PRIMARY KEY, person_id TEXT NOT NULL REFERENCES people (id) ON DELETE CASCADE,
+  model_id TEXT NOT NULL, note TEXT NOT NULL);
+CREATE INDEX exclusions_person ON exclusions (person_id);
+`,
+  },
 ];

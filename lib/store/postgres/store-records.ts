@@ -3,6 +3,7 @@ import type { CropStore } from "../crop-store.ts";
 import type { StateStore } from "../state-store.ts";
 import { PostgresAlertStore } from "./alert-store.ts";
 import { PostgresPeople, type PeopleRecords } from "./people-store.ts";
+import { PostgresPhotos, type PhotoRecords } from "./photo-records.ts";
 import type { PoolOptions } from "./pool.ts";
 import { RecordsPool } from "./records-pool.ts";
 import { PostgresStateStore } from "./state-store.ts";
@@ -12,13 +13,14 @@ export interface StoreRecords {
   alerts: AlertStore;
   state: StateStore;
   people: PeopleRecords;
+  photos: PhotoRecords;
   /** Whether the records database answers now (readiness). */
   healthy(): Promise<boolean>;
   close(): Promise<void>;
 }
 
 /**
- * Alerts, checkpoints, people and thresholds in the PostgreSQL at `url` (`store.records`), on one pool; alert crops
+ * Alerts, checkpoints, people, thresholds, photos and exclusions in the PostgreSQL at `url` (`store.records`), on one pool; alert crops
  * in `crops`.
  */
 export function postgresStoreRecords(url: string, crops: CropStore, options: PoolOptions = {}): StoreRecords {
@@ -27,6 +29,7 @@ export function postgresStoreRecords(url: string, crops: CropStore, options: Poo
     alerts: new PostgresAlertStore(db, crops),
     state: new PostgresStateStore(db),
     people: new PostgresPeople(db),
+    photos: new PostgresPhotos(db),
     healthy: () => db.healthy(),
     close: () => db.close(),
   };
