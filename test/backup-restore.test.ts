@@ -5,6 +5,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliActor, KeyService } from "../lib/api/keys.ts";
 import { l2normalize } from "../lib/geometry/index.ts";
+import { unknownIdFor } from "../lib/identities/identity.ts";
 import type { NewAlert } from "../lib/store/alert-store.ts";
 import { adoptQdrantRecords, adoptSqliteApiRecords } from "../lib/store/backup/adopt.ts";
 import { backupDeployment, restoreDeployment } from "../lib/store/backup/deployment.ts";
@@ -16,6 +17,7 @@ import { openPool } from "../lib/store/postgres/pool.ts";
 import type { Sighting } from "../lib/store/sighting-store.ts";
 import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
+import { nearUnit } from "../lib/testing/vectors.ts";
 import { tempDir, testConfig } from "./helpers.ts";
 import { usePostgres } from "./postgres-helpers.ts";
 import { useQdrant } from "./qdrant-helpers.ts";
@@ -26,6 +28,20 @@ const T0 = Date.UTC(2026, 5, 1);
 const vec = (seed: number, dim = 16) =>
   l2normalize(new Float32Array(dim).map((_, k) => Math.sin(seed * 12.9898 + k * 78.233)));
 const quality = { faceSize: 80, interOcular: 30, sharpness: 100, yawDeg: 0, pitchDeg: 0, detScore: 0.9 };
+/** A sighting that matched nobody: what unknown identities are made of. */
+const stranger = (id: string, ts: number, vector: Float32Array): Sighting => ({
+  id,
+  trackId: `t-${id}`,
+  cameraId: "door",
+  startTs: ts,
+  endTs: ts + 500,
+  faces: 2,
+  modelId: "m1",
+  quality,
+  match: null,
+  vector,
+  crop: Uint8Array.of(3, 3),
+});
 
 /** A cluster deployment's config: vectors under `prefix`, records in `db`, crops in `crops`. */
 const deployment = (prefix: string, db: string, crops: string) =>
@@ -132,6 +148,11 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
         await store.addAlerts(alerts);
         await store.acknowledgeAlert("a1", { by: "sam", ts: T0 + 10, note: "seen" });
         await store.saveState("match/p0", Uint8Array.of(7, 7, 7));
+        for (const [i, v] of [vec(30), nearUnit(vec(30), 1)].entries()) {
+          const s = stranger(`u${i}`, T0 + i * 1000, v);
+          await store.addSightings([s]);
+          await store.unknowns.assignUnknown(s, 0.8);
+        }
       } finally {
         store.close();
       }
@@ -189,6 +210,7 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
         mqtt_outbox: 1,
         photos: 1,
         exclusions: 1,
+        unknowns: 1,
       });
       expect(manifest.records!.rows.audit_log).toBeGreaterThanOrEqual(2);
       expect(Object.values(manifest.vectors!.collections).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(
@@ -287,6 +309,11 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
         );
         await old.acknowledgeAlert("a1", { by: "sam", ts: T0 + 5, note: null });
         await old.saveState("match/p1", Uint8Array.of(4, 2));
+        for (const [i, v] of [vec(20), nearUnit(vec(20), 1)].entries()) {
+          const s = stranger(`u${i}`, T0 + i * 1000, v);
+          await old.addSightings([s]);
+          await old.unknowns.assignUnknown(s, 0.8);
+        }
       } finally {
         old.close();
       }
@@ -304,6 +331,7 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
         thresholds: 1,
         photos: 1,
         exclusions: 1,
+        unknowns: 1,
         alerts: 2,
         acknowledged: 1,
         checkpoints: 1,
@@ -331,6 +359,13 @@ describe.skipIf(postgres.skip !== undefined || qdrant.skip !== undefined)(
         expect(await now.alertCrop("a0")).toEqual(Uint8Array.of(5, 0));
         expect(await now.loadState("match/p1")).toEqual(Uint8Array.of(4, 2));
         expect(await now.countAlerts({ acknowledged: true })).toBe(1);
+        // The stranger is a row now, and its centroid (re-indexed) still takes the same face.
+        const id = unknownIdFor("u0");
+        expect(await now.unknowns.getUnknown(id)).toMatchObject({ count: 2, cameras: ["door"] });
+        const later = stranger("u2", T0 + 5000, nearUnit(vec(20), 2));
+        await now.addSightings([later]);
+        expect(await now.unknowns.assignUnknown(later, 0.8)).toMatchObject({ id, created: false });
+        expect((await now.unknowns.getUnknown(id))!.count).toBe(3);
       } finally {
         now.close();
       }

@@ -11,6 +11,10 @@ import type { Sighting, SightingStore } from "../lib/store/sighting-store.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { nearUnit, randomUnit } from "../lib/testing/vectors.ts";
 import { useQdrant } from "./qdrant-helpers.ts";
+import { usePostgres } from "./postgres-helpers.ts";
+import { FolderCropStore } from "../lib/store/crop-store.ts";
+import { postgresStoreRecords } from "../lib/store/postgres/store-records.ts";
+import pg from "pg";
 import { allPages, tempDir } from "./helpers.ts";
 
 type Store = SightingStore & { unknowns: IdentityStore };
@@ -291,6 +295,20 @@ identityContract(
   qdrant.skip,
 );
 
+// The same contract with the identities' records in a real PostgreSQL and their centroids in Qdrant.
+const recordsDb = usePostgres("unknown identities with their records in PostgreSQL");
+const withRecords = async (options: { retry?: typeof NO_RETRY } = {}) => {
+  const crops = new FolderCropStore(path.join(tempDir("vigil-crops-"), "crops"));
+  const url = await recordsDb.database();
+  const records = postgresStoreRecords(url, crops);
+  return { ...(await qdrant.open({ crops, store: { records, ...options } })), url };
+};
+identityContract(
+  "Qdrant (real server) with their records in PostgreSQL",
+  async () => (await withRecords()).store,
+  qdrant.skip ?? recordsDb.skip,
+);
+
 describe("unknown identities: SQLite specifics", () => {
   it("merges inside the write transaction: another process's join, committed after this one read, is kept", async () => {
     const file = path.join(tempDir(), "vigil.db");
@@ -433,3 +451,102 @@ describe.skipIf(!!qdrant.skip)("unknown identities: Qdrant specifics (real serve
     expect(qdrant.violations()).toEqual([]);
   });
 });
+
+describe.skipIf(!!(qdrant.skip ?? recordsDb.skip))(
+  "unknown identities: records in PostgreSQL, centroids in Qdrant (real servers)",
+  () => {
+    const UPSERT = "PUT /collections/{collection_name}/points";
+    const PAYLOAD = "POST /collections/{collection_name}/points/payload";
+    const DELETE = "POST /collections/{collection_name}/points/delete";
+
+    it("keeps the identity as a row and only its id and version beside its centroid", async () => {
+      const { raw, prefix, store, url } = await withRecords();
+      const a = await see(store, sighting("r1", "door", 1000, vec(70)));
+      await see(store, sighting("r2", "yard", 2000, near(vec(70), 1)));
+      await store.unknowns.patchUnknown(a.id, { name: "Courier" });
+      const [point] = await raw.retrieve(`${prefix}_unknowns__m1`, {
+        ids: [pointId(a.id)],
+        with_payload: true,
+        with_vector: true,
+      });
+      expect(Object.keys(point!.payload!).sort()).toEqual(["id", "version"]);
+      const db = new pg.Client({ connectionString: url });
+      await db.connect();
+      try {
+        const { rows } = await db.query("SELECT name, count, cameras, recent, version FROM unknowns");
+        expect(rows).toMatchObject([
+          { name: "Courier", count: 2, cameras: ["door", "yard"], recent: ["r1", "r2"] },
+        ]);
+        expect(Number(rows[0].version)).toBe(point!.payload!.version);
+      } finally {
+        await db.end();
+      }
+      const centroid = centroidOf((await store.unknowns.getUnknown(a.id))!.sum);
+      expect(cosine(Float32Array.from(point!.vector as number[]), centroid)).toBeGreaterThan(0.9999);
+    });
+
+    it("a crash after the row, before the centroid and the label, is completed by the replay, counted once", async () => {
+      const { proxy, store } = await withRecords({ retry: NO_RETRY });
+      const a = await see(store, sighting("p1", "door", 1000, vec(71)));
+      const s2 = sighting("p2", "door", 2000, near(vec(71), 1));
+      await store.addSightings([s2]);
+      proxy.failNext(UPSERT); // the centroid's write, after the row's commit
+      await expect(store.unknowns.assignUnknown(s2, THRESHOLD)).rejects.toThrow();
+      expect((await store.unknowns.getUnknown(a.id))!.count).toBe(2);
+      expect((await store.getSighting("p2"))!.unknownId).toBeUndefined();
+      expect(await store.unknowns.assignUnknown(s2, THRESHOLD)).toMatchObject({ id: a.id, replayed: true });
+      expect((await store.getSighting("p2"))!.unknownId).toBe(a.id);
+      expect((await store.unknowns.getUnknown(a.id))!.count).toBe(2);
+      // A new identity cut short the same way: the replay finds the one it founded, not a second.
+      const s3 = sighting("p3", "lobby", 3000, vec(72));
+      await store.addSightings([s3]);
+      proxy.failNext(PAYLOAD); // its label
+      await expect(store.unknowns.assignUnknown(s3, THRESHOLD)).rejects.toThrow();
+      expect(await store.unknowns.assignUnknown(s3, THRESHOLD)).toMatchObject({
+        id: unknownIdFor("p3"),
+        replayed: true,
+      });
+      expect((await store.unknowns.listUnknowns({ limit: 10 })).items.map((i) => i.count).sort()).toEqual([
+        1, 2,
+      ]);
+    });
+
+    it("two writers joining one identity at once both count: the row is locked, not overwritten", async () => {
+      const { store } = await withRecords();
+      const a = await see(store, sighting("w0", "door", 1000, vec(73)));
+      const many = Array.from({ length: 12 }, (_, i) =>
+        sighting(`w${i + 1}`, "door", 2000 + i, near(vec(73), i + 1)),
+      );
+      await store.addSightings(many);
+      const results = await Promise.all(many.map((s) => store.unknowns.assignUnknown(s, THRESHOLD)));
+      expect(new Set(results.map((r) => r.id))).toEqual(new Set([a.id]));
+      expect((await store.unknowns.getUnknown(a.id))!.count).toBe(13);
+    });
+
+    it("a merge cut short after its commit is finished by a retry; an index entry left by a deletion is skipped", async () => {
+      const { proxy, raw, prefix, store } = await withRecords({ retry: NO_RETRY });
+      const u = store.unknowns;
+      const a = await see(store, sighting("m1", "door", 1000, vec(74)));
+      const b = await see(store, sighting("m2", "yard", 2000, vec(75)));
+      proxy.failNext(PAYLOAD); // the relabelling, after the fold was committed
+      await expect(u.commitMerge(a.id, b.id)).rejects.toThrow();
+      expect((await u.getUnknown(a.id))!.count).toBe(2);
+      // Marked as merging: the same face joins nothing meanwhile and founds a new identity.
+      expect(await see(store, sighting("m3", "yard", 3000, near(vec(75), 1)))).toMatchObject({
+        created: true,
+      });
+      expect((await u.commitMerge(a.id, b.id)).count).toBe(2);
+      expect(await u.getUnknown(b.id)).toBeUndefined();
+      expect((await store.getSighting("m2"))!.unknownId).toBe(a.id);
+      // A deletion whose index delete failed: its centroid stays behind, the identity is gone.
+      const c = await see(store, sighting("m4", "dock", 4000, vec(76)));
+      proxy.failNext(DELETE);
+      await expect(u.deleteUnknown(c.id)).rejects.toThrow();
+      expect(await u.getUnknown(c.id)).toBeUndefined();
+      const next = await see(store, sighting("m5", "dock", 5000, near(vec(76), 1)));
+      expect(next).toMatchObject({ created: true, id: unknownIdFor("m5") });
+      const [orphan] = await raw.retrieve(`${prefix}_unknowns__m1`, { ids: [pointId(c.id)] });
+      expect(orphan).toBeUndefined();
+    });
+  },
+);

@@ -146,6 +146,45 @@ const listOf = (p: Payload | null | undefined, key: string) =>
 const recentOf = (p: Payload | null | undefined) => listOf(p, "recent");
 const carriedOf = (p: Payload): Carried => ({ recent: recentOf(p), applied: listOf(p, "applied") });
 
+/** The identity a stored sighting is labelled with (null: none yet); throws for a sighting not stored. */
+export async function storedLabel(
+  q: QdrantAccess,
+  s: { id: string; modelId: string },
+): Promise<string | null> {
+  const [stored] = await q.client.retrieve(q.name("sightings", s.modelId), {
+    ids: [pointId(s.id)],
+    with_payload: { include: ["unknownId"] },
+  });
+  if (!stored) throw new Error(`sighting ${s.id} is not stored: store it before assigning it`);
+  return stored.payload?.unknownId ? String(stored.payload.unknownId) : null;
+}
+
+/** Labels sightings of one model with an identity (null: none). */
+export async function labelSightings(
+  q: QdrantAccess,
+  modelId: string,
+  sightingIds: string[],
+  unknownId: string | null,
+) {
+  if (sightingIds.length === 0) return;
+  await q.client.setPayload(q.name("sightings", modelId), {
+    wait: true,
+    points: sightingIds.map(pointId),
+    payload: { unknownId },
+  });
+}
+
+/** Every sightings collection: points labelled with any of `ids` get `to`. */
+export async function relabelSightings(q: QdrantAccess, ids: string[], to: string | null) {
+  if (ids.length === 0) return;
+  for (const col of await q.collections("sightings"))
+    await q.client.setPayload(col, {
+      wait: true,
+      filter: { must: [{ key: "unknownId", match: { any: ids } }] },
+      payload: { unknownId: to },
+    });
+}
+
 /** Qdrant answers a write to a point that does not exist with 404. */
 const notFound = (err: unknown) =>
   (err as { status?: number }).status === 404 || /Unexpected Response: 404\b/.test((err as Error).message);
@@ -220,35 +259,10 @@ export class QdrantIdentities implements IdentityStore {
     return !!now?.payload && landed(now.payload);
   }
 
-  private async label(modelId: string, sightingIds: string[], unknownId: string | null) {
-    if (sightingIds.length === 0) return;
-    const col = this.q.name("sightings", modelId);
-    await this.q.client.setPayload(col, {
-      wait: true,
-      points: sightingIds.map(pointId),
-      payload: { unknownId },
-    });
-  }
-
-  /** Every sightings collection: points labelled with any of `ids` get `to`. */
-  private async relabel(ids: string[], to: string | null) {
-    if (ids.length === 0) return;
-    for (const col of await this.q.collections("sightings"))
-      await this.q.client.setPayload(col, {
-        wait: true,
-        filter: { must: [{ key: "unknownId", match: { any: ids } }] },
-        payload: { unknownId: to },
-      });
-  }
-
   async assignUnknown(s: SightingWithVector, threshold: number): Promise<UnknownAssignment> {
-    const [stored] = await this.q.client.retrieve(this.q.name("sightings", s.modelId), {
-      ids: [pointId(s.id)],
-      with_payload: { include: ["unknownId"] },
-    });
-    if (!stored) throw new Error(`sighting ${s.id} is not stored: store it before assigning it`);
-    if (stored.payload?.unknownId) {
-      const id = String(stored.payload.unknownId);
+    const labelled = await storedLabel(this.q, s);
+    if (labelled) {
+      const id = labelled;
       const current = await this.find(id);
       const similarity = current ? cosine(s.vector, Float32Array.from(current.vector)) : 1;
       return { id, created: false, similarity, replayed: true };
@@ -293,7 +307,7 @@ export class QdrantIdentities implements IdentityStore {
       });
       result = { id: next.id, created: true, similarity: 1, replayed: false };
     }
-    await this.label(s.modelId, [s.id], result.id);
+    await labelSightings(this.q, s.modelId, [s.id], result.id);
     return result;
   }
 
@@ -352,7 +366,7 @@ export class QdrantIdentities implements IdentityStore {
       let from = await this.find(fromId);
       if (into && from && intoId !== fromId && listOf(into.payload, "applied").includes(key)) {
         // Folded already (a retry after a crash): complete the move. (With `from` gone it was all done: not found.)
-        await this.relabel([fromId], intoId);
+        await relabelSightings(this.q, [fromId], intoId);
         await this.q.client.delete(from.col, { wait: true, points: [pointId(fromId)] });
         return toState(into.payload, into.vector);
       }
@@ -389,7 +403,7 @@ export class QdrantIdentities implements IdentityStore {
       );
       if (!folded) continue;
       // The labels, then the old record: a retry after a crash finds `merge:<from>` applied and completes these.
-      await this.relabel([fromId], intoId);
+      await relabelSightings(this.q, [fromId], intoId);
       await this.q.client.delete(from!.col, { wait: true, points: [pointId(fromId)] });
       return (await this.getUnknown(intoId)) ?? merged;
     }
@@ -455,7 +469,7 @@ export class QdrantIdentities implements IdentityStore {
     const found = await this.find(id);
     if (!found) return false;
     // Labels first (as a purge): a crash in between leaves an identity to delete again, never labels of nothing.
-    await this.relabel([id], null);
+    await relabelSightings(this.q, [id], null);
     await this.q.client.delete(found.col, { wait: true, points: [pointId(id)] });
     return true;
   }
@@ -473,7 +487,8 @@ export class QdrantIdentities implements IdentityStore {
         });
         if (points.length === 0) break;
         // Labels first: a purge cut short leaves identities to delete next time, never labels of nothing.
-        await this.relabel(
+        await relabelSightings(
+          this.q,
           points.map((p) => String(p.payload!.id)),
           null,
         );

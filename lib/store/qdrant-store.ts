@@ -34,6 +34,7 @@ import type {
 import type { StateStore } from "./state-store.ts";
 import { cropKey, putCrops, type CropStore } from "./crop-store.ts";
 import { QdrantIdentities, type QdrantAccess } from "./qdrant-identities.ts";
+import type { IdentityStore } from "./identity-store.ts";
 import { checkQdrantVersion } from "./qdrant-version.ts";
 import { QdrantNodes, type QdrantRetry } from "./qdrant-nodes.ts";
 import {
@@ -136,8 +137,11 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   private readonly client: QdrantClient;
   /** The nodes the client fails over between, and what its calls met (retries, failovers). */
   readonly nodes: QdrantNodes;
-  /** Unknown identities: a centroid collection per model beside the sightings. */
-  readonly unknowns: QdrantIdentities;
+  /**
+   * Unknown identities: a centroid collection per model beside the sightings, with the identities' records as its
+   * payloads, or in the records database when there is one.
+   */
+  readonly unknowns: IdentityStore;
   private ready = new Map<string, Promise<void>>();
   /** The server's version, checked once (see checkServer). */
   private server: Promise<void> | undefined;
@@ -176,7 +180,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
         this.orderedPage(collection, must, key, limit, cursor),
       sightings: this,
     };
-    this.unknowns = new QdrantIdentities(access);
+    this.unknowns = this.records ? this.records.identities(access) : new QdrantIdentities(access);
   }
 
   /** The REST client holds no connection to release; the crop store may. */

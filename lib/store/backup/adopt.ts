@@ -7,12 +7,15 @@ import { postgresStoreRecords } from "../postgres/store-records.ts";
 import { insertRows, refuseRows } from "./records.ts";
 import { PostgresApiStore } from "../postgres/api-store.ts";
 import { QdrantStore } from "../qdrant-store.ts";
+import type { IdentityState } from "../identity-store.ts";
+import { PostgresIdentities } from "../postgres/identities.ts";
 
 export interface AdoptReport {
   people: number;
   thresholds: number;
   photos: number;
   exclusions: number;
+  unknowns: number;
   alerts: number;
   acknowledged: number;
   checkpoints: number;
@@ -45,11 +48,20 @@ export async function adoptQdrantRecords(
     },
   );
   const to = postgresStoreRecords(config.store.records.url!, crops);
+  // The identities are adopted through the store as the new config opens it (rows there; their centroids stay).
+  const into = new QdrantStore(
+    config.store.qdrantUrl!,
+    config.store.qdrantPrefix,
+    config.store.qdrantApiKey,
+    crops,
+    { layout: config.store.qdrantCollections, records: to },
+  );
   const report: AdoptReport = {
     people: 0,
     thresholds: 0,
     photos: 0,
     exclusions: 0,
+    unknowns: 0,
     alerts: 0,
     acknowledged: 0,
     checkpoints: 0,
@@ -100,6 +112,21 @@ export async function adoptQdrantRecords(
       cursor = page.nextCursor ?? undefined;
       say(`alerts: ${report.alerts}`);
     } while (cursor);
+    if (!(into.unknowns instanceof PostgresIdentities))
+      throw new Error("the records store keeps no identities");
+    let page: string | undefined;
+    do {
+      const listed = await from.unknowns.listUnknowns({ limit: 200, cursor: page });
+      const states: IdentityState[] = [];
+      for (const i of listed.items) {
+        const state = await from.unknowns.getUnknown(i.id);
+        if (state) states.push(state);
+      }
+      await into.unknowns.adopt(states);
+      report.unknowns += states.length;
+      page = listed.nextCursor ?? undefined;
+    } while (page);
+    say(`unknown identities: ${report.unknowns}`);
     for (const key of await from.stateKeys()) {
       const value = await from.loadState(key);
       if (value) await to.state.saveState(key, value);
@@ -108,7 +135,7 @@ export async function adoptQdrantRecords(
     say(`checkpoints: ${report.checkpoints}`);
     return report;
   } finally {
-    from.close();
+    from.close(); // `into` holds nothing of its own: its records and crops are these
     await to.close();
   }
 }

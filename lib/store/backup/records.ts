@@ -22,6 +22,7 @@ export const RECORD_TABLES = [
   { name: "watchlist_thresholds", key: "id" },
   { name: "photos", key: "face_id" },
   { name: "exclusions", key: "id" },
+  { name: "unknowns", key: "id" },
 ] as const;
 
 /** Binary columns (an alert's vector) as JSON: `{"$base64": "…"}`, and back. */

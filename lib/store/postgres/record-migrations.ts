@@ -128,4 +128,19 @@ CREATE TABLE exclusions (
 CREATE INDEX exclusions_person ON exclusions (person_id);
 `,
   },
+  {
+    version: 8,
+    name: "Unknown identities' records (their centroids stay in the vector store as an index, their sightings' labels beside the sightings)",
+    sql: `
+-- recent: sightings it counted lately (a replay after a crash finds its own); applied: merges and splits done to it;
+-- best: JSON text, as in the embedded store; version: grows with every write of the row, and rides on its centroid so the index keeps the newest.
+CREATE TABLE unknowns (
+  id TEXT PRIMARY KEY, model_id TEXT NOT NULL, name TEXT, first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL,
+  count INTEGER NOT NULL, cameras TEXT[] NOT NULL, best TEXT NOT NULL, sum BYTEA NOT NULL, promoted_to TEXT,
+  recent TEXT[] NOT NULL, applied TEXT[] NOT NULL, merging_into TEXT, version BIGINT NOT NULL);
+CREATE INDEX unknowns_last_seen ON unknowns (last_seen, id);
+CREATE INDEX unknowns_cameras ON unknowns USING GIN (cameras);
+CREATE INDEX unknowns_recent ON unknowns USING GIN (recent);
+`,
+  },
 ];

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { migrate } from "./migrations.ts";
-import { answers, openPool, type PoolOptions } from "./pool.ts";
+import { answers, inTransaction, openPool, type PoolOptions } from "./pool.ts";
 import { RECORD_MIGRATIONS, RECORDS_SCHEMA } from "./record-migrations.ts";
 
 /**
@@ -35,6 +35,11 @@ export class RecordsPool {
 
   async rows<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
     return (await (await this.get()).query<R>(sql, params)).rows;
+  }
+
+  /** Runs `work` in one transaction (see inTransaction). */
+  async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(await this.get(), work);
   }
 
   /** Readiness: connected (or connecting now) and answering. */

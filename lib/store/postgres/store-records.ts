@@ -1,6 +1,8 @@
 import type { AlertStore } from "../alert-store.ts";
 import type { CropStore } from "../crop-store.ts";
 import type { StateStore } from "../state-store.ts";
+import type { QdrantAccess } from "../qdrant-identities.ts";
+import { PostgresIdentities } from "./identities.ts";
 import { PostgresAlertStore } from "./alert-store.ts";
 import { PostgresPeople, type PeopleRecords } from "./people-store.ts";
 import { PostgresPhotos, type PhotoRecords } from "./photo-records.ts";
@@ -14,13 +16,15 @@ export interface StoreRecords {
   state: StateStore;
   people: PeopleRecords;
   photos: PhotoRecords;
+  /** Unknown identities: their records here, their centroids in the Qdrant collections `q` reaches. */
+  identities(q: QdrantAccess): PostgresIdentities;
   /** Whether the records database answers now (readiness). */
   healthy(): Promise<boolean>;
   close(): Promise<void>;
 }
 
 /**
- * Alerts, checkpoints, people, thresholds, photos and exclusions in the PostgreSQL at `url` (`store.records`), on one pool; alert crops
+ * Alerts, checkpoints, people, thresholds, photos, exclusions and unknown identities in the PostgreSQL at `url` (`store.records`), on one pool; alert crops
  * in `crops`.
  */
 export function postgresStoreRecords(url: string, crops: CropStore, options: PoolOptions = {}): StoreRecords {
@@ -30,6 +34,7 @@ export function postgresStoreRecords(url: string, crops: CropStore, options: Poo
     state: new PostgresStateStore(db),
     people: new PostgresPeople(db),
     photos: new PostgresPhotos(db),
+    identities: (q) => new PostgresIdentities(db, q),
     healthy: () => db.healthy(),
     close: () => db.close(),
   };
