@@ -858,36 +858,50 @@ bench
   .option("--cameras <n>", "number of cameras", Number, 8)
   .option("--seconds <n>", "measured seconds (after a 4 s warm-up)", Number, 20)
   .option("--keyframes-only", "decode keyframes only (one frame per GOP, a fraction of the CPU)")
+  .option("--record", "then the same again with each camera's rolling recording on: what the copy adds")
   .option("--json", "one JSON object on stdout")
   .action(
-    action(async (opts: { cameras: number; seconds: number; keyframesOnly?: boolean; json?: boolean }) => {
-      const r = await benchIngest(
-        configFrom(globals()),
-        opts.cameras,
-        opts.seconds,
-        opts.keyframesOnly ?? false,
-      );
-      if (opts.json) {
-        console.log(JSON.stringify(r));
-        return;
-      }
-      console.log(
-        `${r.cameras} cameras × 720p25 RTSP sampled at ${r.fps} fps${r.keyframesOnly ? " (keyframes only)" : ""} for ${r.seconds.toFixed(1)} s`,
-      );
-      console.log(
-        `delivered ${r.framesDelivered}/${r.framesExpected} frames: ratio ${r.deliveredRatio.toFixed(3)}`,
-      );
-      console.log(
-        `decoder CPU ${r.cpuPerCamera.toFixed(3)} of a core per camera (RTSP server itself: ${r.serverCpuCores.toFixed(2)} cores)`,
-      );
-      console.log(
-        `bare ffmpeg -f null on the same stream: ${r.decoderBaselineCpu.toFixed(3)} of a core; ingest / decoder ${r.ingestOverDecoder.toFixed(2)}`,
-      );
-      console.log(
-        `p95 latency ingest → consumer ${r.p95LatencyMs.toFixed(1)} ms; p95 lag behind source cadence ${r.p95CadenceLagMs.toFixed(0)} ms`,
-      );
-      console.log(`reconnects ${r.reconnects}, frames dropped ${r.framesDropped}`);
-    }),
+    action(
+      async (opts: {
+        cameras: number;
+        seconds: number;
+        keyframesOnly?: boolean;
+        record?: boolean;
+        json?: boolean;
+      }) => {
+        const r = await benchIngest(
+          configFrom(globals()),
+          opts.cameras,
+          opts.seconds,
+          opts.keyframesOnly ?? false,
+          opts.record ?? false,
+        );
+        if (opts.json) {
+          console.log(JSON.stringify(r));
+          return;
+        }
+        console.log(
+          `${r.cameras} cameras × 720p25 RTSP sampled at ${r.fps} fps${r.keyframesOnly ? " (keyframes only)" : ""} for ${r.seconds.toFixed(1)} s`,
+        );
+        console.log(
+          `delivered ${r.framesDelivered}/${r.framesExpected} frames: ratio ${r.deliveredRatio.toFixed(3)}`,
+        );
+        console.log(
+          `decoder CPU ${r.cpuPerCamera.toFixed(3)} of a core per camera (RTSP server itself: ${r.serverCpuCores.toFixed(2)} cores)`,
+        );
+        console.log(
+          `bare ffmpeg -f null on the same stream: ${r.decoderBaselineCpu.toFixed(3)} of a core; ingest / decoder ${r.ingestOverDecoder.toFixed(2)}`,
+        );
+        console.log(
+          `p95 latency ingest → consumer ${r.p95LatencyMs.toFixed(1)} ms; p95 lag behind source cadence ${r.p95CadenceLagMs.toFixed(0)} ms`,
+        );
+        console.log(`reconnects ${r.reconnects}, frames dropped ${r.framesDropped}`);
+        if (r.record)
+          console.log(
+            `recording on: decoder CPU ${r.record.cpuPerCamera.toFixed(3)} of a core per camera, ${r.record.segmentsWritten} segments; recordCpuOverDecoder ${r.record.recordCpuOverDecoder.toFixed(3)} (goal ≤ 0.05), delivered ${r.record.deliveredRatio.toFixed(3)}`,
+          );
+      },
+    ),
   );
 
 bench

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { MemoryBus } from "../../lib/bus/index.ts";
 import type { Config } from "../../lib/config/index.ts";
@@ -9,7 +10,7 @@ import { processCpuSeconds } from "../../lib/media/proc-stats.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { RtspTestServer, type MountSpec } from "../../lib/testing/rtsp/server.ts";
 import { CameraManager } from "../../services/ingest/camera-manager.ts";
-import { resolveCamera } from "../../services/ingest/camera.ts";
+import { resolveCamera, type CameraSpec } from "../../services/ingest/camera.ts";
 import { percentile } from "./bench-vision.ts";
 
 /**
@@ -56,6 +57,16 @@ export interface IngestBenchResult {
   decoderBaselineCpu: number;
   /** cpuPerCamera / decoderBaselineCpu: Vigil's overhead over the decoder it cannot avoid. */
   ingestOverDecoder: number;
+  /**
+   * `--record`: the same cameras again in the same run, each also copied into its rolling recording (segments of
+   * `ingest.record.segmentS`): the decoders' CPU then, and what the copy added over the decoders' CPU without it.
+   */
+  record?: {
+    cpuPerCamera: number;
+    recordCpuOverDecoder: number;
+    segmentsWritten: number;
+    deliveredRatio: number;
+  };
 }
 
 /** CPU of one bare decoder on the stream (no sampling, no scaling, frames thrown away), in cores. */
@@ -92,6 +103,42 @@ async function decoderBaseline(url: string, config: Config, seconds: number): Pr
   }
 }
 
+/** The cameras run again with their recordings on: decoder CPU per camera, segments written, frames delivered. */
+async function recordingPass(specs: CameraSpec[], config: Config, warmupS: number, seconds: number) {
+  const root = mkdtempSync(path.join(tmpdir(), "vigil-bench-record-"));
+  const recording = (c: CameraSpec): CameraSpec => ({
+    ...c,
+    record: { ...config.ingest.record, keep: "alerts", dir: path.join(root, c.id) },
+  });
+  // Frames are counted by the cameras (framesIn) and dropped: this pass measures the decoders only.
+  const manager = new CameraManager(specs.map(recording), async () => {}, config.ingest);
+  const bar = progress(`bench ingest: recording pass`, warmupS + seconds);
+  try {
+    manager.start();
+    for (let i = 0; i < warmupS; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      bar.tick();
+    }
+    const cpu = () => manager.pids().reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0);
+    const cpu0 = cpu();
+    const t0 = Date.now();
+    const framesBefore = manager.status().reduce((s, c) => s + c.framesIn, 0);
+    for (let i = 0; i < seconds; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      bar.tick();
+    }
+    const elapsed = (Date.now() - t0) / 1000;
+    const used = cpu() - cpu0;
+    const frames = manager.status().reduce((s, c) => s + c.framesIn, 0) - framesBefore;
+    bar.done();
+    const segments = [...manager.recordings().values()].reduce((n, r) => n + r.segments().length, 0);
+    return { cpuPerCamera: used / elapsed / specs.length, elapsed, frames, segments };
+  } finally {
+    await manager.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 /**
  * N simulated 720p25 RTSP cameras (GStreamer's server playing the same file on N mounts) sampled at the
  * configured fps through the camera manager and the in-memory bus, for a fixed time after warm-up.
@@ -101,6 +148,7 @@ export async function benchIngest(
   cameras: number,
   seconds: number,
   keyframesOnly = false,
+  record = false,
 ): Promise<IngestBenchResult> {
   const warmupS = 4;
   const file = benchStreamFile(config.dataDir, seconds + warmupS + 10);
@@ -165,7 +213,18 @@ export async function benchIngest(
     const baseline = await decoderBaseline(specs[0]!.url, config, Math.min(seconds, 10));
     const expected = cameras * effectiveFps * elapsed;
     const cpuPerCamera = cpuUsed / elapsed / cameras;
+    const recorded = record ? await recordingPass(specs, config, warmupS, seconds) : undefined;
     return {
+      ...(recorded
+        ? {
+            record: {
+              cpuPerCamera: recorded.cpuPerCamera,
+              recordCpuOverDecoder: (recorded.cpuPerCamera - cpuPerCamera) / cpuPerCamera,
+              segmentsWritten: recorded.segments,
+              deliveredRatio: recorded.frames / (cameras * effectiveFps * recorded.elapsed),
+            },
+          }
+        : {}),
       cameras,
       fps: effectiveFps,
       keyframesOnly,

@@ -5,7 +5,13 @@ import { openCheckedStore } from "../../lib/store/open-store.ts";
 import { enrolPhotos, scanWatchlistFolder } from "../../lib/watchlist/enrol.ts";
 import type { Vision } from "../../lib/vision/inference/vision.ts";
 import { thresholdFor } from "../../lib/vision/models/calibration.ts";
-import { isHttpUrl, isLiveUrl, resolveCamera, type CameraSpec } from "../../services/ingest/camera.ts";
+import {
+  isHttpUrl,
+  isLiveUrl,
+  recordRoot,
+  resolveCamera,
+  type CameraSpec,
+} from "../../services/ingest/camera.ts";
 import type { VigilEvent } from "../../lib/events/events.ts";
 import { eventPrinter } from "../events.ts";
 import { EmbeddedPipeline } from "../pipeline.ts";
@@ -33,9 +39,10 @@ export function camerasFor(config: Config, sources: string[]): CameraSpec[] {
     return resolveCamera(
       { id: `cam-${i + 1}`, url: isUrl ? url : path.resolve(url), loop: false },
       config.ingest,
+      recordRoot(config),
     );
   });
-  const fromConfig = config.cameras.map((c) => resolveCamera(c, config.ingest));
+  const fromConfig = config.cameras.map((c) => resolveCamera(c, config.ingest, recordRoot(config)));
   const cameras = [...fromArgs, ...fromConfig];
   if (cameras.length === 0)
     throw new UsageError("no cameras: give --source <file|url> or list cameras in the config file");

@@ -14,6 +14,21 @@ export function shardIndex(s: { index?: number; pod?: string }): number {
 }
 const fraction = z.number().min(0).max(1);
 
+/**
+ * Rolling recording of a camera's encoded stream (copied, never re-encoded) for clips around what it saw. `keep`:
+ * `alerts` cuts a clip for every alert, `sightings` for every sighting as well, `off` records nothing.
+ */
+const RecordSchema = z.object({
+  keep: z.enum(["off", "alerts", "sightings"]).default("off"),
+  /** Video kept before an alert's face, and after it. */
+  preRollS: z.number().min(0).max(120).default(5),
+  postRollS: z.number().min(0).max(120).default(5),
+  /** Segment length asked of ffmpeg's segmenter (a segment ends on the first keyframe after it). */
+  segmentS: z.number().min(1).max(10).default(2),
+  /** Video kept on disk whatever needs it: the longest sighting a clip can reach back to the start of. */
+  bufferS: z.number().min(10).max(3600).default(120),
+});
+
 export const CameraSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]+$/, "camera ids are letters, digits, '.', '_' or '-'"),
   url: z.string().min(1),
@@ -32,6 +47,8 @@ export const CameraSchema = z.object({
    */
   detectMaxSide: z.number().int().positive().optional(),
   smallFaces: z.enum(["off", "second-pass", "tiles"]).optional(),
+  /** Overrides of `ingest.record` for this camera. */
+  record: RecordSchema.partial().optional(),
 });
 
 /** The packs Vigil ships (lib/vision/models/registry.ts PACKS); declared packs may not take these names. */
@@ -490,6 +507,10 @@ export const ConfigSchema = z
          * latency); parallelism comes from running many cameras. 0 lets ffmpeg choose.
          */
         decoderThreads: z.number().int().min(0).default(1),
+        /** Every camera's recording, unless the camera says otherwise (`cameras[].record`). */
+        record: RecordSchema.prefault({}),
+        /** Where the rolling recordings are written (a folder per camera); defaults to `<dataDir>/recordings`. */
+        recordDir: z.string().optional(),
         /** ffmpeg `-hwaccel` value (e.g. `cuda`); off by default. */
         hwaccel: z.string().optional(),
         /** No frame for this long: the camera is stalled, its decoder is killed and reconnected. */

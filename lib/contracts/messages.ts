@@ -117,6 +117,8 @@ export const CameraStatusHeader = z.object({
   /** Packets or frames ffmpeg could not decode; counted, never fatal. */
   framesUndecodable: z.number().int().nonnegative(),
   reconnects: z.number().int().nonnegative(),
+  /** Cameras asked to record: whether they are, and why not (a file, a codec that cannot be copied). */
+  recording: z.object({ on: z.boolean(), reason: z.string().nullable() }).optional(),
 });
 
 export const WatchlistChangeHeader = z.object({

@@ -1,7 +1,8 @@
 import { FramePool, type FrameSlot } from "./frame-pool.ts";
 import ffmpeg from "fluent-ffmpeg";
 import type { ChildProcess } from "node:child_process";
-import type { Readable } from "node:stream";
+import { PassThrough } from "node:stream";
+import { InputCodecReader } from "./recording.ts";
 import { yuv420Bytes } from "../vision/pixels/yuv.ts";
 
 export class VideoSourceError extends Error {
@@ -75,6 +76,8 @@ export interface DecodeOptions {
   /** Raw yuv420p (default), or JPEG from ffmpeg's mjpeg encoder at `jpegQuality` (2 best … 31). */
   encoding?: "yuv420p" | "jpeg";
   jpegQuality?: number;
+  /** A second output of the same input: the camera's rolling recording (recordingOutput). */
+  record?: { target: string; options: string[] };
 }
 
 export interface DecodedFrame {
@@ -142,6 +145,8 @@ export interface Decoder {
   kill(signal: NodeJS.Signals): void;
   /** Undecodable packets/frames ffmpeg reported so far. */
   undecodable(): number;
+  /** The input's video codec, once ffmpeg has opened it. */
+  inputCodec(): string | undefined;
 }
 
 /**
@@ -169,15 +174,19 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
     : options.letterbox
       ? `scale=${width}:${height}:force_original_aspect_ratio=decrease,${pad}`
       : `scale=${width}:${height}`;
-  const command = ffmpeg(url)
-    .inputOptions([
-      "-hide_banner",
-      ...(options.loop ? ["-stream_loop", "-1"] : []),
-      ...(options.keyframesOnly ? ["-skip_frame", "nokey"] : []),
-      ...(options.hwaccel ? ["-hwaccel", options.hwaccel] : []),
-      ...(onGpu ? ["-hwaccel_output_format", "cuda"] : []),
-      ...(options.inputOptions ?? []),
-    ])
+  const command = ffmpeg(url).inputOptions([
+    "-hide_banner",
+    ...(options.loop ? ["-stream_loop", "-1"] : []),
+    ...(options.keyframesOnly ? ["-skip_frame", "nokey"] : []),
+    ...(options.hwaccel ? ["-hwaccel", options.hwaccel] : []),
+    ...(onGpu ? ["-hwaccel_output_format", "cuda"] : []),
+    ...(options.inputOptions ?? []),
+  ]);
+  // The frames' output first: options given before an output belong to it, and a second output (the recording)
+  // takes its own.
+  const stream = new PassThrough();
+  command
+    .output(stream)
     // Keyframes arrive once per GOP; the fps filter would duplicate them up to the rate, so pass them through.
     .outputOptions([
       "-an",
@@ -188,7 +197,9 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
         ? ["-c:v", "mjpeg", "-q:v", String(options.jpegQuality ?? 3), "-f", "image2pipe"]
         : ["-pix_fmt", "yuv420p", "-f", "rawvideo"]),
     ]);
+  if (options.record) command.output(options.record.target).outputOptions(options.record.options);
   const stderr: string[] = [];
+  const codec = new InputCodecReader();
   let undecodable = 0;
   let proc: ChildProcess | undefined;
   let resolveExit!: (e: DecoderExit) => void;
@@ -200,6 +211,7 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   });
   command.on("stderr", (line: string) => {
     if (UNDECODABLE.test(line)) undecodable++;
+    codec.line(line);
     stderr.push(line);
     if (stderr.length > 50) stderr.shift();
   });
@@ -207,7 +219,7 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   command.on("error", (err: Error) => {
     if (!proc) resolveExit({ code: null, signal: null, stderr: [err.message] });
   });
-  const stream = command.pipe() as Readable;
+  command.run();
   stream.on("error", () => {});
 
   // Released frame slots, reused: at 40 frames a second, fresh 1.4 MB buffers keep V8's collector busy. Each
@@ -279,6 +291,7 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
       if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     },
     undecodable: () => undecodable,
+    inputCodec: () => codec.codec,
   };
 }
 

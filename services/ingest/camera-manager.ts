@@ -1,4 +1,5 @@
 import type { Config } from "../../lib/config/index.ts";
+import type { CameraRecording } from "../../lib/media/recording.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
 import type { CameraSpec } from "./camera.ts";
 import { CameraSupervisor, type CameraStatus } from "./camera-supervisor.ts";
@@ -29,6 +30,13 @@ export class CameraManager {
 
   status(): CameraStatus[] {
     return this.supervisors.map((s) => s.snapshot());
+  }
+
+  /** The recorded cameras' rolling recordings, by camera id (what clips are cut from). */
+  recordings(): Map<string, CameraRecording> {
+    const out = new Map<string, CameraRecording>();
+    for (const s of this.supervisors) if (s.recording) out.set(s.camera.id, s.recording);
+    return out;
   }
 
   /** ffmpeg process ids currently running, for health checks and the no-orphans test. */

@@ -15,6 +15,7 @@ import {
   type DecodedFrame,
   type Decoder,
 } from "../../lib/media/ffmpeg.ts";
+import { CameraRecording, RECORDABLE_CODECS, recordingOutput } from "../../lib/media/recording.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
 import { isHttpUrl, isLiveUrl, type CameraSpec } from "./camera.ts";
 
@@ -42,6 +43,8 @@ export interface CameraStatus {
   framesDropped: number;
   framesUndecodable: number;
   reconnects: number;
+  /** Cameras with `record.keep` set: whether their video is being recorded, and why not. */
+  recording?: { on: boolean; reason: string | null };
 }
 
 /**
@@ -64,6 +67,10 @@ export class CameraSupervisor {
   /** The hardware decoder in use; cleared for good when it fails on this camera. */
   private hwaccel: string | undefined;
   private hwaccelFallbackReason: string | undefined;
+  /** The rolling recording, for cameras with `record.keep` set. */
+  readonly recording: CameraRecording | undefined;
+  /** Why this camera is not recorded although asked to be (a file, a codec that cannot be copied). */
+  private recordOff: string | undefined;
 
   constructor(
     readonly camera: CameraSpec,
@@ -84,6 +91,10 @@ export class CameraSupervisor {
       reconnects: 0,
     };
     this.live = isLiveUrl(camera.url) || isHttpUrl(camera.url);
+    if (camera.record) {
+      this.recording = new CameraRecording(camera.record, clock);
+      if (!this.live) this.recordOff = "a file, not a live camera: clips are recorded from live cameras only";
+    }
     // Sequence numbers start from the wall clock (µs), so frame ids stay unique across process restarts.
     this.seq = clock() * 1000;
   }
@@ -93,6 +104,14 @@ export class CameraSupervisor {
     return {
       ...this.status,
       framesUndecodable: this.status.framesUndecodable + (this.decoder?.undecodable() ?? 0),
+      ...(this.recording
+        ? {
+            recording: {
+              on: !this.recordOff && this.status.state === "live",
+              reason: this.recordOff ?? null,
+            },
+          }
+        : {}),
     };
   }
 
@@ -106,6 +125,23 @@ export class CameraSupervisor {
   }
 
   async run(): Promise<CameraStatus> {
+    const pruner = this.recording && setInterval(() => this.prune(), this.recording.spec.segmentS * 1000);
+    try {
+      return await this.supervise();
+    } finally {
+      if (pruner) clearInterval(pruner);
+    }
+  }
+
+  private prune() {
+    try {
+      this.recording?.prune();
+    } catch (err) {
+      this.warn(`camera ${this.camera.id}: cannot prune its recording: ${(err as Error).message}`);
+    }
+  }
+
+  private async supervise(): Promise<CameraStatus> {
     let attempt = 0;
     while (!this.stopped) {
       await this.setState("connecting");
@@ -124,6 +160,11 @@ export class CameraSupervisor {
       this.decoder = undefined;
       if (this.stopped) break;
       if (outcome.gotFrames) attempt = 0;
+      // Its video cannot be recorded as it is: decoding goes on at once without the recording, and says why.
+      if (outcome.restart) {
+        await this.setState("connecting", this.recordOff ?? null);
+        continue;
+      }
       // A GPU decoder that cannot run here (no device, driver, or a stream NVDEC does not take) is not the
       // camera's fault: this camera goes on in software at once, and says why. The other cameras keep theirs.
       const hwFailure = this.hwaccel && !outcome.stalled ? hwaccelFailure(exit.stderr) : undefined;
@@ -190,6 +231,9 @@ export class CameraSupervisor {
         inputOptions: input,
         encoding: c.encoding,
         jpegQuality: c.jpegQuality,
+        ...(this.recording && !this.recordOff
+          ? { record: recordingOutput(this.recording.spec, this.clock().toString(36)) }
+          : {}),
       });
     }
     const probe = await probeVideo(c.url);
@@ -207,7 +251,9 @@ export class CameraSupervisor {
     });
   }
 
-  private async consume(decoder: Decoder): Promise<{ gotFrames: boolean; stalled: boolean }> {
+  private async consume(
+    decoder: Decoder,
+  ): Promise<{ gotFrames: boolean; stalled: boolean; restart?: boolean }> {
     let lastFrameAt = this.clock();
     let lastStatusAt = 0;
     let stalled = false;
@@ -228,6 +274,14 @@ export class CameraSupervisor {
         if (this.stopped) break;
         lastFrameAt = this.clock();
         if (!gotFrames) {
+          const codec = this.recording && !this.recordOff ? decoder.inputCodec() : undefined;
+          if (codec && !RECORDABLE_CODECS.has(codec)) {
+            this.recordOff = `its video is ${codec}: clips copy H.264 or H.265 as it arrives, and this would have to be re-encoded`;
+            this.warn(`camera ${this.camera.id}: not recorded: ${this.recordOff}`);
+            frame.release();
+            await this.terminate(decoder);
+            return { gotFrames: true, stalled: false, restart: true };
+          }
           gotFrames = true;
           await this.setState("live");
           lastStatusAt = this.clock();

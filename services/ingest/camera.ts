@@ -1,4 +1,6 @@
+import path from "node:path";
 import type { CameraConfig, Config } from "../../lib/config/index.ts";
+import type { RecordSpec } from "../../lib/media/recording.ts";
 
 /** A camera with every ingest default resolved: what a supervisor needs and nothing else. */
 export interface CameraSpec {
@@ -16,12 +18,23 @@ export interface CameraSpec {
   /** Raw yuv420p, or JPEG (scale-out: ~40× fewer bytes on Kafka); `auto` is resolved by the caller. */
   encoding: "yuv420p" | "jpeg";
   jpegQuality: number;
+  /** Its rolling recording, when its `record.keep` is not `off`. */
+  record?: RecordSpec;
 }
 
 export const isLiveUrl = (url: string) => /^(rtsps?|rtmp|srt|udp|tcp):\/\//i.test(url);
 export const isHttpUrl = (url: string) => /^https?:\/\//i.test(url);
 
-export function resolveCamera(camera: CameraConfig, ingest: Config["ingest"]): CameraSpec {
+/**
+ * A camera with the ingest defaults applied. `recordRoot`: where recordings go (a folder per camera); without it
+ * nothing is recorded (benches, tools).
+ */
+export function resolveCamera(
+  camera: CameraConfig,
+  ingest: Config["ingest"],
+  recordRoot?: string,
+): CameraSpec {
+  const { keep, ...record } = { ...ingest.record, ...camera.record };
   return {
     id: camera.id,
     url: camera.url,
@@ -35,5 +48,12 @@ export function resolveCamera(camera: CameraConfig, ingest: Config["ingest"]): C
     loop: camera.loop,
     encoding: ingest.frameEncoding === "jpeg" ? "jpeg" : "yuv420p",
     jpegQuality: ingest.jpegQuality,
+    ...(recordRoot && keep !== "off"
+      ? { record: { ...record, keep, dir: path.join(recordRoot, camera.id) } }
+      : {}),
   };
 }
+
+/** Where a config's cameras record: `ingest.recordDir`, or `<dataDir>/recordings`. */
+export const recordRoot = (config: Pick<Config, "dataDir" | "ingest">) =>
+  path.resolve(config.ingest.recordDir ?? path.join(config.dataDir, "recordings"));

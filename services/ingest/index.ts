@@ -1,7 +1,7 @@
 import { shardIndex, type Config } from "../../lib/config/index.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
 import type { CameraSpec } from "./camera.ts";
-import { resolveCamera } from "./camera.ts";
+import { recordRoot, resolveCamera } from "./camera.ts";
 import { CameraManager } from "./camera-manager.ts";
 import { camerasOfShard } from "./shards.ts";
 
@@ -32,6 +32,7 @@ export function createIngest(config: Config, deps: IngestDeps): CameraManager {
           : ("yuv420p" as const)
         : config.ingest.frameEncoding,
   };
-  const cameras = deps.cameras ?? configuredCameras(config).map((c) => resolveCamera(c, ingest));
+  const cameras =
+    deps.cameras ?? configuredCameras(config).map((c) => resolveCamera(c, ingest, recordRoot(config)));
   return new CameraManager(cameras, deps.publish, config.ingest);
 }

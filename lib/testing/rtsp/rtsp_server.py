@@ -4,6 +4,7 @@
 Usage: rtsp_server.py PORT MOUNTS_JSON [USER:PASSWORD]
 MOUNTS_JSON maps a mount path to a source:
   {"kind": "test", "width": 640, "height": 360, "fps": 25, "pattern": "ball"}  generated H.264, encoded live
+    ("codec": "jpeg": Motion JPEG instead, as older IP cameras send)
   {"kind": "file", "path": "/x/clip.ts"}                                      an MPEG-TS/H.264 file, played in real time
 Prints "READY <port>" once it listens on 127.0.0.1.
 """
@@ -21,9 +22,12 @@ def launch_line(spec):
     if spec["kind"] == "test":
         w, h, fps = spec.get("width", 640), spec.get("height", 360), spec.get("fps", 25)
         pattern = spec.get("pattern", "ball")
+        source = f"videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1"
+        if spec.get("codec") == "jpeg":
+            # What many older IP cameras send: every frame a JPEG (RTP payload type 26).
+            return f"( {source},format=I420 ! jpegenc quality=80 ! rtpjpegpay name=pay0 pt=26 )"
         return (
-            f"( videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 "
-            f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=1500 "
+            f"( {source} ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=1500 "
             f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
         )
     if spec["kind"] == "file":

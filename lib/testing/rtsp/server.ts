@@ -6,7 +6,15 @@ import { freePort, guardServerProcess } from "../process.ts";
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "rtsp_server.py");
 
 export type MountSpec =
-  | { kind: "test"; width?: number; height?: number; fps?: number; pattern?: string }
+  | {
+      kind: "test";
+      width?: number;
+      height?: number;
+      fps?: number;
+      pattern?: string;
+      /** H.264 (default), or Motion JPEG as older IP cameras send. */
+      codec?: "h264" | "jpeg";
+    }
   | { kind: "file"; path: string };
 
 /** GStreamer's RTSP server (Debian packages, system python3 with gi) serving test mounts on 127.0.0.1. */

@@ -1,0 +1,248 @@
+import { spawn } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+/** What a camera's rolling recording needs (`ingest.record` with the camera's overrides, resolved). */
+export interface RecordSpec {
+  /** The camera's own folder. */
+  dir: string;
+  segmentS: number;
+  bufferS: number;
+  preRollS: number;
+  postRollS: number;
+  keep: "alerts" | "sightings";
+}
+
+/**
+ * Codecs a clip can carry as they arrive (MPEG-TS segments, then MP4 for browsers): H.264 and H.265. Anything
+ * else (MJPEG from HTTP cameras) would have to be re-encoded, which costs what decoding does: not recorded.
+ */
+export const RECORDABLE_CODECS: ReadonlySet<string> = new Set(["h264", "hevc"]);
+
+/** One finished segment: its file and the wall-clock span it covers (ms). */
+export interface Segment {
+  file: string;
+  start: number;
+  end: number;
+}
+
+/**
+ * The second output of a camera's decoder: the input's video stream copied into MPEG-TS segments with their list
+ * (CSV: name, start and end in stream seconds), named by `session` so a reconnect never overwrites what an earlier
+ * connection recorded.
+ */
+export function recordingOutput(spec: RecordSpec, session: string): { target: string; options: string[] } {
+  mkdirSync(spec.dir, { recursive: true });
+  return {
+    target: path.join(spec.dir, `${session}-%06d.ts`),
+    options: [
+      "-map",
+      "0:v:0",
+      "-c",
+      "copy",
+      "-f",
+      "segment",
+      "-segment_time",
+      String(spec.segmentS),
+      "-segment_format",
+      "mpegts",
+      "-reset_timestamps",
+      "1",
+      "-segment_list",
+      path.join(spec.dir, `${session}.csv`),
+      "-segment_list_type",
+      "csv",
+    ],
+  };
+}
+
+/**
+ * The wall-clock span of each finished segment in `dir`. A segment's file is last written when it ends, so its
+ * mtime is its end; its start is that less its duration from the list (stream time, exact). Segments the list
+ * names but that were pruned are skipped, and the one being written is not listed yet.
+ */
+export function listSegments(dir: string): Segment[] {
+  const out: Segment[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const list of names.filter((n) => n.endsWith(".csv"))) {
+    for (const line of readFileSync(path.join(dir, list), "utf8").split("\n")) {
+      const [name, s, e] = line.split(",");
+      if (!name || s === undefined || e === undefined) continue;
+      const file = path.join(dir, name);
+      let end: number;
+      try {
+        end = statSync(file).mtimeMs;
+      } catch {
+        continue;
+      }
+      out.push({ file, start: end - (Number(e) - Number(s)) * 1000, end });
+    }
+  }
+  return out.sort((a, b) => a.start - b.start);
+}
+
+/** The segments that hold any of [from, to]. */
+export function segmentsBetween(segments: Segment[], from: number, to: number): Segment[] {
+  return segments.filter((s) => s.end > from && s.start < to);
+}
+
+/**
+ * Deletes what no clip can need any more: segments that ended before `before` and are not `pinned`, files of
+ * sessions whose list is gone (a decoder killed before it wrote one) once they are that old, and lists whose
+ * segments are all gone. Returns how many segments went.
+ */
+export function pruneSegments(dir: string, before: number, pinned: (file: string) => boolean = () => false) {
+  let removed = 0;
+  const listed = new Set<string>();
+  for (const s of listSegments(dir)) {
+    listed.add(s.file);
+    if (s.end < before && !pinned(s.file)) {
+      rmSync(s.file, { force: true });
+      removed++;
+    }
+  }
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  const sessions = new Set(names.filter((n) => n.endsWith(".ts")).map((n) => n.replace(/-\d+\.ts$/, "")));
+  for (const name of names) {
+    const file = path.join(dir, name);
+    if (name.endsWith(".ts") && !listed.has(file) && !pinned(file)) {
+      // Unlisted: being written now (young), or left by a session that ended without listing it (old).
+      if ((statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Infinity) < before) {
+        rmSync(file, { force: true });
+        removed++;
+      }
+    } else if (name.endsWith(".csv") && !sessions.has(name.slice(0, -4))) {
+      rmSync(file, { force: true });
+    }
+  }
+  return removed;
+}
+
+export interface Clip {
+  /** MP4 (H.264/H.265 as recorded, `faststart` so a browser plays it while it loads). */
+  data: Uint8Array;
+  /** Wall-clock span it covers, ms: its first frame is at `start`. */
+  start: number;
+  end: number;
+}
+
+/**
+ * The segments joined into one MP4 without re-encoding (ffmpeg's concat demuxer). Whole segments, so a clip starts
+ * on a keyframe at or before the time asked for.
+ */
+export async function joinSegments(segments: Segment[], scratch: string): Promise<Clip> {
+  if (segments.length === 0) throw new Error("no recorded video covers that time");
+  mkdirSync(scratch, { recursive: true });
+  const stem = path.join(
+    scratch,
+    `clip-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`,
+  );
+  const list = `${stem}.txt`;
+  const out = `${stem}.mp4`;
+  writeFileSync(list, segments.map((s) => `file '${s.file.replace(/'/g, "'\\''")}'\n`).join(""));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(
+        "ffmpeg",
+        [
+          "-nostdin",
+          "-loglevel",
+          "error",
+          "-f",
+          "concat",
+          "-safe",
+          "0",
+          "-i",
+          list,
+          "-c",
+          "copy",
+          "-movflags",
+          "+faststart",
+          "-f",
+          "mp4",
+          "-y",
+          out,
+        ],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.once("error", reject);
+      child.once("exit", (code) =>
+        code === 0
+          ? resolve()
+          : reject(new Error(`ffmpeg could not join the clip: ${stderr.trim() || code}`)),
+      );
+    });
+    return {
+      data: new Uint8Array(readFileSync(out)),
+      start: segments[0]!.start,
+      end: segments.at(-1)!.end,
+    };
+  } finally {
+    rmSync(list, { force: true });
+    rmSync(out, { force: true });
+  }
+}
+
+/**
+ * The input's video codec from ffmpeg's stderr, read line by line as it comes: the first `Stream … Video: <codec>`
+ * under `Input #0` (the outputs' streams are listed the same way, later).
+ */
+export class InputCodecReader {
+  private inInput = false;
+  codec: string | undefined;
+
+  line(l: string) {
+    if (this.codec) return;
+    if (/^Input #0/.test(l)) this.inInput = true;
+    else if (/^(Output #|Stream mapping)/.test(l)) this.inInput = false;
+    else if (this.inInput) {
+      const m = /Stream #0:\d+.*?: Video: (\w+)/.exec(l);
+      if (m) this.codec = m[1]!.toLowerCase();
+    }
+  }
+}
+
+/**
+ * A camera's recording folder as ingest keeps it: pruned to `bufferS` except segments a clip being cut has pinned.
+ */
+export class CameraRecording {
+  private readonly pins = new Map<string, number>();
+
+  constructor(
+    readonly spec: RecordSpec,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  segments(): Segment[] {
+    return listSegments(this.spec.dir);
+  }
+
+  /** Keeps `segments` from pruning until `unpin`: a clip waiting for its post-roll holds its pre-roll. */
+  pin(segments: Segment[]) {
+    for (const s of segments) this.pins.set(s.file, (this.pins.get(s.file) ?? 0) + 1);
+  }
+
+  unpin(segments: Segment[]) {
+    for (const s of segments) {
+      const n = (this.pins.get(s.file) ?? 0) - 1;
+      if (n > 0) this.pins.set(s.file, n);
+      else this.pins.delete(s.file);
+    }
+  }
+
+  prune(): number {
+    return pruneSegments(this.spec.dir, this.clock() - this.spec.bufferS * 1000, (f) => this.pins.has(f));
+  }
+}

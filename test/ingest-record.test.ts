@@ -1,0 +1,161 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../lib/config/index.ts";
+import { CameraStatusContract, Topics, type CameraStatusMessage } from "../lib/contracts/index.ts";
+import { generateVideo } from "../lib/media/generate.ts";
+import { joinSegments, pruneSegments, segmentsBetween } from "../lib/media/recording.ts";
+import type { Emit } from "../lib/runtime/stage.ts";
+import { RtspTestServer } from "../lib/testing/rtsp/server.ts";
+import { CameraManager } from "../services/ingest/camera-manager.ts";
+import { resolveCamera } from "../services/ingest/camera.ts";
+import { tempDir } from "./helpers.ts";
+import { benchIngest } from "../cli/commands/bench-ingest.ts";
+
+const config = loadConfig({
+  env: {},
+  overrides: {
+    "ingest.fps": 5,
+    "ingest.width": 640,
+    "ingest.height": 360,
+    "ingest.statusEveryS": 1,
+    "ingest.record.keep": "alerts",
+    "ingest.record.segmentS": 1,
+    "ingest.record.bufferS": 10,
+  },
+});
+
+const servers: RtspTestServer[] = [];
+afterAll(async () => {
+  for (const s of servers) await s.kill();
+});
+
+function statuses() {
+  const seen: CameraStatusMessage[] = [];
+  const emit = async (e: Emit) => {
+    if (e.topic === Topics.cameraStatus) seen.push(CameraStatusContract.decode(e.value));
+  };
+  return { seen, emit };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The clip's video stream as ffprobe reads it. */
+function probe(file: string) {
+  const r = spawnSync(
+    "ffprobe",
+    [
+      "-v",
+      "error",
+      "-select_streams",
+      "v:0",
+      "-show_entries",
+      "stream=codec_name:format=duration",
+      "-of",
+      "json",
+      file,
+    ],
+    { encoding: "utf8" },
+  );
+  const json = JSON.parse(r.stdout) as { streams: { codec_name: string }[]; format: { duration: string } };
+  return { codec: json.streams[0]?.codec_name, durationS: Number(json.format.duration) };
+}
+
+describe("rolling recording at ingest (real RTSP server, real ffmpeg)", () => {
+  it("copies a live H.264 camera into segments that cover wall-clock time, and joins them into a playable clip", async () => {
+    const server = await RtspTestServer.start({ "/cam": { kind: "test", width: 640, height: 360, fps: 25 } });
+    servers.push(server);
+    const root = tempDir("vigil-rec-");
+    const spec = resolveCamera({ id: "door", url: server.url("/cam"), loop: false }, config.ingest, root);
+    expect(spec.record).toMatchObject({ keep: "alerts", segmentS: 1, dir: path.join(root, "door") });
+    const { seen, emit } = statuses();
+    const manager = new CameraManager([spec], emit, config.ingest).start();
+    const t0 = Date.now();
+    try {
+      await sleep(6500);
+      const recording = manager.recordings().get("door")!;
+      const segments = recording.segments();
+      const t1 = Date.now();
+      expect(segments.length).toBeGreaterThanOrEqual(3);
+      // Their wall-clock spans follow one another and fall within the run.
+      for (const [i, s] of segments.entries()) {
+        expect(s.end - s.start).toBeGreaterThan(500);
+        expect(s.start).toBeGreaterThan(t0 - 1000);
+        expect(s.end).toBeLessThanOrEqual(t1 + 50);
+        if (i > 0) expect(Math.abs(s.start - segments[i - 1]!.end)).toBeLessThan(400);
+      }
+      const wanted = segmentsBetween(segments, t1 - 3000, t1 - 1500);
+      expect(wanted.length).toBeGreaterThanOrEqual(1);
+      const clip = await joinSegments(wanted, tempDir("vigil-clip-"));
+      const file = path.join(tempDir("vigil-clip-out-"), "clip.mp4");
+      (await import("node:fs")).writeFileSync(file, clip.data);
+      const probed = probe(file);
+      expect(probed.codec).toBe("h264");
+      expect(probed.durationS * 1000).toBeGreaterThan((clip.end - clip.start) * 0.7);
+      expect(probed.durationS * 1000).toBeLessThan((clip.end - clip.start) * 1.3 + 200);
+      expect(seen.filter((s) => s.state === "live").at(-1)?.recording).toEqual({ on: true, reason: null });
+      // Pruning keeps what is pinned and deletes what is older than the buffer.
+      recording.pin(wanted);
+      pruneSegments(spec.record!.dir, Date.now() + 60_000, (f) => wanted.some((w) => w.file === f));
+      const left = readdirSync(spec.record!.dir).filter((n) => n.endsWith(".ts"));
+      for (const w of wanted) expect(existsSync(w.file)).toBe(true);
+      // At most the segment being written besides the pinned ones.
+      expect(left.length).toBeLessThanOrEqual(wanted.length + 1);
+    } finally {
+      await manager.stop();
+    }
+  }, 60_000);
+
+  it("a Motion JPEG camera is decoded as before but not recorded, and says why", async () => {
+    const server = await RtspTestServer.start({
+      "/mjpeg": { kind: "test", width: 640, height: 360, fps: 10, codec: "jpeg" },
+    });
+    servers.push(server);
+    const root = tempDir("vigil-rec-");
+    const spec = resolveCamera({ id: "old", url: server.url("/mjpeg"), loop: false }, config.ingest, root);
+    const { seen, emit } = statuses();
+    const manager = new CameraManager([spec], emit, config.ingest).start();
+    try {
+      // Its first connection learns the codec and is dropped; the second decodes without the recording.
+      for (let waited = 0; !(seen.at(-1)?.state === "live" && seen.at(-1)!.framesIn > 5); waited += 200) {
+        if (waited > 30_000) throw new Error(`never live: ${JSON.stringify(seen.at(-1))}`);
+        await sleep(200);
+      }
+      const last = seen.at(-1)!;
+      expect(last.state).toBe("live");
+      expect(last.framesIn).toBeGreaterThan(5);
+      expect(last.recording?.on).toBe(false);
+      expect(last.recording?.reason).toMatch(/mjpeg.*H\.264/);
+      const segments = existsSync(spec.record!.dir)
+        ? readdirSync(spec.record!.dir).filter((n) => n.endsWith(".ts"))
+        : [];
+      expect(manager.recordings().get("old")!.segments()).toEqual([]);
+      expect(segments.length).toBeLessThanOrEqual(1); // what the first connection began, before the codec was known
+    } finally {
+      await manager.stop();
+    }
+  }, 60_000);
+
+  it("a file camera says it is not recorded", async () => {
+    const file = path.join(tempDir("vigil-rec-file-"), "clip.mp4");
+    generateVideo("testsrc2=size=320x240:rate=10:duration=2", file);
+    const spec = resolveCamera({ id: "f", url: file, loop: false }, config.ingest, tempDir("vigil-rec-"));
+    const { seen, emit } = statuses();
+    const manager = new CameraManager([spec], emit, config.ingest).start();
+    await manager.done();
+    expect(seen.at(-1)!.recording).toEqual({
+      on: false,
+      reason: expect.stringMatching(/file.*live cameras/),
+    });
+  }, 60_000);
+
+  it("bench ingest --record measures the same cameras with and without their recordings in one run", async () => {
+    const r = await benchIngest(config, 1, 3, false, true);
+    expect(r.record).toBeDefined();
+    expect(r.record!.segmentsWritten).toBeGreaterThanOrEqual(2);
+    expect(r.record!.cpuPerCamera).toBeGreaterThan(0);
+    expect(r.record!.deliveredRatio).toBeGreaterThan(0.8);
+    expect(Number.isFinite(r.record!.recordCpuOverDecoder)).toBe(true);
+  }, 120_000);
+});
