@@ -17,8 +17,11 @@ export interface CropStore {
   get(key: string): Promise<Uint8Array | undefined>;
   /** Deletes the crops under `keys`; keys with nothing under them are not an error (retention may run twice). */
   delete(keys: string[]): Promise<void>;
-  /** Every crop's key and size, in no set order (a backup's listing of what the store held). */
-  list(): AsyncIterable<{ key: string; size: number }>;
+  /**
+   * Every crop's key and size, in no set order (a backup's listing of what the store held); only keys under
+   * `prefix` (a folder of keys, ending in `/`) when given.
+   */
+  list(prefix?: string): AsyncIterable<{ key: string; size: number }>;
   /** Fails with a clear error when the store cannot be used at all (no bucket, credentials refused). */
   check(): Promise<void>;
   close(): void;
@@ -45,6 +48,12 @@ const MAX_NAME = 180;
  * a folder to a few thousand files per directory at a million crops, and spreads keys over S3's partitions.
  */
 export function cropKey(kind: CropKind, id: string): string {
+  const { name, hash } = keyName(id);
+  return `${kind}/${hash.slice(0, 2)}/${name}.jpg`;
+}
+
+/** An id as one key segment (one to one; see cropKey), with its hash. */
+export function keyName(id: string): { name: string; hash: string } {
   const hash = createHash("sha256").update(id).digest("hex");
   let name = "";
   for (const byte of Buffer.from(id, "utf8")) {
@@ -54,7 +63,7 @@ export function cropKey(kind: CropKind, id: string): string {
   // "." and ".." must never name a file, and hidden files are easy to miss.
   if (name.startsWith(".")) name = `%2E${name.slice(1)}`;
   if (name.length === 0 || name.length > MAX_NAME) name = `~${hash}`;
-  return `${kind}/${hash.slice(0, 2)}/${name}.jpg`;
+  return { name, hash };
 }
 
 const KEY = /^[A-Za-z0-9_.~%-]+(\/[A-Za-z0-9_.~%-]+)*$/;
@@ -185,12 +194,16 @@ export class FolderCropStore implements CropStore {
     });
   }
 
-  async *list(): AsyncGenerator<{ key: string; size: number }> {
+  async *list(prefix = ""): AsyncGenerator<{ key: string; size: number }> {
+    const under = prefix ? this.file(prefix.replace(/\/+$/, "")) : this.dir;
     let entries: string[];
     try {
-      entries = await readdir(this.dir, { recursive: true });
+      entries = (await readdir(under, { recursive: true })).map((rel) =>
+        path.relative(this.dir, path.join(under, rel)),
+      );
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return;
       throw this.fail(err, "listing");
     }
     for (const rel of entries.sort()) {

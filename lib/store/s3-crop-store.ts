@@ -148,13 +148,17 @@ export class S3CropStore implements CropStore {
     }
   }
 
-  async *list(): AsyncGenerator<{ key: string; size: number }> {
+  async *list(prefix = ""): AsyncGenerator<{ key: string; size: number }> {
     let token: string | undefined;
     do {
       let page;
       try {
         page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, ContinuationToken: token }),
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            ContinuationToken: token,
+          }),
         );
       } catch (err) {
         throw this.fail(err, `listing ${this.location}`);

@@ -1,0 +1,191 @@
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { MemoryBus } from "../lib/bus/index.ts";
+import { loadConfig } from "../lib/config/index.ts";
+import { AlertContract, Topics } from "../lib/contracts/index.ts";
+import { ClipStore, clipKeys } from "../lib/store/clip-store.ts";
+import { FolderCropStore, type CropStore } from "../lib/store/crop-store.ts";
+import { S3CropStore } from "../lib/store/s3-crop-store.ts";
+import { RtspTestServer } from "../lib/testing/rtsp/server.ts";
+import { S3Server, s3UnavailableReason } from "../lib/testing/s3/index.ts";
+import { CameraManager } from "../services/ingest/camera-manager.ts";
+import { resolveCamera } from "../services/ingest/camera.ts";
+import { ClipCutter } from "../services/ingest/clips.ts";
+import { alertMessage } from "./api-harness.ts";
+import { tempDir } from "./helpers.ts";
+
+const config = loadConfig({
+  env: {},
+  overrides: {
+    "ingest.fps": 5,
+    "ingest.width": 640,
+    "ingest.height": 360,
+    "ingest.record.keep": "alerts",
+    "ingest.record.segmentS": 1,
+    "ingest.record.preRollS": 2,
+    "ingest.record.postRollS": 2,
+    "ingest.record.bufferS": 30,
+  },
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+/** Seconds of video and codec, as ffprobe reads the clip. */
+function probe(bytes: Uint8Array) {
+  const file = path.join(tempDir("vigil-clip-probe-"), "clip.mp4");
+  writeFileSync(file, bytes);
+  const r = spawnSync(
+    "ffprobe",
+    ["-v", "error", "-show_entries", "stream=codec_name:format=duration,format_name", "-of", "json", file],
+    { encoding: "utf8" },
+  );
+  const json = JSON.parse(r.stdout) as {
+    streams: { codec_name: string }[];
+    format: { duration: string; format_name: string };
+  };
+  return {
+    codec: json.streams[0]?.codec_name,
+    seconds: Number(json.format.duration),
+    format: json.format.format_name,
+  };
+}
+
+/** One recorded live camera (its own RTSP server, so a test can take it away) and a cutter over `crops`. */
+async function recordedCamera(id: string, crops: CropStore) {
+  const server = await RtspTestServer.start({ "/cam": { kind: "test", width: 640, height: 360, fps: 25 } });
+  const spec = resolveCamera(
+    { id, url: server.url("/cam"), loop: false },
+    config.ingest,
+    tempDir("vigil-rec-"),
+  );
+  const manager = new CameraManager([spec], async () => {}, config.ingest).start();
+  cleanups.push(async () => {
+    await manager.stop();
+    await server.kill();
+  });
+  const logs: string[] = [];
+  const cutter = new ClipCutter(manager.recordings(), new ClipStore(crops), {
+    scratch: tempDir("vigil-clip-scratch-"),
+    log: (m) => logs.push(m),
+  });
+  // Until it has recorded a few segments.
+  for (let i = 0; manager.recordings().get(id)!.segments().length < 3; i++) {
+    if (i > 100) throw new Error("the camera recorded nothing");
+    await sleep(200);
+  }
+  return { server, manager, cutter, logs };
+}
+
+describe("clips around alerts (real RTSP server, real ffmpeg)", () => {
+  it("an alert on vigil.alerts gets a clip from pre-roll to post-roll within post-roll + 5 s, in the crop folder", async () => {
+    const crops = new FolderCropStore(path.join(tempDir("vigil-clips-"), "crops"));
+    const { cutter } = await recordedCamera("door", crops);
+    const bus = new MemoryBus({ capacity: 64 });
+    cleanups.push(() => bus.close());
+    await cutter.subscribe(bus, "clips-test");
+    const ts = Date.now() - 500;
+    await bus.publish(Topics.alerts, [
+      { key: "default", value: AlertContract.encode(alertMessage("a1", "door", "ann", ts)) },
+    ]);
+    let info;
+    for (let i = 0; !(info = await cutter.clips.info("alerts", "a1", ts)); i++) {
+      if (i > 200) throw new Error("no clip");
+      await sleep(100);
+    }
+    const readyAt = Date.now();
+    expect(readyAt - (ts + 2000)).toBeLessThanOrEqual(5000);
+    expect(info).toMatchObject({ kind: "alerts", id: "a1", cameraId: "door", ts, short: null });
+    expect(info.start).toBeLessThanOrEqual(ts - 2000);
+    expect(info.end).toBeGreaterThanOrEqual(ts + 2000);
+    const video = (await cutter.clips.video("alerts", "a1", ts))!;
+    expect(video.length).toBe(info.bytes);
+    const probed = probe(video);
+    expect(probed.codec).toBe("h264");
+    expect(probed.format).toMatch(/mp4/);
+    expect(probed.seconds).toBeGreaterThan(3.5);
+    // Redelivered: the stored clip stands, nothing is cut again.
+    expect(await cutter.cut(cutter.forAlert({ alertId: "a1", cameraId: "door", ts })!)).toEqual({
+      clip: info,
+    });
+  }, 90_000);
+
+  it("a camera that drops mid-clip gives a clip that ends where its video ends, and says so", async () => {
+    const crops = new FolderCropStore(path.join(tempDir("vigil-clips-"), "crops"));
+    const { cutter, server } = await recordedCamera("yard", crops);
+    const ts = Date.now();
+    const request = { ...cutter.forAlert({ alertId: "a2", cameraId: "yard", ts })!, to: ts + 8000 };
+    const cutting = cutter.cut(request);
+    await sleep(1500);
+    await server.kill();
+    const outcome = await cutting;
+    if (!("clip" in outcome)) throw new Error(`no clip: ${outcome.none}`);
+    expect(outcome.clip.short).toMatch(/video stops at/);
+    expect(outcome.clip.end).toBeLessThan(ts + 8000 - 1000);
+    expect(probe((await cutter.clips.video("alerts", "a2", ts))!).seconds).toBeGreaterThan(2);
+  }, 90_000);
+
+  it("an alert from before the recording gets no clip, and the reason", async () => {
+    const crops = new FolderCropStore(path.join(tempDir("vigil-clips-"), "crops"));
+    const { cutter } = await recordedCamera("gate", crops);
+    const ts = Date.now() - 3_600_000;
+    const outcome = await cutter.cut(cutter.forAlert({ alertId: "old", cameraId: "gate", ts })!);
+    expect(outcome).toEqual({ none: expect.stringMatching(/the recording no longer reaches back to/) });
+    expect(await cutter.clips.info("alerts", "old", ts)).toBeUndefined();
+    // Sightings are not kept on this camera (keep: alerts).
+    expect(cutter.forSighting({ sightingId: "s", cameraId: "gate", startTs: ts, endTs: ts })).toBeUndefined();
+  }, 90_000);
+});
+
+const s3Missing = s3UnavailableReason();
+if (s3Missing) console.log(`skipping clips in S3: ${s3Missing}`);
+describe.skipIf(!!s3Missing)("clips in an S3 bucket (s3s-fs)", () => {
+  it("stores, reads back and purges clips by day through the crop store", async () => {
+    const s3 = await S3Server.start();
+    cleanups.push(() => s3.destroy());
+    const crops = new S3CropStore({
+      bucket: await s3.createBucket(),
+      prefix: "vigil/",
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey },
+    });
+    cleanups.push(() => crops.close());
+    const clips = new ClipStore(crops);
+    const day = 86_400_000;
+    const now = Date.UTC(2026, 11, 6, 12);
+    const video = Uint8Array.of(0, 0, 0, 0x18, 0x66, 0x74, 0x79, 0x70);
+    for (const [id, ts] of [
+      ["old", now - 10 * day],
+      ["new", now - day / 2],
+    ] as const)
+      await clips.put(
+        {
+          kind: "alerts",
+          id,
+          cameraId: "door",
+          ts,
+          start: ts - 2000,
+          end: ts + 2000,
+          from: ts - 2000,
+          to: ts + 2000,
+          short: null,
+        },
+        video,
+      );
+    expect(await clips.video("alerts", "new", now - day / 2)).toEqual(video);
+    expect(clipKeys("alerts", "new", now - day / 2).video).toBe("clips/alerts/2026-12-06/new.mp4");
+    // Alerts kept 7 days: the 10-day-old clip goes, the new one stays.
+    expect(await clips.purgeBefore("alerts", now - 7 * day)).toBe(2);
+    expect(await clips.info("alerts", "old", now - 10 * day)).toBeUndefined();
+    expect(await clips.info("alerts", "new", now - day / 2)).toMatchObject({
+      id: "new",
+      bytes: video.length,
+    });
+  }, 60_000);
+});
