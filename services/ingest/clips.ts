@@ -7,7 +7,7 @@ import {
   type Segment,
 } from "../../lib/media/recording.ts";
 import { isTransient } from "../../lib/runtime/errors.ts";
-import { ClipStore, type ClipInfo, type ClipKind } from "../../lib/store/clip-store.ts";
+import type { ClipInfo, ClipKind, ClipStore } from "../../lib/store/clip-store.ts";
 
 /** A clip to cut: the record it is for, and the span of video it should hold. */
 export interface ClipRequest {
