@@ -16,6 +16,7 @@ import type { DetectAlignStage } from "../services/detect-align/stage.ts";
 import { createEmbed } from "../services/embed/index.ts";
 import type { EmbedStage } from "../services/embed/stage.ts";
 import { createIngest } from "../services/ingest/index.ts";
+import { startClipCutting } from "../services/ingest/clips.ts";
 import type { CameraManager } from "../services/ingest/camera-manager.ts";
 import type { CameraSpec } from "../services/ingest/camera.ts";
 import { createMatch } from "../services/match/index.ts";
@@ -33,6 +34,7 @@ export class EmbeddedPipeline {
   readonly match: MatchStage;
   private readonly runners: StageRunner<never>[];
   private events: Subscription | undefined;
+  private clips: { stop(): Promise<void> } | undefined;
   readonly counts = { frames: 0, alerts: 0, deadLetters: 0 };
   private closing: Promise<void> | undefined;
 
@@ -109,6 +111,13 @@ export class EmbeddedPipeline {
     return createIngest(this.config, { publish, cameras }).start();
   }
 
+  /** Cuts clips for the recorded cameras among `manager`'s, from the alerts (and sightings) on this bus. */
+  async startClips(manager: CameraManager) {
+    this.clips = await startClipCutting(this.config, this.bus, manager.recordings(), "clips", (message) =>
+      this.onEvent({ type: "warning", message: `clips: ${message}` }),
+    );
+  }
+
   async drain() {
     await this.bus.drain();
   }
@@ -125,6 +134,7 @@ export class EmbeddedPipeline {
           await this.bus.drain();
         }
         await this.events?.stop();
+        await this.clips?.stop();
         await this.bus.close();
       } finally {
         await this.closeVision();

@@ -79,6 +79,7 @@ describe("scheduled retention", () => {
         sightings: 1,
         alerts: 1,
         unknowns: 0,
+        clips: 0,
       });
       expect(purged).toHaveLength(1);
 

@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
-import type { Config } from "../../lib/config/index.ts";
-import { openCheckedStore } from "../../lib/store/open-store.ts";
+import { recordsAnyCamera, type Config } from "../../lib/config/index.ts";
+import { ClipStore } from "../../lib/store/clip-store.ts";
+import { openCheckedStore, openCropStore } from "../../lib/store/open-store.ts";
 import { enrolPhotos, scanWatchlistFolder } from "../../lib/watchlist/enrol.ts";
 import type { Vision } from "../../lib/vision/inference/vision.ts";
 import { thresholdFor } from "../../lib/vision/models/calibration.ts";
@@ -85,13 +86,15 @@ export async function runEmbedded(
         message: `no usable photo in watchlist ${options.watchlist}; no alerts can fire`,
       });
   }
+  const clips = recordsAnyCamera(config) ? new ClipStore(openCropStore(config)) : undefined;
   const retention = new RetentionScheduler(store, {
     ...retentionOptions(config),
+    clips,
     onPurged: (r) => {
-      if (r.sightings > 0 || r.alerts > 0 || r.unknowns > 0)
+      if (r.sightings > 0 || r.alerts > 0 || r.unknowns > 0 || r.clips > 0)
         emit({
           type: "warning",
-          message: `retention: deleted ${r.sightings} sighting(s) older than ${config.store.retentionDays} days, ${r.alerts} alert(s) older than ${config.store.alertRetentionDays} days and ${r.unknowns} unknown identit${r.unknowns === 1 ? "y" : "ies"} not seen for ${config.store.unknownRetentionDays} days`,
+          message: `retention: deleted ${r.sightings} sighting(s) older than ${config.store.retentionDays} days, ${r.alerts} alert(s) older than ${config.store.alertRetentionDays} days and ${r.unknowns} unknown identit${r.unknowns === 1 ? "y" : "ies"} not seen for ${config.store.unknownRetentionDays} days${r.clips > 0 ? `, and ${r.clips} clip file(s) with them` : ""}`,
         });
     },
     onError: (err) => emit({ type: "warning", message: `retention: ${(err as Error).message}` }),
@@ -118,6 +121,7 @@ export async function runEmbedded(
     : undefined;
   retention.start();
   const manager = pipeline.startCameras(cameras);
+  await pipeline.startClips(manager);
   // Live cameras run until interrupted; every ffmpeg child is stopped before the process exits. An interrupt
   // ends the API too: only cameras that ended on their own leave it serving.
   let interrupted = false;

@@ -114,3 +114,7 @@ export function modelCacheDir(config: Config): string {
 export function storePath(config: Config): string {
   return path.resolve(config.store.path ?? path.join(config.dataDir, "vigil.db"));
 }
+
+/** Whether any configured camera (or the ingest default) records: clips then exist to serve and to expire. */
+export const recordsAnyCamera = (config: Pick<Config, "cameras" | "ingest">) =>
+  config.ingest.record.keep !== "off" || config.cameras.some((c) => (c.record?.keep ?? "off") !== "off");

@@ -1,5 +1,6 @@
 import type { Config } from "../config/index.ts";
 import type { AlertStore } from "../store/alert-store.ts";
+import type { ClipStore } from "../store/clip-store.ts";
 import type { IdentityStore } from "../store/identity-store.ts";
 import type { SightingStore } from "../store/sighting-store.ts";
 import { PeriodicTask } from "./periodic.ts";
@@ -22,6 +23,8 @@ export interface RetentionResult {
   sightings: number;
   alerts: number;
   unknowns: number;
+  /** Clip objects deleted with the records they were cut for (videos and their infos). */
+  clips: number;
 }
 
 export interface RetentionOptions {
@@ -36,6 +39,8 @@ export interface RetentionOptions {
   onPurged?: (result: RetentionResult) => void;
   /** A failed pass (store away) is reported and retried at the next period, never fatal to the process. */
   onError?: (err: unknown) => void;
+  /** Where clips are kept (the crop store): each goes with its record's retention period. */
+  clips?: Pick<ClipStore, "purgeBefore">;
 }
 
 export const retentionOptions = (
@@ -69,7 +74,11 @@ async function purge(store: RetentionStore, options: RetentionOptions): Promise<
   const alertsBefore = now - options.alertRetentionDays * DAY_MS;
   const sightings = await store.purgeBefore(sightingsBefore);
   const alerts = await store.purgeAlertsBefore(alertsBefore);
-  const result: RetentionResult = { sightingsBefore, alertsBefore, sightings, alerts, unknowns: 0 };
+  const clips = options.clips
+    ? (await options.clips.purgeBefore("sightings", sightingsBefore)) +
+      (await options.clips.purgeBefore("alerts", alertsBefore))
+    : 0;
+  const result: RetentionResult = { sightingsBefore, alertsBefore, sightings, alerts, unknowns: 0, clips };
   if (!store.unknowns) return result;
   // An identity's period runs from when it was last seen, however long ago it was first seen.
   const unknownsBefore = now - (options.unknownRetentionDays ?? options.retentionDays) * DAY_MS;

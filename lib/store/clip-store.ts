@@ -21,6 +21,8 @@ export interface ClipInfo {
   bytes: number;
   /** When it was cut. */
   cutTs: number;
+  /** Why there is no video at all (nothing recorded then); `bytes` is 0. */
+  none?: string;
 }
 
 const DAY_MS = 86_400_000;
@@ -50,6 +52,20 @@ export class ClipStore {
     const full: ClipInfo = { ...info, bytes: video.length, cutTs };
     await this.crops.put(keys.video, video);
     await this.crops.put(keys.info, new TextEncoder().encode(JSON.stringify(full)));
+    return full;
+  }
+
+  /** That a record has no clip, and why: what a reader is told instead of a bare 404. */
+  async putNone(
+    info: Pick<ClipInfo, "kind" | "id" | "cameraId" | "ts" | "from" | "to">,
+    none: string,
+    cutTs = Date.now(),
+  ): Promise<ClipInfo> {
+    const full: ClipInfo = { ...info, start: 0, end: 0, short: null, bytes: 0, cutTs, none };
+    await this.crops.put(
+      clipKeys(info.kind, info.id, info.ts).info,
+      new TextEncoder().encode(JSON.stringify(full)),
+    );
     return full;
   }
 

@@ -17,6 +17,9 @@ import { KeyService } from "../../lib/api/keys.ts";
 import { HistoryService } from "../../lib/history/service.ts";
 import { UnknownService } from "../../lib/identities/service.ts";
 import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
+import { ClipStore } from "../../lib/store/clip-store.ts";
+import { openCropStore } from "../../lib/store/open-store.ts";
+import { clipRoutes } from "./routes/clips.ts";
 import { roleRank } from "../../lib/store/key-store.ts";
 import { WatchlistService } from "../../lib/watchlist/service.ts";
 import type { ApiContext, ApiDeps, ZodApp } from "./context.ts";
@@ -155,7 +158,10 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
     }),
     keys: new KeyService(deps.apiStore, deps.apiStore, clock),
     limits: api.upload,
+    clips: deps.clips ?? new ClipStore(openCropStore(config)),
   };
+  // The clip store this API opened is its to close; one it was given is the caller's.
+  if (!deps.clips) app.addHook("onClose", async () => ctx.clips.crops.close());
 
   // ---- metrics ----
   const registers = [deps.metrics.registry];
@@ -319,6 +325,7 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
   cameraRoutes(app, ctx);
   alertRoutes(app, ctx);
   historyRoutes(app, ctx);
+  clipRoutes(app, ctx);
   watchlistRoutes(app, ctx);
   unknownRoutes(app, ctx);
   adminRoutes(app, ctx);

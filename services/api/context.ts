@@ -1,3 +1,4 @@
+import type { ClipStore } from "../../lib/store/clip-store.ts";
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -71,6 +72,8 @@ export interface ApiDeps {
   webhooks?: WebhookDispatcher;
   logger?: FastifyBaseLogger;
   clock?: () => number;
+  /** Where the ingest processes store clips (the crop store); default: the config's. */
+  clips?: ClipStore;
 }
 
 /** What the routes use: the dependencies and the use-case services built on them. */
@@ -81,4 +84,5 @@ export interface ApiContext extends ApiDeps {
   keys: KeyService;
   limits: UploadLimits;
   clock: () => number;
+  clips: ClipStore;
 }

@@ -7,7 +7,11 @@ import {
   type Segment,
 } from "../../lib/media/recording.ts";
 import { isTransient } from "../../lib/runtime/errors.ts";
-import type { ClipInfo, ClipKind, ClipStore } from "../../lib/store/clip-store.ts";
+import path from "node:path";
+import type { Config } from "../../lib/config/index.ts";
+import { ClipStore, type ClipInfo, type ClipKind } from "../../lib/store/clip-store.ts";
+import { openCropStore } from "../../lib/store/open-store.ts";
+import { recordRoot } from "./camera.ts";
 
 /** A clip to cut: the record it is for, and the span of video it should hold. */
 export interface ClipRequest {
@@ -20,6 +24,7 @@ export interface ClipRequest {
   to: number;
 }
 
+/** A clip, or why there is none (stored too, when the record is this process's camera's). */
 export type ClipOutcome = { clip: ClipInfo } | { none: string };
 
 export interface ClipCutterOptions {
@@ -95,7 +100,7 @@ export class ClipCutter {
     const recording = this.recordings.get(req.cameraId);
     if (!recording) return { none: `camera ${req.cameraId} is not recorded here` };
     const stored = await this.clips.info(req.kind, req.id, req.ts);
-    if (stored) return { clip: stored };
+    if (stored) return stored.none ? { none: stored.none } : { clip: stored };
     const { segmentS } = recording.spec;
     // A finished segment lists at most a segment (and the keyframe it waits for) after its end; silence for
     // twice that means the video stopped.
@@ -123,12 +128,13 @@ export class ClipCutter {
       const segments = segmentsBetween(all, req.from, req.to);
       if (segments.length === 0) {
         const oldest = all[0]?.start;
-        return {
-          none:
-            oldest !== undefined && oldest > req.to
-              ? `the recording no longer reaches back to ${iso(req.from)} (it starts at ${iso(oldest)})`
-              : `no video of camera ${req.cameraId} was recorded between ${iso(req.from)} and ${iso(req.to)}`,
-        };
+        const none =
+          oldest !== undefined && oldest > req.to
+            ? `the recording no longer reaches back to ${iso(req.from)} (it starts at ${iso(oldest)})`
+            : `no video of camera ${req.cameraId} was recorded between ${iso(req.from)} and ${iso(req.to)}`;
+        const { kind, id, cameraId, ts, from, to } = req;
+        await this.clips.putNone({ kind, id, cameraId, ts, from, to }, none, this.clock());
+        return { none };
       }
       const video = await joinSegments(segments, this.options.scratch);
       const short = [
@@ -209,4 +215,31 @@ export class ClipCutter {
       );
     return subscriptions;
   }
+}
+
+/**
+ * Clip cutting for an ingest process's recorded cameras (`vigil serve ingest`, `vigil run`), in consumer group
+ * `group` (each ingest shard its own: every shard hears every alert and cuts those of its cameras). Undefined
+ * when no camera here is recorded.
+ */
+export async function startClipCutting(
+  config: Config,
+  bus: Bus,
+  recordings: Map<string, CameraRecording>,
+  group: string,
+  log: (message: string) => void,
+): Promise<{ stop(): Promise<void> } | undefined> {
+  if (recordings.size === 0) return undefined;
+  const crops = openCropStore(config);
+  const cutter = new ClipCutter(recordings, new ClipStore(crops), {
+    scratch: path.join(recordRoot(config), ".joining"),
+    log,
+  });
+  const subscriptions = await cutter.subscribe(bus, group);
+  return {
+    stop: async () => {
+      for (const s of subscriptions) await s.stop();
+      crops.close();
+    },
+  };
 }

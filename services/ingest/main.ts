@@ -4,6 +4,7 @@ import { publishGrouped } from "../../lib/runtime/runner.ts";
 import { runService, type ServiceProcess } from "../../lib/runtime/service.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
 import type { Logger } from "../../lib/telemetry/log.ts";
+import { startClipCutting } from "./clips.ts";
 import { configuredCameras, createIngest } from "./index.ts";
 
 /**
@@ -56,6 +57,10 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
         await publish(e);
       },
     }).start();
+    // Each shard hears every alert (a group of its own) and cuts the clips of the cameras it records.
+    const clips = await startClipCutting(config, bus, manager.recordings(), `vigil-clips-${index}`, (m) =>
+      ctx.log.info(`clips: ${m}`),
+    );
     // A shard the hashing gave no camera stays up, ready, until stopped (the list is read at start: a new one
     // comes with a restart), so a StatefulSet does not restart it in a loop.
     let stopped: () => void = () => {};
@@ -65,6 +70,7 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
         stopping = true;
         stopped();
         await manager.stop();
+        await clips?.stop();
       },
       done: mine.length ? manager.done() : idle,
     };

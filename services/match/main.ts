@@ -1,10 +1,11 @@
 import { hostname } from "node:os";
 import type { Bus } from "../../lib/bus/index.ts";
-import type { Config } from "../../lib/config/index.ts";
+import { recordsAnyCamera, type Config } from "../../lib/config/index.ts";
+import { ClipStore } from "../../lib/store/clip-store.ts";
 import { Topics } from "../../lib/contracts/index.ts";
 import { RetentionScheduler, retentionOptions } from "../../lib/runtime/retention.ts";
 import { runService, startStage, type ServiceProcess } from "../../lib/runtime/service.ts";
-import { openCheckedStore } from "../../lib/store/open-store.ts";
+import { openCheckedStore, openCropStore } from "../../lib/store/open-store.ts";
 import { QdrantStore } from "../../lib/store/qdrant-store.ts";
 import { createMatch } from "./index.ts";
 
@@ -24,12 +25,15 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
       async () => store.invalidate(),
     );
     // Match writes the sightings and alerts and runs as long as the deployment does: retention lives here.
+    const clipStore = recordsAnyCamera(config) ? new ClipStore(openCropStore(config)) : undefined;
     const retention = new RetentionScheduler(store, {
       ...retentionOptions(config),
+      // Clips are cut by ingest into the crop store; they go with their records.
+      clips: clipStore,
       onPurged: (r) => {
-        if (r.sightings > 0 || r.alerts > 0 || r.unknowns > 0)
+        if (r.sightings > 0 || r.alerts > 0 || r.unknowns > 0 || r.clips > 0)
           ctx.log.info(
-            { sightings: r.sightings, alerts: r.alerts, unknowns: r.unknowns },
+            { sightings: r.sightings, alerts: r.alerts, unknowns: r.unknowns, clips: r.clips },
             "match: retention deleted expired records",
           );
       },
