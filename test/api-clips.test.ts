@@ -6,7 +6,8 @@ import { RetentionScheduler } from "../lib/runtime/retention.ts";
 import { ClipStore } from "../lib/store/clip-store.ts";
 import { openCropStore } from "../lib/store/open-store.ts";
 import { byteRange } from "../services/api/routes/clips.ts";
-import { apiHarness, type Harness } from "./api-harness.ts";
+import { randomUnit } from "../lib/testing/vectors.ts";
+import { apiHarness, sighting, type Harness } from "./api-harness.ts";
 import { tempDir } from "./helpers.ts";
 
 const T = Date.UTC(2026, 11, 6, 10);
@@ -77,6 +78,18 @@ describe("GET /v1/alerts/:id/clip and /v1/sightings/:id/clip", () => {
   const get = (url: string, headers: Record<string, string> = {}) =>
     h.app.inject({ method: "GET", url, headers: { ...h.auth("viewer"), ...headers } });
 
+  it("names the clip in alerts and sightings of recorded cameras (clipUrl), null elsewhere", async () => {
+    expect((await get("/v1/alerts/a-clip")).json().clipUrl).toBe("/v1/alerts/a-clip/clip");
+    expect((await get("/v1/alerts/a-yard")).json().clipUrl).toBeNull();
+    await h.store.addSightings([
+      { ...sighting("s-door", "door", T, randomUnit(1, 16)) },
+      { ...sighting("s-yard", "yard", T, randomUnit(2, 16)) },
+    ]);
+    const op = (url: string) => h.app.inject({ method: "GET", url, headers: h.auth("operator") });
+    expect((await op("/v1/sightings/s-door")).json().clipUrl).toBe("/v1/sightings/s-door/clip");
+    expect((await op("/v1/sightings/s-yard")).json().clipUrl).toBeNull();
+  });
+
   it("serves the whole clip, or the byte range a <video> asks for, with its wall-clock span", async () => {
     const whole = await get("/v1/alerts/a-clip/clip");
     expect(whole.statusCode).toBe(200);
@@ -114,7 +127,7 @@ describe("GET /v1/alerts/:id/clip and /v1/sightings/:id/clip", () => {
       clips,
     });
     const purged = await retention.tick();
-    expect(purged).toMatchObject({ alerts: 4, clips: 3 }); // a-clip's video and info, a-gap's info
+    expect(purged).toMatchObject({ alerts: 4, sightings: 2, clips: 3 }); // a-clip's video and info, a-gap's info
     expect(await clips.info("alerts", "a-clip", T)).toBeUndefined();
     expect(await reason("/v1/alerts/a-clip/clip")).toMatch(/no alert a-clip/);
   });

@@ -87,6 +87,8 @@ describe.skipIf(unavailable !== undefined)("alerts to MQTT, against a real Mosqu
         cropUrl: "https://vigil.example/v1/alerts/m-1/crop",
         // ann has no enrolled photo yet.
         personCropUrl: null,
+        // Cameras are not recorded here.
+        clipUrl: null,
       },
       expect.objectContaining({ alertId: "m-2", cameraId: "yard", name: "BO" }),
     ]);

@@ -115,6 +115,15 @@ export function storePath(config: Config): string {
   return path.resolve(config.store.path ?? path.join(config.dataDir, "vigil.db"));
 }
 
+/**
+ * What of a camera's records get clips: its `record.keep`, or the ingest default for cameras the config does not
+ * list (`vigil run --source`).
+ */
+export const cameraKeeps =
+  (config: Pick<Config, "cameras" | "ingest">) =>
+  (cameraId: string): Config["ingest"]["record"]["keep"] =>
+    config.cameras.find((c) => c.id === cameraId)?.record?.keep ?? config.ingest.record.keep;
+
 /** Whether any configured camera (or the ingest default) records: clips then exist to serve and to expire. */
 export const recordsAnyCamera = (config: Pick<Config, "cameras" | "ingest">) =>
   config.ingest.record.keep !== "off" || config.cameras.some((c) => (c.record?.keep ?? "off") !== "off");

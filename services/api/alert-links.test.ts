@@ -16,14 +16,18 @@ describe("alert face URLs under the API's external address", () => {
       photoToShow: async (personId: string, matched?: string | null) =>
         matched ? { personId, faceId: matched, modelId: "m", source: "test", hasCrop: true } : undefined,
     };
-    const urls = await alertFaceUrls(
-      shown,
-      "https://host/vigil/",
-    )({ id: "alert:cam:1", personId: "ann", matchedFaceId: "ann:ann 2.jpg" });
-    expect(urls).toEqual({
+    const urls = alertFaceUrls(shown, "https://host/vigil/", (camera) => camera === "door");
+    expect(
+      await urls({ id: "alert:cam:1", personId: "ann", matchedFaceId: "ann:ann 2.jpg", cameraId: "door" }),
+    ).toEqual({
       cropUrl: "https://host/vigil/v1/alerts/alert%3Acam%3A1/crop",
       personCropUrl: "https://host/vigil/v1/people/ann/photos/ann%202.jpg/crop",
+      clipUrl: "https://host/vigil/v1/alerts/alert%3Acam%3A1/clip",
     });
+    // A camera that is not recorded: no clip to point at.
+    expect(
+      (await urls({ id: "b", personId: "ann", matchedFaceId: null, cameraId: "yard" })).clipUrl,
+    ).toBeNull();
   });
 
   it("refuses a public URL that is not http(s) at start", () => {

@@ -3,6 +3,11 @@ import type { Logger } from "../../lib/telemetry/log.ts";
 import type { WatchlistService } from "../../lib/watchlist/service.ts";
 
 export const alertCropUrl = (a: { id: string }) => `/v1/alerts/${encodeURIComponent(a.id)}/crop`;
+export const clipUrl = (kind: "alerts" | "sightings", id: string) =>
+  `/v1/${kind}/${encodeURIComponent(id)}/clip`;
+/** Whether a camera's records get clips (`cameraRecorded` of the config); none by default. */
+export type CameraRecorded = (cameraId: string) => boolean;
+const noneRecorded: CameraRecorded = () => false;
 
 /**
  * An enrolled photo's crop: `/v1/people/{id}/photos/{file}/crop`, the file as in the photo's DELETE route (the
@@ -19,9 +24,11 @@ export function photoCropUrl(p: { personId: string; faceId: string; hasCrop: boo
 export interface AlertFaceUrls {
   cropUrl: string;
   personCropUrl: string | null;
+  /** Where the video around it is (or will be, a few seconds after it); null when its camera is not recorded. */
+  clipUrl: string | null;
 }
 
-type AlertFaces = Pick<AlertRecord, "id" | "personId" | "matchedFaceId">;
+type AlertFaces = Pick<AlertRecord, "id" | "personId" | "matchedFaceId" | "cameraId">;
 export type PhotoShown = Pick<WatchlistService, "photoToShow">;
 /** Shows no enrolled photo: for callers who may not see them, or where no watchlist is at hand. */
 export const noPhotoShown: PhotoShown = { photoToShow: async () => undefined };
@@ -33,7 +40,7 @@ export const noPhotoShown: PhotoShown = { photoToShow: async () => undefined };
  * (`WatchlistService.photoToShow`). Make one per request or delivery: it remembers each photo it looked up, so a
  * page of one person's alerts reads their photos once, and a long-lived one would not see photos change.
  */
-export function alertFaceUrls(watchlist: PhotoShown, base?: string) {
+export function alertFaceUrls(watchlist: PhotoShown, base?: string, recorded: CameraRecorded = noneRecorded) {
   const absolute = (p: string) => (base ? underBase(p, base) : p);
   const shown = new Map<string, Promise<string | null>>();
   return async (a: AlertFaces): Promise<AlertFaceUrls> => {
@@ -46,7 +53,11 @@ export function alertFaceUrls(watchlist: PhotoShown, base?: string) {
       });
       shown.set(key, person);
     }
-    return { cropUrl: absolute(alertCropUrl(a)), personCropUrl: await person };
+    return {
+      cropUrl: absolute(alertCropUrl(a)),
+      personCropUrl: await person,
+      clipUrl: recorded(a.cameraId) ? absolute(clipUrl("alerts", a.id)) : null,
+    };
   };
 }
 
@@ -67,11 +78,12 @@ export async function deliveredFaceUrls(
   base: string | undefined,
   alert: AlertFaces,
   log?: Logger,
+  recorded: CameraRecorded = noneRecorded,
 ): Promise<AlertFaceUrls> {
   try {
-    return await alertFaceUrls(watchlist ?? noPhotoShown, base)(alert);
+    return await alertFaceUrls(watchlist ?? noPhotoShown, base, recorded)(alert);
   } catch (err) {
     log?.warn({ err, alertId: alert.id }, "alerts: enrolled photo not looked up; sent without personCropUrl");
-    return alertFaceUrls(noPhotoShown, base)(alert);
+    return alertFaceUrls(noPhotoShown, base, recorded)(alert);
   }
 }

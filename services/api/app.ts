@@ -13,6 +13,7 @@ import {
 import { readFileSync } from "node:fs";
 import client from "prom-client";
 import { ZodError } from "zod";
+import { cameraKeeps } from "../../lib/config/index.ts";
 import { KeyService } from "../../lib/api/keys.ts";
 import { HistoryService } from "../../lib/history/service.ts";
 import { UnknownService } from "../../lib/identities/service.ts";
@@ -144,6 +145,7 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
     changes: deps.changes,
     clock,
   });
+  const keeps = cameraKeeps(config);
   const ctx: ApiContext = {
     ...deps,
     clock,
@@ -159,6 +161,10 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
     keys: new KeyService(deps.apiStore, deps.apiStore, clock),
     limits: api.upload,
     clips: deps.clips ?? new ClipStore(openCropStore(config)),
+    clipped: {
+      alerts: (cameraId) => keeps(cameraId) !== "off",
+      sightings: (cameraId) => keeps(cameraId) === "sightings",
+    },
   };
   // The clip store this API opened is its to close; one it was given is the caller's.
   if (!deps.clips) app.addHook("onClose", async () => ctx.clips.crops.close());

@@ -1,3 +1,4 @@
+import type { CameraRecorded } from "./alert-links.ts";
 import type { ClipStore } from "../../lib/store/clip-store.ts";
 import type {
   FastifyBaseLogger,
@@ -85,4 +86,6 @@ export interface ApiContext extends ApiDeps {
   limits: UploadLimits;
   clock: () => number;
   clips: ClipStore;
+  /** Which cameras' alerts, and which cameras' sightings, get clips (their `clipUrl`). */
+  clipped: { alerts: CameraRecorded; sightings: CameraRecorded };
 }

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from "fastify";
 import type { Bus } from "../../lib/bus/index.ts";
-import type { Config } from "../../lib/config/index.ts";
+import { cameraKeeps, type Config } from "../../lib/config/index.ts";
 import { DeadLetterContract, Topics } from "../../lib/contracts/index.ts";
 import type { AlertStore } from "../../lib/store/alert-store.ts";
 import type { ApiStore } from "../../lib/store/api-store.ts";
@@ -62,12 +62,15 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
     sinkMaxAgeMs: 15 * 60_000,
     log,
   });
+  const keeps = cameraKeeps(config);
+  const recorded = (cameraId: string) => keeps(cameraId) !== "off";
   // Payloads name the enrolled face each alert matched (`personCropUrl`), looked up as the alert routes do.
   const watchlist = new WatchlistService({ store: deps.store, photos: deps.photos });
   const webhooks = new WebhookDispatcher(deps.apiStore, config.api.webhooks, {
     log,
     publicUrl: config.api.mqtt.publicUrl,
     watchlist,
+    recorded,
     onDead: async (d) => {
       await bus
         .publish(Topics.dlq, [
@@ -95,6 +98,7 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
           clientId: m.clientId,
           topicPrefix: m.topicPrefix,
           publicUrl: m.publicUrl,
+          recorded,
           leaseMs: m.leaseMs,
           pollMs: m.pollMs,
           ackTimeoutMs: m.ackTimeoutMs,

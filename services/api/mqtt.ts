@@ -5,7 +5,7 @@ import type { AlertRecord } from "../../lib/store/alert-store.ts";
 import type { MqttMessage, MqttOutboxStore } from "../../lib/store/mqtt-outbox.ts";
 import type { Logger } from "../../lib/telemetry/log.ts";
 import { within } from "../../lib/util/within.ts";
-import { deliveredFaceUrls, type PhotoShown } from "./alert-links.ts";
+import { deliveredFaceUrls, type CameraRecorded, type PhotoShown } from "./alert-links.ts";
 
 export interface MqttOptions {
   url: string;
@@ -15,6 +15,8 @@ export interface MqttOptions {
   topicPrefix: string;
   /** Base of the face URLs in alert messages; relative without it. */
   publicUrl?: string;
+  /** Which cameras' alerts have clips (`clipUrl`); none without it. */
+  recorded?: CameraRecorded;
   /** Reconnect delay after the broker goes away (the client keeps trying). */
   reconnectPeriodMs?: number;
   /** How long one replica holds an alert it is publishing before another may take it over. */
@@ -144,7 +146,13 @@ export class MqttPublisher {
 
   /** Puts the alert in the outbox, unless a replica (or a replay) put it there first. */
   private async offer(alert: AlertRecord): Promise<void> {
-    const faces = await deliveredFaceUrls(this.watchlist, this.options.publicUrl, alert, this.log);
+    const faces = await deliveredFaceUrls(
+      this.watchlist,
+      this.options.publicUrl,
+      alert,
+      this.log,
+      this.options.recorded,
+    );
     const body = {
       alertId: alert.id,
       personId: alert.personId,

@@ -98,6 +98,13 @@ export const Alert = z
       ),
     acknowledged: Acknowledgement.nullable(),
     cropUrl: z.string(),
+    clipUrl: z
+      .string()
+      .nullable()
+      .describe(
+        "the video around the alert (GET it: MP4 with byte ranges), cut a few seconds after the alert; null when " +
+          "its camera is not recorded (record.keep off)",
+      ),
     personCropUrl: z
       .string()
       .nullable()
@@ -124,6 +131,10 @@ export const Sighting = z
     match: z.object({ personId: z.string(), name: z.string(), score: z.number() }).nullable(),
     unknownId: z.string().nullable().describe("the unknown identity a sighting that matched nobody joined"),
     cropUrl: z.string(),
+    clipUrl: z
+      .string()
+      .nullable()
+      .describe("the video of the sighting, where its camera keeps sightings' clips (record.keep sightings)"),
   })
   .meta({ id: "Sighting" });
 

@@ -5,7 +5,7 @@ import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
 import type { Page } from "../../lib/store/paging.ts";
 import type { DeliveryQuery, Webhook, WebhookDelivery, WebhookStore } from "../../lib/store/webhook-store.ts";
 import type { Logger } from "../../lib/telemetry/log.ts";
-import { deliveredFaceUrls, type PhotoShown } from "./alert-links.ts";
+import { deliveredFaceUrls, type CameraRecorded, type PhotoShown } from "./alert-links.ts";
 
 export interface WebhookOptions {
   timeoutMs: number;
@@ -99,6 +99,8 @@ export class WebhookDispatcher {
       publicUrl?: string;
       /** Where the matched enrolled photo is looked up for `personCropUrl`; without it, null. */
       watchlist?: PhotoShown;
+      /** Which cameras' alerts have clips (`clipUrl`); none without it. */
+      recorded?: CameraRecorded;
       /** The name on this replica's claims; default host/pid/random. */
       claimant?: string;
     } = {},
@@ -241,7 +243,13 @@ export class WebhookDispatcher {
       (w) => w.watchlists === null || w.watchlists.includes(alert.watchlistId),
     );
     if (hooks.length === 0) return;
-    const faces = await deliveredFaceUrls(this.deps.watchlist, this.deps.publicUrl, alert, this.deps.log);
+    const faces = await deliveredFaceUrls(
+      this.deps.watchlist,
+      this.deps.publicUrl,
+      alert,
+      this.deps.log,
+      this.deps.recorded,
+    );
     const payload = JSON.stringify({ type: "alert", alert: { ...alert, ...faces } });
     let added = false;
     for (const w of hooks) {

@@ -38,7 +38,7 @@ export function alertRoutes(app: ZodApp, ctx: ApiContext) {
         limit: q.limit,
         cursor: q.cursor,
       });
-      const out = alertsOut(ctx.watchlist, request.principal?.role);
+      const out = alertsOut(ctx.watchlist, request.principal?.role, ctx.clipped.alerts);
       return { items: await Promise.all(page.items.map(out)), nextCursor: page.nextCursor };
     },
   );
@@ -84,7 +84,7 @@ export function alertRoutes(app: ZodApp, ctx: ApiContext) {
         { cameras: q.camera, watchlists: q.watchlist, personId: q.person },
         request.headers["last-event-id"] || q.lastEventId || undefined,
         // Looked up afresh for each alert: a stream outlives changes to the person's photos.
-        (alert) => alertsOut(ctx.watchlist, request.principal?.role)(alert),
+        (alert) => alertsOut(ctx.watchlist, request.principal?.role, ctx.clipped.alerts)(alert),
       );
     },
   );
@@ -101,7 +101,11 @@ export function alertRoutes(app: ZodApp, ctx: ApiContext) {
       },
     },
     async (request) =>
-      alertsOut(ctx.watchlist, request.principal?.role)(await ctx.history.alert(request.params.id)),
+      alertsOut(
+        ctx.watchlist,
+        request.principal?.role,
+        ctx.clipped.alerts,
+      )(await ctx.history.alert(request.params.id)),
   );
 
   app.get(
@@ -142,7 +146,7 @@ export function alertRoutes(app: ZodApp, ctx: ApiContext) {
         by: request.principal!.name,
         note: request.body?.note,
       });
-      return alertsOut(ctx.watchlist, request.principal?.role)(record);
+      return alertsOut(ctx.watchlist, request.principal?.role, ctx.clipped.alerts)(record);
     },
   );
 }

@@ -2,7 +2,14 @@ import type { FastifyRequest } from "fastify";
 import type { AlertRecord } from "../../../lib/store/alert-store.ts";
 import { roleRank, type Role } from "../../../lib/store/key-store.ts";
 import type { SightingRecord } from "../../../lib/store/sighting-store.ts";
-import { alertFaceUrls, noPhotoShown, photoCropUrl, type PhotoShown } from "../alert-links.ts";
+import {
+  alertFaceUrls,
+  clipUrl,
+  noPhotoShown,
+  photoCropUrl,
+  type CameraRecorded,
+  type PhotoShown,
+} from "../alert-links.ts";
 import { ErrorBody } from "../schemas.ts";
 
 /** The failures every authenticated route may answer with, for the OpenAPI document. */
@@ -28,9 +35,9 @@ export const photoOut = <P extends { personId: string; faceId: string; hasCrop: 
  * callers below operator get null for it and for `matchedFaceId` rather than the file name of a photo they may
  * not see.
  */
-export function alertsOut(watchlist: PhotoShown, role: Role | undefined) {
+export function alertsOut(watchlist: PhotoShown, role: Role | undefined, recorded?: CameraRecorded) {
   const mayRead = role !== undefined && roleRank(role) >= roleRank("operator");
-  const urls = alertFaceUrls(mayRead ? watchlist : noPhotoShown);
+  const urls = alertFaceUrls(mayRead ? watchlist : noPhotoShown, undefined, recorded);
   return async (a: AlertRecord) => ({
     ...a,
     ...(mayRead ? {} : { matchedFaceId: null }),
@@ -38,10 +45,12 @@ export function alertsOut(watchlist: PhotoShown, role: Role | undefined) {
   });
 }
 
-export const sightingOut = (s: SightingRecord) => ({
+/** A stored sighting as the API sends it; `clipUrl` where its camera keeps sightings' clips. */
+export const sightingOut = (s: SightingRecord, keepsSightings: CameraRecorded = () => false) => ({
   ...s,
   unknownId: s.unknownId ?? null,
   cropUrl: sightingCropUrl(s),
+  clipUrl: keepsSightings(s.cameraId) ? clipUrl("sightings", s.id) : null,
 });
 
 /** What the audit entry of this request says; called before the work, so a failure is recorded the same. */

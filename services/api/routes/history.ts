@@ -68,7 +68,10 @@ export function historyRoutes(app: ZodApp, ctx: ApiContext) {
         limit: q.limit,
         cursor: q.cursor,
       });
-      return { items: page.items.map(sightingOut), nextCursor: page.nextCursor };
+      return {
+        items: page.items.map((s) => sightingOut(s, ctx.clipped.sightings)),
+        nextCursor: page.nextCursor,
+      };
     },
   );
 
@@ -116,7 +119,10 @@ export function historyRoutes(app: ZodApp, ctx: ApiContext) {
         },
       );
       request.auditInfo!.summary!.hits = result.hits.length;
-      return { ...result, hits: result.hits.map((h) => ({ ...h, sighting: sightingOut(h.sighting) })) };
+      return {
+        ...result,
+        hits: result.hits.map((h) => ({ ...h, sighting: sightingOut(h.sighting, ctx.clipped.sightings) })),
+      };
     },
   );
 
@@ -131,7 +137,7 @@ export function historyRoutes(app: ZodApp, ctx: ApiContext) {
         response: { 200: Sighting, ...errors },
       },
     },
-    async (request) => sightingOut(await ctx.history.sighting(request.params.id)),
+    async (request) => sightingOut(await ctx.history.sighting(request.params.id), ctx.clipped.sightings),
   );
 
   app.get(

@@ -99,7 +99,10 @@ export function unknownRoutes(app: ZodApp, ctx: ApiContext) {
         limit: request.query.limit,
         cursor: request.query.cursor,
       });
-      return { items: page.items.map(sightingOut), nextCursor: page.nextCursor };
+      return {
+        items: page.items.map((s) => sightingOut(s, ctx.clipped.sightings)),
+        nextCursor: page.nextCursor,
+      };
     },
   );
 
