@@ -59,8 +59,8 @@ const STAGE_EGRESS_PORTS: Record<string, number[]> = {
   match: [53, 5432, 6333, 9092, 9093],
   api: [53, 5432, 6333, 9092, 9093],
 };
-/** Workloads that read or write crops: they reach the object store when crops are kept there. */
-const CROP_READERS = ["match", "api"];
+/** Workloads that read or write crops (ingest: the clips it cuts): they reach the object store when crops are kept there. */
+const CROP_READERS = ["match", "api", "ingest"];
 
 interface K8sObject {
   apiVersion: string;

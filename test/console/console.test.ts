@@ -149,8 +149,15 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
       JSON.stringify({
         dataDir: path.resolve(".vigil"),
         log: { level: "warn" },
-        store: { path: store },
-        ingest: { fps: 5, width: 960, height: 540 },
+        store: { path: store, crops: { dir: path.join(dir, "crops") } },
+        // Both cameras recorded, so alerts come with the video around them.
+        ingest: {
+          fps: 5,
+          width: 960,
+          height: 540,
+          recordDir: path.join(dir, "recordings"),
+          record: { keep: "alerts", segmentS: 1, preRollS: 2, postRollS: 2 },
+        },
         // One alert per person per camera for the whole test.
         match: { alertCooldownS: 3600 },
         api: { snapshots: true },
@@ -357,6 +364,36 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
     expect(await page.evaluate(() => (window as unknown as { vigilNoReload?: boolean }).vigilNoReload)).toBe(
       true,
     );
+  });
+
+  it("plays the video around the alert, cut from the camera's recording", async () => {
+    const card = page.locator('vigil-wall li.card[data-person="alice"][data-camera="door"]');
+    const clip = card.locator("vigil-clip");
+    // Cut a few seconds after the alert (post-roll, then the segment that holds it): until then the API says so.
+    await until(
+      "the alert's clip",
+      async () => {
+        const { items } = await api<{ items: { clipUrl: string | null }[] }>(
+          "/v1/alerts?person=alice&camera=door",
+        );
+        const res = await fetch(`${base}${items[0]!.clipUrl}`, {
+          headers: { authorization: `Bearer ${keys.admin}` },
+        });
+        return res.ok;
+      },
+      30_000,
+    );
+    await clip.locator("button").click();
+    const video = clip.locator("video");
+    await video.waitFor({ timeout: 15_000 });
+    await expect
+      .poll(() => video.evaluate((v) => (v as HTMLVideoElement).readyState), { timeout: 15_000 })
+      .toBeGreaterThanOrEqual(1);
+    const duration = await video.evaluate((v) => (v as HTMLVideoElement).duration);
+    // Pre-roll and post-roll around the face: at least 4 s of the door camera.
+    expect(duration).toBeGreaterThan(3.5);
+    expect(await clip.locator("[data-field=clip-note]").textContent()).toMatch(/face at 0:0\d of 0:\d\d/);
+    await shot("clip");
   });
 
   it("acknowledges the alert", async () => {

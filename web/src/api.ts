@@ -89,6 +89,30 @@ export class Api {
     return this.get<Me>("/v1/me");
   }
 
+  /**
+   * A clip (`clipUrl`) as a blob: URL a `<video>` plays and seeks in, with its wall-clock span from the headers;
+   * the API's reason when there is none (not cut yet, not recorded, expired).
+   */
+  async clip(path: string): Promise<{ url: string; start: number; end: number; short: string | null }> {
+    const res = await fetch(path, { headers: this.headers() });
+    if (!res.ok) {
+      let message = `HTTP ${res.status}`;
+      try {
+        message = ((await res.json()) as { message?: string }).message ?? message;
+      } catch {
+        /* not JSON */
+      }
+      throw new ApiError(res.status, String(res.status), message, undefined);
+    }
+    const short = res.headers.get("vigil-clip-short");
+    return {
+      url: URL.createObjectURL(await res.blob()),
+      start: Number(res.headers.get("vigil-clip-start")),
+      end: Number(res.headers.get("vigil-clip-end")),
+      short: short ? decodeURIComponent(short) : null,
+    };
+  }
+
   /** A JPEG route (crop, snapshot) as a blob: URL; `fresh` skips the cache (snapshots change). */
   image(path: string, fresh = false): Promise<string> {
     const cached = !fresh && this.images.get(path);

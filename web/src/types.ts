@@ -45,6 +45,8 @@ export interface Alert {
    * beside the face seen; null: none has one, or a viewer key.
    */
   personCropUrl: string | null;
+  /** The video around it; null when its camera is not recorded. */
+  clipUrl: string | null;
 }
 
 export interface Sighting {

@@ -6,6 +6,7 @@ import { shared } from "../styles.ts";
 import type { Alert, Me, PersonDetails } from "../types.ts";
 import { may } from "../roles.ts";
 import "./auth-img.ts";
+import "./clip.ts";
 
 type Cue = "visual" | "sound" | "both" | "none";
 const CUE_KEY = "vigil.cue";
@@ -321,6 +322,7 @@ export class VigilWall extends LitElement {
               : nothing
           }
         </div>
+        ${a.clipUrl ? html`<vigil-clip .api=${this.api} src=${a.clipUrl} .at=${a.ts}></vigil-clip>` : nothing}
         ${
           message
             ? html`<div class=${message.error ? "error" : "muted"} role="status" data-field="message">
