@@ -9,6 +9,7 @@ import type { HeadCliOptions, TrainCommandOptions } from "./commands/train.ts";
 import { prepareSampleMedia } from "../lib/media/sample-media.ts";
 import { progress } from "../lib/telemetry/progress.ts";
 import { benchIngest } from "./commands/bench-ingest.ts";
+import { exportCommand, type ExportOptions } from "./commands/export.ts";
 import { benchVision } from "./commands/bench-vision.ts";
 import { benchSearch } from "./commands/bench-search.ts";
 import { benchE2e, benchE2eMaxCameras, printMaxCameras, rampStepLine } from "./commands/bench-e2e.ts";
@@ -243,6 +244,23 @@ program
         await timelineCommand(configFrom(globals()), { ...opts, mergeGapS: opts.mergeGap });
       },
     ),
+  );
+
+program
+  .command("export")
+  .description(
+    "a person's visits as video to hand over: every clip of them, every other face masked, with a manifest of hashes",
+  )
+  .requiredOption("--person <id>", "a watchlist person's id, or an unknown identity's")
+  .option("--from <time>", "ISO time, epoch ms, or 15m / 6h / 3d ago")
+  .option("--to <time>")
+  .option("--redact <who>", "others: mask every face but theirs; none: the clips as recorded", "others")
+  .requiredOption("--out <dir>", "a new (or empty) folder")
+  .option("--json", "the manifest as JSON")
+  .action(
+    action(async (opts: ExportOptions) => {
+      await exportCommand(configFrom(globals()), opts);
+    }),
   );
 
 program

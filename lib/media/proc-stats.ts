@@ -14,3 +14,14 @@ export function processCpuSeconds(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * CPU seconds this process and its finished children (ffmpeg runs it has waited for) have used so far: what a
+ * piece of work that spawns its own decoders and encoders costs, read before and after it.
+ */
+export function selfAndChildrenCpuSeconds(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime, stime, cutime, cstime: fields 14–17 of the whole line.
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+}
