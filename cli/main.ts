@@ -10,6 +10,7 @@ import { prepareSampleMedia } from "../lib/media/sample-media.ts";
 import { progress } from "../lib/telemetry/progress.ts";
 import { benchIngest } from "./commands/bench-ingest.ts";
 import { exportCommand, type ExportOptions } from "./commands/export.ts";
+import { followCommand, type FollowOptions } from "./commands/follow.ts";
 import { benchVision } from "./commands/bench-vision.ts";
 import { benchSearch } from "./commands/bench-search.ts";
 import { benchE2e, benchE2eMaxCameras, printMaxCameras, rampStepLine } from "./commands/bench-e2e.ts";
@@ -244,6 +245,20 @@ program
         await timelineCommand(configFrom(globals()), { ...opts, mergeGapS: opts.mergeGap });
       },
     ),
+  );
+
+program
+  .command("follow <id>")
+  .description(
+    "follow a person (or unknown identity) live: their alerts and sightings on any camera as they come, where they may appear next; every pass alerts, cool-down or not",
+  )
+  .option("--for <duration>", "how long (30m, 2h): the follow ends by itself", "1h")
+  .option("--poll-ms <ms>", "how often to look for new sightings", Number, 1000)
+  .option("--json", "one JSON object a line")
+  .action(
+    action(async (id: string, opts: FollowOptions) => {
+      await followCommand(configFrom(globals()), id, opts);
+    }),
   );
 
 program

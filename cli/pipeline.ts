@@ -21,6 +21,7 @@ import type { CameraManager } from "../services/ingest/camera-manager.ts";
 import type { CameraSpec } from "../services/ingest/camera.ts";
 import { createMatch } from "../services/match/index.ts";
 import type { IdentityStore } from "../lib/store/identity-store.ts";
+import type { StateStore } from "../lib/store/state-store.ts";
 import type { MatchStage } from "../services/match/stage.ts";
 
 /**
@@ -42,7 +43,12 @@ export class EmbeddedPipeline {
     private readonly config: Config,
     vision: { analyzer: FrameAnalyzer; embedder: Embedder },
     private readonly closeVision: () => Promise<void>,
-    stores: { watchlist: WatchlistStore; history: SightingStore & AlertStore; unknowns?: IdentityStore },
+    stores: {
+      watchlist: WatchlistStore;
+      history: SightingStore & AlertStore;
+      unknowns?: IdentityStore;
+      follows?: StateStore;
+    },
     private readonly onEvent: (e: VigilEvent) => void,
   ) {
     this.bus = new MemoryBus({
@@ -70,7 +76,12 @@ export class EmbeddedPipeline {
   static async start(
     config: Config,
     vision: Vision,
-    stores: { watchlist: WatchlistStore; history: SightingStore & AlertStore; unknowns?: IdentityStore },
+    stores: {
+      watchlist: WatchlistStore;
+      history: SightingStore & AlertStore;
+      unknowns?: IdentityStore;
+      follows?: StateStore;
+    },
     onEvent: (e: VigilEvent) => void,
   ) {
     const threads = config.models.inferenceWorkers ? await startVisionThreads(config, vision) : undefined;

@@ -104,7 +104,7 @@ export async function runEmbedded(
   const pipeline = await EmbeddedPipeline.start(
     config,
     vision,
-    { watchlist: store, history: store, unknowns: store.unknowns },
+    { watchlist: store, history: store, unknowns: store.unknowns, follows: store },
     emit,
   );
   const api = options.api

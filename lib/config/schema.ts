@@ -49,6 +49,13 @@ export const CameraSchema = z.object({
   smallFaces: z.enum(["off", "second-pass", "tiles"]).optional(),
   /** Overrides of `ingest.record` for this camera. */
   record: RecordSchema.partial().optional(),
+  /**
+   * The camera map: cameras a person seen here may walk to next, with the typical seconds it takes (optional).
+   * Following a person live (`vigil follow`) says where they may appear next from it.
+   */
+  neighbours: z
+    .array(z.object({ id: z.string().min(1), transitS: z.number().positive().optional() }))
+    .optional(),
 });
 
 /** The packs Vigil ships (lib/vision/models/registry.ts PACKS); declared packs may not take these names. */
@@ -742,6 +749,19 @@ export const ConfigSchema = z
       })
       .prefault({}),
     cameras: z.array(CameraSchema).default([]),
+  })
+  .superRefine((c, ctx) => {
+    const ids = new Set(c.cameras.map((cam) => cam.id));
+    c.cameras.forEach((cam, i) =>
+      (cam.neighbours ?? []).forEach((n, j) => {
+        if (!ids.has(n.id))
+          ctx.addIssue({
+            code: "custom",
+            path: ["cameras", i, "neighbours", j, "id"],
+            message: `camera ${cam.id}'s neighbour ${n.id} is not a configured camera`,
+          });
+      }),
+    );
   })
   .refine((c) => c.detect.embedGate.reembedAfterMs < c.match.trackTimeoutS * 1000, {
     // Otherwise a face that stays in view is never re-embedded before its track times out, and splits in two.

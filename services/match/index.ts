@@ -13,6 +13,7 @@ import {
   recognisabilityFor,
   thresholdFor,
 } from "../../lib/vision/models/calibration.ts";
+import { Follows } from "../../lib/watchlist/follows.ts";
 import { MatchStage } from "./stage.ts";
 
 export interface MatchDeps {
@@ -22,6 +23,8 @@ export interface MatchDeps {
   state?: StateStore;
   /** Where sightings that match nobody are grouped into unknown identities (`identities.enabled`). */
   unknowns?: IdentityStore;
+  /** Where follows are kept (`vigil follow`): followed people's alerts skip the cool-down. */
+  follows?: StateStore;
 }
 
 /** embeddings → tracks, sightings and alerts: the stage and how it runs, from the one config tree. */
@@ -33,6 +36,7 @@ export function createMatch(config: Config, deps: MatchDeps): StageDefinition<Em
     minTrustFor: (modelId) => minTrustFor(modelId, config),
     recognisabilityFor: (modelId) => recognisabilityFor(modelId, config),
     alertCooldownMs: config.match.alertCooldownS * 1000,
+    ...(deps.follows ? { follows: new Follows(deps.follows) } : {}),
     tracker: {
       timeoutMs: config.match.trackTimeoutS * 1000,
       similarity: config.match.trackSimilarity,

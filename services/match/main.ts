@@ -41,7 +41,13 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
     }).start(0);
     const stage = await startStage(
       ctx,
-      createMatch(config, { watchlist: store, history: store, state: store, unknowns: store.unknowns }),
+      createMatch(config, {
+        watchlist: store,
+        history: store,
+        state: store,
+        unknowns: store.unknowns,
+        follows: store,
+      }),
       async () => {
         await retention.stop();
         await changes.stop();

@@ -41,6 +41,11 @@ export interface MatchOptions {
   recognisabilityFor?: (modelId: string) => RecognisabilityModel | undefined;
   /** An alert for a person on a camera suppresses further alerts for them there for this long. */
   alertCooldownMs: number;
+  /**
+   * People followed live (`vigil follow`): their alerts are not held back by the cool-down, though still one per
+   * track (a followed person's every appearance alerts, not every face of it).
+   */
+  follows?: { isFollowed(personId: string): Promise<boolean> };
   tracker: TrackerOptions;
   exclusionSimilarity: number;
   /**
@@ -82,6 +87,8 @@ export class MatchStage implements Stage<EmbeddingMessage> {
   private trackers = new Map<string, CameraTracker<Face>>();
   private trackMatches = new Map<string, TrackMatch>();
   private lastAlert = new Map<string, number>();
+  /** `<track>/<person>` of tracks that have alerted: a followed person's track alerts once, past the cool-down. */
+  private alertedTracks = new Set<string>();
   /** Which input partition each camera's faces come in on (cameras are the partition key). */
   private cameraPartition = new Map<string, string>();
   /** Per partition: the first offset a checkpoint does not hold yet (records before it are replays). */
@@ -141,6 +148,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
       tracks,
       trackMatches: new Map(this.trackMatches),
       lastAlert: new Map(this.lastAlert),
+      alertedTracks: new Set(this.alertedTracks),
       cameraPartition: new Map(this.cameraPartition),
       nextOffset: new Map(this.nextOffset),
       dirty: new Set(this.dirty),
@@ -154,6 +162,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
       this.tracker(camera).restore(saved instanceof Uint8Array ? decodeCheckpoint(saved).tracks : [...saved]);
     this.trackMatches = before.trackMatches;
     this.lastAlert = before.lastAlert;
+    this.alertedTracks = before.alertedTracks;
     this.cameraPartition = before.cameraPartition;
     this.nextOffset = before.nextOffset;
     this.dirty = before.dirty;
@@ -195,7 +204,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
           score: hit.match.score,
         });
       }
-      const alert = await this.alertFor(look.face.message, hit.match, hit.threshold);
+      const alert = await this.alertFor(look.face.message, hit.match, hit.threshold, look.track.id);
       if (alert) emits.push(alert);
     }
     const latest = faces.at(-1)?.ts;
@@ -288,7 +297,11 @@ export class MatchStage implements Stage<EmbeddingMessage> {
     const gone = new Set(partitions.map(partitionKey));
     for (const [camera, partition] of [...this.cameraPartition]) {
       if (!gone.has(partition)) continue;
-      for (const t of this.trackers.get(camera)?.open ?? []) this.trackMatches.delete(t.id);
+      for (const t of this.trackers.get(camera)?.open ?? []) {
+        this.trackMatches.delete(t.id);
+        for (const key of [...this.alertedTracks])
+          if (key.startsWith(`${t.id}/`)) this.alertedTracks.delete(key);
+      }
       for (const key of [...this.lastAlert.keys()])
         if (key.endsWith(`@${camera}`)) this.lastAlert.delete(key);
       this.trackers.delete(camera);
@@ -367,6 +380,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
     face: EmbeddingMessage,
     match: WatchlistMatch,
     threshold: number,
+    trackId: string,
   ): Promise<Emit | undefined> {
     const key = `${match.person.id}@${face.cameraId}`;
     if (!this.lastAlert.has(key)) {
@@ -375,8 +389,16 @@ export class MatchStage implements Stage<EmbeddingMessage> {
       if (stored) this.lastAlert.set(key, stored.ts);
     }
     const last = this.lastAlert.get(key);
-    if (last !== undefined && face.captureTs >= last && face.captureTs - last < this.options.alertCooldownMs)
+    const pass = `${trackId}/${match.person.id}`;
+    const cooling =
+      last !== undefined && face.captureTs >= last && face.captureTs - last < this.options.alertCooldownMs;
+    // Followed: past the cool-down, but still once a pass (a track), not once a face.
+    if (
+      cooling &&
+      (this.alertedTracks.has(pass) || !(await this.options.follows?.isFollowed(match.person.id)))
+    )
       return undefined;
+    this.alertedTracks.add(pass);
     this.lastAlert.set(key, face.captureTs);
     this.stats.alerts++;
     const crop = await encodeJpeg({
@@ -439,6 +461,8 @@ export class MatchStage implements Stage<EmbeddingMessage> {
       const best = t.best.message;
       const match = this.trackMatches.get(t.id) ?? null;
       this.trackMatches.delete(t.id);
+      for (const key of [...this.alertedTracks])
+        if (key.startsWith(`${t.id}/`)) this.alertedTracks.delete(key);
       sightings.push({
         id: `sighting:${t.firstFaceId}`,
         trackId: t.id,
