@@ -891,7 +891,10 @@ bench
   .option("--cameras <n>", "number of cameras", Number, 8)
   .option("--seconds <n>", "measured seconds (after a 4 s warm-up)", Number, 20)
   .option("--keyframes-only", "decode keyframes only (one frame per GOP, a fraction of the CPU)")
-  .option("--record", "then the same again with each camera's rolling recording on: what the copy adds")
+  .option(
+    "--record",
+    "then each camera decoded twice side by side, with and without its rolling recording: what the copy adds",
+  )
   .option("--json", "one JSON object on stdout")
   .action(
     action(
@@ -931,7 +934,7 @@ bench
         console.log(`reconnects ${r.reconnects}, frames dropped ${r.framesDropped}`);
         if (r.record)
           console.log(
-            `recording on: decoder CPU ${r.record.cpuPerCamera.toFixed(3)} of a core per camera, ${r.record.segmentsWritten} segments; recordCpuOverDecoder ${r.record.recordCpuOverDecoder.toFixed(3)} (goal ≤ 0.05), delivered ${r.record.deliveredRatio.toFixed(3)}`,
+            `recording on: decoder CPU ${r.record.cpuPerCamera.toFixed(3)} of a core per camera against ${r.record.decoderCpuPerCamera.toFixed(3)} without, side by side, ${r.record.segmentsWritten} segments; recordCpuOverDecoder ${r.record.recordCpuOverDecoder.toFixed(3)} (goal ≤ 0.05), delivered ${r.record.deliveredRatio.toFixed(3)}`,
           );
       },
     ),

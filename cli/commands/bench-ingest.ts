@@ -58,11 +58,13 @@ export interface IngestBenchResult {
   /** cpuPerCamera / decoderBaselineCpu: Vigil's overhead over the decoder it cannot avoid. */
   ingestOverDecoder: number;
   /**
-   * `--record`: the same cameras again in the same run, each also copied into its rolling recording (segments of
-   * `ingest.record.segmentS`): the decoders' CPU then, and what the copy added over the decoders' CPU without it.
+   * `--record`: the same cameras again, each decoded at once by a decoder that also copies it into its rolling
+   * recording (segments of `ingest.record.segmentS`) and by one that does not: their CPU per camera, and what the
+   * copy adds over the decoder's own.
    */
   record?: {
     cpuPerCamera: number;
+    decoderCpuPerCamera: number;
     recordCpuOverDecoder: number;
     segmentsWritten: number;
     deliveredRatio: number;
@@ -103,38 +105,51 @@ async function decoderBaseline(url: string, config: Config, seconds: number): Pr
   }
 }
 
-/** The cameras run again with their recordings on: decoder CPU per camera, segments written, frames delivered. */
+/**
+ * The cameras again, twice over at once: each decoded by one decoder that also records it and one that does not,
+ * side by side in the same window, so the difference is the recording's and not the machine's moment (two passes
+ * one after the other differed by more than the copy costs). Per camera: both decoders' CPU, segments written,
+ * frames the recording decoders delivered.
+ */
 async function recordingPass(specs: CameraSpec[], config: Config, warmupS: number, seconds: number) {
   const root = mkdtempSync(path.join(tmpdir(), "vigil-bench-record-"));
-  const recording = (c: CameraSpec): CameraSpec => ({
+  const recorded = specs.map((c) => ({
     ...c,
-    record: { ...config.ingest.record, keep: "alerts", dir: path.join(root, c.id) },
-  });
+    id: `${c.id}-recorded`,
+    record: { ...config.ingest.record, keep: "alerts" as const, dir: path.join(root, c.id) },
+  }));
+  const plain = specs.map((c) => ({ ...c, id: `${c.id}-plain` }));
   // Frames are counted by the cameras (framesIn) and dropped: this pass measures the decoders only.
-  const manager = new CameraManager(specs.map(recording), async () => {}, config.ingest);
-  const bar = progress(`bench ingest: recording pass`, warmupS + seconds);
+  const managers = [recorded, plain].map((group) => new CameraManager(group, async () => {}, config.ingest));
+  const bar = progress(`bench ingest: recording side by side`, warmupS + seconds);
   try {
-    manager.start();
+    for (const m of managers) m.start();
     for (let i = 0; i < warmupS; i++) {
       await new Promise((r) => setTimeout(r, 1000));
       bar.tick();
     }
-    const cpu = () => manager.pids().reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0);
-    const cpu0 = cpu();
+    const cpu = (m: CameraManager) => m.pids().reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0);
+    const frames = (m: CameraManager) => m.status().reduce((s, c) => s + c.framesIn, 0);
+    const cpu0 = managers.map(cpu);
+    const frames0 = frames(managers[0]!);
     const t0 = Date.now();
-    const framesBefore = manager.status().reduce((s, c) => s + c.framesIn, 0);
     for (let i = 0; i < seconds; i++) {
       await new Promise((r) => setTimeout(r, 1000));
       bar.tick();
     }
     const elapsed = (Date.now() - t0) / 1000;
-    const used = cpu() - cpu0;
-    const frames = manager.status().reduce((s, c) => s + c.framesIn, 0) - framesBefore;
+    const [withRecording, without] = managers.map((m, i) => (cpu(m) - cpu0[i]!) / elapsed / specs.length);
     bar.done();
-    const segments = [...manager.recordings().values()].reduce((n, r) => n + r.segments().length, 0);
-    return { cpuPerCamera: used / elapsed / specs.length, elapsed, frames, segments };
+    const segments = [...managers[0]!.recordings().values()].reduce((n, r) => n + r.segments().length, 0);
+    return {
+      cpuPerCamera: withRecording!,
+      withoutCpuPerCamera: without!,
+      elapsed,
+      frames: frames(managers[0]!) - frames0,
+      segments,
+    };
   } finally {
-    await manager.stop();
+    for (const m of managers) await m.stop();
     rmSync(root, { recursive: true, force: true });
   }
 }
@@ -219,7 +234,9 @@ export async function benchIngest(
         ? {
             record: {
               cpuPerCamera: recorded.cpuPerCamera,
-              recordCpuOverDecoder: (recorded.cpuPerCamera - cpuPerCamera) / cpuPerCamera,
+              decoderCpuPerCamera: recorded.withoutCpuPerCamera,
+              recordCpuOverDecoder:
+                (recorded.cpuPerCamera - recorded.withoutCpuPerCamera) / recorded.withoutCpuPerCamera,
               segmentsWritten: recorded.segments,
               deliveredRatio: recorded.frames / (cameras * effectiveFps * recorded.elapsed),
             },
