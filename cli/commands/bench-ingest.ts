@@ -166,7 +166,12 @@ export async function benchIngest(
   record = false,
 ): Promise<IngestBenchResult> {
   const warmupS = 4;
-  const file = benchStreamFile(config.dataDir, seconds + warmupS + 10);
+  // Long enough for every pass: the server plays it once, in real time (the recording pass comes after the
+  // first and the bare decoder's).
+  const file = benchStreamFile(
+    config.dataDir,
+    record ? 2 * (seconds + warmupS) + 25 : seconds + warmupS + 10,
+  );
   const mounts: Record<string, MountSpec> = {};
   for (let i = 0; i < cameras; i++) mounts[`/cam${i + 1}`] = { kind: "file", path: file };
   const server = await RtspTestServer.start(mounts);
