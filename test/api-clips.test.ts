@@ -66,6 +66,7 @@ describe("GET /v1/alerts/:id/clip and /v1/sightings/:id/clip", () => {
         from: T - 5000,
         to: T + 5000,
         short: null,
+        frame: { width: 1280, height: 720 },
       },
       video,
     );
@@ -96,6 +97,7 @@ describe("GET /v1/alerts/:id/clip and /v1/sightings/:id/clip", () => {
     expect(whole.headers["content-type"]).toBe("video/mp4");
     expect(whole.headers["accept-ranges"]).toBe("bytes");
     expect(whole.headers["vigil-clip-start"]).toBe(String(T - 5200));
+    expect(whole.headers["vigil-clip-frame"]).toBe("1280x720");
     expect(whole.rawPayload).toEqual(Buffer.from(video));
     const part = await get("/v1/alerts/a-clip/clip", { range: "bytes=100-199" });
     expect(part.statusCode).toBe(206);

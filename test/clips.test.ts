@@ -100,7 +100,15 @@ describe("clips around alerts (real RTSP server, real ffmpeg)", () => {
     }
     const readyAt = Date.now();
     expect(readyAt - (ts + 2000)).toBeLessThanOrEqual(5000);
-    expect(info).toMatchObject({ kind: "alerts", id: "a1", cameraId: "door", ts, short: null });
+    expect(info).toMatchObject({
+      kind: "alerts",
+      id: "a1",
+      cameraId: "door",
+      ts,
+      short: null,
+      // The alert's box is measured in the camera's letterboxed frames.
+      frame: { width: 640, height: 360 },
+    });
     expect(info.start).toBeLessThanOrEqual(ts - 2000);
     expect(info.end).toBeGreaterThanOrEqual(ts + 2000);
     const video = (await cutter.clips.video("alerts", "a1", ts))!;

@@ -11,6 +11,11 @@ export interface RecordSpec {
   preRollS: number;
   postRollS: number;
   keep: "alerts" | "sightings";
+  /**
+   * The frames faces are found in (a live camera's letterbox size): what a record's box is measured in, so a
+   * player can draw it over the recorded video, whatever its own size.
+   */
+  frame?: { width: number; height: number };
 }
 
 /**

@@ -21,6 +21,8 @@ export interface ClipInfo {
   bytes: number;
   /** When it was cut. */
   cutTs: number;
+  /** The frame geometry the record's box is measured in (see RecordSpec.frame). */
+  frame?: { width: number; height: number };
   /** Why there is no video at all (nothing recorded then); `bytes` is 0. */
   none?: string;
 }

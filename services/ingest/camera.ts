@@ -49,7 +49,14 @@ export function resolveCamera(
     encoding: ingest.frameEncoding === "jpeg" ? "jpeg" : "yuv420p",
     jpegQuality: ingest.jpegQuality,
     ...(recordRoot && keep !== "off"
-      ? { record: { ...record, keep, dir: path.join(recordRoot, camera.id) } }
+      ? {
+          record: {
+            ...record,
+            keep,
+            dir: path.join(recordRoot, camera.id),
+            frame: { width: camera.width ?? ingest.width, height: camera.height ?? ingest.height },
+          },
+        }
       : {}),
   };
 }

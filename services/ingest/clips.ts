@@ -154,6 +154,7 @@ export class ClipCutter {
           from: req.from,
           to: req.to,
           short: short || null,
+          ...(recording.spec.frame ? { frame: recording.spec.frame } : {}),
         },
         video.data,
         this.clock(),

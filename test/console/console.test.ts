@@ -393,6 +393,26 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
     // Pre-roll and post-roll around the face: at least 4 s of the door camera.
     expect(duration).toBeGreaterThan(3.5);
     expect(await clip.locator("[data-field=clip-note]").textContent()).toMatch(/face at 0:0\d of 0:\d\d/);
+    // At the face's moment its box is drawn over the video where the face was (the door's 960×540 footage fills
+    // its 960×540 frames: the box's place in the picture is the alert's place in the frame).
+    const { items } = await api<{ items: { box: { x: number; width: number } }[] }>(
+      "/v1/alerts?person=alice&camera=door",
+    );
+    await video.evaluate(async (v) => {
+      const el = v as HTMLVideoElement;
+      const host = (el.getRootNode() as ShadowRoot).host as HTMLElement & {
+        at: number;
+        clip?: { start: number };
+      };
+      el.pause();
+      el.currentTime = (host.at - host.clip!.start) / 1000;
+      await new Promise((r) => el.addEventListener("seeked", r, { once: true }));
+    });
+    const face = clip.locator("[data-field=face-box]");
+    await face.waitFor({ timeout: 5000 });
+    const [v, f] = await Promise.all([video.boundingBox(), face.boundingBox()]);
+    expect((f!.x - v!.x) / v!.width).toBeCloseTo(items[0]!.box.x / 960, 1);
+    expect(f!.width / v!.width).toBeCloseTo(items[0]!.box.width / 960, 1);
     await shot("clip");
   });
 

@@ -93,23 +93,23 @@ export class Api {
    * A clip (`clipUrl`) as a blob: URL a `<video>` plays and seeks in, with its wall-clock span from the headers;
    * the API's reason when there is none (not cut yet, not recorded, expired).
    */
-  async clip(path: string): Promise<{ url: string; start: number; end: number; short: string | null }> {
+  async clip(path: string): Promise<{
+    url: string;
+    start: number;
+    end: number;
+    short: string | null;
+    frame: { width: number; height: number } | null;
+  }> {
     const res = await fetch(path, { headers: this.headers() });
-    if (!res.ok) {
-      let message = `HTTP ${res.status}`;
-      try {
-        message = ((await res.json()) as { message?: string }).message ?? message;
-      } catch {
-        /* not JSON */
-      }
-      throw new ApiError(res.status, String(res.status), message, undefined);
-    }
+    if (!res.ok) throw await binaryFailure(res);
     const short = res.headers.get("vigil-clip-short");
+    const frame = /^(\d+)x(\d+)$/.exec(res.headers.get("vigil-clip-frame") ?? "");
     return {
       url: URL.createObjectURL(await res.blob()),
       start: Number(res.headers.get("vigil-clip-start")),
       end: Number(res.headers.get("vigil-clip-end")),
       short: short ? decodeURIComponent(short) : null,
+      frame: frame ? { width: Number(frame[1]), height: Number(frame[2]) } : null,
     };
   }
 
@@ -119,15 +119,7 @@ export class Api {
     if (cached) return cached;
     const loading = (async () => {
       const res = await fetch(path, { headers: this.headers(), cache: fresh ? "no-store" : "default" });
-      if (!res.ok) {
-        let message = `HTTP ${res.status}`;
-        try {
-          message = ((await res.json()) as { message?: string }).message ?? message;
-        } catch {
-          /* not JSON */
-        }
-        throw new ApiError(res.status, String(res.status), message, undefined);
-      }
+      if (!res.ok) throw await binaryFailure(res);
       return URL.createObjectURL(await res.blob());
     })();
     if (!fresh) {
@@ -145,3 +137,14 @@ export class Api {
 
 export const cropOfSighting = (id: string) => `/v1/sightings/${encodeURIComponent(id)}/crop`;
 export const enc = encodeURIComponent;
+
+/** A failed image or video request as an ApiError, with the API's reason when it sent one. */
+async function binaryFailure(res: Response): Promise<ApiError> {
+  let message = `HTTP ${res.status}`;
+  try {
+    message = ((await res.json()) as { message?: string }).message ?? message;
+  } catch {
+    /* not JSON */
+  }
+  return new ApiError(res.status, String(res.status), message, undefined);
+}

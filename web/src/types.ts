@@ -36,6 +36,8 @@ export interface Alert {
   threshold: number;
   modelId: string;
   faceId: string;
+  /** Where the face was, in the frame the camera's faces are found in (`vigil-clip-frame` of its clip). */
+  box: { x: number; y: number; width: number; height: number };
   acknowledged: { by: string; ts: number; note: string | null } | null;
   cropUrl: string;
   /** The enrolled face that matched (`<person>:<file>`); null for older alerts and for a viewer key. */

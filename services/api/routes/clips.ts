@@ -55,6 +55,7 @@ async function sendClip(
     .header("vigil-clip-start", String(info.start))
     .header("vigil-clip-end", String(info.end));
   if (info.short) reply.header("vigil-clip-short", encodeURIComponent(info.short));
+  if (info.frame) reply.header("vigil-clip-frame", `${info.frame.width}x${info.frame.height}`);
   const range = byteRange(request.headers.range, video.length);
   if (range === "unsatisfiable")
     return reply.code(416).header("content-range", `bytes */${video.length}`).send();
@@ -71,7 +72,8 @@ const clipSchema = (tag: string, what: string) => ({
   description:
     "From the camera's pre-roll before it to the post-roll after it, copied as the camera sent it. Headers " +
     "`vigil-clip-start` and `vigil-clip-end` give the wall-clock span (ms), `vigil-clip-short` (URI-encoded) why " +
-    "it is shorter than asked (the camera dropped). 404 says why there is none: the camera is not recorded, the " +
+    "it is shorter than asked (the camera dropped), `vigil-clip-frame` (WxH) the frame size the record's box is " +
+    "measured in, to draw it over the video. 404 says why there is none: the camera is not recorded, the " +
     "clip is not cut yet, nothing was recorded then, or it has expired with its record.",
   tags: [tag],
   params: z.object({ id: z.string().min(1) }),

@@ -12,6 +12,8 @@ export class VigilClip extends LitElement {
     api: { attribute: false },
     src: {},
     at: { type: Number },
+    box: { attribute: false },
+    mark: { state: true },
     clip: { state: true },
     failed: { state: true },
     loading: { state: true },
@@ -20,11 +22,25 @@ export class VigilClip extends LitElement {
   declare src: string;
   /** The face's wall-clock time (ms). */
   declare at: number;
-  declare clip: { url: string; start: number; end: number; short: string | null } | undefined;
+  /** The face's box in the frame its camera's faces are found in; drawn over the video at the face's time. */
+  declare box: { x: number; y: number; width: number; height: number } | undefined;
+  declare clip: Awaited<ReturnType<Api["clip"]>> | undefined;
+  /** Where the box is drawn now (CSS pixels over the video), or nothing away from the face's time. */
+  declare mark: { left: number; top: number; width: number; height: number } | undefined;
   declare failed: string | undefined;
   declare loading: boolean;
 
   static override styles = css`
+    .player {
+      position: relative;
+      max-width: 480px;
+    }
+    .face {
+      position: absolute;
+      border: 2px solid #ff6b4a;
+      border-radius: 4px;
+      pointer-events: none;
+    }
     video {
       display: block;
       width: 100%;
@@ -71,19 +87,63 @@ export class VigilClip extends LitElement {
   private seek(e: Event) {
     const video = e.target as HTMLVideoElement;
     if (this.clip) video.currentTime = Math.max(0, (this.at - this.clip.start) / 1000 - 1);
+    this.place(video);
+  }
+
+  /**
+   * The box over the video while it shows the face's moment (half a second either side): from the detection
+   * frame (the camera letterboxed into `frame`) back to the recording's own pixels, then to where the element
+   * shows them (object-fit contain).
+   */
+  private place(video: HTMLVideoElement) {
+    const { clip, box } = this;
+    const near = clip && Math.abs(clip.start + video.currentTime * 1000 - this.at) <= 500;
+    if (!near || !box || !clip.frame || !video.videoWidth) {
+      this.mark = undefined;
+      return;
+    }
+    const [vw, vh] = [video.videoWidth, video.videoHeight];
+    const fit = Math.min(clip.frame.width / vw, clip.frame.height / vh);
+    const padX = (clip.frame.width - vw * fit) / 2;
+    const padY = (clip.frame.height - vh * fit) / 2;
+    const shown = Math.min(video.clientWidth / vw, video.clientHeight / vh);
+    const offX = (video.clientWidth - vw * shown) / 2;
+    const offY = (video.clientHeight - vh * shown) / 2;
+    const scale = shown / fit;
+    this.mark = {
+      left: offX + (box.x - padX) * scale,
+      top: offY + (box.y - padY) * scale,
+      width: box.width * scale,
+      height: box.height * scale,
+    };
   }
 
   override render() {
     if (this.clip) {
       const face = Math.max(0, (this.at - this.clip.start) / 1000);
-      return html`<video
-          src=${this.clip.url}
-          controls
-          muted
-          playsinline
-          autoplay
-          @loadedmetadata=${this.seek}
-        ></video>
+      const m = this.mark;
+      const place = (e: Event) => this.place(e.target as HTMLVideoElement);
+      return html`<div class="player">
+          <video
+            src=${this.clip.url}
+            controls
+            muted
+            playsinline
+            autoplay
+            @loadedmetadata=${this.seek}
+            @timeupdate=${place}
+            @seeked=${place}
+          ></video>
+          ${
+            m
+              ? html`<div
+                  class="face"
+                  data-field="face-box"
+                  style="left:${m.left}px;top:${m.top}px;width:${m.width}px;height:${m.height}px"
+                ></div>`
+              : nothing
+          }
+        </div>
         <div class="note" data-field="clip-note">
           face at ${clock(face)} of ${clock((this.clip.end - this.clip.start) / 1000)}
           ${this.clip.short ? html` · ${this.clip.short}` : nothing}

@@ -322,7 +322,7 @@ export class VigilWall extends LitElement {
               : nothing
           }
         </div>
-        ${a.clipUrl ? html`<vigil-clip .api=${this.api} src=${a.clipUrl} .at=${a.ts}></vigil-clip>` : nothing}
+        ${a.clipUrl ? html`<vigil-clip .api=${this.api} src=${a.clipUrl} .at=${a.ts} .box=${a.box}></vigil-clip>` : nothing}
         ${
           message
             ? html`<div class=${message.error ? "error" : "muted"} role="status" data-field="message">
