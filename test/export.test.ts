@@ -4,17 +4,22 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { cosine } from "../lib/geometry/index.ts";
 import { exportPerson } from "../lib/export/person-export.ts";
+import { exportFixture } from "../cli/commands/bench-export.ts";
 import { exportCommand } from "../cli/commands/export.ts";
 import { UsageError } from "../cli/context.ts";
+import { cliActor, KeyService } from "../lib/api/keys.ts";
+import { MemoryBus } from "../lib/bus/index.ts";
+import { SqliteApiStore } from "../lib/store/sqlite-api-store.ts";
+import { Metrics } from "../lib/telemetry/metrics.ts";
+import { photoEmbedder } from "../lib/watchlist/photo.ts";
+import { buildApi } from "../services/api/app.ts";
+import { LiveFeed } from "../services/api/live.ts";
 import { openApiStore } from "../lib/store/open-store.ts";
 import { startDecoder, probeVideo } from "../lib/media/ffmpeg.ts";
-import { cropLargestFace, samplePhotos, slideshowVideo } from "../lib/media/sample-media.ts";
-import { ClipStore } from "../lib/store/clip-store.ts";
-import { FolderCropStore } from "../lib/store/crop-store.ts";
-import { SqliteStore } from "../lib/store/sqlite-store.ts";
+import type { ClipStore } from "../lib/store/clip-store.ts";
+import type { SqliteStore } from "../lib/store/sqlite-store.ts";
 import type { Vision } from "../lib/vision/inference/vision.ts";
 import { thresholdFor } from "../lib/vision/models/calibration.ts";
-import { decodeImage } from "../lib/vision/pixels/image.ts";
 import { sharedVision, tempDir, testConfig } from "./helpers.ts";
 
 const T = Date.UTC(2026, 11, 6, 9);
@@ -56,56 +61,10 @@ describe("vigil export --redact others (real models, real ffmpeg)", () => {
   beforeAll(async () => {
     vision = await sharedVision();
     dir = tempDir("vigil-export-");
-    const photos = await samplePhotos(path.resolve(".vigil/cache"));
-    // Alice: the largest face of a group photo; the clip is that group, so it holds her and others.
-    const aliceFile = path.join(dir, "alice.jpg");
-    await cropLargestFace(vision, photos[0]!, aliceFile);
-    const [face] = await vision.analyzer.analyze(await decodeImage(readFileSync(aliceFile), "alice.jpg"), {
-      maxSide: config.detect.maxSide,
-    });
-    alice = (await vision.embedder.embed([face!.crop]))[0]!;
-    clipFile = path.join(dir, "door.mp4");
-    await slideshowVideo([photos[0]!, photos[0]!], clipFile, { secondsEach: 2, width: 1280, height: 720 });
-    store = new SqliteStore(path.join(dir, "vigil.db"));
-    await store.upsertPerson({ id: "alice", name: "Alice", watchlistId: "default" });
+    const fixture = await exportFixture(vision, config, dir);
+    ({ store, clips, clipFile } = fixture);
+    alice = fixture.person;
     await store.upsertPerson({ id: "nobody", name: "Nobody", watchlistId: "default" });
-    await store.addFace({
-      faceId: "alice:alice.jpg",
-      personId: "alice",
-      modelId: vision.embedder.modelId,
-      vector: alice!,
-      source: "alice.jpg",
-    });
-    await store.addSightings([
-      {
-        id: "s-door",
-        trackId: "t1",
-        cameraId: "door",
-        startTs: T,
-        endTs: T + 3000,
-        faces: 10,
-        modelId: vision.embedder.modelId,
-        quality: { faceSize: 90, interOcular: 40, sharpness: 120, yawDeg: 0, pitchDeg: 0, detScore: 0.95 },
-        match: { personId: "alice", name: "Alice", score: 0.8 },
-        vector: alice!,
-        crop: Uint8Array.of(0xff, 0xd8),
-      },
-    ]);
-    clips = new ClipStore(new FolderCropStore(path.join(dir, "crops")));
-    await clips.put(
-      {
-        kind: "sightings",
-        id: "s-door",
-        cameraId: "door",
-        ts: T,
-        start: T - 500,
-        end: T + 3500,
-        from: T - 2000,
-        to: T + 5000,
-        short: null,
-      },
-      new Uint8Array(readFileSync(clipFile)),
-    );
   }, 300_000);
 
   const deps = () => ({ store, clips, vision, threshold: threshold(), maxSide: config.detect.maxSide });
@@ -192,4 +151,85 @@ describe("vigil export --redact others (real models, real ffmpeg)", () => {
       await audit.close();
     }
   }, 60_000);
+
+  it("POST /v1/exports runs the export in the background; its files come back by range; 400/503 say why not", async () => {
+    const apiStore = new SqliteApiStore(path.join(dir, "vigil.db"));
+    const bus = new MemoryBus({ capacity: 16 });
+    const feed = new LiveFeed({
+      bus,
+      store,
+      group: "api",
+      replay: 10,
+      snapshots: false,
+      sinkMaxAgeMs: 60_000,
+    });
+    const build = (withModels: boolean) =>
+      buildApi({
+        config: testConfig({ "store.path": path.join(dir, "vigil.db") }),
+        store,
+        apiStore,
+        photos: photoEmbedder(vision),
+        thresholdFor: () => threshold(),
+        feed,
+        metrics: new Metrics("export-test"),
+        clips,
+        ...(withModels ? { videoModels: async () => vision } : {}),
+      });
+    const app = await build(true);
+    const bare = await build(false);
+    const key = (await new KeyService(apiStore, apiStore).create({ name: "ops", role: "admin" }, cliActor()))
+      .key;
+    const headers = { authorization: `Bearer ${key}` };
+    try {
+      const started = await app.inject({
+        method: "POST",
+        url: "/v1/exports",
+        headers,
+        payload: { person: "alice" },
+      });
+      expect(started.statusCode).toBe(202);
+      const { id } = started.json() as { id: string };
+      let job: { state: string; manifest?: { files: { file: string; sha256: string }[] } } | undefined;
+      for (let i = 0; i < 600; i++) {
+        job = (await app.inject({ url: `/v1/exports/${id}`, headers })).json();
+        if (job!.state !== "running") break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(job!.state).toBe("done");
+      const [file] = job!.manifest!.files;
+      const whole = await app.inject({ url: `/v1/exports/${id}/files/${file!.file}`, headers });
+      expect(whole.statusCode).toBe(200);
+      expect(createHash("sha256").update(whole.rawPayload).digest("hex")).toBe(file!.sha256);
+      const part = await app.inject({
+        url: `/v1/exports/${id}/files/${file!.file}`,
+        headers: { ...headers, range: "bytes=0-99" },
+      });
+      expect(part.statusCode).toBe(206);
+      expect((await app.inject({ method: "DELETE", url: `/v1/exports/${id}`, headers })).statusCode).toBe(
+        204,
+      );
+      expect((await app.inject({ url: `/v1/exports/${id}`, headers })).statusCode).toBe(404);
+      const none = await app.inject({
+        method: "POST",
+        url: "/v1/exports",
+        headers,
+        payload: { person: "nobody" },
+      });
+      expect(none.statusCode).toBe(400);
+      expect(none.json().message).toMatch(/nobody has no visits/);
+      const noModels = await bare.inject({
+        method: "POST",
+        url: "/v1/exports",
+        headers,
+        payload: { person: "alice" },
+      });
+      expect(noModels.statusCode).toBe(503);
+    } finally {
+      await app.close();
+      await bare.close();
+      await feed.stop();
+      await bus.close();
+      apiStore.close();
+    }
+  }, 300_000);
 });

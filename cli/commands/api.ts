@@ -34,6 +34,7 @@ export async function startEmbeddedApi(
       store: parts.store,
       apiStore,
       photos: photoEmbedder(parts.vision),
+      videoModels: async () => parts.vision,
       thresholdFor: (modelId) => thresholdFor(modelId, config),
       // Same process, same store object: the match stage reads a change at once when told.
       changes: { announce: () => parts.store.invalidate() },

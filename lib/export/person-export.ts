@@ -21,7 +21,7 @@ export interface ExportRequest {
   to?: number;
   /** A new (or empty) folder. */
   out: string;
-  /** `others`: every face but the person's pixelated; `none`: the clips as recorded. */
+  /** `others`: every face but the person's masked; `none`: the clips as recorded. */
   redact: "others" | "none";
 }
 
@@ -73,7 +73,10 @@ const iso = (ts: number | undefined) => (ts === undefined ? "…" : new Date(ts)
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
 /** The person's sightings in the range, oldest first. */
-async function visitsOf(deps: ExportDeps, req: ExportRequest): Promise<SightingRecord[]> {
+async function visitsOf(
+  deps: Pick<ExportDeps, "store">,
+  req: Pick<ExportRequest, "person" | "from" | "to">,
+): Promise<SightingRecord[]> {
   const range = { since: req.from, until: req.to };
   if (isUnknownId(req.person)) {
     if (!(await deps.store.unknowns.getUnknown(req.person)))
@@ -96,24 +99,25 @@ async function referenceOf(deps: ExportDeps, person: string, modelId: string): P
   return faces.map((f) => f.vector);
 }
 
+/** What an export will hold: the person's visits, the clip each is shown by, and visits with none (and why). */
+export interface ExportPlan {
+  visits: SightingRecord[];
+  clips: { info: ClipInfo; sightings: string[] }[];
+  missing: ExportManifest["missing"];
+}
+
 /**
- * Exports every clip of a person's visits in a time range into `out`, each re-encoded with every other face
- * pixelated (`redact: others`), with a manifest naming the cameras, times and sha256 of each file. A visit's clip
- * is its sighting's (cameras with `record.keep: sightings`), else the clip of an alert raised during it. Refused
- * with a clear error for a person with no visits in the range, or visits none of which has a clip.
+ * Which clips show the person's visits in the range: a visit's own clip (cameras with `record.keep: sightings`),
+ * else the clip of an alert raised during it; one per clip, however many visits it shows. Refused with a clear
+ * error for a person with no visits in the range, or visits none of which has a clip.
  */
-export async function exportPerson(deps: ExportDeps, req: ExportRequest): Promise<ExportManifest> {
-  if (existsSync(req.out) && readdirSync(req.out).length > 0)
-    throw new InvalidInputError(`${req.out} is not empty: export into a new folder`);
+export async function planExport(
+  deps: Pick<ExportDeps, "store" | "clips">,
+  req: Pick<ExportRequest, "person" | "from" | "to">,
+): Promise<ExportPlan> {
   const visits = await visitsOf(deps, req);
   if (visits.length === 0)
     throw new InvalidInputError(`${req.person} has no visits between ${iso(req.from)} and ${iso(req.to)}`);
-  if (req.redact === "others" && !deps.vision) throw new Error("redacting needs the face models");
-  const reference =
-    req.redact === "others" && deps.vision
-      ? await referenceOf(deps, req.person, deps.vision.embedder.modelId)
-      : [];
-  // Each visit's clip: its own, else an alert's raised during it; one file per clip, however many visits it shows.
   const alerts = isUnknownId(req.person)
     ? []
     : (await deps.store.listAlerts({ personId: req.person, since: req.from, until: req.to, limit: 500 }))
@@ -152,6 +156,22 @@ export async function exportPerson(deps: ExportDeps, req: ExportRequest): Promis
       `${req.person} has ${visits.length} visit(s) between ${iso(req.from)} and ${iso(req.to)}, but none has a clip ` +
         `(${missing[0]!.reason})`,
     );
+  return { visits, clips: [...chosen.values()].sort((a, b) => a.info.start - b.info.start), missing };
+}
+
+/**
+ * Exports every clip of a person's visits in a time range (planExport) into `out`, each re-encoded with every
+ * other face masked (`redact: others`), with a manifest naming the cameras, times and sha256 of each file.
+ */
+export async function exportPerson(deps: ExportDeps, req: ExportRequest): Promise<ExportManifest> {
+  if (existsSync(req.out) && readdirSync(req.out).length > 0)
+    throw new InvalidInputError(`${req.out} is not empty: export into a new folder`);
+  const { visits, clips, missing } = await planExport(deps, req);
+  if (req.redact === "others" && !deps.vision) throw new Error("redacting needs the face models");
+  const reference =
+    req.redact === "others" && deps.vision
+      ? await referenceOf(deps, req.person, deps.vision.embedder.modelId)
+      : [];
   mkdirSync(req.out, { recursive: true });
   const scratch = path.join(req.out, ".scratch");
   mkdirSync(scratch, { recursive: true });
@@ -160,7 +180,7 @@ export async function exportPerson(deps: ExportDeps, req: ExportRequest): Promis
   let seconds = 0;
   try {
     let done = 0;
-    for (const { info, sightings } of [...chosen.values()].sort((a, b) => a.info.start - b.info.start)) {
+    for (const { info, sightings } of clips) {
       const video = await deps.clips.video(info.kind, info.id, info.ts);
       if (!video) {
         for (const s of sightings)
@@ -185,7 +205,7 @@ export async function exportPerson(deps: ExportDeps, req: ExportRequest): Promis
           threshold: deps.threshold,
           maxSide: deps.maxSide,
         });
-        // Detection, tracking and pixelation here, and the decoder and encoder ffmpeg children.
+        // Detection, tracking and masking here, and the decoder and encoder ffmpeg children.
         cpu += selfAndChildrenCpuSeconds() - before;
         seconds += redaction.seconds;
       } else writeFileSync(target, video);
@@ -202,7 +222,7 @@ export async function exportPerson(deps: ExportDeps, req: ExportRequest): Promis
         bytes: written.length,
         redaction: redaction ? r : null,
       });
-      deps.progress?.(++done, chosen.size);
+      deps.progress?.(++done, clips.length);
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });

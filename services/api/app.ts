@@ -21,6 +21,9 @@ import { InvalidInputError, NotFoundError } from "../../lib/store/errors.ts";
 import { ClipStore } from "../../lib/store/clip-store.ts";
 import { openCropStore } from "../../lib/store/open-store.ts";
 import { clipRoutes } from "./routes/clips.ts";
+import { exportRoutes } from "./routes/exports.ts";
+import { followRoutes } from "./routes/follows.ts";
+import { ExportJobs } from "../../lib/export/export-jobs.ts";
 import { roleRank } from "../../lib/store/key-store.ts";
 import { WatchlistService } from "../../lib/watchlist/service.ts";
 import type { ApiContext, ApiDeps, ZodApp } from "./context.ts";
@@ -146,6 +149,17 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
     clock,
   });
   const keeps = cameraKeeps(config);
+  const clips = deps.clips ?? new ClipStore(openCropStore(config));
+  const exports = new ExportJobs(clips.crops, async () => {
+    const vision = deps.videoModels ? await deps.videoModels() : undefined;
+    return {
+      store: deps.store,
+      clips,
+      ...(vision ? { vision } : {}),
+      threshold: vision ? deps.thresholdFor(vision.embedder.modelId) : 1,
+      maxSide: config.detect.maxSide,
+    };
+  });
   const ctx: ApiContext = {
     ...deps,
     clock,
@@ -160,7 +174,8 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
     }),
     keys: new KeyService(deps.apiStore, deps.apiStore, clock),
     limits: api.upload,
-    clips: deps.clips ?? new ClipStore(openCropStore(config)),
+    clips,
+    exports,
     clipped: {
       alerts: (cameraId) => keeps(cameraId) !== "off",
       sightings: (cameraId) => keeps(cameraId) === "sightings",
@@ -332,6 +347,8 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
   alertRoutes(app, ctx);
   historyRoutes(app, ctx);
   clipRoutes(app, ctx);
+  exportRoutes(app, ctx);
+  followRoutes(app, ctx);
   watchlistRoutes(app, ctx);
   unknownRoutes(app, ctx);
   adminRoutes(app, ctx);

@@ -1,3 +1,7 @@
+import type { StateStore } from "../../lib/store/state-store.ts";
+import type { ExportJobs } from "../../lib/export/export-jobs.ts";
+import type { Embedder } from "../../lib/vision/inference/embedder.ts";
+import type { FrameAnalyzer } from "../../lib/vision/inference/face-analyzer.ts";
 import type { CameraRecorded } from "./alert-links.ts";
 import type { ClipStore } from "../../lib/store/clip-store.ts";
 import type {
@@ -60,7 +64,7 @@ declare module "fastify" {
 
 export interface ApiDeps {
   config: Config;
-  store: WatchlistStore & SightingStore & AlertStore & { unknowns: IdentityStore };
+  store: WatchlistStore & SightingStore & AlertStore & StateStore & { unknowns: IdentityStore };
   apiStore: KeyStore & AuditStore & WebhookStore;
   photos: PhotoEmbedder;
   thresholdFor: (modelId: string) => number;
@@ -75,6 +79,11 @@ export interface ApiDeps {
   clock?: () => number;
   /** Where the ingest processes store clips (the crop store); default: the config's. */
   clips?: ClipStore;
+  /**
+   * The face models, loaded on first use, for exports that mask faces; without them such an export is refused
+   * (503) and `redact: none` still works.
+   */
+  videoModels?: () => Promise<{ analyzer: FrameAnalyzer; embedder: Embedder }>;
 }
 
 /** What the routes use: the dependencies and the use-case services built on them. */
@@ -86,6 +95,7 @@ export interface ApiContext extends ApiDeps {
   limits: UploadLimits;
   clock: () => number;
   clips: ClipStore;
+  exports: ExportJobs;
   /** Which cameras' alerts, and which cameras' sightings, get clips (their `clipUrl`). */
   clipped: { alerts: CameraRecorded; sightings: CameraRecorded };
 }

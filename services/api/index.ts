@@ -1,3 +1,4 @@
+import type { StateStore } from "../../lib/store/state-store.ts";
 import type { FastifyBaseLogger } from "fastify";
 import type { Bus } from "../../lib/bus/index.ts";
 import { cameraKeeps, type Config } from "../../lib/config/index.ts";
@@ -14,7 +15,7 @@ import type { PhotoEmbedder } from "../../lib/watchlist/photo.ts";
 import { WatchlistService } from "../../lib/watchlist/service.ts";
 import { auditRetention } from "../../lib/api/audit-retention.ts";
 import { buildApi } from "./app.ts";
-import type { ZodApp } from "./context.ts";
+import type { ApiDeps, ZodApp } from "./context.ts";
 import { LiveFeed } from "./live.ts";
 import { MqttPublisher } from "./mqtt.ts";
 import { WebhookDispatcher } from "./webhooks.ts";
@@ -22,9 +23,11 @@ import { WebhookDispatcher } from "./webhooks.ts";
 export interface ApiServerDeps {
   config: Config;
   bus: Bus;
-  store: WatchlistStore & SightingStore & AlertStore & { unknowns: IdentityStore };
+  store: WatchlistStore & SightingStore & AlertStore & StateStore & { unknowns: IdentityStore };
   apiStore: ApiStore;
   photos: PhotoEmbedder;
+  /** The face models for exports that mask faces (loaded on first use); see ApiDeps. */
+  videoModels?: ApiDeps["videoModels"];
   thresholdFor: (modelId: string) => number;
   changes?: WatchlistChanges;
   metrics: Metrics;
@@ -117,6 +120,7 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
     store: deps.store,
     apiStore: deps.apiStore,
     photos: deps.photos,
+    ...(deps.videoModels ? { videoModels: deps.videoModels } : {}),
     thresholdFor: deps.thresholdFor,
     changes: deps.changes,
     feed,

@@ -24,7 +24,9 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
       throw err;
     });
     // Models load on the first photo, not at start: most requests never need them.
-    const photos = photoEmbedder(() => loadVision(config, (line) => ctx.log.info(line)));
+    let vision: ReturnType<typeof loadVision> | undefined;
+    const models = () => (vision ??= loadVision(config, (line) => ctx.log.info(line)));
+    const photos = photoEmbedder(models);
     try {
       const api = await startApi({
         config,
@@ -32,6 +34,7 @@ export function serve(config: Config, bus: Bus): Promise<ServiceProcess> {
         store,
         apiStore,
         photos,
+        videoModels: models,
         thresholdFor: (modelId) => thresholdFor(modelId, config),
         changes: config.bus.kind === "kafka" ? busChanges(bus) : undefined,
         metrics: ctx.metrics,

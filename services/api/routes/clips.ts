@@ -49,13 +49,15 @@ async function sendClip(
   const video = await ctx.clips.video(kind, record.id, record.ts);
   // The info outlives its video only when retention is part way through deleting them.
   if (!video) throw new NotFoundError(`no clip of ${record.id}: it has been deleted`);
-  reply
-    .header("accept-ranges", "bytes")
-    .header("cache-control", "private, max-age=3600")
-    .header("vigil-clip-start", String(info.start))
-    .header("vigil-clip-end", String(info.end));
+  reply.header("vigil-clip-start", String(info.start)).header("vigil-clip-end", String(info.end));
   if (info.short) reply.header("vigil-clip-short", encodeURIComponent(info.short));
   if (info.frame) reply.header("vigil-clip-frame", `${info.frame.width}x${info.frame.height}`);
+  return sendVideo(request, reply, video);
+}
+
+/** An MP4 as a whole, or the byte range the request asks for (what a `<video>` seeking in it sends). */
+export function sendVideo(request: FastifyRequest, reply: FastifyReply, video: Uint8Array) {
+  reply.header("accept-ranges", "bytes").header("cache-control", "private, max-age=3600");
   const range = byteRange(request.headers.range, video.length);
   if (range === "unsatisfiable")
     return reply.code(416).header("content-range", `bytes */${video.length}`).send();
