@@ -9,6 +9,7 @@ import type { HeadCliOptions, TrainCommandOptions } from "./commands/train.ts";
 import { prepareSampleMedia } from "../lib/media/sample-media.ts";
 import { progress } from "../lib/telemetry/progress.ts";
 import { benchIngest } from "./commands/bench-ingest.ts";
+import { benchExport } from "./commands/bench-export.ts";
 import { exportCommand, type ExportOptions } from "./commands/export.ts";
 import { followCommand, type FollowOptions } from "./commands/follow.ts";
 import { benchVision } from "./commands/bench-vision.ts";
@@ -882,6 +883,25 @@ bench
       console.log(
         `embed batch 16:   median ${ms(r.embedMsPerFaceBatch16)}, p95 ${ms(r.embedP95MsPerFaceBatch16)} per face`,
       );
+    }),
+  );
+
+bench
+  .command("export")
+  .description(
+    "a redacted export timed: a 1280×720 clip of a group, every face but one masked (CPU of this process and its ffmpeg decoder and encoder)",
+  )
+  .option("--seconds <n>", "seconds of video", Number, 20)
+  .option("--json", "one JSON object on stdout")
+  .action(
+    action(async (opts: { seconds: number; json?: boolean }) => {
+      const config = configFrom(globals());
+      const r = await benchExport(config, await visionFor(config), opts.seconds);
+      if (opts.json) console.log(JSON.stringify(r));
+      else
+        console.log(
+          `redacted ${r.videoSeconds.toFixed(1)} s of ${r.width}×${r.height} (${r.frames} frames, ${r.facesMasked} face boxes masked): ${r.cpuPerVideoSecond.toFixed(2)} CPU s per video second, realTimePerCore ${r.realTimePerCore.toFixed(2)} (goal ≥ 1)`,
+        );
     }),
   );
 

@@ -41,6 +41,14 @@ const ROUTES: [Method, string, Role][] = [
   ["GET", "/v1/sightings/s-1", "operator"],
   ["GET", "/v1/sightings/s-1/crop", "operator"],
   ["GET", "/v1/sightings/s-1/clip", "operator"],
+  ["PUT", "/v1/follows/nobody", "operator"],
+  ["DELETE", "/v1/follows/nobody", "operator"],
+  ["GET", "/v1/follows", "operator"],
+  ["GET", "/v1/follows/nobody", "operator"],
+  ["POST", "/v1/exports", "admin"],
+  ["GET", "/v1/exports/0123456789abcdef", "admin"],
+  ["GET", "/v1/exports/0123456789abcdef/files/x.mp4", "admin"],
+  ["DELETE", "/v1/exports/0123456789abcdef", "admin"],
   ["GET", "/v1/timeline?person=ann", "operator"],
   ["POST", "/v1/timeline", "operator"],
   ["GET", "/v1/watchlists", "operator"],
@@ -152,7 +160,7 @@ describe("operator API over inject, on the embedded store", () => {
       );
       const tested = ROUTES.map(
         ([m, url]) =>
-          `${m} ${url.split("?")[0]!.replace(/\/(cam-1|a-1|s-1|nobody|default|x\.jpg|e-1|000000000000|wh_x|d)(?=\/|$)/g, "/{}")}`,
+          `${m} ${url.split("?")[0]!.replace(/\/(cam-1|a-1|s-1|nobody|default|x\.jpg|x\.mp4|e-1|000000000000|0123456789abcdef|wh_x|d)(?=\/|$)/g, "/{}")}`,
       );
       const normal = (s: string) => s.replace(/\{[^}]+\}/g, "{}");
       expect(new Set(documented.map(normal))).toEqual(new Set(tested.map(normal)));

@@ -162,7 +162,12 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
         match: { alertCooldownS: 3600 },
         api: { snapshots: true },
         cameras: [
-          { id: "door", url: `rtsp://127.0.0.1:${rtspPort}/door` },
+          // The camera map: from the door to the lobby takes about 10 s.
+          {
+            id: "door",
+            url: `rtsp://127.0.0.1:${rtspPort}/door`,
+            neighbours: [{ id: "lobby", transitS: 10 }],
+          },
           { id: "lobby", url: `rtsp://127.0.0.1:${rtspPort}/lobby` },
         ],
       }),
@@ -575,6 +580,45 @@ the timeline view shows: ${shown.slice(0, 600)}`);
       .toBeGreaterThan(0);
     expect(await page.evaluate(() => location.hash)).toBe("#/timeline?person=alice");
     await shot("timeline");
+  });
+
+  it("plays her visits camera after camera, each from its alert's clip", async () => {
+    const player = page.locator("vigil-timeline vigil-visit-player");
+    await player.locator("button").click();
+    const playing = player.locator("[data-field=playing]");
+    await expect.poll(() => playing.textContent(), { timeout: 20_000 }).toMatch(/visit 1 of \d+ · door/);
+    // To the end of the door's clip: the lobby's follows by itself.
+    await player.locator("video").evaluate((v) => {
+      const el = v as HTMLVideoElement;
+      el.currentTime = Math.max(0, el.duration - 0.2);
+      void el.play();
+    });
+    await expect.poll(() => playing.textContent(), { timeout: 20_000 }).toMatch(/visit 2 of \d+ · lobby/);
+    await expect
+      .poll(() => player.locator("video").evaluate((v) => (v as HTMLVideoElement).readyState), {
+        timeout: 15_000,
+      })
+      .toBeGreaterThanOrEqual(1);
+  });
+
+  it("follows her live: newest sightings first, where she may appear next, and stops", async () => {
+    const follow = page.locator("vigil-timeline vigil-follow");
+    await follow.locator("button", { hasText: "Follow live" }).click();
+    await follow.locator("[data-field=following]").waitFor({ timeout: 10_000 });
+    const followed = await api<{ items: { personId: string }[] }>("/v1/follows");
+    expect(followed.items.map((f) => f.personId)).toEqual(["alice"]);
+    const starts = await follow
+      .locator("li")
+      .evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-start"))));
+    expect(starts.length).toBeGreaterThanOrEqual(2);
+    expect([...starts].sort((a, b) => b - a)).toEqual(starts);
+    // From either camera, the other is its neighbour on the map.
+    expect(await follow.locator("[data-field=next]").textContent()).toMatch(
+      /may appear next:\s*(door|lobby) \(~10 s\)/,
+    );
+    await follow.locator("button", { hasText: "Stop following" }).click();
+    await follow.locator("button", { hasText: "Follow live" }).waitFor({ timeout: 10_000 });
+    expect((await api<{ items: unknown[] }>("/v1/follows")).items).toEqual([]);
   });
 
   it("shows the audit log to an admin, filtered by action", async () => {

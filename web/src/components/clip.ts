@@ -1,4 +1,5 @@
 import { LitElement, css, html, nothing } from "lit";
+import { shared } from "../styles.ts";
 import type { Api } from "../api.ts";
 
 const clock = (s: number) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
@@ -14,7 +15,7 @@ export class VigilClip extends LitElement {
     at: { type: Number },
     box: { attribute: false },
     mark: { state: true },
-    clip: { state: true },
+    clip: { attribute: false },
     failed: { state: true },
     loading: { state: true },
   };
@@ -23,6 +24,7 @@ export class VigilClip extends LitElement {
   /** The face's wall-clock time (ms). */
   declare at: number;
   /** The face's box in the frame its camera's faces are found in; drawn over the video at the face's time. */
+  // `clip` may be given already loaded (a player of several), or is loaded on the button.
   declare box: { x: number; y: number; width: number; height: number } | undefined;
   declare clip: Awaited<ReturnType<Api["clip"]>> | undefined;
   /** Where the box is drawn now (CSS pixels over the video), or nothing away from the face's time. */
@@ -30,33 +32,36 @@ export class VigilClip extends LitElement {
   declare failed: string | undefined;
   declare loading: boolean;
 
-  static override styles = css`
-    .player {
-      position: relative;
-      max-width: 480px;
-    }
-    .face {
-      position: absolute;
-      border: 2px solid #ff6b4a;
-      border-radius: 4px;
-      pointer-events: none;
-    }
-    video {
-      display: block;
-      width: 100%;
-      max-width: 480px;
-      border-radius: 6px;
-      background: #000;
-    }
-    .note {
-      font-size: 0.8rem;
-      color: #8b96a8;
-    }
-    .error {
-      font-size: 0.8rem;
-      color: #f3a5a5;
-    }
-  `;
+  static override styles = [
+    shared,
+    css`
+      .player {
+        position: relative;
+        max-width: 480px;
+      }
+      .face {
+        position: absolute;
+        border: 2px solid #ff6b4a;
+        border-radius: 4px;
+        pointer-events: none;
+      }
+      video {
+        display: block;
+        width: 100%;
+        max-width: 480px;
+        border-radius: 6px;
+        background: #000;
+      }
+      .note {
+        font-size: 0.8rem;
+        color: #8b96a8;
+      }
+      .error {
+        font-size: 0.8rem;
+        color: #f3a5a5;
+      }
+    `,
+  ];
 
   constructor() {
     super();
@@ -133,6 +138,7 @@ export class VigilClip extends LitElement {
             @loadedmetadata=${this.seek}
             @timeupdate=${place}
             @seeked=${place}
+            @ended=${() => this.dispatchEvent(new Event("ended"))}
           ></video>
           ${
             m

@@ -5,6 +5,8 @@ import { shared } from "../styles.ts";
 import type { Me, Person, Timeline } from "../types.ts";
 import "./auth-img.ts";
 import "./drop-zone.ts";
+import "./follow.ts";
+import "./visit-player.ts";
 import "./time-axis.ts";
 
 /** The multi-camera track: a person's (or a photo's) visits across cameras, on a time axis and as a list. */
@@ -165,6 +167,23 @@ export class VigilTimeline extends LitElement {
                         strong: true,
                       }))}
                     ></vigil-time-axis>`
+                  : nothing
+              }
+              ${
+                // A person's (or unknown identity's) visits can be played; an alert's clip stands in for a visit's own.
+                (this.people.some((p) => p.id === this.subject) || /^unknown-/.test(this.subject ?? "")) &&
+                t.visits.length
+                  ? html`<vigil-visit-player
+                        class="panel"
+                        .api=${this.api}
+                        person=${this.subject ?? ""}
+                        .visits=${t.visits}
+                      ></vigil-visit-player>
+                      <vigil-follow
+                        class="panel"
+                        .api=${this.api}
+                        person=${this.subject ?? ""}
+                      ></vigil-follow>`
                   : nothing
               }
               <ol class="visits" aria-label="visits in order">
