@@ -258,6 +258,7 @@ export class CameraSupervisor {
     let lastStatusAt = 0;
     let stalled = false;
     let gotFrames = false;
+    let codecChecked = false;
     // Time spent waiting for the pipeline (a file's frame held until the bus takes it, a broker away) is ours,
     // not the camera's: it must not count as a stall, or a file would restart from its beginning.
     let waitingOnPipeline = false;
@@ -273,15 +274,20 @@ export class CameraSupervisor {
       for await (const frame of decoder.frames) {
         if (this.stopped) break;
         lastFrameAt = this.clock();
-        if (!gotFrames) {
-          const codec = this.recording && !this.recordOff ? decoder.inputCodec() : undefined;
-          if (codec && !RECORDABLE_CODECS.has(codec)) {
+        // ffmpeg names the input's codec on stderr before its first frame, though the pipes may be read in
+        // either order: looked at on each frame until it is known.
+        const codec = this.recording && !this.recordOff && !codecChecked ? decoder.inputCodec() : undefined;
+        if (codec) {
+          codecChecked = true;
+          if (!RECORDABLE_CODECS.has(codec)) {
             this.recordOff = `its video is ${codec}: clips copy H.264 or H.265 as it arrives, and this would have to be re-encoded`;
             this.warn(`camera ${this.camera.id}: not recorded: ${this.recordOff}`);
             frame.release();
             await this.terminate(decoder);
             return { gotFrames: true, stalled: false, restart: true };
           }
+        }
+        if (!gotFrames) {
           gotFrames = true;
           await this.setState("live");
           lastStatusAt = this.clock();
