@@ -116,14 +116,18 @@ export function storePath(config: Config): string {
 }
 
 /**
- * What of a camera's records get clips: its `record.keep`, or the ingest default for cameras the config does not
- * list (`vigil run --source`).
+ * Which cameras' alerts, and which cameras' sightings, get clips: each camera's `record.keep`, or the ingest
+ * default for cameras the config does not list (`vigil run --source`).
  */
-export const cameraKeeps =
-  (config: Pick<Config, "cameras" | "ingest">) =>
-  (cameraId: string): Config["ingest"]["record"]["keep"] =>
+export function clippedRecords(config: Pick<Config, "cameras" | "ingest">) {
+  const keep = (cameraId: string) =>
     config.cameras.find((c) => c.id === cameraId)?.record?.keep ?? config.ingest.record.keep;
+  return {
+    alerts: (cameraId: string) => keep(cameraId) !== "off",
+    sightings: (cameraId: string) => keep(cameraId) === "sightings",
+  };
+}
 
 /** Whether any configured camera (or the ingest default) records: clips then exist to serve and to expire. */
 export const recordsAnyCamera = (config: Pick<Config, "cameras" | "ingest">) =>
-  config.ingest.record.keep !== "off" || config.cameras.some((c) => (c.record?.keep ?? "off") !== "off");
+  config.ingest.record.keep !== "off" || config.cameras.some((c) => clippedRecords(config).alerts(c.id));

@@ -13,7 +13,7 @@ import {
 import { readFileSync } from "node:fs";
 import client from "prom-client";
 import { ZodError } from "zod";
-import { cameraKeeps } from "../../lib/config/index.ts";
+import { clippedRecords } from "../../lib/config/index.ts";
 import { KeyService } from "../../lib/api/keys.ts";
 import { HistoryService } from "../../lib/history/service.ts";
 import { UnknownService } from "../../lib/identities/service.ts";
@@ -148,7 +148,6 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
     changes: deps.changes,
     clock,
   });
-  const keeps = cameraKeeps(config);
   const clips = deps.clips ?? new ClipStore(openCropStore(config));
   const exports = new ExportJobs(clips.crops, async () => {
     const vision = deps.videoModels ? await deps.videoModels() : undefined;
@@ -176,10 +175,7 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
     limits: api.upload,
     clips,
     exports,
-    clipped: {
-      alerts: (cameraId) => keeps(cameraId) !== "off",
-      sightings: (cameraId) => keeps(cameraId) === "sightings",
-    },
+    clipped: clippedRecords(config),
   };
   // The clip store this API opened is its to close; one it was given is the caller's.
   if (!deps.clips) app.addHook("onClose", async () => ctx.clips.crops.close());

@@ -1,7 +1,7 @@
 import type { StateStore } from "../../lib/store/state-store.ts";
 import type { FastifyBaseLogger } from "fastify";
 import type { Bus } from "../../lib/bus/index.ts";
-import { cameraKeeps, type Config } from "../../lib/config/index.ts";
+import { clippedRecords, type Config } from "../../lib/config/index.ts";
 import { DeadLetterContract, Topics } from "../../lib/contracts/index.ts";
 import type { AlertStore } from "../../lib/store/alert-store.ts";
 import type { ApiStore } from "../../lib/store/api-store.ts";
@@ -65,8 +65,7 @@ export async function startApi(deps: ApiServerDeps): Promise<RunningApi> {
     sinkMaxAgeMs: 15 * 60_000,
     log,
   });
-  const keeps = cameraKeeps(config);
-  const recorded = (cameraId: string) => keeps(cameraId) !== "off";
+  const recorded = clippedRecords(config).alerts;
   // Payloads name the enrolled face each alert matched (`personCropUrl`), looked up as the alert routes do.
   const watchlist = new WatchlistService({ store: deps.store, photos: deps.photos });
   const webhooks = new WebhookDispatcher(deps.apiStore, config.api.webhooks, {

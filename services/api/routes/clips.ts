@@ -37,12 +37,12 @@ async function sendClip(
 ) {
   const info = await ctx.clips.info(kind, record.id, record.ts);
   if (!info) {
-    const camera = ctx.config.cameras.find((c) => c.id === record.cameraId);
-    const keep = camera?.record?.keep ?? ctx.config.ingest.record.keep;
     throw new NotFoundError(
-      camera && keep !== "off"
+      ctx.clipped[kind](record.cameraId)
         ? `no clip of ${record.id} yet: it is cut once the recording holds its post-roll (a few seconds after it)`
-        : `no clip of ${record.id}: camera ${record.cameraId} is not recorded (its record.keep is off)`,
+        : kind === "alerts"
+          ? `no clip of ${record.id}: camera ${record.cameraId} is not recorded (its record.keep is off)`
+          : `no clip of ${record.id}: camera ${record.cameraId} keeps no clips of sightings (its record.keep is not sightings)`,
     );
   }
   if (info.none) throw new NotFoundError(`no clip of ${record.id}: ${info.none}`);
