@@ -109,8 +109,9 @@ export class ClipCutter {
     try {
       let newest = 0;
       let changedAt = this.clock();
+      let all: Segment[];
       for (;;) {
-        const all = recording.segments();
+        all = recording.segments();
         const covering = segmentsBetween(all, req.from, req.to);
         recording.pin(covering);
         recording.unpin(pinned);
@@ -124,8 +125,8 @@ export class ClipCutter {
         if (this.clock() - changedAt > quietMs && this.clock() > req.to) break;
         await new Promise((r) => setTimeout(r, this.pollMs));
       }
-      const all = recording.segments();
-      const segments = segmentsBetween(all, req.from, req.to);
+      // What the last look found (and pinned): the recording as it stood when the wait ended.
+      const segments = pinned;
       if (segments.length === 0) {
         const oldest = all[0]?.start;
         const none =
