@@ -39,20 +39,21 @@ export class ExportJobs {
    * (planExport's errors), not later in the background.
    */
   async start(request: Omit<ExportRequest, "out">): Promise<{ id: string; done: Promise<void> }> {
-    await planExport(await this.deps(), request);
+    const deps = await this.deps();
+    const plan = await planExport(deps, request);
     const id = randomBytes(8).toString("hex");
     const startedTs = this.clock();
     this.jobs.set(id, { id, state: "running", done: 0, total: null, startedTs });
     const out = path.join(mkdtempSync(path.join(tmpdir(), "vigil-export-")), "out");
     const done = (async () => {
       try {
-        const deps = await this.deps();
         const manifest = await exportPerson(
           {
             ...deps,
             progress: (d, total) => this.jobs.set(id, { id, state: "running", done: d, total, startedTs }),
           },
           { ...request, out },
+          plan,
         );
         for (const f of manifest.files)
           await this.crops.put(key(id, f.file), readFileSync(path.join(out, f.file)));

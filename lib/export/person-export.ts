@@ -163,10 +163,15 @@ export async function planExport(
  * Exports every clip of a person's visits in a time range (planExport) into `out`, each re-encoded with every
  * other face masked (`redact: others`), with a manifest naming the cameras, times and sha256 of each file.
  */
-export async function exportPerson(deps: ExportDeps, req: ExportRequest): Promise<ExportManifest> {
+export async function exportPerson(
+  deps: ExportDeps,
+  req: ExportRequest,
+  /** The plan already made for `req` (a caller that checked it before starting); else made here. */
+  plan?: ExportPlan,
+): Promise<ExportManifest> {
   if (existsSync(req.out) && readdirSync(req.out).length > 0)
     throw new InvalidInputError(`${req.out} is not empty: export into a new folder`);
-  const { visits, clips, missing } = await planExport(deps, req);
+  const { visits, clips, missing } = plan ?? (await planExport(deps, req));
   if (req.redact === "others" && !deps.vision) throw new Error("redacting needs the face models");
   const reference =
     req.redact === "others" && deps.vision
