@@ -1,6 +1,5 @@
 import { spawn } from "node:child_process";
-import type { Box } from "../geometry/index.ts";
-import { cosine } from "../geometry/index.ts";
+import { cosine, type Box } from "../geometry/index.ts";
 import type { Embedder } from "../vision/inference/embedder.ts";
 import type { FrameAnalyzer } from "../vision/inference/face-analyzer.ts";
 import type { Yuv420Image } from "../vision/pixels/yuv.ts";
