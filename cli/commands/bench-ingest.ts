@@ -124,6 +124,16 @@ async function recordingPass(specs: CameraSpec[], config: Config, warmupS: numbe
   const bar = progress(`bench ingest: recording side by side`, warmupS + seconds);
   try {
     for (const m of managers) m.start();
+    // The warm-up counts from when every decoder delivers: on a loaded machine the RTSP connection alone can
+    // take seconds, and a window that began before it would hold no finished segment.
+    const live = () => managers.every((m) => m.status().every((c) => c.state === "live" && c.framesIn > 0));
+    for (let waited = 0; !live(); waited += 200) {
+      if (waited > 30_000)
+        throw new Error(
+          `bench ingest: the recording pass's cameras never went live: ${JSON.stringify(managers.map((m) => m.status()))}`,
+        );
+      await new Promise((r) => setTimeout(r, 200));
+    }
     for (let i = 0; i < warmupS; i++) {
       await new Promise((r) => setTimeout(r, 1000));
       bar.tick();
