@@ -743,6 +743,26 @@ program
     }),
   );
 
+// Cross-resolution fine-tuning (issue 22): the crop pairs the offline training step reads.
+program
+  .command("train-data")
+  .description("write training data for the offline embedder fine-tuning (scripts/train-embedder)")
+  .command("distill")
+  .description(
+    "clean and degraded crop pairs of every photo, cut by the configured pack (crops.u8 + manifest.json)",
+  )
+  .requiredOption("--images <dir>", "folder-per-identity photos (e.g. lfw-train/images)")
+  .requiredOption("--out <dir>", "where to write crops.u8 and manifest.json")
+  .option("--variants <n>", "degraded crops per photo", Number, 4)
+  .option("--seed <n>", "seed of the degradation draws", Number, 1)
+  .option("--limit <n>", "only the first n photos", Number)
+  .action(
+    action(async (opts: { images: string; out: string; variants: number; seed: number; limit?: number }) => {
+      const { distillDataCommand } = await import("./commands/distill-data.ts");
+      await distillDataCommand(configFrom(globals()), opts);
+    }),
+  );
+
 // Recognition as cameras see faces (issue 14): open-set watchlist figures, quality, the operating point.
 evaluate
   .command("watchlist")

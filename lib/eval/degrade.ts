@@ -12,7 +12,7 @@ export const SURVEILLANCE_SCALES = [1, 0.3, 0.2, 0.16, 0.12] as const;
 export type Degradation = "none" | "surveillance";
 
 /** FNV-1a of the text, mixed with the seed: each file's draw depends on its name, not on the order of files. */
-function hash(text: string, seed: number): number {
+export function nameHash(text: string, seed: number): number {
   let h = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
@@ -35,7 +35,7 @@ function mulberry32(state: number): () => number {
 
 /** The scale drawn for `key` (usually the image's path relative to the set): 1 means kept as it is. */
 export function surveillanceScale(key: string, seed: number): number {
-  const draw = mulberry32(hash(key, seed))();
+  const draw = mulberry32(nameHash(key, seed))();
   return SURVEILLANCE_SCALES[Math.min(SURVEILLANCE_SCALES.length - 1, Math.floor(draw * 5))]!;
 }
 
