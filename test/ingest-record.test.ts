@@ -1,11 +1,18 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../lib/config/index.ts";
 import { CameraStatusContract, Topics, type CameraStatusMessage } from "../lib/contracts/index.ts";
 import { generateVideo } from "../lib/media/generate.ts";
-import { joinSegments, pruneSegments, segmentsBetween } from "../lib/media/recording.ts";
+import {
+  joinSegments,
+  listSegments,
+  pruneSegments,
+  recordingOutput,
+  segmentListSize,
+  segmentsBetween,
+} from "../lib/media/recording.ts";
 import type { Emit } from "../lib/runtime/stage.ts";
 import { RtspTestServer } from "../lib/testing/rtsp/server.ts";
 import { CameraManager } from "../services/ingest/camera-manager.ts";
@@ -106,6 +113,32 @@ describe("rolling recording at ingest (real RTSP server, real ffmpeg)", () => {
       await manager.stop();
     }
   }, 60_000);
+
+  it("names only the newest segments in a session's list, however long the camera stays connected", () => {
+    // 40 one-second GOPs copied as fast as ffmpeg reads them: a long-connected camera in a moment.
+    const source = path.join(tempDir("vigil-rec-src-"), "long.mp4");
+    generateVideo("testsrc2=size=320x240:rate=10:duration=40", source, { gop: 10 });
+    const spec = { dir: tempDir("vigil-rec-"), segmentS: 1, bufferS: 10, preRollS: 2, postRollS: 2 } as const;
+    const cap = segmentListSize(spec);
+    expect(cap).toBe(18);
+    const out = recordingOutput({ ...spec, keep: "alerts" }, "s1");
+    const r = spawnSync("ffmpeg", ["-v", "error", "-i", source, ...out.options, out.target], {
+      encoding: "utf8",
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const files = readdirSync(spec.dir).filter((n) => n.endsWith(".ts"));
+    expect(files.length).toBeGreaterThanOrEqual(38);
+    const lines = readFileSync(path.join(spec.dir, "s1.csv"), "utf8").trim().split("\n");
+    expect(lines).toHaveLength(cap);
+    // The newest ones, in order, and nothing half written left beside the list.
+    const listed = listSegments(spec.dir).map((s) => path.basename(s.file));
+    expect(listed).toEqual(files.sort().slice(-cap));
+    expect(readdirSync(spec.dir).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+    // What fell off the list goes with the next prune once it is older than the buffer.
+    const removed = pruneSegments(spec.dir, Date.now() + 1000, () => false);
+    expect(removed).toBe(files.length);
+    expect(readdirSync(spec.dir)).toEqual([]);
+  });
 
   it("a Motion JPEG camera is decoded as before but not recorded, and says why", async () => {
     const server = await RtspTestServer.start({

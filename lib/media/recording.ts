@@ -32,9 +32,20 @@ export interface Segment {
 }
 
 /**
+ * How many segments a session's list names: every segment the buffer can still hold, and a few to spare. The
+ * segmenter splits at most once per `segmentS` of its schedule, so `bufferS / segmentS` segments cover the buffer
+ * whatever the keyframe interval. Without a cap the list grew by a line a segment for as long as the camera stayed
+ * connected (43,200 lines a day at 2 s), and every prune and clip read all of it.
+ */
+export function segmentListSize(spec: Pick<RecordSpec, "bufferS" | "segmentS">): number {
+  return Math.ceil(spec.bufferS / spec.segmentS) + 8;
+}
+
+/**
  * The second output of a camera's decoder: the input's video stream copied into MPEG-TS segments with their list
- * (CSV: name, start and end in stream seconds), named by `session` so a reconnect never overwrites what an earlier
- * connection recorded.
+ * (CSV: name, start and end in stream seconds, the newest `segmentListSize` of them; ffmpeg rewrites a capped list
+ * to a temporary file and renames it, so a reader never sees it half written), named by `session` so a reconnect
+ * never overwrites what an earlier connection recorded.
  */
 export function recordingOutput(spec: RecordSpec, session: string): { target: string; options: string[] } {
   mkdirSync(spec.dir, { recursive: true });
@@ -57,6 +68,8 @@ export function recordingOutput(spec: RecordSpec, session: string): { target: st
       path.join(spec.dir, `${session}.csv`),
       "-segment_list_type",
       "csv",
+      "-segment_list_size",
+      String(segmentListSize(spec)),
     ],
   };
 }
@@ -117,18 +130,22 @@ export function pruneSegments(dir: string, before: number, pinned: (file: string
   } catch {
     return removed;
   }
-  const sessions = new Set(names.filter((n) => n.endsWith(".ts")).map((n) => n.replace(/-\d+\.ts$/, "")));
-  for (const name of names) {
+  const kept: string[] = [];
+  for (const name of names.filter((n) => n.endsWith(".ts"))) {
     const file = path.join(dir, name);
-    if (name.endsWith(".ts") && !listed.has(file) && !pinned(file)) {
-      // Unlisted: being written now (young), or left by a session that ended without listing it (old).
-      if ((statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Infinity) < before) {
-        rmSync(file, { force: true });
-        removed++;
-      }
-    } else if (name.endsWith(".csv") && !sessions.has(name.slice(0, -4))) {
+    // Unlisted: being written now (young), fallen off a capped list, or left by a session that ended without
+    // listing it (old).
+    const old =
+      !listed.has(file) && (statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Infinity) < before;
+    if (old && !pinned(file)) {
       rmSync(file, { force: true });
-    }
+      removed++;
+    } else kept.push(name);
+  }
+  // Lists whose segments are all gone, and the temporary list of a decoder killed while it rewrote its own.
+  const sessions = new Set(kept.map((n) => n.replace(/-\d+\.ts$/, "")));
+  for (const name of names.filter((n) => /\.csv(\.tmp)?$/.test(n))) {
+    if (!sessions.has(name.replace(/\.csv(\.tmp)?$/, ""))) rmSync(path.join(dir, name), { force: true });
   }
   return removed;
 }
