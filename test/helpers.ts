@@ -41,8 +41,13 @@ export function identitySlice(images: string, count: number): string {
 }
 
 /** Tests share the project's model and npm caches (pulled once by setup), nothing else. */
+/**
+ * The tests' config. `VIGIL_TEST_CONFIG` names a config file laid under it, so the suite's accuracy tests can
+ * judge another model pack (a declared one, e.g. a fine-tuned embedder) with the checks they apply to the default.
+ */
 export function testConfig(overrides: Record<string, unknown> = {}): Config {
   return loadConfig({
+    file: process.env.VIGIL_TEST_CONFIG,
     env: {
       ...(process.env.VIGIL_MODEL_MIRROR ? { VIGIL_MODEL_MIRROR: process.env.VIGIL_MODEL_MIRROR } : {}),
     },

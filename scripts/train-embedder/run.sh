@@ -26,3 +26,16 @@ teacher="${VIGIL_TEACHER:-.vigil/models/reid-0095.onnx}"
 [ -f "$teacher" ] || { echo "no $teacher: run bash scripts/setup.sh first (or set VIGIL_TEACHER)" >&2; exit 1; }
 "$venv/bin/python" scripts/train-embedder/train.py --data "$out/pairs" --teacher "$teacher" \
   --out "$out/reid0095-xres.onnx" "$@"
+sum="$(sha256sum "$out/reid0095-xres.onnx" | cut -d' ' -f1)"
+cat >&2 <<NEXT
+
+Declare it as a pack (README: Fine-tuning the embedder for distant faces), then calibrate and fit it:
+  "models": { "pack": "xres", "packs": { "xres": {
+    "licence": "research use only: reid-0095 (Apache-2.0) fine-tuned on LFW lfw-train (research use)",
+    "embedder": { "path": "$(cd "$out" && pwd)/reid0095-xres.onnx", "sha256": "$sum",
+      "input": { "width": 128, "height": 128, "channels": "bgr", "mean": [0, 0, 0], "std": [1, 1, 1] },
+      "template": "omz", "outputDim": 256, "maxBatch": 64 } } } }
+  npx vigil --config site.json eval lfw --calibrate --pack xres --images … --pairs …
+  npx vigil --config site.json eval quality --images … --pairs … --save
+  npx vigil --config site.json eval threshold     # the operating point as the built-in pack's is set
+NEXT
