@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../lib/config/index.ts";
 import { AlertContract, Topics } from "../lib/contracts/index.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { embeddingMessage } from "../lib/testing/embedding-message.ts";
+import { embeddingMessage, partitionBatch } from "../lib/testing/embedding-message.ts";
 import { randomUnit } from "../lib/testing/vectors.ts";
 import { Follows, nextCameras } from "../lib/watchlist/follows.ts";
 import { MatchStage } from "../services/match/stage.ts";
@@ -75,6 +75,41 @@ describe("following a person live", () => {
       await follows.follow("ann", 60_000, "sam");
       expect(await follows.unfollow("ann")).toBe(true);
       expect(await follows.isFollowed("ann")).toBe(false);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("a replica that takes a followed person's camera over mid-pass does not alert on that pass again", async () => {
+    const store = await annOnTheWatchlist();
+    try {
+      await new Follows(store).follow("ann", 3_600_000, "sam");
+      const options = testMatchOptions(0.5, {
+        follows: new Follows(store),
+        checkpoints: { state: store, namespace: "follow-test" },
+      });
+      const look = (seq: number, ts: number) =>
+        embeddingMessage({ cameraId: "door", seq, ts, vector: ann, modelId: MODEL, quality });
+      const alertsOf = (emits: { topic: string }[]) => emits.filter((e) => e.topic === Topics.alerts).length;
+      const partition = [{ topic: Topics.embeddings, partition: 0 }];
+      // Two passes within the cool-down; the partition moves to another replica during the second.
+      const a = new MatchStage(store, store, options);
+      await a.assigned(partition);
+      let alerts = 0;
+      for (const [i, ts] of [T, T + 200, T + 400, T + 10_000].entries()) {
+        const b = partitionBatch([look(i + 1, ts)], i);
+        alerts += alertsOf(await a.handle(b.messages, b.info));
+        await a.checkpoint();
+      }
+      expect(alerts).toBe(2);
+      await a.revoked(partition);
+      const b = new MatchStage(store, store, options);
+      await b.assigned(partition);
+      for (const [i, ts] of [T + 10_200, T + 10_400].entries()) {
+        const next = partitionBatch([look(i + 5, ts)], i + 4);
+        alerts += alertsOf(await b.handle(next.messages, next.info));
+      }
+      expect(alerts).toBe(2);
     } finally {
       store.close();
     }

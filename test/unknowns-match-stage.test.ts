@@ -3,9 +3,8 @@ import { describe, expect, it } from "vitest";
 import { SightingContract, Topics, type EmbeddingMessage } from "../lib/contracts/index.ts";
 import { seededRandom } from "../lib/eval/cluster.ts";
 import { l2normalize } from "../lib/geometry/index.ts";
-import type { BusRecord } from "../lib/bus/bus.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { embeddingMessage } from "../lib/testing/embedding-message.ts";
+import { embeddingMessage, partitionBatch } from "../lib/testing/embedding-message.ts";
 import { MatchStage } from "../services/match/stage.ts";
 import { tempDir, testMatchOptions } from "./helpers.ts";
 
@@ -20,20 +19,7 @@ const quality = { faceSize: 90, interOcular: 40, sharpness: 120, yawDeg: 0, pitc
 const message = (cameraId: string, seq: number, ts: number, vector: Float32Array): EmbeddingMessage =>
   embeddingMessage({ cameraId, seq, ts, vector, modelId: "m1", quality });
 
-/** The batch as a runner hands it over: every record on partition 0 of vigil.embeddings, offsets from `first`. */
-const batch = (messages: EmbeddingMessage[], first: number) => ({
-  messages,
-  info: {
-    records: messages.map((m, i): BusRecord => ({
-      topic: Topics.embeddings,
-      partition: 0,
-      offset: String(first + i),
-      timestamp: m.captureTs,
-      key: m.cameraId,
-      value: new Uint8Array(0),
-    })),
-  },
-});
+const batch = partitionBatch;
 
 describe("the match stage assigns unknown identities, once per track, exactly once across a crash", () => {
   it("one stranger on two cameras is one identity; a replayed batch after a crash counts nothing twice", async () => {

@@ -1,4 +1,5 @@
-import { vectorToBytes, type EmbeddingMessage, type QualityScores } from "../contracts/index.ts";
+import type { BusRecord } from "../bus/bus.ts";
+import { Topics, vectorToBytes, type EmbeddingMessage, type QualityScores } from "../contracts/index.ts";
 
 /**
  * An embedding message as the embed stage would publish it for face `seq` of a camera: a plausible box and
@@ -37,3 +38,18 @@ export function embeddingMessage(face: {
     vector: vectorToBytes(vector),
   };
 }
+
+/** Messages as a runner hands them to the match stage: every record on partition 0 of the embeddings topic. */
+export const partitionBatch = (messages: EmbeddingMessage[], firstOffset: number) => ({
+  messages,
+  info: {
+    records: messages.map((m, i): BusRecord => ({
+      topic: Topics.embeddings,
+      partition: 0,
+      offset: String(firstOffset + i),
+      timestamp: m.captureTs,
+      key: m.cameraId,
+      value: new Uint8Array(0),
+    })),
+  },
+});

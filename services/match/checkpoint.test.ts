@@ -33,10 +33,15 @@ describe("match checkpoint", () => {
       tracks: [...live.open],
       trackMatches: { [live.open[0]!.id]: { personId: "ann@example", name: "Ann", score: 0.7 } },
       lastAlert: { "ann@example@door": 1000 },
+      alertedTracks: [`${live.open[0]!.id}/ann@example`],
     });
     const back = decodeCheckpoint(bytes);
     expect(back.nextOffset).toBe("42");
     expect(back.lastAlert).toEqual({ "ann@example@door": 1000 });
+    expect(back.alertedTracks).toEqual([`${live.open[0]!.id}/ann@example`]);
+    // A checkpoint written before followed tracks were kept reads as none alerted.
+    const older = encodeCheckpoint({ nextOffset: "1", tracks: [], trackMatches: {}, lastAlert: {} });
+    expect(decodeCheckpoint(older).alertedTracks).toEqual([]);
     const [a, b] = [live.open[0]!, back.tracks[0]!];
     expect({ ...b, template: undefined, best: undefined }).toEqual({
       ...a,

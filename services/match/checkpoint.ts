@@ -39,6 +39,11 @@ export interface PartitionCheckpoint {
   trackMatches: Record<string, TrackMatch>;
   /** `person@camera` → capture time of the last alert. */
   lastAlert: Record<string, number>;
+  /**
+   * `<track>/<person>` of open tracks that alerted for a followed person past the cool-down: without them a replica
+   * taking the partition over would alert once more on the same pass. Absent from checkpoints written before it.
+   */
+  alertedTracks?: string[];
 }
 
 /** A track as JSON: its plain fields as they are, the rest in forms JSON keeps (the best face is in the blob). */
@@ -69,6 +74,7 @@ export function encodeCheckpoint(c: PartitionCheckpoint): Uint8Array {
       tracks,
       trackMatches: c.trackMatches,
       lastAlert: c.lastAlert,
+      alertedTracks: c.alertedTracks ?? [],
     }),
   );
   const out = new Uint8Array(4 + header.byteLength + at);
@@ -90,6 +96,7 @@ export function decodeCheckpoint(bytes: Uint8Array): PartitionCheckpoint {
     tracks: TrackHeader[];
     trackMatches: Record<string, TrackMatch>;
     lastAlert: Record<string, number>;
+    alertedTracks?: string[];
   };
   if (header.version !== VERSION)
     throw new Error(`match checkpoint version ${header.version} is not ${VERSION}`);
@@ -105,5 +112,6 @@ export function decodeCheckpoint(bytes: Uint8Array): PartitionCheckpoint {
     tracks,
     trackMatches: header.trackMatches,
     lastAlert: header.lastAlert,
+    alertedTracks: header.alertedTracks ?? [],
   };
 }

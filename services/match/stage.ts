@@ -263,6 +263,9 @@ export class MatchStage implements Stage<EmbeddingMessage> {
           // `person@camera`: camera ids cannot hold an "@" (the config schema), person ids may.
           [...this.lastAlert].filter(([key]) => cameras.has(key.slice(key.lastIndexOf("@") + 1))),
         ),
+        alertedTracks: [...this.alertedTracks].filter((key) =>
+          tracks.some((t) => key.startsWith(`${t.id}/`)),
+        ),
       };
       await cp.state.saveState(this.stateKey(partition), encodeCheckpoint(state));
     }
@@ -286,6 +289,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
       }
       for (const [id, m] of Object.entries(state.trackMatches)) this.trackMatches.set(id, m);
       for (const [key, ts] of Object.entries(state.lastAlert)) this.lastAlert.set(key, ts);
+      for (const key of state.alertedTracks ?? []) this.alertedTracks.add(key);
       this.resumeFrom.set(partition, BigInt(state.nextOffset));
       this.nextOffset.set(partition, BigInt(state.nextOffset));
     }
