@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { scanIdentities } from "../lib/eval/faces.ts";
 import { centralFace } from "../lib/eval/lfw.ts";
-import { drawDegradation, writeDistillData } from "../lib/train/distill-data.ts";
+import { degradePhoto, drawDegradation, writeDistillData } from "../lib/train/distill-data.ts";
 import { seededRandom } from "../lib/eval/cluster.ts";
 import { decodeImage } from "../lib/vision/pixels/image.ts";
 import { sharedData, sharedVision, skipReason, tempDir } from "./helpers.ts";
@@ -37,6 +37,19 @@ const meanAbsDiff = (a: Uint8Array, b: Uint8Array) => {
 
 describe.skipIf(!images)("vigil train-data distill on lfw-train (real photos, real models)", () => {
   if (!images) skipReason("the distillation pairs", "../shared/data/lfw-train");
+
+  it("blurs by the drawn σ, the smallest ones included (sharp's default mask would leave them untouched)", async () => {
+    const file = path.join(images!, scanIdentities(images!)[0]!.files[0]!);
+    const detail = async (blur: number) => {
+      const img = await degradePhoto(file, { scale: 0.4, quality: 60, blur });
+      let sum = 0;
+      for (let i = 3; i < img.data.length; i++) sum += Math.abs(img.data[i]! - img.data[i - 3]!);
+      return sum;
+    };
+    const [none, small, large] = [await detail(0), await detail(0.35), await detail(1)];
+    expect(small).toBeLessThan(none);
+    expect(large).toBeLessThan(small);
+  }, 30_000);
 
   it("writes each photo's pipeline crop, then degraded crops of the same face at the same place, repeatably", async () => {
     const vision = await sharedVision();

@@ -59,7 +59,9 @@ export async function degradePhoto(file: string, d: Degradation) {
     Math.max(1, Math.round(height * d.scale)),
     { kernel: "cubic" },
   );
-  if (d.blur > 0) small = sharp(await small.toBuffer()).blur(Math.max(0.3, d.blur));
+  // sharp blurs after it resizes, whatever the order of the calls: the blur is in shrunk pixels. Its default mask
+  // (amplitude cut-off 0.2, integer weights) leaves a σ below about 0.57 a single tap, which would not blur.
+  if (d.blur > 0) small = small.blur({ sigma: d.blur, minAmplitude: 0.01, precision: "float" });
   const jpeg = await small.jpeg({ quality: d.quality }).toBuffer();
   const back = await sharp(jpeg).resize(width, height, { kernel: "cubic" }).jpeg({ quality: 90 }).toBuffer();
   return decodeImage(new Uint8Array(back), file);
