@@ -3,7 +3,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { scanIdentities } from "../lib/eval/faces.ts";
 import { centralFace } from "../lib/eval/lfw.ts";
-import { degradePhoto, drawDegradation, writeDistillData } from "../lib/train/distill-data.ts";
+import { drawDegradation, writeDistillData } from "../lib/train/distill-data.ts";
+import { degradedJpeg } from "../lib/eval/degrade.ts";
 import { seededRandom } from "../lib/eval/cluster.ts";
 import { decodeImage } from "../lib/vision/pixels/image.ts";
 import { sharedData, sharedVision, skipReason, tempDir } from "./helpers.ts";
@@ -41,7 +42,7 @@ describe.skipIf(!images)("vigil train-data distill on lfw-train (real photos, re
   it("blurs by the drawn σ, the smallest ones included (sharp's default mask would leave them untouched)", async () => {
     const file = path.join(images!, scanIdentities(images!)[0]!.files[0]!);
     const detail = async (blur: number) => {
-      const img = await degradePhoto(file, { scale: 0.4, quality: 60, blur });
+      const img = await decodeImage(await degradedJpeg(file, { scale: 0.4, quality: 60, blur }));
       let sum = 0;
       for (let i = 3; i < img.data.length; i++) sum += Math.abs(img.data[i]! - img.data[i - 3]!);
       return sum;

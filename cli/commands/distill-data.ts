@@ -2,7 +2,7 @@ import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { writeDistillData } from "../../lib/train/distill-data.ts";
-import { loadVision } from "../../lib/vision/inference/vision.ts";
+import { loadBaseVision } from "../../lib/vision/inference/vision.ts";
 import { logToStderr, UsageError } from "../context.ts";
 
 export interface DistillDataOptions {
@@ -22,7 +22,7 @@ export async function distillDataCommand(config: Config, opts: DistillDataOption
     throw new UsageError(`--variants must be a whole number ≥ 1; got ${opts.variants}`);
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1))
     throw new UsageError(`--limit must be a whole number ≥ 1; got ${opts.limit}`);
-  const vision = await loadVision({ ...config, models: { ...config.models, head: undefined } }, logToStderr);
+  const vision = await loadBaseVision(config, logToStderr);
   const manifest = await writeDistillData(
     vision,
     path.resolve(opts.images),

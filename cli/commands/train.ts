@@ -18,7 +18,7 @@ import {
   type TrainOptions,
 } from "../../lib/train/trainer.ts";
 import { verificationScores } from "../../lib/train/validation.ts";
-import { loadVision } from "../../lib/vision/inference/vision.ts";
+import { loadBaseVision } from "../../lib/vision/inference/vision.ts";
 import { logToStderr, UsageError } from "../context.ts";
 
 export interface HeadCliOptions {
@@ -65,11 +65,6 @@ export function trainOptionsFrom(opts: HeadCliOptions): TrainOptions {
   };
 }
 
-/** The base model only: training and the disjoint-fold protocol never run a configured head. */
-async function baseVision(config: Config) {
-  return loadVision({ ...config, models: { ...config.models, head: undefined } }, logToStderr);
-}
-
 const epochLine = (r: EpochRecord, total: number) =>
   `epoch ${String(r.epoch).padStart(String(total).length)}/${total}: loss ${r.loss.toFixed(4)}, held-out TAR@FAR=1e-3 ${(r.valTar * 100).toFixed(2)}%, accuracy ${(r.valAccuracy * 100).toFixed(2)}% (${r.seconds.toFixed(1)} s)`;
 
@@ -94,7 +89,7 @@ export async function trainCommand(config: Config, opts: TrainCommandOptions) {
   const far = opts.far ?? 1e-4;
   if (!(far > 0 && far < 1)) throw new UsageError(`--far must be between 0 and 1; got ${far}`);
   const cacheDir = modelCacheDir(config);
-  const vision = await baseVision(config);
+  const vision = await loadBaseVision(config, logToStderr);
   const base = vision.embedder.modelId;
   const id = checkHeadId(opts.out ?? `${base}+${train.loss}-${new Date().toISOString().slice(0, 10)}`);
   if (headExists(cacheDir, id))
@@ -285,7 +280,7 @@ export async function evalLfwHeadsCommand(
   opts: HeadCliOptions & { images: string; pairs: string; json?: boolean; out?: string },
 ): Promise<LfwHeadsReport> {
   const train = trainOptionsFrom(opts);
-  const vision = await baseVision(config);
+  const vision = await loadBaseVision(config, logToStderr);
   const backend = await trainingBackend();
   logToStderr(`training backend: ${backend}`);
   const report = await evaluateLfwHeads(vision, opts.images, opts.pairs, {

@@ -39,21 +39,42 @@ export function surveillanceScale(key: string, seed: number): number {
   return SURVEILLANCE_SCALES[Math.min(SURVEILLANCE_SCALES.length - 1, Math.floor(draw * 5))]!;
 }
 
+/** A distant camera's view of a photo, as drawn: the recipe above at one scale, or issue 22's training draws. */
+export interface CameraDegradation {
+  /** Share of the image's size it is shrunk to. */
+  scale: number;
+  /** JPEG quality of the shrunk image. */
+  quality: number;
+  /** Gaussian blur (σ in shrunk pixels) before compression: focus and motion; 0 for none. */
+  blur: number;
+}
+
+/**
+ * The photo shrunk with a cubic filter, blurred when asked, JPEG-compressed, scaled back to its size with a cubic
+ * filter and stored as JPEG quality 90.
+ */
+export async function degradedJpeg(file: string, d: CameraDegradation): Promise<Uint8Array> {
+  const meta = await sharp(file).metadata();
+  const width = meta.width!,
+    height = meta.height!;
+  let small = sharp(file).resize(
+    Math.max(1, Math.round(width * d.scale)),
+    Math.max(1, Math.round(height * d.scale)),
+    { kernel: "cubic" },
+  );
+  // sharp blurs after it resizes, whatever the order of the calls: the blur is in shrunk pixels. Its default mask
+  // (amplitude cut-off 0.2, integer weights) leaves a σ below about 0.57 a single tap, which would not blur.
+  if (d.blur > 0) small = small.blur({ sigma: d.blur, minAmplitude: 0.01, precision: "float" });
+  const jpeg = await small.jpeg({ quality: d.quality }).toBuffer();
+  const back = await sharp(jpeg).resize(width, height, { kernel: "cubic" }).jpeg({ quality: 90 }).toBuffer();
+  return new Uint8Array(back);
+}
+
 /** The encoded image a probe is read from: the file's bytes when kept, else the degraded JPEG. */
 export async function degradeImage(
   file: string,
   scale: number,
 ): Promise<{ bytes: Uint8Array | string; scale: number }> {
   if (scale >= 1) return { bytes: file, scale: 1 };
-  const meta = await sharp(file).metadata();
-  const width = meta.width!,
-    height = meta.height!;
-  const small = await sharp(file)
-    .resize(Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale)), {
-      kernel: "cubic",
-    })
-    .jpeg({ quality: 35 })
-    .toBuffer();
-  const back = await sharp(small).resize(width, height, { kernel: "cubic" }).jpeg({ quality: 90 }).toBuffer();
-  return { bytes: new Uint8Array(back), scale };
+  return { bytes: await degradedJpeg(file, { scale, quality: 35, blur: 0 }), scale };
 }

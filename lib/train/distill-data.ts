@@ -1,8 +1,7 @@
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
-import sharp from "sharp";
 import { seededRandom } from "../eval/cluster.ts";
-import { nameHash } from "../eval/degrade.ts";
+import { degradedJpeg, nameHash, type CameraDegradation } from "../eval/degrade.ts";
 import { centralFace } from "../eval/lfw.ts";
 import { scanIdentities } from "../eval/faces.ts";
 import type { Vision } from "../vision/inference/vision.ts";
@@ -14,19 +13,10 @@ import { decodeImage } from "../vision/pixels/image.ts";
  * crops are cut with the clean photo's landmarks, so each pair shows the same face at the same place and only
  * resolution and compression differ; the network learns to map the second onto the first.
  *
- * Everything here is the product's own path (sharp's resampling, YuNet, the similarity warp to the embedder's
+ * Everything here is the product's own path (the degradation of `lfw-dev-lowres` with drawn parameters, YuNet, the similarity warp to the embedder's
  * template), so the crops are what the pipeline would hand the embedder. The training step (Python, offline,
  * `scripts/train-embedder/`) reads the files this writes; it never sees an image file.
  */
-
-export interface Degradation {
-  /** Share of the image's size the face is shrunk to (0.1–0.4: faces of roughly 12–45 px in LFW). */
-  scale: number;
-  /** JPEG quality of the shrunk image. */
-  quality: number;
-  /** Gaussian blur (σ in shrunk pixels) before compression: focus and motion; 0 for none. */
-  blur: number;
-}
 
 export interface DistillManifest {
   format: "vigil-distill-1";
@@ -36,35 +26,17 @@ export interface DistillManifest {
   height: number;
   /** Crops per photo in `crops.u8`: the clean one first, then the degraded ones. */
   perPhoto: number;
-  photos: { file: string; identity: string; degradations: Degradation[] }[];
+  photos: { file: string; identity: string; degradations: CameraDegradation[] }[];
   skipped: { file: string; reason: string }[];
 }
 
 /** The draws of issue 22: scale 0.1–0.4, JPEG 20–60, a blur one time in three. */
-export function drawDegradation(random: () => number): Degradation {
+export function drawDegradation(random: () => number): CameraDegradation {
   return {
     scale: 0.1 + 0.3 * random(),
     quality: 20 + Math.floor(41 * random()),
     blur: random() < 1 / 3 ? 0.3 + 0.7 * random() : 0,
   };
-}
-
-/** Shrunk, blurred, compressed and scaled back up with a cubic filter, as `lfw-dev-lowres` was made. */
-export async function degradePhoto(file: string, d: Degradation) {
-  const meta = await sharp(file).metadata();
-  const width = meta.width!,
-    height = meta.height!;
-  let small = sharp(file).resize(
-    Math.max(1, Math.round(width * d.scale)),
-    Math.max(1, Math.round(height * d.scale)),
-    { kernel: "cubic" },
-  );
-  // sharp blurs after it resizes, whatever the order of the calls: the blur is in shrunk pixels. Its default mask
-  // (amplitude cut-off 0.2, integer weights) leaves a σ below about 0.57 a single tap, which would not blur.
-  if (d.blur > 0) small = small.blur({ sigma: d.blur, minAmplitude: 0.01, precision: "float" });
-  const jpeg = await small.jpeg({ quality: d.quality }).toBuffer();
-  const back = await sharp(jpeg).resize(width, height, { kernel: "cubic" }).jpeg({ quality: 90 }).toBuffer();
-  return decodeImage(new Uint8Array(back), file);
 }
 
 /**
@@ -109,7 +81,7 @@ export async function writeDistillData(
       const degradations = Array.from({ length: options.variants }, () => drawDegradation(random));
       const crops = [face.crop];
       for (const d of degradations) {
-        const degraded = await degradePhoto(full, d);
+        const degraded = await decodeImage(await degradedJpeg(full, d), file);
         crops.push(vision.analyzer.alignDetection(degraded, face.detection).crop);
       }
       for (const c of crops) writeSync(fd, c.data);

@@ -191,6 +191,11 @@ export async function loadVision(
  * Only the half a worker thread needs: detect-align workers open no embedding session, embed workers no
  * detector (each session costs tens of MB).
  */
+/** The pack's own models without a configured head: training, its data and its protocols never run a head. */
+export function loadBaseVision(config: Config, log?: (line: string) => void): Promise<Vision> {
+  return loadVision({ ...config, models: { ...config.models, head: undefined } }, log);
+}
+
 export async function loadVisionPart(config: Config, part: "analyzer"): Promise<FaceAnalyzer>;
 export async function loadVisionPart(config: Config, part: "embedder"): Promise<FaceEmbedder>;
 export async function loadVisionPart(
