@@ -3,7 +3,11 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import path from "node:path";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
-import { pointId } from "../lib/store/qdrant-store.ts";
+import { pointId, type QdrantStore } from "../lib/store/qdrant-store.ts";
+import { openCheckedStore } from "../lib/store/open-store.ts";
+import { migrate, schemaVersion, SchemaTooNewError } from "../lib/store/postgres/migrations.ts";
+import { openPool } from "../lib/store/postgres/pool.ts";
+import { RECORD_MIGRATIONS, RECORDS_SCHEMA } from "../lib/store/postgres/record-migrations.ts";
 import type { QdrantClient } from "@qdrant/js-client-rest";
 import { cropKey, FolderCropStore, type CropStore } from "../lib/store/crop-store.ts";
 import { S3CropStore } from "../lib/store/s3-crop-store.ts";
@@ -17,7 +21,7 @@ import type { StateStore } from "../lib/store/state-store.ts";
 import { InvalidInputError } from "../lib/store/errors.ts";
 import { useQdrant, type LiveQdrant } from "./qdrant-helpers.ts";
 import { postgresStoreRecords } from "../lib/store/postgres/store-records.ts";
-import { allPages, tempDir } from "./helpers.ts";
+import { allPages, tempDir, testConfig } from "./helpers.ts";
 import { usePostgres } from "./postgres-helpers.ts";
 import { cosine, l2normalize } from "../lib/geometry/index.ts";
 
@@ -727,6 +731,61 @@ describe.skipIf(!!(qdrant.skip ?? recordsDb.skip))("Qdrant with its records in P
       expect(await payloads(live)).toEqual([]);
     } finally {
       await db.end();
+    }
+  });
+
+  // What `vigil serve match` and `vigil serve api` open at start (openCheckedStore): the records database is
+  // migrated then, so a database from a newer release stops the process before its first record, not after.
+  const stagesConfig = async (recordsUrl: string) => {
+    const { url, prefix } = await qdrant.endpoint();
+    return testConfig({
+      "store.kind": "qdrant",
+      "store.qdrantUrl": url,
+      "store.qdrantPrefix": prefix,
+      "store.crops.dir": path.join(tempDir("vigil-crops-"), "crops"),
+      "store.records": { kind: "postgres", url: recordsUrl },
+    });
+  };
+
+  it("migrates the records database as a stage starts, before its first record", async () => {
+    const url = await recordsDb.database();
+    const store = await openCheckedStore(await stagesConfig(url));
+    const pool = await openPool(url);
+    try {
+      expect(await schemaVersion(pool, RECORDS_SCHEMA)).toBe(RECORD_MIGRATIONS.length);
+    } finally {
+      await pool.end();
+      store.close();
+    }
+  });
+
+  it("refuses to start a stage on a records database migrated by a newer release, and changes nothing", async () => {
+    const url = await recordsDb.database();
+    const pool = await openPool(url);
+    try {
+      const newer = [
+        ...RECORD_MIGRATIONS,
+        { version: RECORD_MIGRATIONS.length + 1, name: "a later release's", sql: "SELECT 1" },
+      ];
+      await migrate(pool, RECORDS_SCHEMA, newer);
+      const err = await openCheckedStore(await stagesConfig(url)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SchemaTooNewError);
+      expect((err as Error).message).toMatch(/newer than this Vigil knows/);
+      expect(await schemaVersion(pool, RECORDS_SCHEMA)).toBe(newer.length);
+      // One that meets it later (a newer replica migrated meanwhile) waits rather than dead-letters its records.
+      expect(isTransient(err)).toBe(true);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("starts a stage while the records database is away, not ready until it answers", async () => {
+    const url = `postgres://vigil@127.0.0.1:${await freePort()}/records`;
+    const store = await openCheckedStore(await stagesConfig(url));
+    try {
+      expect(await (store as QdrantStore).recordsHealthy()).toBe(false);
+    } finally {
+      store.close();
     }
   });
 });

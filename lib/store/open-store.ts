@@ -43,8 +43,8 @@ export function openStore(config: Config, fileOverride?: string): Store {
 
 /**
  * `openStore`, then a check of what the first write would otherwise find out: a service started with a bucket that
- * does not exist, a refused secret or a Qdrant server too old for the requests Vigil sends fails at start-up with
- * the reason, not on its first sighting.
+ * does not exist, a refused secret, a Qdrant server too old for the requests Vigil sends or a records database
+ * migrated by a newer release fails at start-up with the reason, not on its first sighting.
  */
 export async function openCheckedStore(config: Config, fileOverride?: string): Promise<Store> {
   const store = openStore(config, fileOverride);
@@ -53,6 +53,7 @@ export async function openCheckedStore(config: Config, fileOverride?: string): P
       // Fail at start, naming both versions, rather than on the first write a too-old server would mis-apply.
       await store.checkServer();
       await store.checkCrops();
+      await store.checkRecords();
     } catch (err) {
       store.close();
       throw err;

@@ -2,6 +2,8 @@ import type { QdrantClient } from "@qdrant/js-client-rest";
 import { createHash } from "node:crypto";
 import { bytesToVector, vectorToBytes } from "../contracts/index.ts";
 import type { StoreRecords } from "./postgres/store-records.ts";
+import { SchemaTooNewError } from "./postgres/migrations.ts";
+import { isTransient } from "../runtime/errors.ts";
 import type { Box } from "../geometry/index.ts";
 import {
   flattenSighting,
@@ -187,6 +189,19 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   close() {
     this.crops.close();
     void this.records?.close().catch(() => {});
+  }
+
+  /**
+   * Connects to the records database and migrates it, as a process starts: a schema newer than this code is
+   * refused here (SchemaTooNewError) rather than met by the first record. A database that is away only delays
+   * this to the first use (readiness says so meanwhile): the process starts, and goes on once it is back.
+   */
+  async checkRecords(): Promise<void> {
+    try {
+      await this.records?.open();
+    } catch (err) {
+      if (err instanceof SchemaTooNewError || !isTransient(err)) throw err;
+    }
   }
 
   /** Whether the records database answers (readiness); true without one. */

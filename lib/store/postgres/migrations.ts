@@ -12,9 +12,14 @@ export interface Migration {
   sql: string;
 }
 
-/** The database was migrated by a newer Vigil: this code would misread or damage what it does not know. */
+/**
+ * The database was migrated by a newer Vigil: this code would misread or damage what it does not know. A process
+ * refuses to start on it; one that meets it later (a newer release migrated while it ran) waits, redelivering, as
+ * for a database that is away, since dead-lettering would lose records the newer replicas can store.
+ */
 export class SchemaTooNewError extends Error {
   override name = "SchemaTooNewError";
+  readonly transient = true;
 }
 
 export interface MigrationResult {

@@ -18,6 +18,8 @@ export interface StoreRecords {
   photos: PhotoRecords;
   /** Unknown identities: their records here, their centroids in the Qdrant collections `q` reaches. */
   identities(q: QdrantAccess): PostgresIdentities;
+  /** Connects and migrates now (a process's start), rather than on first use. */
+  open(): Promise<void>;
   /** Whether the records database answers now (readiness). */
   healthy(): Promise<boolean>;
   close(): Promise<void>;
@@ -35,6 +37,7 @@ export function postgresStoreRecords(url: string, crops: CropStore, options: Poo
     people: new PostgresPeople(db),
     photos: new PostgresPhotos(db),
     identities: (q) => new PostgresIdentities(db, q),
+    open: async () => void (await db.get()),
     healthy: () => db.healthy(),
     close: () => db.close(),
   };
