@@ -11,6 +11,7 @@ import { progress } from "../lib/telemetry/progress.ts";
 import { benchIngest } from "./commands/bench-ingest.ts";
 import { benchExport } from "./commands/bench-export.ts";
 import { exportCommand, type ExportOptions } from "./commands/export.ts";
+import { recordingCommand, type RecordingOptions } from "./commands/recording.ts";
 import { followCommand, type FollowOptions } from "./commands/follow.ts";
 import { benchVision } from "./commands/bench-vision.ts";
 import { benchSearch } from "./commands/bench-search.ts";
@@ -276,6 +277,24 @@ program
   .action(
     action(async (opts: ExportOptions) => {
       await exportCommand(configFrom(globals()), opts);
+    }),
+  );
+
+program
+  .command("recording")
+  .description(
+    "any span of a camera's recording as one MP4, copied as recorded (record.keep all keeps it whole; run where its ingest records)",
+  )
+  .requiredOption("--camera <id>", "a recorded camera")
+  .requiredOption("--from <time>", "ISO time, epoch ms, or 15m / 6h / 3d ago")
+  .requiredOption("--to <time>")
+  .requiredOption("--out <file>", "the MP4 to write")
+  .action(
+    action(async (opts: RecordingOptions) => {
+      const clip = await recordingCommand(configFrom(globals()), opts);
+      console.log(
+        `${opts.out}: ${new Date(clip.start).toISOString()} to ${new Date(clip.end).toISOString()}, ${clip.data.length} bytes`,
+      );
     }),
   );
 

@@ -43,9 +43,14 @@ describe("GET /v1/alerts/:id/clip and /v1/sightings/:id/clip", () => {
   beforeAll(async () => {
     h = await apiHarness({
       "store.crops.dir": path.join(tempDir("vigil-api-clips-"), "crops"),
+      "store.retentionDays": 7,
+      "store.alertRetentionDays": 14,
       cameras: [
         { id: "door", url: "rtsp://127.0.0.1:1/door", record: { keep: "sightings" } },
         { id: "yard", url: "rtsp://127.0.0.1:1/yard" },
+        // Asked to record, but a file: ingest records nothing of it.
+        { id: "lobby", url: "/media/lobby.mp4", record: { keep: "alerts" } },
+        { id: "hall", url: "rtsp://127.0.0.1:1/hall", record: { keep: "all" } },
       ],
     });
     clips = new ClipStore(openCropStore(h.config));
@@ -54,6 +59,7 @@ describe("GET /v1/alerts/:id/clip and /v1/sightings/:id/clip", () => {
       alert("a-later", "door"),
       alert("a-gap", "door"),
       alert("a-yard", "yard"),
+      alert("a-lobby", "lobby"),
     ]);
     await clips.put(
       {
@@ -82,13 +88,16 @@ describe("GET /v1/alerts/:id/clip and /v1/sightings/:id/clip", () => {
   it("names the clip in alerts and sightings of recorded cameras (clipUrl), null elsewhere", async () => {
     expect((await get("/v1/alerts/a-clip")).json().clipUrl).toBe("/v1/alerts/a-clip/clip");
     expect((await get("/v1/alerts/a-yard")).json().clipUrl).toBeNull();
+    expect((await get("/v1/alerts/a-lobby")).json().clipUrl).toBeNull();
     await h.store.addSightings([
       { ...sighting("s-door", "door", T, randomUnit(1, 16)) },
       { ...sighting("s-yard", "yard", T, randomUnit(2, 16)) },
+      { ...sighting("s-hall", "hall", T, randomUnit(3, 16)) },
     ]);
     const op = (url: string) => h.app.inject({ method: "GET", url, headers: h.auth("operator") });
     expect((await op("/v1/sightings/s-door")).json().clipUrl).toBe("/v1/sightings/s-door/clip");
     expect((await op("/v1/sightings/s-yard")).json().clipUrl).toBeNull();
+    expect((await op("/v1/sightings/s-hall")).json().clipUrl).toBe("/v1/sightings/s-hall/clip");
   });
 
   it("serves the whole clip, or the byte range a <video> asks for, with its wall-clock span", async () => {
@@ -120,6 +129,7 @@ describe("GET /v1/alerts/:id/clip and /v1/sightings/:id/clip", () => {
     expect(await reason("/v1/alerts/a-later/clip")).toMatch(/not yet|no clip of a-later yet/);
     expect(await reason("/v1/alerts/a-gap/clip")).toMatch(/no video of camera door was recorded/);
     expect(await reason("/v1/alerts/a-yard/clip")).toMatch(/camera yard is not recorded/);
+    expect(await reason("/v1/alerts/a-lobby/clip")).toMatch(/camera lobby is a file, not a live camera/);
     // Retention takes the clip with its alert (here 30 days on, alerts kept 14).
     const retention = new RetentionScheduler(h.store, {
       retentionDays: 7,
@@ -129,9 +139,11 @@ describe("GET /v1/alerts/:id/clip and /v1/sightings/:id/clip", () => {
       clips,
     });
     const purged = await retention.tick();
-    expect(purged).toMatchObject({ alerts: 4, sightings: 2, clips: 3 }); // a-clip's video and info, a-gap's info
+    expect(purged).toMatchObject({ alerts: 5, sightings: 3, clips: 3 }); // a-clip's video and info, a-gap's info
     expect(await clips.info("alerts", "a-clip", T)).toBeUndefined();
-    expect(await reason("/v1/alerts/a-clip/clip")).toMatch(/no alert a-clip/);
+    expect(await reason("/v1/alerts/a-clip/clip")).toMatch(
+      /no alert a-clip: .*older than the 14 days such records are kept and retention has deleted it, with its clip/,
+    );
   });
 
   it("reads ranges as browsers send them", () => {

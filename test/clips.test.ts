@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { MemoryBus } from "../lib/bus/index.ts";
 import { loadConfig } from "../lib/config/index.ts";
-import { AlertContract, Topics } from "../lib/contracts/index.ts";
+import { AlertContract, SightingContract, Topics, vectorToBytes } from "../lib/contracts/index.ts";
 import { ClipStore, clipKeys } from "../lib/store/clip-store.ts";
 import { FolderCropStore, type CropStore } from "../lib/store/crop-store.ts";
 import { S3CropStore } from "../lib/store/s3-crop-store.ts";
@@ -13,7 +13,8 @@ import { S3Server, s3UnavailableReason } from "../lib/testing/s3/index.ts";
 import { CameraManager } from "../services/ingest/camera-manager.ts";
 import { resolveCamera } from "../services/ingest/camera.ts";
 import { ClipCutter } from "../services/ingest/clips.ts";
-import { alertMessage } from "./api-harness.ts";
+import { alertMessage, apiHarness, sighting } from "./api-harness.ts";
+import { randomUnit } from "../lib/testing/vectors.ts";
 import { tempDir } from "./helpers.ts";
 
 const config = loadConfig({
@@ -57,10 +58,10 @@ function probe(bytes: Uint8Array) {
 }
 
 /** One recorded live camera (its own RTSP server, so a test can take it away) and a cutter over `crops`. */
-async function recordedCamera(id: string, crops: CropStore) {
+async function recordedCamera(id: string, crops: CropStore, keep: "alerts" | "sightings" = "alerts") {
   const server = await RtspTestServer.start({ "/cam": { kind: "test", width: 640, height: 360, fps: 25 } });
   const spec = resolveCamera(
-    { id, url: server.url("/cam"), loop: false },
+    { id, url: server.url("/cam"), loop: false, record: { keep } },
     config.ingest,
     tempDir("vigil-rec-"),
   );
@@ -150,6 +151,60 @@ describe("clips around alerts (real RTSP server, real ffmpeg)", () => {
     expect(await cutter.cut(cutter.forAlert({ alertId: "old", cameraId: "gate", ts })!)).toEqual(outcome);
     // Sightings are not kept on this camera (keep: alerts).
     expect(cutter.forSighting({ sightingId: "s", cameraId: "gate", startTs: ts, endTs: ts })).toBeUndefined();
+  }, 90_000);
+});
+
+describe("clips of sightings (record.keep: sightings; real RTSP server, real ffmpeg)", () => {
+  it("a sighting on vigil.sightings gets a clip from pre-roll before its first face to post-roll after its last, within post-roll + 5 s of its close, served seekable by the API", async () => {
+    const dir = path.join(tempDir("vigil-clips-"), "crops");
+    const crops = new FolderCropStore(dir);
+    const { cutter } = await recordedCamera("hall", crops, "sightings");
+    const bus = new MemoryBus({ capacity: 64 });
+    cleanups.push(() => bus.close());
+    await cutter.subscribe(bus, "clips-test");
+    // A pass of 3 s that has just closed, once the recording reaches back to its pre-roll.
+    await sleep(3000);
+    const closedAt = Date.now();
+    const s = { ...sighting("s-hall", "hall", closedAt - 3000, randomUnit(1, 16)), endTs: closedAt };
+    const { id, vector, crop, ...header } = s;
+    await bus.publish(Topics.sightings, [
+      {
+        key: "hall",
+        value: SightingContract.encode({
+          ...header,
+          sightingId: id,
+          dim: 16,
+          vector: vectorToBytes(vector),
+          crop,
+        }),
+      },
+    ]);
+    let info;
+    for (let i = 0; !(info = await cutter.clips.info("sightings", id, s.startTs)); i++) {
+      if (i > 200) throw new Error("no clip of the sighting");
+      await sleep(100);
+    }
+    expect(Date.now() - (closedAt + 2000)).toBeLessThanOrEqual(5000);
+    expect(info).toMatchObject({ kind: "sightings", cameraId: "hall", short: null, from: s.startTs - 2000 });
+    expect(info.start).toBeLessThanOrEqual(s.startTs - 2000);
+    expect(info.end).toBeGreaterThanOrEqual(closedAt + 2000);
+    // The API on the same crop store serves it, and a <video>'s range request reads part of it.
+    const h = await apiHarness({
+      "store.crops.dir": dir,
+      cameras: [{ id: "hall", url: "rtsp://127.0.0.1:1/hall", record: { keep: "sightings" } }],
+    });
+    cleanups.push(() => h.close());
+    await h.store.addSightings([s]);
+    const op = (url: string, headers: Record<string, string> = {}) =>
+      h.app.inject({ method: "GET", url, headers: { ...h.auth("operator"), ...headers } });
+    expect((await op(`/v1/sightings/${id}`)).json().clipUrl).toBe(`/v1/sightings/${id}/clip`);
+    const whole = await op(`/v1/sightings/${id}/clip`);
+    expect(whole.statusCode).toBe(200);
+    expect(whole.headers["vigil-clip-start"]).toBe(String(info.start));
+    expect(probe(whole.rawPayload).seconds).toBeGreaterThan(6.5);
+    const part = await op(`/v1/sightings/${id}/clip`, { range: "bytes=0-1023" });
+    expect(part.statusCode).toBe(206);
+    expect(part.headers["content-range"]).toBe(`bytes 0-1023/${whole.rawPayload.length}`);
   }, 90_000);
 });
 

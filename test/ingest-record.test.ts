@@ -6,6 +6,7 @@ import { loadConfig } from "../lib/config/index.ts";
 import { CameraStatusContract, Topics, type CameraStatusMessage } from "../lib/contracts/index.ts";
 import { generateVideo } from "../lib/media/generate.ts";
 import {
+  CameraRecording,
   joinSegments,
   listSegments,
   pruneSegments,
@@ -16,7 +17,13 @@ import {
 import type { Emit } from "../lib/runtime/stage.ts";
 import { RtspTestServer } from "../lib/testing/rtsp/server.ts";
 import { CameraManager } from "../services/ingest/camera-manager.ts";
-import { resolveCamera } from "../services/ingest/camera.ts";
+import { recordRoot, resolveCamera } from "../services/ingest/camera.ts";
+import { recordingCommand } from "../cli/commands/recording.ts";
+import { ClipCutter } from "../services/ingest/clips.ts";
+import { ClipStore } from "../lib/store/clip-store.ts";
+import { FolderCropStore } from "../lib/store/crop-store.ts";
+
+const HOUR_MS = 3_600_000;
 import { tempDir } from "./helpers.ts";
 import { benchIngest } from "../cli/commands/bench-ingest.ts";
 
@@ -121,7 +128,7 @@ describe("rolling recording at ingest (real RTSP server, real ffmpeg)", () => {
     const spec = { dir: tempDir("vigil-rec-"), segmentS: 1, bufferS: 10, preRollS: 2, postRollS: 2 } as const;
     const cap = segmentListSize(spec);
     expect(cap).toBe(18);
-    const out = recordingOutput({ ...spec, keep: "alerts" }, "s1");
+    const out = recordingOutput({ ...spec, keep: "alerts", keepDays: 1 }, "s1");
     const r = spawnSync("ffmpeg", ["-v", "error", "-i", source, ...out.options, out.target], {
       encoding: "utf8",
     });
@@ -138,6 +145,79 @@ describe("rolling recording at ingest (real RTSP server, real ffmpeg)", () => {
     const removed = pruneSegments(spec.dir, Date.now() + 1000, () => false);
     expect(removed).toBe(files.length);
     expect(readdirSync(spec.dir)).toEqual([]);
+  });
+
+  it("keep: all moves what leaves the buffer into hour folders, vigil recording cuts any span of it, and whole hours expire after keepDays", async () => {
+    const dataDir = tempDir("vigil-rec-all-");
+    const allConfig = loadConfig({
+      env: {},
+      overrides: {
+        dataDir,
+        "store.path": path.join(dataDir, "vigil.db"),
+        cameras: [
+          {
+            id: "door",
+            url: "rtsp://127.0.0.1:1/door",
+            record: { keep: "all", keepDays: 1, segmentS: 1, bufferS: 10 },
+          },
+        ],
+      },
+    });
+    const spec = resolveCamera(allConfig.cameras[0]!, allConfig.ingest, recordRoot(allConfig)).record!;
+    const source = path.join(tempDir("vigil-rec-src-"), "all.mp4");
+    generateVideo("testsrc2=size=320x240:rate=10:duration=12", source, { gop: 10 });
+    const out = recordingOutput(spec, "s1");
+    const r = spawnSync("ffmpeg", ["-v", "error", "-i", source, ...out.options, out.target], {
+      encoding: "utf8",
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const listed = listSegments(spec.dir);
+    expect(listed.length).toBeGreaterThanOrEqual(11);
+    const now = Date.now();
+    let clock = now + 60_000;
+    const recording = new CameraRecording(spec, () => clock);
+    // A minute on, every segment has left the 10 s buffer: archived, not deleted, except one a clip still holds.
+    recording.pin([listed[0]!]);
+    recording.prune();
+    expect(readdirSync(spec.dir).filter((n) => n.endsWith(".ts"))).toEqual([path.basename(listed[0]!.file)]);
+    recording.unpin([listed[0]!]);
+    recording.prune();
+    expect(readdirSync(spec.dir).filter((n) => n.endsWith(".ts"))).toEqual([]);
+    const kept = recording.between(now - HOUR_MS, now + HOUR_MS);
+    expect(kept.map((s) => path.basename(s.file).replace(/^\d+_\d+_/, ""))).toEqual(
+      listed.map((s) => path.basename(s.file)),
+    );
+    expect(kept.map((s) => [s.start, s.end])).toEqual(
+      listed.map((s) => [Math.round(s.start), Math.round(s.end)]),
+    );
+    // Any span of it, as one MP4, audited as footage leaving the system.
+    const file = path.join(dataDir, "door.mp4");
+    const clip = await recordingCommand(allConfig, {
+      camera: "door",
+      from: new Date(now - HOUR_MS).toISOString(),
+      to: new Date(now + HOUR_MS).toISOString(),
+      out: file,
+    });
+    const probe = spawnSync(
+      "ffprobe",
+      ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file],
+      { encoding: "utf8" },
+    );
+    expect(Number(probe.stdout)).toBeGreaterThan(10);
+    expect(clip.data.length).toBe(readFileSync(file).length);
+    await expect(
+      recordingCommand(allConfig, {
+        camera: "door",
+        from: "2001-01-01T00:00:00Z",
+        to: "2001-01-01T01:00:00Z",
+        out: file,
+      }),
+    ).rejects.toThrow(/no video of camera door is kept between .*kept for 1 days/);
+    // Past keepDays the hours go whole.
+    clock = now + 2 * 86_400_000;
+    recording.prune();
+    expect(recording.between(now - HOUR_MS, now + HOUR_MS)).toEqual([]);
+    expect(readdirSync(path.join(spec.dir, "archive"))).toEqual([]);
   });
 
   it("a Motion JPEG camera is decoded as before but not recorded, and says why", async () => {
@@ -180,6 +260,18 @@ describe("rolling recording at ingest (real RTSP server, real ffmpeg)", () => {
     expect(seen.at(-1)!.recording).toEqual({
       on: false,
       reason: expect.stringMatching(/file.*live cameras/),
+    });
+    // Its alerts' clips say the same at once (kept for whoever asks), rather than wait for video that never comes.
+    const clips = new ClipStore(new FolderCropStore(path.join(tempDir("vigil-rec-clips-"), "crops")));
+    const cutter = new ClipCutter(manager.recordings(), clips, { scratch: tempDir("vigil-rec-scratch-") });
+    const ts = Date.now();
+    const outcome = await cutter.cut(cutter.forAlert({ alertId: "a-f", cameraId: "f", ts })!);
+    expect(outcome).toEqual({
+      none: expect.stringMatching(/^camera f is not recorded: a file, not a live camera/),
+    });
+    expect(await clips.info("alerts", "a-f", ts)).toMatchObject({
+      bytes: 0,
+      none: (outcome as { none: string }).none,
     });
   }, 60_000);
 

@@ -1,6 +1,7 @@
 import { readFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { ConfigSchema, type Config } from "./schema.ts";
+import { recordableUrl } from "../media/camera-url.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -117,14 +118,30 @@ export function storePath(config: Config): string {
 
 /**
  * Which cameras' alerts, and which cameras' sightings, get clips: each camera's `record.keep`, or the ingest
- * default for cameras the config does not list (`vigil run --source`).
+ * default for cameras the config does not list (`vigil run --source`); none for a listed camera that is a file
+ * (its records name no clip; ingest says why it records nothing). `why` says why a record has no clip.
  */
 export function clippedRecords(config: Pick<Config, "cameras" | "ingest">) {
+  const camera = (cameraId: string) => config.cameras.find((c) => c.id === cameraId);
+  const file = (cameraId: string) => {
+    const c = camera(cameraId);
+    return c !== undefined && !recordableUrl(c.url);
+  };
   const keep = (cameraId: string) =>
-    config.cameras.find((c) => c.id === cameraId)?.record?.keep ?? config.ingest.record.keep;
+    file(cameraId) ? "off" : (camera(cameraId)?.record?.keep ?? config.ingest.record.keep);
+  const alerts = (cameraId: string) => keep(cameraId) !== "off";
+  const sightings = (cameraId: string) => keep(cameraId) === "sightings" || keep(cameraId) === "all";
   return {
-    alerts: (cameraId: string) => keep(cameraId) !== "off",
-    sightings: (cameraId: string) => keep(cameraId) === "sightings",
+    alerts,
+    sightings,
+    why(kind: "alerts" | "sightings", cameraId: string): string | undefined {
+      if ((kind === "alerts" ? alerts : sightings)(cameraId)) return undefined;
+      if (file(cameraId))
+        return `camera ${cameraId} is a file, not a live camera: clips are recorded from live cameras only`;
+      return kind === "alerts"
+        ? `camera ${cameraId} is not recorded (its record.keep is off)`
+        : `camera ${cameraId} keeps no clips of sightings (its record.keep is ${keep(cameraId)})`;
+    },
   };
 }
 

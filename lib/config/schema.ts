@@ -16,15 +16,21 @@ const fraction = z.number().min(0).max(1);
 
 /**
  * Rolling recording of a camera's encoded stream (copied, never re-encoded) for clips around what it saw. `keep`:
- * `alerts` cuts a clip for every alert, `sightings` for every sighting as well, `off` records nothing.
+ * `alerts` cuts a clip for every alert, `sightings` for every sighting as well, `all` also keeps the whole
+ * recording (not only what clips need) for `keepDays`, `off` records nothing.
  */
 const RecordSchema = z.object({
-  keep: z.enum(["off", "alerts", "sightings"]).default("off"),
+  keep: z.enum(["off", "alerts", "sightings", "all"]).default("off"),
+  /**
+   * With `keep: all`: how long the whole recording stays on ingest's disk (hour folders, deleted whole; a 2 Mbit/s
+   * camera writes about 21 GB a day). `vigil recording` cuts any span of it.
+   */
+  keepDays: z.number().positive().max(365).default(7),
   /** Video kept before an alert's face, and after it. */
   preRollS: z.number().min(0).max(120).default(5),
   postRollS: z.number().min(0).max(120).default(5),
   /** Segment length asked of ffmpeg's segmenter (a segment ends on the first keyframe after it). */
-  segmentS: z.number().min(1).max(10).default(2),
+  segmentS: z.number().min(1).max(6).default(2),
   /** Video kept on disk whatever needs it: the longest sighting a clip can reach back to the start of. */
   bufferS: z.number().min(10).max(3600).default(120),
 });

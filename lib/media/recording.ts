@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 /** What a camera's rolling recording needs (`ingest.record` with the camera's overrides, resolved). */
@@ -10,7 +10,9 @@ export interface RecordSpec {
   bufferS: number;
   preRollS: number;
   postRollS: number;
-  keep: "alerts" | "sightings";
+  keep: "alerts" | "sightings" | "all";
+  /** With `keep: all`, how long the archive of the whole recording is kept. */
+  keepDays: number;
   /**
    * The frames faces are found in (a live camera's letterbox size): what a record's box is measured in, so a
    * player can draw it over the recorded video, whatever its own size.
@@ -236,11 +238,85 @@ export class InputCodecReader {
   }
 }
 
+// keep: all moves a segment leaving the buffer into an archive of hour folders (UTC), its wall-clock span in its
+// name: listing a span reads one folder an hour, and expiry deletes whole folders, however many days are kept
+// (a week at 2 s is 300,000 segments a camera; the buffer's own folder stays as small as without the archive).
+const ARCHIVE = "archive";
+const HOUR = 3_600_000;
+const hourFolder = (ts: number) => new Date(Math.floor(ts / HOUR) * HOUR).toISOString().slice(0, 13);
+
+/** Moves finished segments into the camera's archive (keep: all), named by their span. */
+export function archiveSegments(dir: string, segments: Segment[]): number {
+  let moved = 0;
+  for (const s of segments) {
+    const folder = path.join(dir, ARCHIVE, hourFolder(s.start));
+    mkdirSync(folder, { recursive: true });
+    try {
+      renameSync(
+        s.file,
+        path.join(folder, `${Math.round(s.start)}_${Math.round(s.end)}_${path.basename(s.file)}`),
+      );
+      moved++;
+    } catch (err) {
+      // Gone since it was listed (an earlier pass, or a prune beside it): nothing to move.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+  return moved;
+}
+
+/** The archived segments that hold any of [from, to], in time order. */
+export function archivedSegments(dir: string, from: number, to: number): Segment[] {
+  const out: Segment[] = [];
+  // A segment is filed under the hour it starts in, so one that ends in [from, to] may start an hour earlier.
+  for (let hour = Math.floor(from / HOUR) * HOUR - HOUR; hour <= to; hour += HOUR) {
+    const folder = path.join(dir, ARCHIVE, hourFolder(hour));
+    let names: string[];
+    try {
+      names = readdirSync(folder);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = /^(\d+)_(\d+)_.+\.ts$/.exec(name);
+      if (!m) continue;
+      const seg = { file: path.join(folder, name), start: Number(m[1]), end: Number(m[2]) };
+      if (seg.end > from && seg.start < to) out.push(seg);
+    }
+  }
+  return out.sort((a, b) => a.start - b.start);
+}
+
+/** Deletes the archive's hours that ended before `before`. Returns how many hour folders went. */
+export function pruneArchive(dir: string, before: number): number {
+  let names: string[];
+  try {
+    names = readdirSync(path.join(dir, ARCHIVE));
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const start = Date.parse(`${name}:00:00Z`);
+    if (Number.isFinite(start) && start + HOUR < before) {
+      rmSync(path.join(dir, ARCHIVE, name), { recursive: true, force: true });
+      removed++;
+    }
+  }
+  return removed;
+}
+
 /**
- * A camera's recording folder as ingest keeps it: pruned to `bufferS` except segments a clip being cut has pinned.
+ * A camera's recording folder as ingest keeps it: pruned to `bufferS` except segments a clip being cut has pinned;
+ * with keep: all, what leaves the buffer goes to the archive, which is pruned to `keepDays`.
  */
 export class CameraRecording {
   private readonly pins = new Map<string, number>();
+  /**
+   * Why this camera's video is not recorded although it was asked to be (a file, a codec that cannot be copied):
+   * the clips its records call for say so rather than wait for video that will never be there.
+   */
+  off: string | undefined;
 
   constructor(
     readonly spec: RecordSpec,
@@ -265,6 +341,22 @@ export class CameraRecording {
   }
 
   prune(): number {
-    return pruneSegments(this.spec.dir, this.clock() - this.spec.bufferS * 1000, (f) => this.pins.has(f));
+    const now = this.clock();
+    const edge = now - this.spec.bufferS * 1000;
+    if (this.spec.keep === "all") {
+      // Before the buffer's prune, which would delete them: a listed segment leaves the buffer while its list
+      // still names it (the list holds a few segments more than the buffer).
+      archiveSegments(
+        this.spec.dir,
+        this.segments().filter((s) => s.end < edge && !this.pins.has(s.file)),
+      );
+      pruneArchive(this.spec.dir, now - this.spec.keepDays * 86_400_000);
+    }
+    return pruneSegments(this.spec.dir, edge, (f) => this.pins.has(f));
+  }
+
+  /** The recorded segments (archived and in the buffer) that hold any of [from, to], in time order. */
+  between(from: number, to: number): Segment[] {
+    return [...archivedSegments(this.spec.dir, from, to), ...segmentsBetween(this.segments(), from, to)];
   }
 }

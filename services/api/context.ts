@@ -2,7 +2,7 @@ import type { StateStore } from "../../lib/store/state-store.ts";
 import type { ExportJobs } from "../../lib/export/export-jobs.ts";
 import type { Embedder } from "../../lib/vision/inference/embedder.ts";
 import type { FrameAnalyzer } from "../../lib/vision/inference/face-analyzer.ts";
-import type { CameraRecorded } from "./alert-links.ts";
+import type { clippedRecords } from "../../lib/config/index.ts";
 import type { ClipStore } from "../../lib/store/clip-store.ts";
 import type {
   FastifyBaseLogger,
@@ -97,5 +97,5 @@ export interface ApiContext extends ApiDeps {
   clips: ClipStore;
   exports: ExportJobs;
   /** Which cameras' alerts, and which cameras' sightings, get clips (their `clipUrl`). */
-  clipped: { alerts: CameraRecorded; sightings: CameraRecorded };
+  clipped: ReturnType<typeof clippedRecords>;
 }

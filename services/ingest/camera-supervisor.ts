@@ -17,7 +17,8 @@ import {
 } from "../../lib/media/ffmpeg.ts";
 import { CameraRecording, RECORDABLE_CODECS, recordingOutput } from "../../lib/media/recording.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
-import { isHttpUrl, isLiveUrl, type CameraSpec } from "./camera.ts";
+import type { CameraSpec } from "./camera.ts";
+import { isHttpUrl, recordableUrl } from "../../lib/media/camera-url.ts";
 
 export type CameraState = CameraStatusMessage["state"];
 type Timing = Pick<
@@ -70,7 +71,13 @@ export class CameraSupervisor {
   /** The rolling recording, for cameras with `record.keep` set. */
   readonly recording: CameraRecording | undefined;
   /** Why this camera is not recorded although asked to be (a file, a codec that cannot be copied). */
-  private recordOff: string | undefined;
+  private get recordOff(): string | undefined {
+    return this.recording?.off;
+  }
+
+  private set recordOff(reason: string | undefined) {
+    if (this.recording) this.recording.off = reason;
+  }
 
   constructor(
     readonly camera: CameraSpec,
@@ -90,7 +97,7 @@ export class CameraSupervisor {
       framesUndecodable: 0,
       reconnects: 0,
     };
-    this.live = isLiveUrl(camera.url) || isHttpUrl(camera.url);
+    this.live = recordableUrl(camera.url);
     if (camera.record) {
       this.recording = new CameraRecording(camera.record, clock);
       if (!this.live) this.recordOff = "a file, not a live camera: clips are recorded from live cameras only";

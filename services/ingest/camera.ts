@@ -22,8 +22,7 @@ export interface CameraSpec {
   record?: RecordSpec;
 }
 
-export const isLiveUrl = (url: string) => /^(rtsps?|rtmp|srt|udp|tcp):\/\//i.test(url);
-export const isHttpUrl = (url: string) => /^https?:\/\//i.test(url);
+export { isHttpUrl, isLiveUrl } from "../../lib/media/camera-url.ts";
 
 /**
  * A camera with the ingest defaults applied. `recordRoot`: where recordings go (a folder per camera); without it

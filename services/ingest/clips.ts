@@ -37,6 +37,7 @@ export interface ClipCutterOptions {
 }
 
 const iso = (ts: number) => new Date(ts).toISOString();
+const keepsSightings = (r: CameraRecording) => r.spec.keep === "sightings" || r.spec.keep === "all";
 
 /**
  * Cuts clips for the records of the cameras this process records: from their rolling recordings, once the
@@ -59,7 +60,7 @@ export class ClipCutter {
 
   /** Whether any camera here keeps clips of `kind`. */
   cuts(kind: ClipKind): boolean {
-    return [...this.recordings.values()].some((r) => kind === "alerts" || r.spec.keep === "sightings");
+    return [...this.recordings.values()].some((r) => kind === "alerts" || keepsSightings(r));
   }
 
   /** The clip an alert calls for, when its camera is recorded here. */
@@ -80,7 +81,7 @@ export class ClipCutter {
   /** The clip a sighting calls for, when its camera is recorded here and keeps sightings' clips. */
   forSighting(s: { sightingId: string; cameraId: string; startTs: number; endTs: number }) {
     const r = this.recordings.get(s.cameraId);
-    if (!r || r.spec.keep !== "sightings") return undefined;
+    if (!r || !keepsSightings(r)) return undefined;
     const { preRollS, postRollS } = r.spec;
     return {
       kind: "sightings" as const,
@@ -101,6 +102,12 @@ export class ClipCutter {
     if (!recording) return { none: `camera ${req.cameraId} is not recorded here` };
     const stored = await this.clips.info(req.kind, req.id, req.ts);
     if (stored) return stored.none ? { none: stored.none } : { clip: stored };
+    if (recording.off) {
+      const none = `camera ${req.cameraId} is not recorded: ${recording.off}`;
+      const { kind, id, cameraId, ts, from, to } = req;
+      await this.clips.putNone({ kind, id, cameraId, ts, from, to }, none, this.clock());
+      return { none };
+    }
     const { segmentS } = recording.spec;
     // A finished segment lists at most a segment (and the keyframe it waits for) after its end; silence for
     // twice that means the video stopped.

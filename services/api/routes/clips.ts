@@ -27,6 +27,22 @@ export function byteRange(
   return { start, end };
 }
 
+/**
+ * The record a clip is asked for. Its absence is most often retention's doing (a link kept from an alert or an
+ * export outlives the record): the 404 says so, with how long such records are kept, since a clip goes with it.
+ */
+async function expired<T>(record: Promise<T>, keptDays: number): Promise<T> {
+  try {
+    return await record;
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+    throw new NotFoundError(
+      `${err.message}: it was never stored, or it is older than the ${keptDays} days such records are kept ` +
+        `and retention has deleted it, with its clip`,
+    );
+  }
+}
+
 /** The clip's video, or the part of it the Range header asks for; its span and shortfall in headers. */
 async function sendClip(
   ctx: ApiContext,
@@ -37,12 +53,11 @@ async function sendClip(
 ) {
   const info = await ctx.clips.info(kind, record.id, record.ts);
   if (!info) {
+    const why = ctx.clipped.why(kind, record.cameraId);
     throw new NotFoundError(
-      ctx.clipped[kind](record.cameraId)
-        ? `no clip of ${record.id} yet: it is cut once the recording holds its post-roll (a few seconds after it)`
-        : kind === "alerts"
-          ? `no clip of ${record.id}: camera ${record.cameraId} is not recorded (its record.keep is off)`
-          : `no clip of ${record.id}: camera ${record.cameraId} keeps no clips of sightings (its record.keep is not sightings)`,
+      why
+        ? `no clip of ${record.id}: ${why}`
+        : `no clip of ${record.id} yet: it is cut once the recording holds its post-roll (a few seconds after it)`,
     );
   }
   if (info.none) throw new NotFoundError(`no clip of ${record.id}: ${info.none}`);
@@ -88,7 +103,7 @@ export function clipRoutes(app: ZodApp, ctx: ApiContext) {
     { config: { role: "viewer", audit: "export.alert-clip" }, schema: clipSchema("alerts", "alert") },
     async (request, reply) => {
       audit(request, request.params.id, { range: request.headers.range ?? null });
-      const alert = await ctx.history.alert(request.params.id);
+      const alert = await expired(ctx.history.alert(request.params.id), ctx.config.store.alertRetentionDays);
       return sendClip(ctx, request, reply, "alerts", alert);
     },
   );
@@ -100,7 +115,7 @@ export function clipRoutes(app: ZodApp, ctx: ApiContext) {
     },
     async (request, reply) => {
       audit(request, request.params.id, { range: request.headers.range ?? null });
-      const s = await ctx.history.sighting(request.params.id);
+      const s = await expired(ctx.history.sighting(request.params.id), ctx.config.store.retentionDays);
       return sendClip(ctx, request, reply, "sightings", { id: s.id, cameraId: s.cameraId, ts: s.startTs });
     },
   );
