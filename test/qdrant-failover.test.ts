@@ -15,7 +15,7 @@ import { photoName, type PhotoEmbedder, type PhotoInput } from "../lib/watchlist
 import { WatchlistService } from "../lib/watchlist/service.ts";
 import { MatchStage } from "../services/match/stage.ts";
 import { apiOver, form, photo, RED } from "./api-harness.ts";
-import { folderCrops, useQdrant } from "./qdrant-helpers.ts";
+import { caughtUp, folderCrops, useQdrant } from "./qdrant-helpers.ts";
 import { tempDir, testConfig, testMatchOptions } from "./helpers.ts";
 
 /**
@@ -117,36 +117,6 @@ async function undisturbed(): Promise<Written> {
   out.add(await stage.flush());
   store.close();
   return out;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Until every copy of every collection is Active, as `url` sees them, and no transfer is left. */
-async function caughtUp(url: string, collections: string[], timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  for (;;) {
-    try {
-      const views = await Promise.all(collections.map((c) => collectionCopies(url, c)));
-      const behind = views.flatMap((v, i) =>
-        v.copies
-          .filter((c) => c.state !== "Active")
-          .map((c) => `${collections[i]}#${c.shard}@${c.peer}:${c.state}`),
-      );
-      const short = views.flatMap((v, i) =>
-        [...new Set(v.copies.map((c) => c.shard))]
-          .filter((s) => v.copies.filter((c) => c.shard === s).length < v.replicationFactor)
-          .map((s) => `${collections[i]}#${s}: too few copies`),
-      );
-      const moving = views.reduce((n, v) => n + v.transfers, 0);
-      if (behind.length === 0 && short.length === 0 && moving === 0) return;
-      last = [...behind, ...short, `${moving} transfers`].join(", ");
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`the cluster did not catch up in ${timeoutMs} ms: ${last}`);
-    await sleep(250);
-  }
 }
 
 const qdrant = useQdrant("the node-loss test on a three-node cluster", { nodes: 3 });

@@ -12,6 +12,7 @@ import {
   type QdrantServerOptions,
 } from "../lib/testing/qdrant/server.ts";
 import { tempDir } from "./helpers.ts";
+import { collectionCopies } from "../lib/store/qdrant-cluster.ts";
 
 /** A store on the file's server, seen through a checking proxy of its own. */
 export interface LiveQdrant {
@@ -108,3 +109,33 @@ export function useQdrant(label: string, options: QdrantServerOptions = {}) {
 
 /** A fresh crops folder. */
 export const folderCrops = () => new FolderCropStore(path.join(tempDir("vigil-crops-"), "crops"));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Until every copy of every collection is Active, as `url` sees them, and no transfer is left. */
+export async function caughtUp(url: string, collections: string[], timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (;;) {
+    try {
+      const views = await Promise.all(collections.map((c) => collectionCopies(url, c)));
+      const behind = views.flatMap((v, i) =>
+        v.copies
+          .filter((c) => c.state !== "Active")
+          .map((c) => `${collections[i]}#${c.shard}@${c.peer}:${c.state}`),
+      );
+      const short = views.flatMap((v, i) =>
+        [...new Set(v.copies.map((c) => c.shard))]
+          .filter((s) => v.copies.filter((c) => c.shard === s).length < v.replicationFactor)
+          .map((s) => `${collections[i]}#${s}: too few copies`),
+      );
+      const moving = views.reduce((n, v) => n + v.transfers, 0);
+      if (behind.length === 0 && short.length === 0 && moving === 0) return;
+      last = [...behind, ...short, `${moving} transfers`].join(", ");
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`the cluster did not catch up in ${timeoutMs} ms: ${last}`);
+    await sleep(250);
+  }
+}
