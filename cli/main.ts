@@ -252,7 +252,7 @@ program
 program
   .command("follow <id>")
   .description(
-    "follow a person (or unknown identity) live: their alerts and sightings on any camera as they come, where they may appear next; every pass alerts, cool-down or not",
+    "follow a person (or unknown identity) live: their alerts and sightings on any camera as they come, where they may appear next; every pass of a watchlist person alerts, cool-down or not",
   )
   .option("--for <duration>", "how long (30m, 2h): the follow ends by itself", "1h")
   .option("--poll-ms <ms>", "how often to look for new sightings", Number, 1000)

@@ -1,13 +1,15 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../lib/config/index.ts";
-import { AlertContract, Topics } from "../lib/contracts/index.ts";
+import { AlertContract, SightingContract, Topics } from "../lib/contracts/index.ts";
+import { cosine } from "../lib/geometry/index.ts";
 import { SqliteStore } from "../lib/store/sqlite-store.ts";
 import { embeddingMessage, partitionBatch } from "../lib/testing/embedding-message.ts";
 import { randomUnit } from "../lib/testing/vectors.ts";
 import { Follows, nextCameras } from "../lib/watchlist/follows.ts";
 import { MatchStage } from "../services/match/stage.ts";
 import { followCommand } from "../cli/commands/follow.ts";
+import { apiHarness, sighting, vec } from "./api-harness.ts";
 import { tempDir, testConfig, testMatchOptions } from "./helpers.ts";
 
 const MODEL = "m1";
@@ -39,8 +41,8 @@ async function alertsOfTwoPasses(store: SqliteStore, follows?: Follows) {
 }
 
 describe("following a person live", () => {
-  async function annOnTheWatchlist() {
-    const store = new SqliteStore(path.join(tempDir("vigil-follow-"), "vigil.db"));
+  async function annOnTheWatchlist(file = path.join(tempDir("vigil-follow-"), "vigil.db")) {
+    const store = new SqliteStore(file);
     await store.upsertPerson({ id: "ann", name: "Ann", watchlistId: "default" });
     await store.addFace({
       faceId: "ann:1.jpg",
@@ -207,6 +209,146 @@ describe("following a person live", () => {
     } finally {
       abort.abort();
       store.close();
+    }
+  });
+
+  it("vigil follow <unknown-…> prints a stranger's every pass as the match stage stores it, cool-down or not, and no alert", async () => {
+    const dir = tempDir("vigil-follow-unknown-");
+    const config = testConfig({
+      "store.path": path.join(dir, "vigil.db"),
+      cameras: [
+        { id: "door", url: "rtsp://x/door", neighbours: [{ id: "lobby", transitS: 20 }] },
+        { id: "lobby", url: "rtsp://x/lobby" },
+      ],
+    });
+    const store = await annOnTheWatchlist(path.join(dir, "vigil.db"));
+    const bea = randomUnit(11, 16);
+    // Bea matches nobody on the watchlist: she can only be an unknown identity.
+    expect(cosine(bea, ann)).toBeLessThan(0.5);
+    const stage = new MatchStage(
+      store,
+      store,
+      testMatchOptions(0.5, {
+        follows: new Follows(store, Date.now, 0),
+        unknowns: { store: store.unknowns, thresholdFor: () => 0.5 },
+      }),
+    );
+    let seq = 0;
+    const pass = async (start: number) => {
+      const emits = [];
+      for (let i = 0; i < 3; i++)
+        emits.push(
+          ...(await stage.handle([
+            embeddingMessage({
+              cameraId: "door",
+              seq: ++seq,
+              ts: start + i * 200,
+              vector: bea,
+              modelId: MODEL,
+              quality,
+            }),
+          ])),
+        );
+      return emits;
+    };
+    const sightingsIn = (emits: { topic: string; value: Uint8Array }[]) =>
+      emits.filter((e) => e.topic === Topics.sightings).map((e) => SightingContract.decode(e.value));
+    const now = Date.now();
+    // Seen once, before anyone follows her: what makes her an identity to follow.
+    const [first] = sightingsIn([...(await pass(now - 120_000)), ...(await stage.flush())]);
+    const id = first!.unknownId!;
+    expect(id).toMatch(/^unknown-[0-9a-f]{12}$/);
+    const lines: string[] = [];
+    const abort = new AbortController();
+    const running = followCommand(config, id, { for: "10m", pollMs: 100 }, abort.signal, (l) =>
+      lines.push(l),
+    );
+    try {
+      const follows = new Follows(store, Date.now, 0);
+      await until(() => follows.isFollowed(id));
+      // Two passes 10 s apart, well within the 30 s cool-down that would hold a watchlist match's second alert.
+      const emits = [...(await pass(now)), ...(await pass(now + 10_000)), ...(await stage.flush())];
+      expect(emits.filter((e) => e.topic === Topics.alerts)).toEqual([]);
+      const passes = sightingsIn(emits);
+      expect(passes.map((s) => [s.unknownId, s.match])).toEqual([
+        [id, null],
+        [id, null],
+      ]);
+      const seen = () => lines.filter((l) => /seen {3}door .*→ next: lobby \(~20 s\)/.test(l));
+      await until(() => seen().length === 2);
+      expect(seen().map((l) => l.slice(0, 24))).toEqual(passes.map((s) => new Date(s.startTs).toISOString()));
+      // The pass before the follow started is history, not news; and a stranger is never said to alert.
+      expect(lines[0]).toMatch(new RegExp(`^following ${id} until .*: every sighting shows`));
+      expect(lines.filter((l) => /ALERT|seen/.test(l))).toEqual(seen());
+      abort.abort();
+      await running;
+      expect(lines.at(-1)).toBe(`stopped following ${id}`);
+      expect(await follows.isFollowed(id)).toBe(false);
+      await expect(
+        followCommand(config, "unknown-000000000000", { for: "1m", pollMs: 100 }, undefined, () => {}),
+      ).rejects.toThrow(/no unknown identity unknown-000000000000/);
+    } finally {
+      abort.abort();
+      store.close();
+    }
+  });
+
+  it("/v1/follows follows an unknown identity: its latest sightings newest first, where it may appear next", async () => {
+    const h = await apiHarness({
+      cameras: [
+        { id: "door", url: "rtsp://x/door", neighbours: [{ id: "lobby", transitS: 20 }] },
+        { id: "lobby", url: "rtsp://x/lobby" },
+      ],
+    });
+    const call = (method: "GET" | "PUT" | "DELETE", url: string, payload?: object) =>
+      h.app.inject({ method, url, headers: h.auth("operator"), ...(payload ? { payload } : {}) });
+    try {
+      const now = Date.now();
+      const see = async (id: string, cameraId: string, ts: number, vector = vec(1, 0.05, 0.05)) => {
+        const s = sighting(id, cameraId, ts, vector);
+        await h.store.addSightings([s]);
+        return (await h.store.unknowns.assignUnknown(s, 0.9)).id;
+      };
+      const id = await see("u-1", "door", now - 60_000);
+      expect(await see("u-2", "lobby", now - 20_000)).toBe(id);
+      // Another stranger's sighting, and a watchlist match's, later still: neither is the identity's.
+      expect(await see("u-other", "door", now - 10_000, vec(0.05, 1, 0.05))).not.toBe(id);
+      await h.store.addSightings([
+        sighting("x", "door", now - 5_000, vec(1, 0.05, 0.05), { personId: "ann", name: "Ann", score: 0.9 }),
+      ]);
+
+      const put = await call("PUT", `/v1/follows/${id}`, { forS: 600 });
+      expect(put.statusCode).toBe(200);
+      expect(put.json()).toMatchObject({ personId: id, by: "operator-key" });
+      expect(put.json().until - put.json().since).toBe(600_000);
+      expect(
+        (await call("GET", "/v1/follows")).json().items.map((f: { personId: string }) => f.personId),
+      ).toEqual([id]);
+      const view = await call("GET", `/v1/follows/${id}`);
+      expect(view.statusCode).toBe(200);
+      expect(view.json().follow).toMatchObject({ personId: id });
+      expect(
+        view.json().sightings.map((s: { id: string; unknownId: string }) => [s.id, s.unknownId]),
+      ).toEqual([
+        ["u-2", id],
+        ["u-1", id],
+      ]);
+      // Seen last in the lobby: the door, 20 s back, is where the camera map says to look next.
+      expect(view.json().next).toEqual([{ cameraId: "door", transitS: 20 }]);
+
+      expect((await call("DELETE", `/v1/follows/${id}`)).statusCode).toBe(204);
+      expect((await call("GET", `/v1/follows/${id}`)).json().follow).toBeNull();
+      expect((await call("GET", "/v1/follows")).json().items).toEqual([]);
+      // A bare PUT (no body) follows for the default hour.
+      const bare = await call("PUT", `/v1/follows/${id}`);
+      expect(bare.statusCode).toBe(200);
+      expect(bare.json().until - bare.json().since).toBe(3_600_000);
+      expect((await call("DELETE", `/v1/follows/${id}`)).statusCode).toBe(204);
+      const ghost = await call("PUT", "/v1/follows/unknown-000000000000", {});
+      expect(ghost.statusCode).toBe(404);
+      expect(ghost.json().message).toMatch(/no person or unknown identity unknown-000000000000/);
+    } finally {
+      await h.close();
     }
   });
 });

@@ -30,7 +30,9 @@ async function newSince(store: Store, id: string, since: number) {
 /**
  * `vigil follow <id>`: marks the person (or unknown identity) followed, so every pass of theirs alerts whatever
  * the cool-down, and prints their alerts and sightings as they arrive on any camera, each with where the camera
- * map says they may appear next. Ends (and unfollows) on Ctrl-C, on `signal`, or when `--for` is up.
+ * map says they may appear next. Ends (and unfollows) on Ctrl-C, on `signal`, or when `--for` is up. An unknown
+ * identity matches nobody on the watchlist, so it never alerts: following one shows its every sighting (none is
+ * held back by a cool-down) and nothing more.
  */
 export async function followCommand(
   config: Config,
@@ -60,7 +62,10 @@ export async function followCommand(
     print(
       opts.json
         ? JSON.stringify({ type: "following", id, until: follow.until })
-        : `following ${name} until ${iso(follow.until)}: every pass alerts; Ctrl-C to stop`,
+        : `following ${name} until ${iso(follow.until)}: ${
+            // Promising alerts for a stranger would be wrong: only watchlist matches alert.
+            isUnknownId(id) ? "every sighting shows (unknown identities never alert)" : "every pass alerts"
+          }; Ctrl-C to stop`,
     );
     let since = Date.now() - 60_000;
     const shown = new Set<string>();

@@ -136,7 +136,8 @@ export function alertRoutes(app: ZodApp, ctx: ApiContext) {
         summary: "Acknowledge an alert (the first acknowledgement stands)",
         tags: ["alerts"],
         params: z.object({ id: z.string().min(1) }),
-        body: z.object({ note: z.string().max(2000).optional() }).optional(),
+        // A bare POST (no note) arrives as null, not undefined.
+        body: z.object({ note: z.string().max(2000).optional() }).nullish(),
         response: { 200: Alert, ...errors },
       },
     },

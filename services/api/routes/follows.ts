@@ -28,7 +28,9 @@ export function followRoutes(app: ZodApp, ctx: ApiContext) {
     {
       config: { role: "operator", audit: "follow.start" },
       schema: {
-        summary: "Follow a person (or unknown identity) live: every pass alerts, cool-down or not",
+        summary:
+          "Follow a person (or unknown identity) live: every pass of a watchlist person alerts, cool-down or " +
+          "not; an unknown identity never alerts, its sightings show as they are stored",
         tags: ["follow"],
         params: Id,
         body: z
@@ -39,7 +41,8 @@ export function followRoutes(app: ZodApp, ctx: ApiContext) {
               .max(7 * 86_400)
               .default(3600),
           })
-          .optional(),
+          // No body at all is the hour's default: a bare PUT arrives as null, not undefined.
+          .nullish(),
         response: { 200: Follow, ...errors },
       },
     },
