@@ -115,11 +115,15 @@ describe("operator API over inject, on the embedded store", () => {
       "api.rateLimit.burst": 100_000,
     });
     await h.store.addSightings([
-      sighting("s-red-door", "door", now - 50_000, vec(1, 0.05, 0.05), {
-        personId: "ann",
-        name: "Ann",
-        score: 0.9,
-      }),
+      {
+        ...sighting("s-red-door", "door", now - 50_000, vec(1, 0.05, 0.05), {
+          personId: "ann",
+          name: "Ann",
+          score: 0.9,
+        }),
+        box: { x: 300, y: 120, width: 64, height: 80 },
+        boxTs: now - 49_000,
+      },
       sighting("s-red-lobby", "lobby", now - 30_000, vec(1, 0.08, 0.05), {
         personId: "ann",
         name: "Ann",
@@ -658,11 +662,16 @@ describe("operator API over inject, on the embedded store", () => {
       expect(second.items.map((s: { id: string }) => s.id)).toEqual(["s-red-lobby", "s-blue"]);
       const ann = (await get("/v1/sightings?person=ann&camera=door", "operator")).json();
       expect(ann.items.map((s: { id: string }) => s.id)).toEqual(["s-red-door-2", "s-red-door"]);
-      expect((await get("/v1/sightings/s-blue", "operator")).json()).toMatchObject({
-        id: "s-blue",
-        match: null,
-        cropUrl: "/v1/sightings/s-blue/crop",
+      const blue = (await get("/v1/sightings/s-blue", "operator")).json();
+      expect(blue).toMatchObject({ id: "s-blue", match: null, cropUrl: "/v1/sightings/s-blue/crop" });
+      // The best face's box and time where the sighting has them (it was stored with them), else neither.
+      expect(blue).not.toHaveProperty("box");
+      expect(blue).not.toHaveProperty("boxTs");
+      expect((await get("/v1/sightings/s-red-door", "operator")).json()).toMatchObject({
+        box: { x: 300, y: 120, width: 64, height: 80 },
+        boxTs: expect.any(Number),
       });
+      expect(ann.items[1]).toMatchObject({ id: "s-red-door", box: { x: 300 } });
       const crop = await get("/v1/sightings/s-blue/crop", "operator");
       expect(crop.headers["content-type"]).toBe("image/jpeg");
       expect((await auditOf("export"))[0]).toMatchObject({

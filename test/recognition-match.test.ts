@@ -148,7 +148,7 @@ describe("MatchStage decides on the track", () => {
     const first = await match.handle([look(blend(ann, unit(11), 0.7), poor, 1000)]);
     expect(alertsOf(first)).toEqual([]);
     expect(match.stats.heldBack).toBe(1);
-    const second = await match.handle([look(blend(ann, unit(12), 0.8), good, 1400)]);
+    const second = await match.handle([look(blend(ann, unit(12), 0.8), good, 1400, 110)]);
     expect(alertsOf(second).map((a) => a.personId)).toEqual(["ann"]);
     const out = await match.flush();
     const stored = out
@@ -157,9 +157,13 @@ describe("MatchStage decides on the track", () => {
     expect(stored).toHaveLength(1);
     expect(stored[0]!.faces).toBe(2);
     expect(stored[0]!.match?.personId).toBe("ann");
+    // The box and time of the look its crop shows (the good one), for marking the face in its clip.
+    const best = { box: { x: 110, y: 100, width: 80, height: 80 }, boxTs: 1400 };
+    expect(stored[0]).toMatchObject(best);
     // The sighting keeps the template, which leans to the good look.
     const [kept] = await sightings();
     expect(kept!.match?.personId).toBe("ann");
+    expect(kept).toMatchObject(best);
     const full = await store.getSighting(kept!.id);
     expect(cosine(full!.vector, blend(ann, unit(12), 0.8))).toBeGreaterThan(0.99);
   });

@@ -275,6 +275,32 @@ function storeContract(label: string, open: () => Promise<Store>, skip?: string)
       expect(await store.purgeBefore(6500)).toBe(0);
     });
 
+    it("keeps a sighting's best face's box and time on every read; one stored without reads back without", async () => {
+      const store = await open();
+      const dee = vec(12);
+      const face = { box: { x: 410.5, y: 96, width: 88, height: 104 }, boxTs: 1600 };
+      await store.addSightings([
+        { ...sighting("boxed", "door", 1000, near(dee, 1), "dee"), ...face },
+        sighting("plain", "door", 2000, near(dee, 2), "dee"),
+      ]);
+      const reads = async (id: string) => [
+        await store.getSighting(id),
+        (await store.browse({ limit: 10 })).items.find((s) => s.id === id),
+        (await store.search({ modelId: "m1", vector: dee, top: 5 })).find((h) => h.sighting.id === id)!
+          .sighting,
+        (await store.byPerson("dee")).find((s) => s.id === id),
+      ];
+      for (const read of await reads("boxed")) expect(read).toMatchObject(face);
+      for (const read of await reads("plain")) {
+        expect(read).toBeDefined();
+        expect(read).not.toHaveProperty("box");
+        expect(read).not.toHaveProperty("boxTs");
+      }
+      // A replay carries the box again: the replaced sighting keeps it.
+      await store.addSightings([{ ...sighting("boxed", "door", 1000, near(dee, 1), "dee"), ...face }]);
+      expect(await store.getSighting("boxed")).toMatchObject(face);
+    });
+
     it("lists what a person has (photos, exclusions), removes one exclusion, and lists watchlists", async () => {
       const store = await open();
       await store.upsertPerson({ id: "ann", name: "Ann", watchlistId: "vip" });
@@ -614,6 +640,39 @@ describe("embedded SQLite: a file from before enrolled faces kept crops", () => 
         crop: Uint8Array.of(0xff, 0xd8, 1),
       });
       expect(Array.from((await other.faceCrop("ann:new.jpg"))!)).toEqual([0xff, 0xd8, 1]);
+    } finally {
+      store.close();
+      other.close();
+    }
+  });
+});
+
+describe("embedded SQLite: a file from before sightings kept their best face's box", () => {
+  it("gains the columns on open; its sightings have no box, new ones keep theirs", async () => {
+    const file = path.join(tempDir(), "old.db");
+    const old = new Database(file);
+    old.exec(`
+      CREATE TABLE sightings (
+        id TEXT PRIMARY KEY, track_id TEXT NOT NULL, camera_id TEXT NOT NULL, start_ts INTEGER NOT NULL,
+        end_ts INTEGER NOT NULL, faces INTEGER NOT NULL, model_id TEXT NOT NULL, vector BLOB NOT NULL,
+        crop BLOB NOT NULL, quality TEXT NOT NULL, person_id TEXT, person_name TEXT, score REAL);`);
+    old
+      .prepare(
+        "INSERT INTO sightings VALUES ('old', 't-old', 'door', 1000, 2000, 3, 'm1', ?, x'ffd8', ?, NULL, NULL, NULL)",
+      )
+      .run(vectorToBytes(vec(1)), JSON.stringify(q));
+    old.close();
+    // Two stores opening the old file: the columns are added once.
+    const store = new SqliteStore(file);
+    const other = new SqliteStore(file);
+    try {
+      const was = await store.getSighting("old");
+      expect(was).toMatchObject({ id: "old", cameraId: "door" });
+      expect(was).not.toHaveProperty("box");
+      expect(was).not.toHaveProperty("boxTs");
+      const face = { box: { x: 1, y: 2, width: 30, height: 40 }, boxTs: 3500 };
+      await store.addSightings([{ ...sighting("new", "door", 3000, vec(2)), ...face }]);
+      expect(await other.getSighting("new")).toMatchObject(face);
     } finally {
       store.close();
       other.close();

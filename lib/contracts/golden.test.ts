@@ -109,12 +109,15 @@ const samples: Record<TopicName, Record<string, unknown>> = {
  * Optional fields added within a contract version: pinned by fixtures of their own, while the plain fixtures above
  * keep pinning messages from producers that predate them.
  */
-const optionalFields: Partial<Record<TopicName, { tag: string; extra: Record<string, unknown> }>> = {
-  [Topics.sightings]: {
-    tag: "unknownId",
-    extra: { match: null, unknownId: "unknown:sighting:door:1700000000000123:0" },
-  },
-  [Topics.alerts]: { tag: "matchedFaceId", extra: { matchedFaceId: "ann:ann-2.jpg" } },
+const optionalFields: Partial<Record<TopicName, { tag: string; extra: Record<string, unknown> }[]>> = {
+  [Topics.sightings]: [
+    {
+      tag: "unknownId",
+      extra: { match: null, unknownId: "unknown:sighting:door:1700000000000123:0" },
+    },
+    { tag: "box", extra: { box, boxTs: 1_700_000_002_000 } },
+  ],
+  [Topics.alerts]: [{ tag: "matchedFaceId", extra: { matchedFaceId: "ann:ann-2.jpg" } }],
 };
 
 function checkGolden(spec: (typeof TopicTable)[number], sample: Record<string, unknown>, file: string) {
@@ -142,8 +145,7 @@ describe("wire format golden bytes", () => {
     const name = `${spec.contract.name}-v${spec.contract.version}`;
     it(`${spec.name}: ${spec.contract.name} v${spec.contract.version} encodes to and decodes from its fixture`, () =>
       checkGolden(spec, samples[spec.name], path.join(dir, `${name}.bin`)));
-    const optional = optionalFields[spec.name];
-    if (optional)
+    for (const optional of optionalFields[spec.name] ?? [])
       it(`${spec.name}: ${name} with ${optional.tag} (optional in v${spec.contract.version}) too`, () =>
         checkGolden(
           spec,

@@ -85,6 +85,12 @@ export const SightingHeader = z.object({
    * stranger without asking the store. Optional: version 1 messages before it still parse.
    */
   unknownId: z.string().min(1).optional(),
+  /**
+   * The best face's box (frame pixels, as FaceHeader's) and capture time: where and when to draw it over the
+   * sighting's clip. Optional: version 1 messages before them still parse.
+   */
+  box: box.optional(),
+  boxTs: timestamp.optional(),
 });
 
 export const AlertHeader = z.object({

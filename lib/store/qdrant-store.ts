@@ -1107,6 +1107,9 @@ function toRecord(p: Payload): SightingRecord {
       ? { personId: String(p.personId), name: String(p.personName ?? ""), score: Number(p.score) }
       : null,
     ...(p.unknownId ? { unknownId: String(p.unknownId) } : {}),
+    // Sightings stored before the best face's box was kept have none.
+    ...(p.box ? { box: p.box as Box } : {}),
+    ...(typeof p.boxTs === "number" ? { boxTs: p.boxTs } : {}),
   };
 }
 

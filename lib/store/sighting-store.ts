@@ -1,4 +1,5 @@
 import type { QualityScores } from "../contracts/index.ts";
+import type { Box } from "../geometry/index.ts";
 import type { Page, PageRequest } from "./paging.ts";
 
 export interface SightingRecord {
@@ -16,6 +17,12 @@ export interface SightingRecord {
    * when none. Set by assignment only: storing a sighting again keeps it.
    */
   unknownId?: string;
+  /**
+   * The best face's box, in the frame it was found in, and its capture time: to draw it over the sighting's clip.
+   * Absent for sightings stored before they were kept.
+   */
+  box?: Box;
+  boxTs?: number;
 }
 
 export interface Sighting extends SightingRecord {
@@ -81,5 +88,7 @@ export function flattenSighting(s: SightingRecord) {
     personId: s.match?.personId ?? null,
     personName: s.match?.name ?? null,
     score: s.match?.score ?? null,
+    box: s.box ?? null,
+    boxTs: s.boxTs ?? null,
   };
 }

@@ -36,7 +36,7 @@ import { SqlParams } from "./sql-params.ts";
 import type { StateStore } from "./state-store.ts";
 import type { Page } from "./paging.ts";
 import { keysetPage } from "./sqlite-paging.ts";
-import { cosine } from "../geometry/index.ts";
+import { cosine, type Box } from "../geometry/index.ts";
 import { SqliteIdentities } from "./sqlite-identities.ts";
 
 const SCHEMA = `
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS exclusions (
 CREATE TABLE IF NOT EXISTS sightings (
   id TEXT PRIMARY KEY, track_id TEXT NOT NULL, camera_id TEXT NOT NULL, start_ts INTEGER NOT NULL,
   end_ts INTEGER NOT NULL, faces INTEGER NOT NULL, model_id TEXT NOT NULL, vector BLOB NOT NULL,
-  crop BLOB NOT NULL, quality TEXT NOT NULL, person_id TEXT, person_name TEXT, score REAL);
+  crop BLOB NOT NULL, quality TEXT NOT NULL, person_id TEXT, person_name TEXT, score REAL, box TEXT,
+  box_ts INTEGER);
 CREATE INDEX IF NOT EXISTS sightings_time ON sightings(start_ts);
 CREATE INDEX IF NOT EXISTS sightings_person ON sightings(person_id, start_ts);
 CREATE INDEX IF NOT EXISTS sightings_camera ON sightings(camera_id, start_ts);
@@ -109,7 +110,8 @@ function addColumn(db: Database.Database, table: string, column: string, type: s
 }
 
 const SIGHTING_COLUMNS =
-  "id, track_id, camera_id, start_ts, end_ts, faces, model_id, quality, person_id, person_name, score, unknown_id";
+  "id, track_id, camera_id, start_ts, end_ts, faces, model_id, quality, person_id, person_name, score, unknown_id, " +
+  "box, box_ts";
 
 interface SightingRow {
   id: string;
@@ -124,6 +126,8 @@ interface SightingRow {
   person_name: string | null;
   score: number | null;
   unknown_id: string | null;
+  box: string | null;
+  box_ts: number | null;
 }
 
 const toRecord = (r: SightingRow): SightingRecord => ({
@@ -137,6 +141,8 @@ const toRecord = (r: SightingRow): SightingRecord => ({
   quality: JSON.parse(r.quality) as SightingRecord["quality"],
   match: r.person_id ? { personId: r.person_id, name: r.person_name ?? "", score: r.score ?? 0 } : null,
   ...(r.unknown_id ? { unknownId: r.unknown_id } : {}),
+  ...(r.box ? { box: JSON.parse(r.box) as Box } : {}),
+  ...(r.box_ts !== null ? { boxTs: r.box_ts } : {}),
 });
 
 /**
@@ -253,9 +259,12 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
     this.db.pragma("foreign_keys = ON");
     this.db.exec(SCHEMA);
     // The enrolled face's aligned JPEG (faces enrolled before crops were kept have none), and which enrolled
-    // face an alert matched (alerts raised before it was recorded have none).
+    // face an alert matched (alerts raised before it was recorded have none), and the box and time of a
+    // sighting's best face (sightings stored before they were kept have none).
     addColumn(this.db, "faces", "crop", "BLOB");
     addColumn(this.db, "alerts", "matched_face_id", "TEXT");
+    addColumn(this.db, "sightings", "box", "TEXT");
+    addColumn(this.db, "sightings", "box_ts", "INTEGER");
     this.unknowns = new SqliteIdentities(this.db);
     this.dataVersion = this.readDataVersion();
     // One read transaction: the counters and the rows they describe come from the same snapshot.
@@ -590,11 +599,11 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
     // Brings in other connections' rows first, so the rows this write adds are the only new ones left.
     this.refresh();
     const upsert = this.db.prepare(
-      `INSERT INTO sightings (id, track_id, camera_id, start_ts, end_ts, faces, model_id, vector, crop, quality, person_id, person_name, score)
-       VALUES (@id, @trackId, @cameraId, @startTs, @endTs, @faces, @modelId, @vector, @crop, @quality, @personId, @personName, @score)
+      `INSERT INTO sightings (id, track_id, camera_id, start_ts, end_ts, faces, model_id, vector, crop, quality, person_id, person_name, score, box, box_ts)
+       VALUES (@id, @trackId, @cameraId, @startTs, @endTs, @faces, @modelId, @vector, @crop, @quality, @personId, @personName, @score, @box, @boxTs)
        ON CONFLICT(id) DO UPDATE SET end_ts = excluded.end_ts, faces = excluded.faces, vector = excluded.vector,
          crop = excluded.crop, quality = excluded.quality, person_id = excluded.person_id,
-         person_name = excluded.person_name, score = excluded.score
+         person_name = excluded.person_name, score = excluded.score, box = excluded.box, box_ts = excluded.box_ts
        RETURNING rowid`,
     );
     const ours = new Map<number, Float32Array>();
@@ -605,6 +614,7 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
           vector: vectorToBytes(s.vector),
           crop: s.crop,
           quality: JSON.stringify(s.quality),
+          box: s.box ? JSON.stringify(s.box) : null,
         }) as { rowid: number };
         ours.set(row.rowid, s.vector);
       }

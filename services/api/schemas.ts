@@ -130,6 +130,14 @@ export const Sighting = z
     quality: Quality,
     match: z.object({ personId: z.string(), name: z.string(), score: z.number() }).nullable(),
     unknownId: z.string().nullable().describe("the unknown identity a sighting that matched nobody joined"),
+    box: Box.optional().describe(
+      "where the best face (the crop's) was, in frame pixels (`vigil-clip-frame` of the clip); absent for " +
+        "sightings stored before it was kept",
+    ),
+    boxTs: z
+      .number()
+      .optional()
+      .describe("when the best face was captured (ms): where to draw `box` in the clip"),
     cropUrl: z.string(),
     clipUrl: z
       .string()

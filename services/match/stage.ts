@@ -477,6 +477,9 @@ export class MatchStage implements Stage<EmbeddingMessage> {
         modelId: best.modelId,
         quality: best.quality,
         match,
+        // The face the crop shows, so a clip of the sighting can mark it where and when it was.
+        box: best.box,
+        boxTs: best.captureTs,
         vector: t.template.vector,
         crop: await encodeJpeg({ width: best.cropSize.width, height: best.cropSize.height, data: best.crop }),
       });
@@ -500,6 +503,8 @@ export class MatchStage implements Stage<EmbeddingMessage> {
         quality: s.quality,
         match: s.match,
         ...(unknownIds.has(s.id) ? { unknownId: unknownIds.get(s.id) } : {}),
+        box: s.box,
+        boxTs: s.boxTs,
         vector: vectorToBytes(s.vector),
         crop: s.crop,
       }),

@@ -1,7 +1,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { chromium, type BrowserContext, type Page, type Response as PageResponse } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliActor, KeyService } from "../../lib/api/keys.ts";
@@ -150,7 +150,8 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
         dataDir: path.resolve(".vigil"),
         log: { level: "warn" },
         store: { path: store, crops: { dir: path.join(dir, "crops") } },
-        // Both cameras recorded, so alerts come with the video around them.
+        // Both cameras recorded, so alerts come with the video around them; the lobby keeps its sightings' clips
+        // too, so her visit there plays its own.
         ingest: {
           fps: 5,
           width: 960,
@@ -168,7 +169,7 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
             url: `rtsp://127.0.0.1:${rtspPort}/door`,
             neighbours: [{ id: "lobby", transitS: 10 }],
           },
-          { id: "lobby", url: `rtsp://127.0.0.1:${rtspPort}/lobby` },
+          { id: "lobby", url: `rtsp://127.0.0.1:${rtspPort}/lobby`, record: { keep: "sightings" } },
         ],
       }),
     );
@@ -582,7 +583,27 @@ the timeline view shows: ${shown.slice(0, 600)}`);
     await shot("timeline");
   });
 
-  it("plays her visits camera after camera, each from its alert's clip", async () => {
+  it("plays her visits camera after camera (the door's alert's clip, the lobby's own), her face boxed", async () => {
+    // The lobby's visit plays the clip of its first sighting, her best face boxed at its time: wait for the clip,
+    // or the player would stand in the lobby's alert's clip (boxed as well, from another face).
+    const { visits } = await api<{ visits: { cameraId: string; sightings: string[] }[] }>(
+      "/v1/timeline?person=alice",
+    );
+    const lobby = visits.find((v) => v.cameraId === "lobby")!;
+    const sightingPath = `/v1/sightings/${encodeURIComponent(lobby.sightings[0]!)}`;
+    const seen = await api<{ box: { x: number; width: number }; boxTs: number }>(sightingPath);
+    await until(
+      "the lobby sighting's clip",
+      async () =>
+        (await fetch(`${base}${sightingPath}/clip`, { headers: { authorization: `Bearer ${keys.admin}` } }))
+          .ok,
+      30_000,
+    );
+    const clips: string[] = [];
+    const clipFetched = (r: PageResponse) => {
+      if (r.url().endsWith("/clip")) clips.push(`${r.status()} ${new URL(r.url()).pathname}`);
+    };
+    page.on("response", clipFetched);
     const player = page.locator("vigil-timeline vigil-visit-player");
     await player.locator("button").click();
     const playing = player.locator("[data-field=playing]");
@@ -599,6 +620,28 @@ the timeline view shows: ${shown.slice(0, 600)}`);
         timeout: 15_000,
       })
       .toBeGreaterThanOrEqual(1);
+    // At the best face's time its box is drawn where the face was, as over an alert's clip (the wall's test).
+    const clip = player.locator("vigil-clip");
+    const video = clip.locator("video");
+    const at = await video.evaluate(async (v) => {
+      const el = v as HTMLVideoElement;
+      const host = (el.getRootNode() as ShadowRoot).host as HTMLElement & {
+        at: number;
+        clip?: { start: number };
+      };
+      el.pause();
+      el.currentTime = (host.at - host.clip!.start) / 1000;
+      await new Promise((r) => el.addEventListener("seeked", r, { once: true }));
+      return host.at;
+    });
+    page.off("response", clipFetched);
+    expect(clips).toContain(`200 ${sightingPath}/clip`);
+    expect(at).toBe(seen.boxTs);
+    const face = clip.locator("[data-field=face-box]");
+    await face.waitFor({ timeout: 5000 });
+    const [v, f] = await Promise.all([video.boundingBox(), face.boundingBox()]);
+    expect((f!.x - v!.x) / v!.width).toBeCloseTo(seen.box.x / 960, 1);
+    expect(f!.width / v!.width).toBeCloseTo(seen.box.width / 960, 1);
   });
 
   it("follows her live: newest sightings first, where she may appear next, and stops", async () => {

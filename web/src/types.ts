@@ -60,6 +60,9 @@ export interface Sighting {
   faces: number;
   modelId: string;
   match: { personId: string; name: string; score: number } | null;
+  /** The best face's box, as an alert's, and its capture time; absent for sightings stored before they were kept. */
+  box?: Alert["box"];
+  boxTs?: number;
   cropUrl: string;
 }
 

@@ -1,10 +1,10 @@
 import { LitElement, css, html, nothing } from "lit";
 import { enc, type Api } from "../api.ts";
 import { shared } from "../styles.ts";
-import type { Alert, Visit } from "../types.ts";
+import type { Alert, Sighting, Visit } from "../types.ts";
 import "./clip.ts";
 
-/** A visit's clip, with the face's moment and (from an alert) its box, to draw over it. */
+/** A visit's clip, with the face's moment and its box (where known), to draw over it. */
 type VisitClip = Awaited<ReturnType<Api["clip"]>> & { at: number; box?: Alert["box"] };
 
 /**
@@ -59,7 +59,13 @@ export class VigilVisitPlayer extends LitElement {
     const first = v.sightings[0];
     if (first)
       try {
-        return { ...(await api.clip(`/v1/sightings/${enc(first)}/clip`)), at: v.startTs };
+        const path = `/v1/sightings/${enc(first)}`;
+        // The box only marks the clip: without it (an older sighting, or not read) the clip still plays.
+        const [clip, s] = await Promise.all([
+          api.clip(`${path}/clip`),
+          api.get<Sighting>(path).catch(() => undefined),
+        ]);
+        return { ...clip, at: s?.boxTs ?? v.startTs, box: s?.box };
       } catch {
         /* no clip of the sighting itself: an alert's, below */
       }
