@@ -180,6 +180,7 @@ export async function publishStatus(
     ts: number;
     framesIn?: number;
     lastError?: string;
+    recording?: { on: boolean; reason: string | null };
   },
 ) {
   await bus.publish(Topics.cameraStatus, [
@@ -194,6 +195,7 @@ export async function publishStatus(
         framesDropped: 1,
         framesUndecodable: 0,
         reconnects: 2,
+        ...(s.recording ? { recording: s.recording } : {}),
       }),
     },
   ]);

@@ -237,6 +237,15 @@ describe("operator API over inject, on the embedded store", () => {
         ts: now,
         lastError: "401 Unauthorized",
       });
+      await publishStatus(h.bus, {
+        cameraId: "lobby-file",
+        state: "live",
+        ts: now,
+        recording: {
+          on: false,
+          reason: "a file, not a live camera: clips are recorded from live cameras only",
+        },
+      });
       await h.bus.drain();
       const res = await get("/v1/cameras", "viewer");
       expect(res.statusCode).toBe(200);
@@ -252,7 +261,13 @@ describe("operator API over inject, on the embedded store", () => {
           reconnects: 2,
           configured: true,
           snapshotTs: null,
+          recording: null,
         },
+        // Asked to record, and why it cannot: its alerts come without video.
+        expect.objectContaining({
+          id: "lobby-file",
+          recording: { on: false, reason: expect.stringMatching(/^a file, not a live camera/) },
+        }),
         expect.objectContaining({
           id: "yard",
           state: "error",
@@ -336,6 +351,10 @@ describe("operator API over inject, on the embedded store", () => {
         .json()
         .items.map((a: { id: string }) => a.id);
       expect(open).toEqual(["a-5", "a-4", "a-3", "a-1"]);
+      // A bare acknowledgement, no body at all, as a one-button client sends it.
+      const bare = await send("POST", "/v1/alerts/a-3/ack", "operator");
+      expect(bare.statusCode).toBe(200);
+      expect(bare.json().acknowledged).toMatchObject({ by: "operator-key", note: null });
       expect((await send("POST", "/v1/alerts/nope/ack", "operator", {})).statusCode).toBe(404);
       expect((await auditOf("alert.acknowledge"))[0]).toMatchObject({
         target: "nope",

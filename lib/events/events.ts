@@ -22,6 +22,8 @@ export type VigilEvent =
       framesDropped: number;
       framesUndecodable: number;
       reconnects: number;
+      /** Cameras asked to record: whether they are, and why not. */
+      recording?: { on: boolean; reason: string | null };
     }
   | {
       type: "face";
@@ -115,8 +117,17 @@ export function projectRecord(topic: string, value: Uint8Array): VigilEvent | un
       };
     }
     case Topics.cameraStatus: {
-      const { cameraId, state, ts, lastError, framesIn, framesDropped, framesUndecodable, reconnects } =
-        CameraStatusContract.decode(value);
+      const {
+        cameraId,
+        state,
+        ts,
+        lastError,
+        framesIn,
+        framesDropped,
+        framesUndecodable,
+        reconnects,
+        recording,
+      } = CameraStatusContract.decode(value);
       return {
         type: "camera",
         cameraId,
@@ -127,6 +138,7 @@ export function projectRecord(topic: string, value: Uint8Array): VigilEvent | un
         framesDropped,
         framesUndecodable,
         reconnects,
+        ...(recording ? { recording } : {}),
       };
     }
     case Topics.dlq: {

@@ -71,6 +71,13 @@ export const Camera = z
     reconnects: z.number(),
     configured: z.boolean().describe("listed in the config file (else only known from its status records)"),
     snapshotTs: z.number().nullable().describe("capture time of the newest frame kept; null: no snapshot"),
+    recording: z
+      .object({ on: z.boolean(), reason: z.string().nullable() })
+      .nullable()
+      .describe(
+        "cameras asked to record (record.keep): whether their video is being recorded for clips, and why not " +
+          "(a file, a codec that cannot be copied); null for the others, or until ingest reports",
+      ),
   })
   .meta({ id: "Camera" });
 

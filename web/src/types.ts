@@ -23,6 +23,7 @@ export interface Camera {
   reconnects: number;
   configured: boolean;
   snapshotTs: number | null;
+  recording: { on: boolean; reason: string | null } | null;
 }
 
 export interface Alert {

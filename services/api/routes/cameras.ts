@@ -40,6 +40,7 @@ export function cameraRoutes(app: ZodApp, ctx: ApiContext) {
         reconnects: s?.reconnects ?? 0,
         configured: configured.has(id),
         snapshotTs: ctx.feed.snapshot(id)?.captureTs ?? null,
+        recording: s?.recording ?? null,
       };
     });
   };

@@ -159,6 +159,12 @@ export class VigilCameras extends LitElement {
           : nothing
       }
       ${
+        // Asked to record but cannot: the operator learns here why its alerts come without video.
+        c.recording && !c.recording.on && c.recording.reason
+          ? html`<div class="muted" data-field="recording">no clips: ${c.recording.reason}</div>`
+          : nothing
+      }
+      ${
         c.snapshotTs !== null
           ? html`<vigil-img
               class="snap"
