@@ -2,7 +2,8 @@ import { QdrantClient } from "@qdrant/js-client-rest";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../lib/config/index.ts";
 import { l2normalize } from "../lib/geometry/index.ts";
-import { pointId, type QdrantLayout } from "../lib/store/qdrant-store.ts";
+import { pointId } from "../lib/store/qdrant-store.ts";
+import { layoutOfKind, type QdrantLayout } from "../lib/store/qdrant-layout.ts";
 import { useQdrant } from "./qdrant-helpers.ts";
 import { sightingOf } from "./helpers.ts";
 
@@ -37,6 +38,38 @@ describe("store.qdrantCollections", () => {
     };
     expect(() => loadConfig({ env })).toThrow(/writeConsistencyFactor cannot exceed replicationFactor/);
   });
+
+  it("takes a kind of collection's own settings over the common ones, and holds each kind to the same rule", () => {
+    const layouts = loadConfig({
+      env: {},
+      overrides: {
+        "store.qdrantCollections": {
+          replicationFactor: 2,
+          byKind: { sightings: { shardNumber: 6 }, state: { replicationFactor: 3 } },
+        },
+      },
+    }).store.qdrantCollections;
+    expect(layoutOfKind(layouts, "sightings")).toEqual({
+      shardNumber: 6,
+      replicationFactor: 2,
+      writeConsistencyFactor: 1,
+    });
+    expect(layoutOfKind(layouts, "state")).toMatchObject({ shardNumber: 1, replicationFactor: 3 });
+    expect(layoutOfKind(layouts, "watchlist")).toEqual({
+      shardNumber: 1,
+      replicationFactor: 2,
+      writeConsistencyFactor: 1,
+    });
+    expect(() =>
+      loadConfig({
+        env: {},
+        overrides: { "store.qdrantCollections": { byKind: { sightings: { writeConsistencyFactor: 2 } } } },
+      }),
+    ).toThrow(/writeConsistencyFactor cannot exceed replicationFactor \(sightings\)/);
+    expect(() =>
+      loadConfig({ env: {}, overrides: { "store.qdrantCollections": { byKind: { sighting: {} } } } }),
+    ).toThrow(/byKind/);
+  });
 });
 
 const single = useQdrant("collection layouts on one node");
@@ -47,6 +80,25 @@ describe.skipIf(!!single.skip)("collection layout on one Qdrant node", () => {
     await first.store.addSightings([sighting("s1")]);
     const collection = `${first.prefix}_sightings__m1`;
     expect(await layoutOf(first.raw, collection)).toEqual(layout);
+
+    // A kind's own layout: sightings spread over more shards than the rest.
+    const byKind = await single.open({
+      store: {
+        layout: { ...layout, shardNumber: 1, byKind: { sightings: { shardNumber: 3 } } },
+        warn: (m) => expect.fail(m),
+      },
+    });
+    await byKind.store.addSightings([sighting("s1")]);
+    await byKind.store.upsertPerson({ id: "ann", name: "Ann", watchlistId: "default" });
+    await byKind.store.addFace({
+      faceId: "ann:1",
+      personId: "ann",
+      modelId: "m1",
+      vector: vec(1),
+      source: "1",
+    });
+    expect((await layoutOf(byKind.raw, `${byKind.prefix}_sightings__m1`)).shardNumber).toBe(3);
+    expect((await layoutOf(byKind.raw, `${byKind.prefix}_watchlist__m1`)).shardNumber).toBe(1);
 
     // Another process, configured for one shard, on the same collections: it says so and writes on.
     const warnings: string[] = [];

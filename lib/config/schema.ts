@@ -1,3 +1,4 @@
+import { COLLECTION_KINDS, layoutOfKind } from "../store/qdrant-layout.ts";
 import { z } from "zod";
 
 const positiveInt = z.number().int().positive();
@@ -415,11 +416,35 @@ export const ConfigSchema = z
             shardNumber: positiveInt.default(1),
             replicationFactor: positiveInt.default(1),
             writeConsistencyFactor: positiveInt.default(1),
+            /**
+             * What differs for one kind of collection (e.g. `sightings`, the one that grows to millions: more
+             * shards to spread it over more nodes), over the settings above.
+             */
+            byKind: z
+              .partialRecord(
+                z.enum(COLLECTION_KINDS),
+                z
+                  .object({
+                    shardNumber: positiveInt,
+                    replicationFactor: positiveInt,
+                    writeConsistencyFactor: positiveInt,
+                  })
+                  .partial()
+                  .strict(),
+              )
+              .optional(),
           })
-          .refine((c) => c.writeConsistencyFactor <= c.replicationFactor, {
-            // More acknowledgements than copies: every write would fail.
-            message: "writeConsistencyFactor cannot exceed replicationFactor",
-            path: ["writeConsistencyFactor"],
+          .superRefine((c, ctx) => {
+            // More acknowledgements than copies: every write to such a collection would fail.
+            for (const kind of [undefined, ...Object.keys(c.byKind ?? {})]) {
+              const l = layoutOfKind(c, kind);
+              if (l.writeConsistencyFactor > l.replicationFactor)
+                ctx.addIssue({
+                  code: "custom",
+                  message: `writeConsistencyFactor cannot exceed replicationFactor${kind ? ` (${kind})` : ""}`,
+                  path: kind ? ["byKind", kind, "writeConsistencyFactor"] : ["writeConsistencyFactor"],
+                });
+            }
           })
           .prefault({}),
         /** SQLite file of the embedded store; defaults to `<dataDir>/vigil.db`. */

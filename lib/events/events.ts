@@ -117,29 +117,8 @@ export function projectRecord(topic: string, value: Uint8Array): VigilEvent | un
       };
     }
     case Topics.cameraStatus: {
-      const {
-        cameraId,
-        state,
-        ts,
-        lastError,
-        framesIn,
-        framesDropped,
-        framesUndecodable,
-        reconnects,
-        recording,
-      } = CameraStatusContract.decode(value);
-      return {
-        type: "camera",
-        cameraId,
-        state,
-        ts,
-        lastError,
-        framesIn,
-        framesDropped,
-        framesUndecodable,
-        reconnects,
-        ...(recording ? { recording } : {}),
-      };
+      const { recording, ...status } = CameraStatusContract.decode(value);
+      return { type: "camera", ...status, ...(recording ? { recording } : {}) };
     }
     case Topics.dlq: {
       const d = DeadLetterContract.decode(value);

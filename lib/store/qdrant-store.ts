@@ -3,6 +3,14 @@ import { createHash } from "node:crypto";
 import { bytesToVector, vectorToBytes } from "../contracts/index.ts";
 import type { StoreRecords } from "./postgres/store-records.ts";
 import { SchemaTooNewError } from "./postgres/migrations.ts";
+import {
+  kindOfCollection,
+  layoutOfKind,
+  ONE_NODE,
+  type CollectionKind,
+  type QdrantLayout,
+  type QdrantLayouts,
+} from "./qdrant-layout.ts";
 import { isTransient } from "../runtime/errors.ts";
 import type { Box } from "../geometry/index.ts";
 import {
@@ -65,16 +73,6 @@ const PURGE_BATCH = 1000;
 const BULKY = ["crop", "vector"];
 const OLD_CROP = ["crop"];
 
-/**
- * How a collection is laid out over a cluster (`store.qdrantCollections`): shards, copies of each, and copies a
- * write must reach. One of each suits one node.
- */
-export interface QdrantLayout {
-  shardNumber: number;
-  replicationFactor: number;
-  writeConsistencyFactor: number;
-}
-export const ONE_NODE: QdrantLayout = { shardNumber: 1, replicationFactor: 1, writeConsistencyFactor: 1 };
 const LAYOUT_FIELDS = {
   shardNumber: "shard_number",
   replicationFactor: "replication_factor",
@@ -101,21 +99,7 @@ export type FilterCondition = Record<string, unknown>;
 export type IndexKind = "keyword" | "integer" | "bool";
 type PayloadSelection = true | { include: string[] } | { exclude: string[] };
 
-/**
- * Every kind of collection a deployment has, named `<prefix>_<kind>` or `<prefix>_<kind>__<model>`: what tells a
- * deployment's collections from another's whose prefix merely starts the same (`vigil` and `vigil_test`).
- */
-export const COLLECTION_KINDS = [
-  "watchlist",
-  "exclusions",
-  "sightings",
-  "unknowns",
-  "people",
-  "watchlists",
-  "alerts",
-  "state",
-] as const;
-export type CollectionKind = (typeof COLLECTION_KINDS)[number];
+export { COLLECTION_KINDS, type CollectionKind, type QdrantLayout } from "./qdrant-layout.ts";
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
 const unb64 = (text: unknown) => new Uint8Array(Buffer.from(String(text), "base64"));
@@ -148,7 +132,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   /** The server's version, checked once (see checkServer). */
   private server: Promise<void> | undefined;
   private readonly warn: (message: string) => void;
-  private readonly layout: QdrantLayout;
+  private readonly layouts: QdrantLayouts;
   /** Alerts, checkpoints, people and thresholds kept in the records database; undefined: payload collections here. */
   private readonly records: StoreRecords | undefined;
 
@@ -160,7 +144,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     private readonly crops: CropStore,
     options: {
       warn?: (message: string) => void;
-      layout?: QdrantLayout;
+      layout?: QdrantLayouts;
       retry?: QdrantRetry;
       /** Records (alerts, checkpoints, people, thresholds) in the records database, not payloads here. */
       records?: StoreRecords;
@@ -168,7 +152,7 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
   ) {
     this.warn = options.warn ?? ((m) => process.stderr.write(m));
     this.records = options.records;
-    this.layout = options.layout ?? ONE_NODE;
+    this.layouts = options.layout ?? ONE_NODE;
     this.nodes = new QdrantNodes(typeof url === "string" ? [url] : url, apiKey, options.retry, this.warn);
     this.client = this.nodes.client;
     // Only what the identities need of this store: its client, names and collection helpers, and its sightings.
@@ -265,14 +249,20 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
     return pending;
   }
 
+  /** How `collection` is to be laid out: the configured layout, with its kind's own settings over it. */
+  private layoutOf(collection: string): QdrantLayout {
+    return layoutOfKind(this.layouts, kindOfCollection(this.prefix, collection));
+  }
+
   private async create(collection: string, size: number, quantized: boolean) {
+    const layout = this.layoutOf(collection);
     try {
       await this.client.createCollection(collection, {
         vectors: { size, distance: "Cosine", ...(quantized ? SIGHTING_VECTORS : {}) },
         ...(quantized ? { quantization_config: SIGHTING_QUANTIZATION } : {}),
-        shard_number: this.layout.shardNumber,
-        replication_factor: this.layout.replicationFactor,
-        write_consistency_factor: this.layout.writeConsistencyFactor,
+        shard_number: layout.shardNumber,
+        replication_factor: layout.replicationFactor,
+        write_consistency_factor: layout.writeConsistencyFactor,
       });
     } catch (err) {
       // Another process (a second match replica, the API) made it since we asked: Qdrant refuses a second
@@ -301,13 +291,14 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
       replicationFactor: params.replication_factor ?? 1,
       writeConsistencyFactor: params.write_consistency_factor ?? 1,
     };
+    const wanted = this.layoutOf(collection);
     const differs = (Object.keys(LAYOUT_FIELDS) as (keyof QdrantLayout)[]).some(
-      (k) => actual[k] !== this.layout[k],
+      (k) => actual[k] !== wanted[k],
     );
     if (differs)
       this.warn(
         `Qdrant collection ${collection} has ${describeLayout(actual)}; store.qdrantCollections asks for ` +
-          `${describeLayout(this.layout)}. Vigil leaves an existing collection as it is: change its replication ` +
+          `${describeLayout(wanted)}. Vigil leaves an existing collection as it is: change its replication ` +
           `with PATCH /collections/${collection} and replicate its shards, or re-create it for another shard_number.\n`,
       );
     if (actual.replicationFactor < 2) return;

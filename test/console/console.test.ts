@@ -1,7 +1,13 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { chromium, type BrowserContext, type Page, type Response as PageResponse } from "playwright-core";
+import {
+  chromium,
+  type BrowserContext,
+  type Locator,
+  type Page,
+  type Response as PageResponse,
+} from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliActor, KeyService } from "../../lib/api/keys.ts";
@@ -11,6 +17,20 @@ import { openApiStore } from "../../lib/store/open-store.ts";
 import { freePort, guardServerProcess, until as pollUntil } from "../../lib/testing/process.ts";
 import { cameraStream } from "../../lib/testing/rtsp/media.ts";
 import { sharedVision, tempDir } from "../helpers.ts";
+
+/** Pauses a clip's video at the face's moment (its player's `at`), as an operator scrubbing to it; returns it. */
+const seekToFace = (video: Locator) =>
+  video.evaluate(async (v) => {
+    const el = v as HTMLVideoElement;
+    const host = (el.getRootNode() as ShadowRoot).host as HTMLElement & {
+      at: number;
+      clip?: { start: number };
+    };
+    el.pause();
+    el.currentTime = (host.at - host.clip!.start) / 1000;
+    await new Promise((r) => el.addEventListener("seeked", r, { once: true }));
+    return host.at;
+  });
 
 /** Polls every 250 ms: the console and this test share the admin key, rate-limited per key (api.rateLimit): polled faster, the test would starve the page of its own requests. */
 const until = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs?: number) =>
@@ -404,16 +424,7 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
     const { items } = await api<{ items: { box: { x: number; width: number } }[] }>(
       "/v1/alerts?person=alice&camera=door",
     );
-    await video.evaluate(async (v) => {
-      const el = v as HTMLVideoElement;
-      const host = (el.getRootNode() as ShadowRoot).host as HTMLElement & {
-        at: number;
-        clip?: { start: number };
-      };
-      el.pause();
-      el.currentTime = (host.at - host.clip!.start) / 1000;
-      await new Promise((r) => el.addEventListener("seeked", r, { once: true }));
-    });
+    await seekToFace(video);
     const face = clip.locator("[data-field=face-box]");
     await face.waitFor({ timeout: 5000 });
     const [v, f] = await Promise.all([video.boundingBox(), face.boundingBox()]);
@@ -623,17 +634,7 @@ the timeline view shows: ${shown.slice(0, 600)}`);
     // At the best face's time its box is drawn where the face was, as over an alert's clip (the wall's test).
     const clip = player.locator("vigil-clip");
     const video = clip.locator("video");
-    const at = await video.evaluate(async (v) => {
-      const el = v as HTMLVideoElement;
-      const host = (el.getRootNode() as ShadowRoot).host as HTMLElement & {
-        at: number;
-        clip?: { start: number };
-      };
-      el.pause();
-      el.currentTime = (host.at - host.clip!.start) / 1000;
-      await new Promise((r) => el.addEventListener("seeked", r, { once: true }));
-      return host.at;
-    });
+    const at = await seekToFace(video);
     page.off("response", clipFetched);
     expect(clips).toContain(`200 ${sightingPath}/clip`);
     expect(at).toBe(seen.boxTs);

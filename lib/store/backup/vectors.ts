@@ -2,19 +2,12 @@ import type { QdrantClient } from "@qdrant/js-client-rest";
 import { writeFileSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Progress } from "../../telemetry/progress.ts";
-import { COLLECTION_KINDS } from "../qdrant-store.ts";
+import { COLLECTION_KINDS, kindOfCollection, layoutOfKind, type QdrantLayouts } from "../qdrant-layout.ts";
 import { readJsonl, writeJsonl } from "./jsonl.ts";
 
 /** A progress display for `total` points (the CLI's bar on a TTY, lines otherwise); none by default. */
 export type PointsProgress = (label: string, total: number) => Progress;
 const quiet: PointsProgress = () => ({ tick: () => {}, done: () => {} });
-
-/** How a collection is laid out across a cluster: the restoring deployment's choice, not the backup's. */
-export interface CollectionLayout {
-  shardNumber: number;
-  replicationFactor: number;
-  writeConsistencyFactor: number;
-}
 
 /** What a restore needs to make a collection again: its vectors, quantization and payload indexes. */
 export interface CollectionMeta {
@@ -97,7 +90,7 @@ export async function dumpVectors(
 }
 
 /**
- * Makes each backed-up collection again under `prefix`, laid out as `layout`, and loads its points. Refused
+ * Makes each backed-up collection again under `prefix`, laid out as `layouts` says, and loads its points. Refused
  * when the target already has any collection of that prefix: a restore never merges into live data.
  */
 export async function restoreVectors(
@@ -105,7 +98,8 @@ export async function restoreVectors(
   prefix: string,
   dir: string,
   names: string[],
-  layout: CollectionLayout,
+  /** How each collection is laid out across a cluster: the restoring deployment's choice, not the backup's. */
+  layouts: QdrantLayouts,
   onCollection: (name: string, points: number) => void = () => {},
   bar: PointsProgress = quiet,
 ): Promise<Record<string, number>> {
@@ -119,6 +113,7 @@ export async function restoreVectors(
   for (const name of names) {
     const meta = JSON.parse(readFileSync(path.join(dir, `${name}.json`), "utf8")) as CollectionMeta;
     const collection = `${prefix}_${name}`;
+    const layout = layoutOfKind(layouts, kindOfCollection(prefix, collection));
     await client.createCollection(collection, {
       vectors: meta.vectors as never,
       ...(meta.quantization ? { quantization_config: meta.quantization as never } : {}),
