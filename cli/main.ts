@@ -931,15 +931,16 @@ bench
     "a redacted export timed: a 1280×720 clip of a group, every face but one masked (CPU of this process and its ffmpeg decoder and encoder)",
   )
   .option("--seconds <n>", "seconds of video", Number, 20)
+  .option("--video <file>", "real footage instead of the still group (letterboxed to 720p, looped)")
   .option("--json", "one JSON object on stdout")
   .action(
-    action(async (opts: { seconds: number; json?: boolean }) => {
+    action(async (opts: { seconds: number; video?: string; json?: boolean }) => {
       const config = configFrom(globals());
-      const r = await benchExport(config, await visionFor(config), opts.seconds);
+      const r = await benchExport(config, await visionFor(config), opts.seconds, opts.video);
       if (opts.json) console.log(JSON.stringify(r));
       else
         console.log(
-          `redacted ${r.videoSeconds.toFixed(1)} s of ${r.width}×${r.height} (${r.frames} frames, ${r.facesMasked} face boxes masked): ${r.cpuPerVideoSecond.toFixed(2)} CPU s per video second, realTimePerCore ${r.realTimePerCore.toFixed(2)} (goal ≥ 1)`,
+          `redacted ${r.videoSeconds.toFixed(1)} s of ${r.width}×${r.height} from ${r.source} (${r.frames} frames, ${r.facesMasked} face boxes masked): ${r.cpuPerVideoSecond.toFixed(2)} CPU s per video second, realTimePerCore ${r.realTimePerCore.toFixed(2)} (goal ≥ 1)`,
         );
     }),
   );

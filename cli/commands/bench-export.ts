@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -10,6 +11,11 @@ import { SqliteStore } from "../../lib/store/sqlite-store.ts";
 import type { Vision } from "../../lib/vision/inference/vision.ts";
 import { thresholdFor } from "../../lib/vision/models/calibration.ts";
 import { decodeImage } from "../../lib/vision/pixels/image.ts";
+
+function ffmpeg(args: string[]) {
+  const r = spawnSync("ffmpeg", ["-v", "error", "-nostdin", "-y", ...args], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`ffmpeg failed (${r.status}): ${r.stderr.trim()}`);
+}
 
 /** A store with one person, one visit of hers on `door`, and its clip: a group photo held for `seconds`. */
 export interface ExportFixture {
@@ -24,24 +30,38 @@ export interface ExportFixture {
 
 /**
  * What an export of a person needs, made from the npm sample photos: the largest face of a group photo is
- * enrolled as `alice`, and her visit's clip is that group (her and two others) as 1280×720 25 fps H.264.
+ * enrolled as `alice`, and her visit's clip is that group (her and two others) as 1280×720 25 fps H.264. With
+ * `video`, the clip is that footage instead (letterboxed to 1280×720, looped to `seconds`), and `alice` the largest
+ * face of its first frame: people moving, entering and leaving, as a camera records them.
  */
 export async function exportFixture(
   vision: Vision,
   config: Config,
   dir: string,
   seconds = 4,
+  video?: string,
 ): Promise<ExportFixture> {
   const ts = Date.UTC(2026, 11, 6, 9);
   const photos = await samplePhotos(path.resolve(config.dataDir, "cache"));
   const faceFile = path.join(dir, "alice.jpg");
-  await cropLargestFace(vision, photos[0]!, faceFile);
+  const clipFile = path.join(dir, "door.mp4");
+  if (video) {
+    ffmpeg([
+      ...["-stream_loop", "-1", "-i", video, "-t", String(seconds), "-an"],
+      ...["-vf", "scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2"],
+      ...["-r", "25", "-c:v", "libx264", "-pix_fmt", "yuv420p", clipFile],
+    ]);
+    const first = path.join(dir, "first.jpg");
+    ffmpeg(["-i", clipFile, "-frames:v", "1", first]);
+    await cropLargestFace(vision, first, faceFile);
+  } else {
+    await cropLargestFace(vision, photos[0]!, faceFile);
+    await slideshowVideo([photos[0]!], clipFile, { secondsEach: seconds, width: 1280, height: 720 });
+  }
   const [face] = await vision.analyzer.analyze(await decodeImage(readFileSync(faceFile), "alice.jpg"), {
     maxSide: config.detect.maxSide,
   });
   const person = (await vision.embedder.embed([face!.crop]))[0]!;
-  const clipFile = path.join(dir, "door.mp4");
-  await slideshowVideo([photos[0]!], clipFile, { secondsEach: seconds, width: 1280, height: 720 });
   const store = new SqliteStore(path.join(dir, "vigil.db"));
   await store.upsertPerson({ id: "alice", name: "Alice", watchlistId: "default" });
   const modelId = vision.embedder.modelId;
@@ -97,15 +117,19 @@ export interface ExportBenchResult {
   realTimePerCore: number;
 }
 
-/** `vigil bench export`: a redacted export of a 720p clip of a group, timed (CPU, decoder and encoder included). */
+/**
+ * `vigil bench export`: a redacted export of a 720p clip, timed (CPU, decoder and encoder included): a group photo
+ * held still, or real footage (`video`).
+ */
 export async function benchExport(
   config: Config,
   vision: Vision,
   seconds: number,
-): Promise<ExportBenchResult> {
+  video?: string,
+): Promise<ExportBenchResult & { source: string }> {
   const dir = mkdtempSync(path.join(tmpdir(), "vigil-bench-export-"));
   try {
-    const f = await exportFixture(vision, config, dir, seconds);
+    const f = await exportFixture(vision, config, dir, seconds, video);
     try {
       const manifest = await exportPerson(
         {
@@ -126,6 +150,7 @@ export async function benchExport(
         facesMasked: r.blurred,
         cpuPerVideoSecond: manifest.cpuPerVideoSecond!,
         realTimePerCore: 1 / manifest.cpuPerVideoSecond!,
+        source: video ?? "a group photo held still",
       };
     } finally {
       f.store.close();
