@@ -291,10 +291,11 @@ program
   .requiredOption("--out <file>", "the MP4 to write")
   .action(
     action(async (opts: RecordingOptions) => {
-      const clip = await recordingCommand(configFrom(globals()), opts);
-      console.log(
-        `${opts.out}: ${new Date(clip.start).toISOString()} to ${new Date(clip.end).toISOString()}, ${clip.data.length} bytes`,
-      );
+      const cut = await recordingCommand(configFrom(globals()), opts);
+      const iso = (ts: number) => new Date(ts).toISOString();
+      console.log(`${cut.file}: ${iso(cut.start)} to ${iso(cut.end)}, ${cut.bytes} bytes`);
+      for (const g of cut.gaps)
+        console.log(`  no video from ${iso(g.from)} to ${iso(g.to)} (the camera or ingest was down)`);
     }),
   );
 

@@ -186,6 +186,12 @@ describe.skipIf(!!cluster.skip || !!s3Missing)(
         for (const s of stages) expect((await s.kill("SIGTERM")).code).toBe(0);
         const whileDown = searches.ok - atKill;
         await n0.start(60_000);
+        const restarted = Date.now();
+        const recovery = caughtUp(n0.url, await collectionsOf(n0.url, prefix), 120_000).then(
+          () => Date.now() - restarted,
+        );
+        // Awaited below; a failed assertion before then must not leave it unhandled.
+        recovery.catch(() => {});
         searching = false;
         await searcher;
 
@@ -205,13 +211,12 @@ describe.skipIf(!!cluster.skip || !!s3Missing)(
         expect(dead.records).toEqual([]);
         expect(searches.failed).toEqual([]);
         expect(whileDown).toBeGreaterThan(0);
-        const caught = Date.now();
-        await caughtUp(n0.url, await collectionsOf(n0.url, prefix), 120_000);
+        const caughtUpMs = await recovery;
         console.log(
           `lost-node run: ${published.alerts.length} alerts, ${published.sightings.length} sightings, ` +
             `${strangers.size} unknown identities, all stored; ${searches.ok} searches answered ` +
             `(${whileDown} while node 0 was down), none failed, slowest ${searches.slowestMs} ms; ` +
-            `node 0 caught up ${Date.now() - caught} ms after its restart`,
+            `node 0 caught up ${caughtUpMs} ms after its restart`,
         );
       } finally {
         searching = false;

@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { h264Args } from "../../lib/media/generate.ts";
 import type { Config } from "../../lib/config/index.ts";
 import { exportPerson } from "../../lib/export/person-export.ts";
 import { cropLargestFace, samplePhotos, slideshowVideo } from "../../lib/media/sample-media.ts";
@@ -48,8 +49,11 @@ export async function exportFixture(
   if (video) {
     ffmpeg([
       ...["-stream_loop", "-1", "-i", video, "-t", String(seconds), "-an"],
-      ...["-vf", "scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2"],
-      ...["-r", "25", "-c:v", "libx264", "-pix_fmt", "yuv420p", clipFile],
+      ...[
+        "-vf",
+        "scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1",
+      ],
+      ...["-r", "25", ...h264Args(), clipFile],
     ]);
     const first = path.join(dir, "first.jpg");
     ffmpeg(["-i", clipFile, "-frames:v", "1", first]);

@@ -56,4 +56,28 @@ describe("config", () => {
     expect(config.bus.kafka.clientId).toBe("true");
     expect(config.bus.kafka.sasl?.username).toBe("vigil");
   });
+
+  it("lays a camera's record settings over the site's ingest.record, field by field", () => {
+    const config = loadConfig({
+      env: {},
+      overrides: {
+        "ingest.record": { keepDays: 30, preRollS: 9 },
+        cameras: [{ id: "door", url: "rtsp://x/door", record: { keep: "all" } }],
+      },
+    });
+    expect(config.cameras[0]!.record).toEqual({ keep: "all" });
+    expect({ ...config.ingest.record, ...config.cameras[0]!.record }).toMatchObject({
+      keep: "all",
+      keepDays: 30,
+      preRollS: 9,
+      postRollS: 5,
+    });
+  });
+
+  it("refuses a camera id that would name a folder above its recordings", () => {
+    for (const id of ["..", ".", ".joining"])
+      expect(() => loadConfig({ env: {}, overrides: { cameras: [{ id, url: "rtsp://x/y" }] } })).toThrow(
+        /do not start with '\.'/,
+      );
+  });
 });

@@ -1,7 +1,7 @@
 import { readFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { ConfigSchema, type Config } from "./schema.ts";
-import { recordableUrl } from "../media/camera-url.ts";
+import { FILE_NOT_RECORDED, keepsSightingClips, recordableUrl } from "../media/camera-url.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -130,14 +130,13 @@ export function clippedRecords(config: Pick<Config, "cameras" | "ingest">) {
   const keep = (cameraId: string) =>
     file(cameraId) ? "off" : (camera(cameraId)?.record?.keep ?? config.ingest.record.keep);
   const alerts = (cameraId: string) => keep(cameraId) !== "off";
-  const sightings = (cameraId: string) => keep(cameraId) === "sightings" || keep(cameraId) === "all";
+  const sightings = (cameraId: string) => keepsSightingClips(keep(cameraId));
   return {
     alerts,
     sightings,
     why(kind: "alerts" | "sightings", cameraId: string): string | undefined {
       if ((kind === "alerts" ? alerts : sightings)(cameraId)) return undefined;
-      if (file(cameraId))
-        return `camera ${cameraId} is a file, not a live camera: clips are recorded from live cameras only`;
+      if (file(cameraId)) return `camera ${cameraId} is ${FILE_NOT_RECORDED}`;
       return kind === "alerts"
         ? `camera ${cameraId} is not recorded (its record.keep is off)`
         : `camera ${cameraId} keeps no clips of sightings (its record.keep is ${keep(cameraId)})`;

@@ -20,24 +20,38 @@ const fraction = z.number().min(0).max(1);
  * `alerts` cuts a clip for every alert, `sightings` for every sighting as well, `all` also keeps the whole
  * recording (not only what clips need) for `keepDays`, `off` records nothing.
  */
-const RecordSchema = z.object({
-  keep: z.enum(["off", "alerts", "sightings", "all"]).default("off"),
+const RecordFields = {
+  keep: z.enum(["off", "alerts", "sightings", "all"]),
   /**
    * With `keep: all`: how long the whole recording stays on ingest's disk (hour folders, deleted whole; a 2 Mbit/s
    * camera writes about 21 GB a day). `vigil recording` cuts any span of it.
    */
-  keepDays: z.number().positive().max(365).default(7),
+  keepDays: z.number().positive().max(365),
   /** Video kept before an alert's face, and after it. */
-  preRollS: z.number().min(0).max(120).default(5),
-  postRollS: z.number().min(0).max(120).default(5),
-  /** Segment length asked of ffmpeg's segmenter (a segment ends on the first keyframe after it). */
-  segmentS: z.number().min(1).max(6).default(2),
+  preRollS: z.number().min(0).max(120),
+  postRollS: z.number().min(0).max(120),
+  /** Segment length asked of ffmpeg's segmenter (a segment ends on the first keyframe after it; 2–6 s suit clips). */
+  segmentS: z.number().min(1).max(10),
   /** Video kept on disk whatever needs it: the longest sighting a clip can reach back to the start of. */
-  bufferS: z.number().min(10).max(3600).default(120),
+  bufferS: z.number().min(10).max(3600),
+};
+const RecordSchema = z.object({
+  keep: RecordFields.keep.default("off"),
+  keepDays: RecordFields.keepDays.default(7),
+  preRollS: RecordFields.preRollS.default(5),
+  postRollS: RecordFields.postRollS.default(5),
+  segmentS: RecordFields.segmentS.default(2),
+  bufferS: RecordFields.bufferS.default(120),
 });
 
 export const CameraSchema = z.object({
-  id: z.string().regex(/^[A-Za-z0-9._-]+$/, "camera ids are letters, digits, '.', '_' or '-'"),
+  // Not starting with '.': an id names the camera's recording folder ('..' would be the data folder itself).
+  id: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/,
+      "camera ids are letters, digits, '.', '_' or '-', and do not start with '.'",
+    ),
   url: z.string().min(1),
   /** Overrides of the `ingest` defaults for this camera. */
   fps: z.number().positive().max(60).optional(),
@@ -54,8 +68,11 @@ export const CameraSchema = z.object({
    */
   detectMaxSide: z.number().int().positive().optional(),
   smallFaces: z.enum(["off", "second-pass", "tiles"]).optional(),
-  /** Overrides of `ingest.record` for this camera. */
-  record: RecordSchema.partial().optional(),
+  /**
+   * Overrides of `ingest.record` for this camera: only what it sets (no defaults here, which would put back the
+   * built-in value of every field it leaves out over the site's `ingest.record`).
+   */
+  record: z.object(RecordFields).partial().optional(),
   /**
    * The camera map: cameras a person seen here may walk to next, with the typical seconds it takes (optional).
    * Following a person live (`vigil follow`) says where they may appear next from it.

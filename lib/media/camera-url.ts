@@ -7,3 +7,9 @@ export const isHttpUrl = (url: string) => /^https?:\/\//i.test(url);
  * to be copyable, which only the decoder finds out); a file is the recording already, and gets no clips.
  */
 export const recordableUrl = (url: string) => isLiveUrl(url) || isHttpUrl(url);
+
+/** Why a file camera has no clips, wherever it is said (its status, the API's 404). */
+export const FILE_NOT_RECORDED = "a file, not a live camera: clips are recorded from live cameras only";
+
+/** Whether a camera's `record.keep` cuts clips of its sightings as well as of its alerts. */
+export const keepsSightingClips = (keep: string) => keep === "sightings" || keep === "all";

@@ -161,41 +161,24 @@ export interface Clip {
 }
 
 /**
- * The segments joined into one MP4 without re-encoding (ffmpeg's concat demuxer). Whole segments, so a clip starts
- * on a keyframe at or before the time asked for.
+ * The segments joined into one MP4 at `out` without re-encoding (ffmpeg's concat demuxer). Whole segments, so a
+ * clip starts on a keyframe at or before the time asked for. A segment that cannot be opened (pruned or archived
+ * since it was listed) fails the join (`-xerror`) rather than ending the video there with success.
  */
-export async function joinSegments(segments: Segment[], scratch: string): Promise<Clip> {
+export async function joinSegmentsTo(
+  segments: Segment[],
+  out: string,
+): Promise<{ start: number; end: number }> {
   if (segments.length === 0) throw new Error("no recorded video covers that time");
-  mkdirSync(scratch, { recursive: true });
-  const stem = path.join(
-    scratch,
-    `clip-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`,
-  );
-  const list = `${stem}.txt`;
-  const out = `${stem}.mp4`;
+  const list = `${out}.txt`;
   writeFileSync(list, segments.map((s) => `file '${s.file.replace(/'/g, "'\\''")}'\n`).join(""));
   try {
     await new Promise<void>((resolve, reject) => {
       const child = spawn(
         "ffmpeg",
         [
-          "-nostdin",
-          "-loglevel",
-          "error",
-          "-f",
-          "concat",
-          "-safe",
-          "0",
-          "-i",
-          list,
-          "-c",
-          "copy",
-          "-movflags",
-          "+faststart",
-          "-f",
-          "mp4",
-          "-y",
-          out,
+          ...["-nostdin", "-loglevel", "error", "-xerror", "-f", "concat", "-safe", "0", "-i", list],
+          ...["-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", out],
         ],
         { stdio: ["ignore", "ignore", "pipe"] },
       );
@@ -208,13 +191,23 @@ export async function joinSegments(segments: Segment[], scratch: string): Promis
           : reject(new Error(`ffmpeg could not join the clip: ${stderr.trim() || code}`)),
       );
     });
-    return {
-      data: new Uint8Array(readFileSync(out)),
-      start: segments[0]!.start,
-      end: segments.at(-1)!.end,
-    };
+    return { start: segments[0]!.start, end: segments.at(-1)!.end };
   } finally {
     rmSync(list, { force: true });
+  }
+}
+
+/** joinSegmentsTo through a scratch file, read back: a clip (seconds of video) for the clip store. */
+export async function joinSegments(segments: Segment[], scratch: string): Promise<Clip> {
+  mkdirSync(scratch, { recursive: true });
+  const out = path.join(
+    scratch,
+    `clip-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}.mp4`,
+  );
+  try {
+    const span = await joinSegmentsTo(segments, out);
+    return { data: new Uint8Array(readFileSync(out)), ...span };
+  } finally {
     rmSync(out, { force: true });
   }
 }
@@ -264,6 +257,9 @@ export function archiveSegments(dir: string, segments: Segment[]): number {
   }
   return moved;
 }
+
+/** A segment's name as ffmpeg wrote it, whether it is still in the buffer or archived under its span. */
+export const segmentName = (file: string) => path.basename(file).replace(/^\d+_\d+_/, "");
 
 /** The archived segments that hold any of [from, to], in time order. */
 export function archivedSegments(dir: string, from: number, to: number): Segment[] {
@@ -346,17 +342,49 @@ export class CameraRecording {
     if (this.spec.keep === "all") {
       // Before the buffer's prune, which would delete them: a listed segment leaves the buffer while its list
       // still names it (the list holds a few segments more than the buffer).
+      const listed = this.segments();
       archiveSegments(
         this.spec.dir,
-        this.segments().filter((s) => s.end < edge && !this.pins.has(s.file)),
+        listed.filter((s) => s.end < edge && !this.pins.has(s.file)),
       );
+      // Unlisted and old: a killed decoder's last segment, or one that fell off the list while a clip held it.
+      // Kept too, its span from its mtime (its end) and the segment length (its list, with the exact one, is gone).
+      const names = new Set(listed.map((s) => s.file));
+      const strays: Segment[] = [];
+      let files: string[] = [];
+      try {
+        files = readdirSync(this.spec.dir).filter((n) => n.endsWith(".ts"));
+      } catch {
+        // Nothing recorded yet.
+      }
+      for (const name of files) {
+        const file = path.join(this.spec.dir, name);
+        const end =
+          names.has(file) || this.pins.has(file)
+            ? undefined
+            : statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+        if (end !== undefined && end < edge)
+          strays.push({ file, start: end - this.spec.segmentS * 1000, end });
+      }
+      archiveSegments(this.spec.dir, strays);
       pruneArchive(this.spec.dir, now - this.spec.keepDays * 86_400_000);
     }
     return pruneSegments(this.spec.dir, edge, (f) => this.pins.has(f));
   }
 
-  /** The recorded segments (archived and in the buffer) that hold any of [from, to], in time order. */
+  /**
+   * The recorded segments (in the buffer, and archived with keep: all) that hold any of [from, to], in time order.
+   * The buffer is read first: a segment archived between the two reads is then found in the archive, not lost.
+   */
   between(from: number, to: number): Segment[] {
-    return [...archivedSegments(this.spec.dir, from, to), ...segmentsBetween(this.segments(), from, to)];
+    const buffered = segmentsBetween(this.segments(), from, to);
+    if (this.spec.keep !== "all") return buffered;
+    const names = new Set(buffered.map((s) => segmentName(s.file)));
+    // Nothing older than keepDays is kept: no need to look through the hours before it.
+    const oldest = Math.max(from, this.clock() - this.spec.keepDays * 86_400_000 - HOUR);
+    const archived = archivedSegments(this.spec.dir, oldest, to).filter(
+      (s) => !names.has(segmentName(s.file)),
+    );
+    return [...archived, ...buffered].sort((a, b) => a.start - b.start);
   }
 }

@@ -1,3 +1,4 @@
+import { recordableUrl } from "../../lib/media/camera-url.ts";
 import type { Config } from "../../lib/config/index.ts";
 import type { CameraRecording } from "../../lib/media/recording.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
@@ -35,7 +36,9 @@ export class CameraManager {
   /** The recorded cameras' rolling recordings, by camera id (what clips are cut from). */
   recordings(): Map<string, CameraRecording> {
     const out = new Map<string, CameraRecording>();
-    for (const s of this.supervisors) if (s.recording) out.set(s.camera.id, s.recording);
+    // A file is never recorded: no clips are cut for it (its records name none, and the API says why).
+    for (const s of this.supervisors)
+      if (s.recording && recordableUrl(s.camera.url)) out.set(s.camera.id, s.recording);
     return out;
   }
 

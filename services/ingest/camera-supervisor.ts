@@ -18,7 +18,7 @@ import {
 import { CameraRecording, RECORDABLE_CODECS, recordingOutput } from "../../lib/media/recording.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
 import type { CameraSpec } from "./camera.ts";
-import { isHttpUrl, recordableUrl } from "../../lib/media/camera-url.ts";
+import { FILE_NOT_RECORDED, isHttpUrl, recordableUrl } from "../../lib/media/camera-url.ts";
 
 export type CameraState = CameraStatusMessage["state"];
 type Timing = Pick<
@@ -100,7 +100,7 @@ export class CameraSupervisor {
     this.live = recordableUrl(camera.url);
     if (camera.record) {
       this.recording = new CameraRecording(camera.record, clock);
-      if (!this.live) this.recordOff = "a file, not a live camera: clips are recorded from live cameras only";
+      if (!this.live) this.recordOff = FILE_NOT_RECORDED;
     }
     // Sequence numbers start from the wall clock (µs), so frame ids stay unique across process restarts.
     this.seq = clock() * 1000;

@@ -1,7 +1,10 @@
+import { keepsSightingClips } from "../../lib/media/camera-url.ts";
 import type { Bus, Subscription } from "../../lib/bus/index.ts";
 import { AlertContract, SightingContract, Topics } from "../../lib/contracts/index.ts";
 import {
+  archivedSegments,
   joinSegments,
+  segmentName,
   segmentsBetween,
   type CameraRecording,
   type Segment,
@@ -37,7 +40,7 @@ export interface ClipCutterOptions {
 }
 
 const iso = (ts: number) => new Date(ts).toISOString();
-const keepsSightings = (r: CameraRecording) => r.spec.keep === "sightings" || r.spec.keep === "all";
+const keepsSightings = (r: CameraRecording) => keepsSightingClips(r.spec.keep);
 
 /**
  * Cuts clips for the records of the cameras this process records: from their rolling recordings, once the
@@ -132,8 +135,16 @@ export class ClipCutter {
         if (this.clock() - changedAt > quietMs && this.clock() > req.to) break;
         await new Promise((r) => setTimeout(r, this.pollMs));
       }
-      // What the last look found (and pinned): the recording as it stood when the wait ended.
-      const segments = pinned;
+      // What the last look found (and pinned): the recording as it stood when the wait ended. With keep: all,
+      // what had left the buffer (a sighting longer than it, a record redelivered after a restart) is archived.
+      let segments = pinned;
+      if (recording.spec.keep === "all") {
+        const held = new Set(pinned.map((s) => segmentName(s.file)));
+        const archived = archivedSegments(recording.spec.dir, req.from, req.to).filter(
+          (s) => !held.has(segmentName(s.file)),
+        );
+        segments = [...archived, ...pinned].sort((a, b) => a.start - b.start);
+      }
       if (segments.length === 0) {
         const oldest = all[0]?.start;
         const none =

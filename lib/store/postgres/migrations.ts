@@ -14,8 +14,9 @@ export interface Migration {
 
 /**
  * The database was migrated by a newer Vigil: this code would misread or damage what it does not know. A process
- * refuses to start on it; one that meets it later (a newer release migrated while it ran) waits, redelivering, as
- * for a database that is away, since dead-lettering would lose records the newer replicas can store.
+ * refuses to start on it; one that first reaches the database later (it was away at the start) and finds it
+ * newer waits, redelivering, as for a database that is away, since dead-lettering would lose records the newer
+ * replicas can store. (A process already connected does not look again: a rolling upgrade replaces it.)
  */
 export class SchemaTooNewError extends Error {
   override name = "SchemaTooNewError";
