@@ -41,12 +41,20 @@ describe("stand-in models (bench plumbing)", () => {
         const cpu = process.cpuUsage(cpu0);
         return { faces, wall: (performance.now() - t0) / runs, cpu: (cpu.user + cpu.system) / 1000 / runs };
       };
-      const waited = await timed(vision, 4);
-      const base = await timed(free, 4);
+      // The wait holds the thread without burning it: of its 30 ms, far less than half is CPU. A loaded machine
+      // can inflate one round's CPU (another thread's work lands in this process's count); a spinning wait would
+      // burn its 30 ms in every round, so the least excess of up to three rounds tells the two apart.
+      let waited = await timed(vision, 4);
+      let base = await timed(free, 4);
+      let excess = waited.cpu - base.cpu;
+      for (let round = 1; round < 3 && excess >= 15; round++) {
+        waited = await timed(vision, 4);
+        base = await timed(free, 4);
+        excess = Math.min(excess, waited.cpu - base.cpu);
+      }
       const faces = waited.faces;
       expect(waited.wall).toBeGreaterThanOrEqual(29);
-      // The wait holds the thread without burning it: of its 30 ms, far less than half is CPU.
-      expect(waited.cpu - base.cpu).toBeLessThan(15);
+      expect(excess).toBeLessThan(15);
       expect(base.faces).toHaveLength(4);
       expect(faces).toHaveLength(4);
       for (const f of faces) {
