@@ -1,4 +1,5 @@
 import { FramePool, type FrameSlot } from "./frame-pool.ts";
+import { frameSocketOutput, frameSocketPath, readFrameSocket } from "./frame-socket.ts";
 import ffmpeg from "fluent-ffmpeg";
 import type { ChildProcess } from "node:child_process";
 import { PassThrough } from "node:stream";
@@ -151,7 +152,7 @@ export interface Decoder {
 
 /**
  * Starts ffmpeg decoding a source to yuv420p frames at a fixed rate and size. The async iterator applies
- * backpressure (ffmpeg blocks on its pipe when the consumer is behind). Frames stay in the decoder's own
+ * backpressure (ffmpeg blocks on its output when the consumer is behind). Frames stay in the decoder's own
  * colour format: converting 720p to BGR in ffmpeg costs more than decoding the 4 skipped frames in between,
  * and doubles the bytes every later step copies.
  */
@@ -183,10 +184,13 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
     ...(options.inputOptions ?? []),
   ]);
   // The frames' output first: options given before an output belong to it, and a second output (the recording)
-  // takes its own.
+  // takes its own. Raw frames come through a Unix socket read straight into their slots (frame-socket.ts); JPEGs,
+  // a few dozen KiB, through stdout.
   const stream = new PassThrough();
+  const socketPath = jpeg ? undefined : frameSocketPath();
+  const socketOutput = socketPath ? frameSocketOutput(socketPath) : undefined;
   command
-    .output(stream)
+    .output(socketOutput?.target ?? stream)
     // Keyframes arrive once per GOP; the fps filter would duplicate them up to the rate, so pass them through.
     .outputOptions([
       "-an",
@@ -195,7 +199,7 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
       ...(options.keyframesOnly ? ["-vsync", "passthrough"] : []),
       ...(jpeg
         ? ["-c:v", "mjpeg", "-q:v", String(options.jpegQuality ?? 3), "-f", "image2pipe"]
-        : ["-pix_fmt", "yuv420p", "-f", "rawvideo"]),
+        : ["-pix_fmt", "yuv420p", "-f", "rawvideo", ...socketOutput!.options]),
     ]);
   if (options.record) command.output(options.record.target).outputOptions(options.record.options);
   const stderr: string[] = [];
@@ -251,35 +255,18 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   }
 
   async function* frames(): AsyncGenerator<DecodedFrame> {
-    // Each byte is copied once, into its frame: pipe chunks are 64 KiB and a 720p frame is 1.4 MB, so
-    // re-concatenating a growing buffer per chunk would copy every frame dozens of times.
-    let slot = pool.acquire();
-    let filled = 0;
     let index = 0;
-    for await (const chunk of stream) {
-      const bytes = chunk as Buffer;
-      let offset = 0;
-      while (offset < bytes.length) {
-        const take = Math.min(frameBytes - filled, bytes.length - offset);
-        slot.pixels.set(bytes.subarray(offset, offset + take), filled);
-        filled += take;
-        offset += take;
-        if (filled === frameBytes) {
-          const { pixels: data, release } = slot;
-          yield {
-            index: index++,
-            width,
-            height,
-            format: "yuv420p",
-            data,
-            receivedAt: Date.now(),
-            release,
-            slot,
-          };
-          slot = pool.acquire();
-          filled = 0;
-        }
-      }
+    for await (const slot of readFrameSocket(socketPath!, pool, frameBytes, exited)) {
+      yield {
+        index: index++,
+        width,
+        height,
+        format: "yuv420p",
+        data: slot.pixels,
+        receivedAt: Date.now(),
+        release: slot.release,
+        slot,
+      };
     }
   }
 
