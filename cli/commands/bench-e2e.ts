@@ -4,7 +4,7 @@ import type { Config } from "../../lib/config/index.ts";
 import { startDecoder } from "../../lib/media/ffmpeg.ts";
 import { progress } from "../../lib/telemetry/progress.ts";
 import { loadVision, type Vision } from "../../lib/vision/inference/vision.ts";
-import type { BgrImage } from "../../lib/vision/pixels/image.ts";
+import type { FrameImage } from "../../lib/vision/pixels/image.ts";
 import type { Yuv420Image } from "../../lib/vision/pixels/yuv.ts";
 import { RtspScene, tickSeconds, type WindowFigures } from "./rtsp-scene.ts";
 
@@ -181,7 +181,7 @@ async function modelCosts(scene: RtspScene): Promise<ModelCosts> {
   decoder.kill("SIGTERM");
   await decoder.exited;
   if (frames.length === 0) throw new Error(`${scene.stream}: ffmpeg gave no frames`);
-  const crops: BgrImage[] = [];
+  const crops: FrameImage[] = [];
   for (const frame of frames) for (const face of await vision.analyzer.analyze(frame)) crops.push(face.crop);
   const detectMs = await cpuMsPerCall(frames, (f) => vision.detector.detect(f), 60);
   const embedMsPerFace = crops.length ? await cpuMsPerCall(crops, (c) => vision.embedder.embed([c]), 40) : 0;

@@ -17,7 +17,7 @@ import {
 } from "../../lib/vision/inference/runtime.ts";
 import { loadVision, modelStoreFor } from "../../lib/vision/inference/vision.ts";
 import { modelSpec } from "../../lib/vision/models/registry.ts";
-import { encodeJpeg, fillTensor, type BgrImage } from "../../lib/vision/pixels/image.ts";
+import { encodeJpeg, fillTensor, type FrameImage } from "../../lib/vision/pixels/image.ts";
 import { yuv420ToBgr, type Yuv420Image } from "../../lib/vision/pixels/yuv.ts";
 import { enrolPhotos } from "../../lib/watchlist/enrol.ts";
 import { logToStderr } from "../context.ts";
@@ -144,7 +144,7 @@ async function measureProvider(
   config: Config,
   provider: ExecutionProvider,
   frames: Yuv420Image[],
-  crop: BgrImage,
+  crop: FrameImage,
   batches: { detect: number[]; embed: number[] },
   options: GpuBenchOptions,
 ): Promise<ProviderFigures> {
@@ -207,7 +207,7 @@ async function measureProvider(
 }
 
 /** Detections and embeddings of the same frames and crops on two providers. */
-async function parity(config: Config, gpu: ExecutionProvider, frames: Yuv420Image[], crop: BgrImage) {
+async function parity(config: Config, gpu: ExecutionProvider, frames: Yuv420Image[], crop: FrameImage) {
   const store = modelStoreFor(config, () => {});
   const spec = modelSpec("yunet-2026may");
   const size = { width: config.models.gpu.detectWidth, height: config.models.gpu.detectHeight, maxBatch: 8 };
@@ -486,7 +486,7 @@ export async function benchGpu(config: Config, options: GpuBenchOptions): Promis
     { ...config, models: { ...config.models, executionProvider: "cpu" } },
     options.log,
   );
-  let crop: BgrImage | undefined;
+  let crop: FrameImage | undefined;
   let facesInFrames = 0;
   for (const f of frames.slice(0, 8)) {
     const faces = await cpuVision.analyzer.analyze(f);

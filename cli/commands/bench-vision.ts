@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Config } from "../../lib/config/index.ts";
 import { samplePhotos } from "../../lib/media/sample-media.ts";
 import { FaceEmbedder } from "../../lib/vision/inference/embedder.ts";
-import { decodeImage, resizeImage, type BgrImage } from "../../lib/vision/pixels/image.ts";
+import { decodeImage, resizeImage, type BgrImage, type FrameImage } from "../../lib/vision/pixels/image.ts";
 import { embedderInfo } from "../../lib/vision/models/calibration.ts";
 import { createSession } from "../../lib/vision/inference/runtime.ts";
 import type { Vision } from "../../lib/vision/inference/vision.ts";
@@ -69,7 +69,7 @@ export async function benchVision(config: Config, vision: Vision, runs = 40) {
     false,
   );
   const faces = await vision.analyzer.analyze(frame720);
-  const crop: BgrImage = faces[0]?.crop ?? {
+  const crop: FrameImage = faces[0]?.crop ?? {
     width: plain.width,
     height: plain.height,
     data: new Uint8Array(plain.width * plain.height * 3).fill(128),

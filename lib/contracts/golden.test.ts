@@ -110,6 +110,9 @@ const samples: Record<TopicName, Record<string, unknown>> = {
  * keep pinning messages from producers that predate them.
  */
 const optionalFields: Partial<Record<TopicName, { tag: string; extra: Record<string, unknown> }[]>> = {
+  // A yuv420p crop of 4×2 pixels: 8 luma bytes and two chroma planes of 2.
+  [Topics.faces]: [{ tag: "cropFormat", extra: { cropFormat: "yuv420p", crop: bytes(12, 9) } }],
+  [Topics.embeddings]: [{ tag: "cropFormat", extra: { cropFormat: "yuv420p", crop: bytes(12, 10) } }],
   [Topics.sightings]: [
     {
       tag: "unknownId",

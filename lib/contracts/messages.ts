@@ -62,6 +62,11 @@ export const FaceHeader = z.object({
   quality: QualityScores,
   detectorModel: z.string().min(1),
   cropSize: z.object({ width: z.number().int().positive(), height: z.number().int().positive() }),
+  /**
+   * How the crop's bytes are laid out; absent: packed BGR. Added within version 1, so a reader that predates it
+   * would take yuv420p bytes for BGR: upgrade embed and match before detect-align.
+   */
+  cropFormat: z.enum(["bgr24", "yuv420p"]).optional(),
 });
 
 export const EmbeddingHeader = FaceHeader.extend({
@@ -154,7 +159,10 @@ export const FaceContract = defineContract({
   name: "face",
   version: 1,
   header: FaceHeader,
-  /** The aligned crop, packed BGR, `cropSize.width × cropSize.height × 3`. */
+  /**
+   * The aligned crop: packed BGR, `cropSize.width × cropSize.height × 3`, or with `cropFormat` yuv420p, a
+   * full-size luma plane and two quarter-size chroma planes (`× 1.5`).
+   */
   blobs: ["crop"] as const,
 });
 export const EmbeddingContract = defineContract({

@@ -6,7 +6,7 @@ import { cosine, iou } from "../geometry/index.ts";
 import { cropLargestFace, samplePhotos } from "../media/sample-media.ts";
 import type { AlignedFace } from "../vision/inference/face-analyzer.ts";
 import type { Vision } from "../vision/inference/vision.ts";
-import { decodeImage, type BgrImage } from "../vision/pixels/image.ts";
+import { decodeImage, type BgrImage, type FrameImage } from "../vision/pixels/image.ts";
 import { recognisability, type RecognisabilityModel } from "../vision/pixels/quality.ts";
 import { scanIdentities } from "./faces.ts";
 
@@ -69,7 +69,7 @@ async function gatedFaces(
   return faces;
 }
 
-async function embedAll(vision: Vision, crops: BgrImage[]): Promise<Float32Array[]> {
+async function embedAll(vision: Vision, crops: FrameImage[]): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
   for (let i = 0; i < crops.length; i += 32)
     out.push(...(await vision.embedder.embed(crops.slice(i, i + 32))));
@@ -118,7 +118,7 @@ export async function folderCollection(
   decidable: Decidable = photoGate,
 ): Promise<Collection> {
   const files = scanIdentities(dir).flatMap((i) => i.files);
-  const found: { label: string; identity: string; crop: BgrImage }[] = [];
+  const found: { label: string; identity: string; crop: FrameImage }[] = [];
   const skipped: string[] = [];
   const bar = onProgress(name, files.length);
   for (const file of files) {
@@ -161,7 +161,7 @@ export async function labelledPairsCollection(
   }
   const names = [...new Set([...negatives].flatMap((k) => k.split("\n")))].sort();
   const skipped: string[] = [];
-  const found: { label: string; crop: BgrImage }[] = [];
+  const found: { label: string; crop: FrameImage }[] = [];
   for (const file of names) {
     const face = (
       await gatedFaces(vision, await decodeImage(path.join(dir, file), file), true, decidable)
@@ -191,7 +191,7 @@ export async function demoCollection(
   decidable: Decidable = photoGate,
 ): Promise<Collection> {
   const photos = await samplePhotos(path.resolve(dataDir, "cache"));
-  const faces: { label: string; identity: string; crop: BgrImage }[] = [];
+  const faces: { label: string; identity: string; crop: FrameImage }[] = [];
   const skipped: string[] = [];
   /** Per photo, the face cropLargestFace cut the watchlist photo from (largest detection, gated or not). */
   const cropped = new Map<number, string>();

@@ -2,7 +2,7 @@ import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import type { QualityScores } from "../contracts/index.ts";
 import type { Vision } from "../vision/inference/vision.ts";
-import { decodeImage, type BgrImage } from "../vision/pixels/image.ts";
+import { decodeImage, type FrameImage } from "../vision/pixels/image.ts";
 import { degradeImage } from "./degrade.ts";
 import { centralFace } from "./lfw.ts";
 
@@ -60,7 +60,7 @@ export async function extractFaces(
   onProgress: OnProgress,
 ): Promise<ExtractedFace[]> {
   const out: ExtractedFace[] = [];
-  const pending: { index: number; crop: BgrImage }[] = [];
+  const pending: { index: number; crop: FrameImage }[] = [];
   const bar = onProgress(phase, items.length);
   const flush = async () => {
     if (pending.length === 0) return;

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { alignFace } from "../vision/pixels/align.ts";
 import type { AlignedFace } from "../vision/inference/face-analyzer.ts";
-import { decodeImage, type BgrImage } from "../vision/pixels/image.ts";
+import { decodeImage, type BgrImage, type FrameImage } from "../vision/pixels/image.ts";
 import type { Vision } from "../vision/inference/vision.ts";
 import { parseLfwPairs } from "./lfw-pairs.ts";
 import { crossValidate, tarAtFar, type FoldResult, type ScoredPair } from "./verification.ts";
@@ -83,7 +83,7 @@ export async function lfwVectors(
     };
   }
   const { embedder, analyzer } = vision;
-  const crops = new Map<string, BgrImage>();
+  const crops = new Map<string, FrameImage>();
   const missing: { file: string; image: BgrImage }[] = [];
   const gate = new Map<string, string[]>();
   const landmarkSum: Point[] = Array.from({ length: 5 }, () => [0, 0] as Point);

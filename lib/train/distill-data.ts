@@ -5,7 +5,7 @@ import { degradedJpeg, nameHash, type CameraDegradation } from "../eval/degrade.
 import { centralFace } from "../eval/lfw.ts";
 import { scanIdentities } from "../eval/faces.ts";
 import type { Vision } from "../vision/inference/vision.ts";
-import { decodeImage } from "../vision/pixels/image.ts";
+import { decodeImage, toBgr } from "../vision/pixels/image.ts";
 
 /**
  * Training pairs for cross-resolution distillation (issue 22): for every photo, its aligned crop as the embedder
@@ -84,7 +84,8 @@ export async function writeDistillData(
         const degraded = await decodeImage(await degradedJpeg(full, d), file);
         crops.push(vision.analyzer.alignDetection(degraded, face.detection).crop);
       }
-      for (const c of crops) writeSync(fd, c.data);
+      // The file holds packed BGR: a photo's crops already are (toBgr is a no-op for them).
+      for (const c of crops) writeSync(fd, toBgr(c).data);
       manifest.photos.push({ file, identity, degradations });
     }
   } finally {

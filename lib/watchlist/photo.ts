@@ -1,4 +1,4 @@
-import { decodeImage, resizeImage, type BgrImage } from "../vision/pixels/image.ts";
+import { decodeImage, resizeImage, type FrameImage } from "../vision/pixels/image.ts";
 import type { Vision } from "../vision/inference/vision.ts";
 
 export type PhotoEmbedding =
@@ -7,7 +7,7 @@ export type PhotoEmbedding =
       vector: Float32Array;
       modelId: string;
       /** The aligned face the vector was computed from: enrolment keeps it for operators to look at. */
-      face: BgrImage;
+      face: FrameImage;
     }
   | { ok: false; reason: string };
 

@@ -7,7 +7,7 @@ import type {
   FrameAnalyzer,
   AnalyzeOptions,
 } from "../../lib/vision/inference/face-analyzer.ts";
-import type { EncodedFrame, FrameImage } from "../../lib/vision/pixels/image.ts";
+import { cropFormatOf, type EncodedFrame, type FrameImage } from "../../lib/vision/pixels/image.ts";
 import { yuv420Bytes } from "../../lib/vision/pixels/yuv.ts";
 import { EmbedGate, type EmbedGateOptions } from "./embed-gate.ts";
 
@@ -135,6 +135,7 @@ export class DetectAlignStage implements Stage<FrameMessage> {
             quality: face.quality.scores,
             detectorModel: this.analyzer.detectorModelId,
             cropSize: { width: face.crop.width, height: face.crop.height },
+            ...cropFormatOf(face.crop),
             crop: face.crop.data,
           }),
         });

@@ -8,13 +8,13 @@ import {
 } from "../../lib/contracts/index.ts";
 import type { Emit, Stage } from "../../lib/runtime/stage.ts";
 import type { Embedder } from "../../lib/vision/inference/embedder.ts";
-import type { BgrImage } from "../../lib/vision/pixels/image.ts";
+import { messageCrop, type FrameImage } from "../../lib/vision/pixels/image.ts";
 
 /** aligned faces → L2-normalised embeddings, batched across cameras; every vector carries its model id. */
 export class EmbedStage implements Stage<FaceMessage> {
   readonly name = "embed";
   readonly input = { topic: Topics.faces, contract: FaceContract };
-  private readonly batcher: DynamicBatcher<BgrImage, Float32Array>;
+  private readonly batcher: DynamicBatcher<FrameImage, Float32Array>;
 
   constructor(
     private readonly embedder: Embedder,
@@ -28,9 +28,7 @@ export class EmbedStage implements Stage<FaceMessage> {
   }
 
   async handle(faces: FaceMessage[]): Promise<Emit[]> {
-    const vectors = await this.batcher.submitMany(
-      faces.map((f) => ({ width: f.cropSize.width, height: f.cropSize.height, data: f.crop })),
-    );
+    const vectors = await this.batcher.submitMany(faces.map(messageCrop));
     return faces.map((face, i) => {
       const { crop, ...header } = face;
       return {

@@ -15,7 +15,7 @@ import type { Sighting, SightingStore } from "../../lib/store/sighting-store.ts"
 import type { StateStore } from "../../lib/store/state-store.ts";
 import type { IdentityStore } from "../../lib/store/identity-store.ts";
 import type { WatchlistMatch, WatchlistStore } from "../../lib/store/watchlist-store.ts";
-import { encodeJpeg } from "../../lib/vision/pixels/image.ts";
+import { encodeJpeg, messageCrop } from "../../lib/vision/pixels/image.ts";
 import { CameraTracker, type Track, type TrackerOptions } from "./tracker.ts";
 import { recognisability, type RecognisabilityModel } from "../../lib/vision/pixels/quality.ts";
 import { minTrustFor, recognisabilityFor } from "../../lib/vision/models/calibration.ts";
@@ -405,11 +405,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
     this.alertedTracks.add(pass);
     this.lastAlert.set(key, face.captureTs);
     this.stats.alerts++;
-    const crop = await encodeJpeg({
-      width: face.cropSize.width,
-      height: face.cropSize.height,
-      data: face.crop,
-    });
+    const crop = await encodeJpeg(messageCrop(face));
     const alert = {
       // Derived from the face id, so a replayed embedding yields the same alert id (idempotent downstream).
       alertId: `alert:${face.faceId}:${match.person.id}`,
@@ -481,7 +477,7 @@ export class MatchStage implements Stage<EmbeddingMessage> {
         box: best.box,
         boxTs: best.captureTs,
         vector: t.template.vector,
-        crop: await encodeJpeg({ width: best.cropSize.width, height: best.cropSize.height, data: best.crop }),
+        crop: await encodeJpeg(messageCrop(best)),
       });
     }
     // Stored before it is announced: a consumer that hears of a sighting can always look it up.

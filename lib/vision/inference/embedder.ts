@@ -1,4 +1,4 @@
-import { fillTensor, flipHorizontal, type BgrImage } from "../pixels/image.ts";
+import { fillTensor, flipHorizontal, type FrameImage } from "../pixels/image.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import { ort } from "./runtime.ts";
 import { l2normalize, type Point } from "../../geometry/index.ts";
@@ -8,7 +8,7 @@ import { applyHead, type Head } from "../models/heads.ts";
 export interface Embedder {
   readonly modelId: string;
   readonly dim: number;
-  embed(crops: BgrImage[]): Promise<Float32Array[]>;
+  embed(crops: FrameImage[]): Promise<Float32Array[]>;
 }
 
 /** Runs an embedding model over aligned crops; every vector is L2-normalised and belongs to `modelId`. */
@@ -45,12 +45,12 @@ export class FaceEmbedder implements Embedder {
   }
 
   /** Embeds crops of exactly the model's input size, in runs of at most `runBatch` crops. */
-  async embed(crops: BgrImage[]): Promise<Float32Array[]> {
+  async embed(crops: FrameImage[]): Promise<Float32Array[]> {
     const vectors = await this.embedBase(crops);
     return this.head ? applyHead(this.head, vectors) : vectors;
   }
 
-  private async embedBase(crops: BgrImage[]): Promise<Float32Array[]> {
+  private async embedBase(crops: FrameImage[]): Promise<Float32Array[]> {
     const inputs = this.flip ? crops.flatMap((c) => [c, flipHorizontal(c)]) : crops;
     const raw: Float32Array[] = [];
     const chunk = Math.max(1, Math.min(this.runBatch, this.spec.maxBatch));
@@ -68,7 +68,7 @@ export class FaceEmbedder implements Embedder {
     });
   }
 
-  private async run(crops: BgrImage[]): Promise<Float32Array[]> {
+  private async run(crops: FrameImage[]): Promise<Float32Array[]> {
     const plane = this.width * this.height;
     const input = new Float32Array(crops.length * 3 * plane);
     crops.forEach((crop, i) => {

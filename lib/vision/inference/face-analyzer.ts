@@ -1,19 +1,14 @@
 import { alignFace } from "../pixels/align.ts";
 import type { Detection, FaceDetector } from "./detectors/detection.ts";
 import { detectSmallFaces, type SmallFaceOptions } from "./detectors/small-faces.ts";
-import {
-  decodeFrame,
-  isEncoded,
-  type BgrImage,
-  type EncodedFrame,
-  type FrameImage,
-} from "../pixels/image.ts";
+import { decodeFrame, isEncoded, type EncodedFrame, type FrameImage } from "../pixels/image.ts";
 import { assessQuality, type QualityGateConfig, type QualityVerdict } from "../pixels/quality.ts";
 import { type Point } from "../../geometry/index.ts";
 
 export interface AlignedFace {
   detection: Detection;
-  crop: BgrImage;
+  /** yuv420p from a live frame, BGR from a photo (or a JPEG frame). */
+  crop: FrameImage;
   quality: QualityVerdict;
 }
 

@@ -62,8 +62,11 @@ export function invertAffine(m: Affine): Affine {
   return [ia, ib, -(ia * tx + ib * ty), ic, id, -(ic * tx + id * ty)];
 }
 
-/** Warps `image` through `m` (source → output) into a width×height crop, bilinear, black outside. */
-export function warpAffine(image: FrameImage, m: Affine, width: number, height: number): BgrImage {
+/**
+ * Warps `image` through `m` (source → output) into a width×height crop, bilinear, black outside. A BGR image
+ * gives a BGR crop; a yuv420p frame a yuv420p crop (BGR for an odd-sided one).
+ */
+export function warpAffine(image: FrameImage, m: Affine, width: number, height: number): FrameImage {
   const inv = invertAffine(m);
   if (isYuv420(image)) return warpYuv420(image, inv, width, height);
   if (footprintInside(image, inv, width, height)) return warpBgrInterior(image, inv, width, height);

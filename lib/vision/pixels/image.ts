@@ -1,8 +1,17 @@
 import sharp from "sharp";
-import { fillTensorFromYuv420, isYuv420, yuv420ToBgr, type Yuv420Image } from "./yuv.ts";
+import {
+  fillTensorFromYuv420,
+  fillTensorFromYuv420Pixels,
+  isYuv420,
+  yuv420Bytes,
+  yuv420ToBgr,
+  type Yuv420Image,
+} from "./yuv.ts";
 
 /** Packed 8-bit BGR pixels: the one in-memory image format of the pipeline (what ffmpeg's bgr24 gives). */
 export interface BgrImage {
+  /** Never "yuv420p": so a frame or crop of that format is not taken for BGR by mistake. */
+  format?: "bgr24";
   width: number;
   height: number;
   data: Uint8Array;
@@ -39,6 +48,31 @@ export async function decodeFrame(frame: EncodedFrame): Promise<BgrImage> {
   return image;
 }
 
+/**
+ * The aligned crop a face or embedding message carries, as an image. A blob whose length does not fit its size
+ * and format is refused, so a malformed message fails alone instead of being read past its end.
+ */
+export function messageCrop(m: {
+  cropSize: { width: number; height: number };
+  cropFormat?: "bgr24" | "yuv420p";
+  crop: Uint8Array;
+}): FrameImage {
+  const { width, height } = m.cropSize;
+  const yuv = m.cropFormat === "yuv420p";
+  const expected = yuv ? yuv420Bytes(width, height) : width * height * 3;
+  if ((yuv && (width % 2 !== 0 || height % 2 !== 0)) || m.crop.length !== expected) {
+    throw new RangeError(
+      `crop of ${m.crop.length} bytes does not hold a ${width}×${height} ${m.cropFormat ?? "bgr24"} image (${expected} bytes)`,
+    );
+  }
+  return yuv ? { format: "yuv420p", width, height, data: m.crop } : { width, height, data: m.crop };
+}
+
+/** What a message says of a crop's layout: nothing for BGR, so those messages stay as older producers made them. */
+export function cropFormatOf(image: FrameImage): { cropFormat?: "yuv420p" } {
+  return isYuv420(image) ? { cropFormat: "yuv420p" } : {};
+}
+
 export function toBgr(image: FrameImage): BgrImage {
   return isYuv420(image) ? yuv420ToBgr(image) : image;
 }
@@ -72,7 +106,9 @@ export async function decodeImage(input: Uint8Array | string, label = "image"): 
   }
 }
 
-export async function encodeJpeg(image: BgrImage, quality = 85): Promise<Uint8Array> {
+/** A crop or frame as JPEG; a yuv420p one is converted to BGR first (only what someone will look at is). */
+export async function encodeJpeg(frame: FrameImage, quality = 85): Promise<Uint8Array> {
+  const image = toBgr(frame);
   const rgb = swapRB(Uint8Array.from(image.data));
   return new Uint8Array(
     await sharp(rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
@@ -81,7 +117,8 @@ export async function encodeJpeg(image: BgrImage, quality = 85): Promise<Uint8Ar
   );
 }
 
-export async function encodePng(image: BgrImage): Promise<Uint8Array> {
+export async function encodePng(frame: FrameImage): Promise<Uint8Array> {
+  const image = toBgr(frame);
   const rgb = swapRB(Uint8Array.from(image.data));
   return new Uint8Array(
     await sharp(rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
@@ -99,7 +136,8 @@ export async function resizeImage(image: BgrImage, width: number, height: number
   return { width, height, data: new Uint8Array(data) };
 }
 
-export function flipHorizontal(image: BgrImage): BgrImage {
+export function flipHorizontal(image: FrameImage): FrameImage {
+  if (isYuv420(image)) return flipYuv420(image);
   const { width, height, data } = image;
   const out = new Uint8Array(data.length);
   for (let y = 0; y < height; y++) {
@@ -113,6 +151,23 @@ export function flipHorizontal(image: BgrImage): BgrImage {
     }
   }
   return { width, height, data: out };
+}
+
+function flipYuv420(image: Yuv420Image): Yuv420Image {
+  const { width, height, data } = image;
+  const out = new Uint8Array(data.length);
+  // The luma plane's rows, then the two chroma planes' rows (half as long), reversed in place of each other.
+  const rows: [number, number, number][] = [
+    [0, width, height],
+    [width * height, width / 2, height],
+  ];
+  for (const [base, w, n] of rows) {
+    for (let r = 0; r < n; r++) {
+      const row = base + r * w;
+      for (let x = 0; x < w; x++) out[row + w - 1 - x] = data[row + x]!;
+    }
+  }
+  return { ...image, data: out };
 }
 
 /** Grey levels of a BGR image, into `out` when given (at least width × height long). */
@@ -134,13 +189,17 @@ export interface TensorLayout {
  * `target` may be larger than the image (zero padding at the right and bottom, as detectors expect).
  */
 export function fillTensor(
-  image: BgrImage,
+  image: FrameImage,
   layout: TensorLayout,
   out: Float32Array,
   offset: number,
   targetWidth = image.width,
   targetHeight = image.height,
 ) {
+  if (isYuv420(image)) {
+    fillTensorFromYuv420Pixels(image, layout, out, offset, targetWidth, targetHeight);
+    return;
+  }
   const plane = targetWidth * targetHeight;
   const { data, width, height } = image;
   if (layout.channels === "gray") {

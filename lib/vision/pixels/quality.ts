@@ -1,5 +1,6 @@
-import type { BgrImage } from "./image.ts";
+import type { FrameImage } from "./image.ts";
 import { toGray } from "./image.ts";
+import { isYuv420, lumaLaplacianVariance } from "./yuv.ts";
 import type { Config } from "../../config/index.ts";
 import type { QualityScores } from "../../contracts/index.ts";
 import { type Point } from "../../geometry/index.ts";
@@ -12,7 +13,8 @@ const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v
 let graySpare = new Float32Array(112 * 112);
 
 /** Variance of the 4-neighbour Laplacian over the grey image: low means blurred (Pech-Pacheco et al.). */
-export function sharpness(image: BgrImage): number {
+export function sharpness(image: FrameImage): number {
+  if (isYuv420(image)) return lumaLaplacianVariance(image);
   const { width: w, height: h } = image;
   // Every face of every frame is scored: the grey image goes into one buffer kept between calls (this runs
   // synchronously, so no two calls share it), not a fresh array each time.
@@ -64,7 +66,7 @@ export interface QualityInput {
   landmarks: Point[];
   detScore: number;
   /** The aligned crop; sharpness is measured there so it is comparable across face sizes. */
-  crop: BgrImage;
+  crop: FrameImage;
 }
 
 export interface QualityVerdict {

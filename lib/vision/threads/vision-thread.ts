@@ -3,7 +3,7 @@ import type { Config } from "../../config/index.ts";
 import { siblingModule, startTsWorker } from "../../util/ts-worker.ts";
 import type { Embedder } from "../inference/embedder.ts";
 import type { AlignedFace, AnalyzeJob, AnalyzeOptions, FrameAnalyzer } from "../inference/face-analyzer.ts";
-import type { BgrImage, EncodedFrame, FrameImage } from "../pixels/image.ts";
+import type { EncodedFrame, FrameImage } from "../pixels/image.ts";
 import type { Vision } from "../inference/vision.ts";
 
 export interface VisionWorkerData {
@@ -14,7 +14,7 @@ export interface VisionWorkerData {
 export type VisionJob =
   | { op: "analyze"; image: FrameImage | EncodedFrame; options?: AnalyzeOptions }
   | { op: "analyzeBatch"; jobs: AnalyzeJob[] }
-  | { op: "embed"; crops: BgrImage[] };
+  | { op: "embed"; crops: FrameImage[] };
 export type VisionRequest = VisionJob & { id: number };
 
 export type VisionResponse =
@@ -186,15 +186,15 @@ export class ThreadedEmbedder implements Embedder {
     readonly dim: number,
   ) {}
 
-  async embed(crops: BgrImage[]): Promise<Float32Array[]> {
+  async embed(crops: FrameImage[]): Promise<Float32Array[]> {
     const per = Math.ceil(crops.length / this.threads.length);
-    const chunks: BgrImage[][] = [];
+    const chunks: FrameImage[][] = [];
     for (let i = 0; i < crops.length; i += per) chunks.push(crops.slice(i, i + per));
     const results = await Promise.all(chunks.map((chunk) => this.embedOn(leastBusy(this.threads), chunk)));
     return results.flat();
   }
 
-  private async embedOn(thread: VisionThread, crops: BgrImage[]): Promise<Float32Array[]> {
+  private async embedOn(thread: VisionThread, crops: FrameImage[]): Promise<Float32Array[]> {
     const parts = crops.map((c) => forWorker(c.data));
     const r = await thread.request(
       { op: "embed", crops: crops.map((c, i) => ({ ...c, data: parts[i]!.data })) },

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { Config } from "../../config/index.ts";
-import type { BgrImage, EncodedFrame, FrameImage } from "../pixels/image.ts";
+import type { EncodedFrame, FrameImage } from "../pixels/image.ts";
 import { loadVisionPart } from "../inference/vision.ts";
 import type { VisionRequest, VisionResponse, VisionWorkerData } from "./vision-thread.ts";
 
@@ -9,7 +9,7 @@ import type { VisionRequest, VisionResponse, VisionWorkerData } from "./vision-t
 const { config, role } = workerData as VisionWorkerData;
 const port = parentPort!;
 
-const transferables = (crops: BgrImage[]) => crops.map((c) => c.data.buffer as ArrayBuffer);
+const transferables = (crops: FrameImage[]) => crops.map((c) => c.data.buffer as ArrayBuffer);
 
 try {
   const analyzer = role === "analyzer" ? await loadVisionPart(config as Config, "analyzer") : undefined;
