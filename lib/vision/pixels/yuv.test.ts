@@ -40,6 +40,21 @@ const meanAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return sum / a.length;
 };
 
+/** A 112×112 crop of `frame` with the two eye points at `left` and `right`, as face alignment makes. */
+const faceCrop = (frame: Yuv420Image, left: [number, number], right: [number, number]) =>
+  warpAffine(
+    frame,
+    similarityTransform(
+      [left, right],
+      [
+        [38, 52],
+        [74, 52],
+      ],
+    ),
+    112,
+    112,
+  );
+
 const identity: TensorLayout = { channels: "bgr", mean: [0, 0, 0], std: [1, 1, 1] };
 
 describe("yuv420p frames", () => {
@@ -176,17 +191,7 @@ describe("yuv420p frames", () => {
   });
 
   it("fills an embedder's tensor from a yuv420p crop as from its BGR conversion", () => {
-    const m = similarityTransform(
-      [
-        [600, 300],
-        [690, 330],
-      ],
-      [
-        [38, 52],
-        [74, 52],
-      ],
-    );
-    const crop = warpAffine(yuv, m, 112, 112);
+    const crop = faceCrop(yuv, [600, 300], [690, 330]);
     const n = 3 * 112 * 112;
     for (const layout of [
       identity,
@@ -204,21 +209,7 @@ describe("yuv420p frames", () => {
   });
 
   it("mirrors a yuv420p crop plane by plane", () => {
-    const crop = warpAffine(
-      yuv,
-      similarityTransform(
-        [
-          [600, 300],
-          [690, 330],
-        ],
-        [
-          [38, 52],
-          [74, 52],
-        ],
-      ),
-      112,
-      112,
-    );
+    const crop = faceCrop(yuv, [600, 300], [690, 330]);
     const flipped = flipHorizontal(crop);
     expect(isYuv420(flipped)).toBe(true);
     const a = toBgr(flipped).data;
@@ -241,18 +232,7 @@ describe("yuv420p frames", () => {
         [620, 310],
       ],
     ] as [number, number][][]) {
-      const crop = warpAffine(
-        frame,
-        similarityTransform(
-          [p!, q!],
-          [
-            [38, 52],
-            [74, 52],
-          ],
-        ),
-        112,
-        112,
-      );
+      const crop = faceCrop(frame, p!, q!);
       const own = sharpness(crop);
       expect(own).toBeGreaterThan(0);
       expect(Math.abs(own / sharpness(toBgr(crop)) - 1)).toBeLessThan(0.02);
@@ -261,21 +241,7 @@ describe("yuv420p frames", () => {
 });
 
 describe("crops in messages", () => {
-  const crop = warpAffine(
-    yuv,
-    similarityTransform(
-      [
-        [600, 300],
-        [690, 330],
-      ],
-      [
-        [38, 52],
-        [74, 52],
-      ],
-    ),
-    112,
-    112,
-  );
+  const crop = faceCrop(yuv, [600, 300], [690, 330]);
 
   it("carries a yuv420p crop's format, and nothing for BGR", () => {
     expect(cropFormatOf(crop)).toEqual({ cropFormat: "yuv420p" });

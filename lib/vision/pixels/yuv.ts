@@ -53,6 +53,19 @@ interface ChannelSlot {
   inv: number;
 }
 
+/** Where each of B, G, R goes in a tensor slot at `offset` and how it is normalised, in the model's channel order. */
+function channelSlots(
+  layout: TensorLayout,
+  offset: number,
+  plane: number,
+): [ChannelSlot, ChannelSlot, ChannelSlot] {
+  const slot = (bgrIndex: number): ChannelSlot => {
+    const c = layout.channels === "rgb" ? 2 - bgrIndex : bgrIndex;
+    return { base: offset + c * plane, mean: layout.mean[c]!, inv: 1 / layout.std[c]! };
+  };
+  return [slot(0), slot(1), slot(2)];
+}
+
 /** Writes the normalised BGR of luma `y` and centred chroma `u`, `v` into the three planes at `at`. */
 function storeTensor(
   out: Float32Array,
@@ -304,12 +317,7 @@ export function fillTensorFromYuv420(
   const { width: W, height: H, data } = image;
   const { cw, uBase, vBase } = planes(image);
   const plane = targetWidth * targetHeight;
-  // Where each of B, G, R goes and how it is normalised, in the model's channel order.
-  const slot = (bgrIndex: number): ChannelSlot => {
-    const c = layout.channels === "rgb" ? 2 - bgrIndex : bgrIndex;
-    return { base: offset + c * plane, mean: layout.mean[c]!, inv: 1 / layout.std[c]! };
-  };
-  const [b, g, r] = [slot(0), slot(1), slot(2)];
+  const [b, g, r] = channelSlots(layout, offset, plane);
   const gray = layout.channels === "gray";
   if (!gray && W === 2 * outWidth && H === 2 * outHeight) {
     fillHalved(image, out, outWidth, outHeight, targetWidth, b, g, r);
@@ -409,11 +417,7 @@ export function fillTensorFromYuv420Pixels(
   const { width: W, height: H, data } = image;
   const { cw, uBase, vBase } = planes(image);
   const plane = targetWidth * targetHeight;
-  const slot = (bgrIndex: number): ChannelSlot => {
-    const c = layout.channels === "rgb" ? 2 - bgrIndex : bgrIndex;
-    return { base: offset + c * plane, mean: layout.mean[c]!, inv: 1 / layout.std[c]! };
-  };
-  const [b, g, r] = [slot(0), slot(1), slot(2)];
+  const [b, g, r] = channelSlots(layout, offset, plane);
   const gray = layout.channels === "gray";
   for (let y = 0; y < H; y++) {
     const crow = (y >> 1) * cw;
