@@ -2,6 +2,7 @@ import { FramePool, type FrameSlot } from "./frame-pool.ts";
 import { frameSocketOutput, frameSocketPath, readFrameSocket } from "./frame-socket.ts";
 import ffmpeg from "fluent-ffmpeg";
 import type { ChildProcess } from "node:child_process";
+import { rm } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { InputCodecReader } from "./recording.ts";
 import { yuv420Bytes } from "../vision/pixels/yuv.ts";
@@ -208,6 +209,8 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   let proc: ChildProcess | undefined;
   let resolveExit!: (e: DecoderExit) => void;
   const exited = new Promise<DecoderExit>((r) => (resolveExit = r));
+  // The reader removes the socket's path once connected; this covers a decoder whose frames were never read.
+  if (socketPath) void exited.then(() => rm(socketPath, { force: true })).catch(() => {});
   command.on("start", () => {
     proc = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
     if (!proc) return;

@@ -426,7 +426,7 @@ export function fillTensorFromYuv420Pixels(
       const at = row + x;
       const luma = data[y * W + x]!;
       if (gray) {
-        out[b.base + at] = (KY * (luma - 16) - b.mean) * b.inv;
+        out[b.base + at] = (clamp255(KY * (luma - 16)) - b.mean) * b.inv;
         continue;
       }
       const c = crow + (x >> 1);
