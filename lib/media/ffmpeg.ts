@@ -187,11 +187,11 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   // The frames' output first: options given before an output belong to it, and a second output (the recording)
   // takes its own. Raw frames come through a Unix socket read straight into their slots (frame-socket.ts); JPEGs,
   // a few dozen KiB, through stdout.
-  const stream = new PassThrough();
+  const stream = jpeg ? new PassThrough() : undefined;
   const socketPath = jpeg ? undefined : frameSocketPath();
   const socketOutput = socketPath ? frameSocketOutput(socketPath) : undefined;
   command
-    .output(socketOutput?.target ?? stream)
+    .output(socketOutput?.target ?? stream!)
     // Keyframes arrive once per GOP; the fps filter would duplicate them up to the rate, so pass them through.
     .outputOptions([
       "-an",
@@ -209,7 +209,7 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   let proc: ChildProcess | undefined;
   let resolveExit!: (e: DecoderExit) => void;
   const exited = new Promise<DecoderExit>((r) => (resolveExit = r));
-  // The reader removes the socket's path once connected; this covers a decoder whose frames were never read.
+  // The socket's path goes with ffmpeg, whether or not its frames were read.
   if (socketPath) void exited.then(() => rm(socketPath, { force: true })).catch(() => {});
   command.on("start", () => {
     proc = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
@@ -227,7 +227,7 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
     if (!proc) resolveExit({ code: null, signal: null, stderr: [err.message] });
   });
   command.run();
-  stream.on("error", () => {});
+  stream?.on("error", () => {});
 
   // Released frame slots, reused: at 40 frames a second, fresh 1.4 MB buffers keep V8's collector busy. Each
   // is shared memory with header room, so the frame goes on to the bus and a worker thread where it lies. Up to
@@ -239,7 +239,7 @@ export function startDecoder(url: string, options: DecodeOptions): Decoder {
   async function* jpegFrames(): AsyncGenerator<DecodedFrame> {
     let pending = Buffer.alloc(0);
     let index = 0;
-    for await (const chunk of stream) {
+    for await (const chunk of stream!) {
       pending = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
       for (let end = pending.indexOf(EOI, 2); end >= 0; end = pending.indexOf(EOI, 2)) {
         const data = new Uint8Array(pending.subarray(0, end + 2));

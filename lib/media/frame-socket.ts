@@ -1,5 +1,4 @@
 import { rmSync } from "node:fs";
-import { unlink } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -28,7 +27,7 @@ export function frameSocketOutput(socketPath: string): { target: string; options
 
 /**
  * Reads fixed-size frames from the ffmpeg listening at `socketPath` into slots of `pool`, each byte written once,
- * where it stays. ffmpeg listens only once it has opened its input (seconds for a camera), so the connection is
+ * where it stays. The path is the caller's to remove once ffmpeg has exited. ffmpeg listens only once it has opened its input (seconds for a camera), so the connection is
  * retried until it is taken or `exited` settles. At most one whole frame waits for the consumer; beyond that the
  * socket is paused, so ffmpeg blocks as it did on a full pipe.
  */
@@ -66,8 +65,6 @@ export async function* readFrameSocket(
   const socket = await connectWhenListening(socketPath, onread, () => over);
   try {
     if (!socket) return;
-    // The path is no longer needed once connected: ffmpeg's listening socket took its one connection.
-    void unlink(socketPath).catch(() => {});
     socket.on("close", () => {
       ended = true;
       notify();
@@ -88,7 +85,6 @@ export async function* readFrameSocket(
     slot.release();
     for (const s of ready) s.release();
     socket?.destroy();
-    if (!socket) void unlink(socketPath).catch(() => {});
   }
 }
 

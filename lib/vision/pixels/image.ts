@@ -1,12 +1,5 @@
 import sharp from "sharp";
-import {
-  fillTensorFromYuv420,
-  fillTensorFromYuv420Pixels,
-  isYuv420,
-  yuv420Bytes,
-  yuv420ToBgr,
-  type Yuv420Image,
-} from "./yuv.ts";
+import { fillTensorFromYuv420, isYuv420, yuv420Bytes, yuv420ToBgr, type Yuv420Image } from "./yuv.ts";
 
 /** Packed 8-bit BGR pixels: the one in-memory image format of the pipeline (what ffmpeg's bgr24 gives). */
 export interface BgrImage {
@@ -197,7 +190,7 @@ export function fillTensor(
   targetHeight = image.height,
 ) {
   if (isYuv420(image)) {
-    fillTensorFromYuv420Pixels(image, layout, out, offset, targetWidth, targetHeight);
+    fillTensorFromYuv420(image, image.width, image.height, layout, out, offset, targetWidth, targetHeight);
     return;
   }
   const plane = targetWidth * targetHeight;

@@ -196,7 +196,10 @@ function warpToBgr(image: Yuv420Image, inv: readonly number[], width: number, he
     let x = b * v + tx;
     let y = d * v + ty;
     for (let u = 0; u < width; u++, x += a, y += c, o += 3) {
-      if (Math.floor(x) < -1 || Math.floor(y) < -1 || Math.floor(x) >= W || Math.floor(y) >= H) continue;
+      // Beyond the frame stays black (lumaAt would give 0 there, but the edge's chroma would colour it).
+      const x0 = Math.floor(x);
+      const y0 = Math.floor(y);
+      if (x0 < -1 || y0 < -1 || x0 >= W || y0 >= H) continue;
       const cx = Math.min(Math.max((x - 0.5) / 2, 0), cw - 1);
       const cy = Math.min(Math.max((y - 0.5) / 2, 0), ch - 1);
       storeBgr(
@@ -319,6 +322,10 @@ export function fillTensorFromYuv420(
   const plane = targetWidth * targetHeight;
   const [b, g, r] = channelSlots(layout, offset, plane);
   const gray = layout.channels === "gray";
+  if (W === outWidth && H === outHeight) {
+    fillSameSize(image, out, targetWidth, gray, b, g, r);
+    return;
+  }
   if (!gray && W === 2 * outWidth && H === 2 * outHeight) {
     fillHalved(image, out, outWidth, outHeight, targetWidth, b, g, r);
     return;
@@ -402,23 +409,20 @@ function blockBounds(source: number, output: number): Int32Array {
 }
 
 /**
- * Writes a yuv420p image at its own size into a float NCHW tensor slot (padding, if the target is larger, left
- * alone), converting as it goes: an aligned face crop reaches the embedder in this form. Chroma is held for each
- * 2×2 block, as the warp sampled it.
+ * The image at its own size (an aligned face crop, as the embedder gets it), converted as it goes. Chroma is held
+ * for each 2×2 block, as the warp sampled it; no block sums, as a 1×1 block needs none.
  */
-export function fillTensorFromYuv420Pixels(
+function fillSameSize(
   image: Yuv420Image,
-  layout: TensorLayout,
   out: Float32Array,
-  offset: number,
-  targetWidth = image.width,
-  targetHeight = image.height,
+  targetWidth: number,
+  gray: boolean,
+  b: ChannelSlot,
+  g: ChannelSlot,
+  r: ChannelSlot,
 ) {
   const { width: W, height: H, data } = image;
   const { cw, uBase, vBase } = planes(image);
-  const plane = targetWidth * targetHeight;
-  const [b, g, r] = channelSlots(layout, offset, plane);
-  const gray = layout.channels === "gray";
   for (let y = 0; y < H; y++) {
     const crow = (y >> 1) * cw;
     const row = y * targetWidth;
