@@ -77,6 +77,23 @@ export function recordingOutput(spec: RecordSpec, session: string): { target: st
 }
 
 /**
+ * Deletes what one session of `recordingOutput` wrote (its list, its segments, a list it was rewriting): a
+ * connection whose video turned out not to be copyable leaves nothing a clip could be cut from.
+ */
+export function discardSession(spec: RecordSpec, session: string) {
+  let names: string[];
+  try {
+    names = readdirSync(spec.dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name.startsWith(`${session}-`) || name.startsWith(`${session}.csv`))
+      rmSync(path.join(spec.dir, name), { force: true });
+  }
+}
+
+/**
  * The wall-clock span of each finished segment in `dir`. A segment's file is last written when it ends, so its
  * mtime is its end; its start is that less its duration from the list (stream time, exact). Segments the list
  * names but that were pruned are skipped, and the one being written is not listed yet.

@@ -15,7 +15,12 @@ import {
   type DecodedFrame,
   type Decoder,
 } from "../../lib/media/ffmpeg.ts";
-import { CameraRecording, RECORDABLE_CODECS, recordingOutput } from "../../lib/media/recording.ts";
+import {
+  CameraRecording,
+  discardSession,
+  RECORDABLE_CODECS,
+  recordingOutput,
+} from "../../lib/media/recording.ts";
 import type { Emit } from "../../lib/runtime/stage.ts";
 import type { CameraSpec } from "./camera.ts";
 import { FILE_NOT_RECORDED, isHttpUrl, recordableUrl } from "../../lib/media/camera-url.ts";
@@ -78,6 +83,9 @@ export class CameraSupervisor {
   private set recordOff(reason: string | undefined) {
     if (this.recording) this.recording.off = reason;
   }
+
+  /** The name of the current connection's recording files (`recordingOutput`'s session). */
+  private recordSession: string | undefined;
 
   constructor(
     readonly camera: CameraSpec,
@@ -239,7 +247,7 @@ export class CameraSupervisor {
         encoding: c.encoding,
         jpegQuality: c.jpegQuality,
         ...(this.recording && !this.recordOff
-          ? { record: recordingOutput(this.recording.spec, this.clock().toString(36)) }
+          ? { record: recordingOutput(this.recording.spec, (this.recordSession = this.clock().toString(36))) }
           : {}),
       });
     }
@@ -291,6 +299,8 @@ export class CameraSupervisor {
             this.warn(`camera ${this.camera.id}: not recorded: ${this.recordOff}`);
             frame.release();
             await this.terminate(decoder);
+            // What this connection wrote before its codec was known is not a clip anyone can play in a browser.
+            if (this.recording && this.recordSession) discardSession(this.recording.spec, this.recordSession);
             return { gotFrames: true, stalled: false, restart: true };
           }
         }
