@@ -299,6 +299,9 @@ function storeContract(label: string, open: () => Promise<Store>, skip?: string)
       // A replay carries the box again: the replaced sighting keeps it.
       await store.addSightings([{ ...sighting("boxed", "door", 1000, near(dee, 1), "dee"), ...face }]);
       expect(await store.getSighting("boxed")).toMatchObject(face);
+      // A replay of a message sent before boxes were (a producer not yet upgraded) does not wipe the stored box.
+      await store.addSightings([sighting("boxed", "door", 1000, near(dee, 1), "dee")]);
+      for (const read of await reads("boxed")) expect(read).toMatchObject(face);
     });
 
     it("lists what a person has (photos, exclusions), removes one exclusion, and lists watchlists", async () => {

@@ -701,26 +701,30 @@ export class QdrantStore implements WatchlistStore, SightingStore, AlertStore, S
         },
         { quantized: true },
       );
-      // Upsert replaces a whole payload: a replayed sighting keeps the unknown identity it was assigned to.
-      const assigned = new Map<string, unknown>();
+      // Upsert replaces a whole payload: a replayed sighting keeps the unknown identity it was assigned to, and
+      // the box of its best face when the replay carries none (a message from before boxes were sent).
+      const kept = new Map<string, { unknownId?: unknown; box?: unknown; boxTs?: unknown }>();
       for (let i = 0; i < list.length; i += UPSERT_BATCH) {
         const rows = await this.client.retrieve(col, {
           ids: list.slice(i, i + UPSERT_BATCH).map((s) => pointId(s.id)),
-          with_payload: { include: ["id", "unknownId"] },
+          with_payload: { include: ["id", "unknownId", "box", "boxTs"] },
         });
-        for (const r of rows)
-          if (r.payload?.unknownId) assigned.set(String(r.payload.id), r.payload.unknownId);
+        for (const r of rows) if (r.payload) kept.set(String(r.payload.id), r.payload);
       }
       await this.upsert(
         col,
-        list.map((s) => ({
-          id: pointId(s.id),
-          vector: Array.from(s.vector),
-          payload: {
-            ...flattenSighting(s),
-            ...(assigned.has(s.id) ? { unknownId: assigned.get(s.id) } : {}),
-          },
-        })),
+        list.map((s) => {
+          const old = kept.get(s.id);
+          return {
+            id: pointId(s.id),
+            vector: Array.from(s.vector),
+            payload: {
+              ...flattenSighting(s),
+              ...(old?.unknownId ? { unknownId: old.unknownId } : {}),
+              ...(!s.box && old?.box ? { box: old.box, boxTs: old.boxTs ?? null } : {}),
+            },
+          };
+        }),
       );
     }
   }

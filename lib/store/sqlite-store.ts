@@ -603,7 +603,9 @@ export class SqliteStore implements WatchlistStore, SightingStore, AlertStore, S
        VALUES (@id, @trackId, @cameraId, @startTs, @endTs, @faces, @modelId, @vector, @crop, @quality, @personId, @personName, @score, @box, @boxTs)
        ON CONFLICT(id) DO UPDATE SET end_ts = excluded.end_ts, faces = excluded.faces, vector = excluded.vector,
          crop = excluded.crop, quality = excluded.quality, person_id = excluded.person_id,
-         person_name = excluded.person_name, score = excluded.score, box = excluded.box, box_ts = excluded.box_ts
+         person_name = excluded.person_name, score = excluded.score,
+         -- A replay without the best face's box (sent before boxes were) keeps the box already stored.
+         box = COALESCE(excluded.box, box), box_ts = CASE WHEN excluded.box IS NULL THEN box_ts ELSE excluded.box_ts END
        RETURNING rowid`,
     );
     const ours = new Map<number, Float32Array>();
