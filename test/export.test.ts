@@ -4,6 +4,7 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { cosine } from "../lib/geometry/index.ts";
 import { exportPerson } from "../lib/export/person-export.ts";
+import { ExportJobs, type ExportJob, type ExportJobTiming } from "../lib/export/export-jobs.ts";
 import { exportFixture } from "../cli/commands/bench-export.ts";
 import { exportCommand } from "../cli/commands/export.ts";
 import { UsageError } from "../cli/context.ts";
@@ -305,6 +306,51 @@ describe("vigil export --redact others (real models, real ffmpeg)", () => {
       expect(noModels.statusCode).toBe(503);
     });
   }, 300_000);
+  it("a replica that stops hands its running export to the next replica asked about it, which runs it to the end", async () => {
+    // Two API replicas: their own job lists, one crop store.
+    const replica = (timing: Partial<ExportJobTiming> = {}) =>
+      new ExportJobs(clips.crops, async () => deps(), Date.now, { claimSettleMs: 50, ...timing });
+    const first = replica();
+    const second = replica();
+    const { id, done } = await first.start({ person: "alice", redact: "others" });
+    // Running with a fresh heartbeat: the second replica reports it and leaves it to the first.
+    expect(await second.get(id)).toMatchObject({ id, state: "running" });
+    // The first shuts down mid-export: its ffmpeg stops at the next frame and it publishes nothing.
+    await first.close();
+    await done;
+    expect(await clips.crops.get(`exports/${id}/manifest.json`)).toBeUndefined();
+    let job = await second.get(id);
+    for (let i = 0; i < 1200 && job?.state === "running"; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      job = await second.get(id);
+    }
+    expect(job?.state).toBe("done");
+    const [file] = (job as Extract<ExportJob, { state: "done" }>).manifest.files;
+    const bytes = await second.file(id, file!.file);
+    expect(createHash("sha256").update(bytes!).digest("hex")).toBe(file!.sha256);
+    expect(file!.redaction!.blurred).toBeGreaterThan(0);
+    // Done, the job's record is gone; the first replica, restarted, reads the same result.
+    const keys: string[] = [];
+    for await (const k of clips.crops.list(`exports/${id}/`)) keys.push(k.key);
+    expect(keys.sort()).toEqual([`exports/${id}/${file!.file}`, `exports/${id}/manifest.json`].sort());
+    expect(await replica().get(id)).toMatchObject({ id, state: "done" });
+    expect(await second.delete(id)).toBe(true);
+
+    // An export whose replicas keep stopping is failed, not run for ever; its record can then be deleted.
+    const third = replica();
+    const started = await third.start({ person: "alice", redact: "others" });
+    await third.close();
+    await started.done;
+    const last = replica({ maxAttempts: 1 });
+    expect(await last.get(started.id)).toMatchObject({
+      state: "failed",
+      error: expect.stringMatching(/its replica stopped while running it, 1 times/),
+    });
+    expect(await replica().get(started.id)).toMatchObject({ state: "failed" });
+    expect(await last.delete(started.id)).toBe(true);
+    expect(await last.get(started.id)).toBeUndefined();
+  }, 300_000);
+
   it("vigil export --person <unknown-…> --redact others: the stranger's clip, theirs the only face left, Alice's masked", async () => {
     const { id, vector } = await stranger();
     const out = path.join(tempDir("vigil-export-unknown-"), "stranger");

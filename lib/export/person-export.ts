@@ -67,6 +67,8 @@ export interface ExportDeps {
   maxSide: number;
   /** Told of each clip as it is done. */
   progress?: (done: number, total: number) => void;
+  /** Stops the export at its next frame (a replica shutting down hands the export to another). */
+  signal?: AbortSignal;
 }
 
 const iso = (ts: number | undefined) => (ts === undefined ? "…" : new Date(ts).toISOString());
@@ -186,6 +188,7 @@ export async function exportPerson(
   try {
     let done = 0;
     for (const { info, sightings } of clips) {
+      deps.signal?.throwIfAborted();
       const video = await deps.clips.video(info.kind, info.id, info.ts);
       if (!video) {
         for (const s of sightings)
@@ -209,6 +212,7 @@ export async function exportPerson(
           person: reference,
           threshold: deps.threshold,
           maxSide: deps.maxSide,
+          ...(deps.signal ? { signal: deps.signal } : {}),
         });
         // Detection, tracking and masking here, and the decoder and encoder ffmpeg children.
         cpu += selfAndChildrenCpuSeconds() - before;

@@ -22,6 +22,8 @@ export interface RedactOptions {
   recheckFrames?: number;
   /** x264 quality of the re-encoded video (lower is better). */
   crf?: number;
+  /** Stops the redaction at the next frame, its ffmpeg processes killed and the error thrown. */
+  signal?: AbortSignal;
 }
 
 export interface RedactResult {
@@ -232,6 +234,10 @@ export async function redactVideo(input: string, output: string, o: RedactOption
 
   try {
     for await (const decoded of decoder.frames) {
+      if (o.signal?.aborted) {
+        decoded.release();
+        o.signal.throwIfAborted();
+      }
       const index = decoded.index;
       const frame: Yuv420Image = { format: "yuv420p", width, height, data: decoded.data };
       const faces = await o.vision.analyzer.analyze(frame, { maxSide: o.maxSide });

@@ -25,7 +25,8 @@ const ExportJob = z
 
 /**
  * Redacted exports for admins: the same export as `vigil export`, run in the background of this API process and
- * kept in the crop store (so any replica hands out a finished one) until deleted.
+ * kept in the crop store (so any replica hands out a finished one, and takes over one whose replica stopped)
+ * until deleted.
  */
 export function exportRoutes(app: ZodApp, ctx: ApiContext) {
   app.post(
@@ -105,12 +106,16 @@ export function exportRoutes(app: ZodApp, ctx: ApiContext) {
     "/v1/exports/:id",
     {
       config: { role: "admin", audit: "export.delete" },
-      schema: { summary: "Delete a finished export's files", tags: ["exports"], params: ExportId },
+      schema: {
+        summary: "Delete a finished export's files, or a failed export's record",
+        tags: ["exports"],
+        params: ExportId,
+      },
     },
     async (request, reply) => {
       audit(request, request.params.id);
       if (!(await ctx.exports.delete(request.params.id)))
-        throw new NotFoundError(`no finished export ${request.params.id}`);
+        throw new NotFoundError(`no finished or failed export ${request.params.id}`);
       return reply.code(204).send();
     },
   );
