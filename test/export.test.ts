@@ -310,11 +310,18 @@ describe("vigil export --redact others (real models, real ffmpeg)", () => {
     // Two API replicas: their own job lists, one crop store.
     const replica = (timing: Partial<ExportJobTiming> = {}) =>
       new ExportJobs(clips.crops, async () => deps(), Date.now, { claimSettleMs: 50, ...timing });
+    const record = async (id: string) => {
+      const bytes = await clips.crops.get(`exports/${id}/job.json`);
+      return (
+        bytes && (JSON.parse(new TextDecoder().decode(bytes)) as { attempt: number; heartbeatTs: number })
+      );
+    };
     const first = replica();
     const second = replica();
     const { id, done } = await first.start({ person: "alice", redact: "others" });
     // Running with a fresh heartbeat: the second replica reports it and leaves it to the first.
     expect(await second.get(id)).toMatchObject({ id, state: "running" });
+    expect(await record(id)).toMatchObject({ attempt: 1, state: "running" });
     // The first shuts down mid-export: its ffmpeg stops at the next frame and it publishes nothing.
     await first.close();
     await done;
@@ -349,6 +356,32 @@ describe("vigil export --redact others (real models, real ffmpeg)", () => {
     expect(await replica().get(started.id)).toMatchObject({ state: "failed" });
     expect(await last.delete(started.id)).toBe(true);
     expect(await last.get(started.id)).toBeUndefined();
+
+    // A replica that was only slow is superseded, not doubled: one whose clock finds its heartbeat stale takes the
+    // job, and the slow one stops when its next beat finds the record no longer its own, releasing nothing.
+    const slow = replica({ heartbeatMs: 100 });
+    const ahead = new ExportJobs(
+      clips.crops,
+      async () => deps(),
+      () => Date.now() + 60_000,
+      {
+        claimSettleMs: 50,
+      },
+    );
+    const slowJob = await slow.start({ person: "alice", redact: "others" });
+    expect(await ahead.get(slowJob.id)).toMatchObject({ state: "running" });
+    await slowJob.done;
+    const after = await record(slowJob.id);
+    // Unless the new owner already finished (its record then deleted), the record is its claim, still held.
+    if (after) expect(after).toMatchObject({ attempt: 2, state: "running", heartbeatTs: expect.any(Number) });
+    expect(after?.heartbeatTs ?? 1).toBeGreaterThan(0);
+    let taken = await ahead.get(slowJob.id);
+    for (let i = 0; i < 1200 && taken?.state === "running"; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      taken = await ahead.get(slowJob.id);
+    }
+    expect(taken?.state).toBe("done");
+    expect(await ahead.delete(slowJob.id)).toBe(true);
   }, 300_000);
 
   it("vigil export --person <unknown-…> --redact others: the stranger's clip, theirs the only face left, Alice's masked", async () => {

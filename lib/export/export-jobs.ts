@@ -67,6 +67,8 @@ interface LocalRun {
  */
 export class ExportJobs {
   private readonly runs = new Map<string, LocalRun>();
+  /** Jobs this replica has claimed and not yet started (the claim settling). */
+  private readonly claiming = new Set<string>();
   private readonly owner = randomBytes(6).toString("hex");
   private readonly timing: ExportJobTiming;
   private closed = false;
@@ -85,6 +87,7 @@ export class ExportJobs {
    * (planExport's errors), not later in the background.
    */
   async start(request: Omit<ExportRequest, "out">): Promise<{ id: string; done: Promise<void> }> {
+    if (this.closed) throw new Error("this API replica is shutting down: start the export again");
     const deps = await this.deps();
     await planExport(deps, request);
     const id = randomBytes(8).toString("hex");
@@ -121,8 +124,8 @@ export class ExportJobs {
       };
     const record = await this.read(id);
     if (!record) return undefined;
-    if (record.state === "running" && this.clock() - record.heartbeatTs > this.timing.staleMs && !this.closed)
-      return view(await this.takeOver(record));
+    const stale = record.state === "running" && this.clock() - record.heartbeatTs > this.timing.staleMs;
+    if (stale && !this.closed && !this.claiming.has(id)) return view(await this.takeOver(record));
     return view(record);
   }
 
@@ -155,19 +158,36 @@ export class ExportJobs {
 
   private run(record: JobRecord): Promise<void> {
     const abort = new AbortController();
-    let beating: Promise<void> = Promise.resolve();
-    const beat = setInterval(() => {
+    // Set when another replica has taken the job over (this one was only slow): it then publishes and writes
+    // nothing more, and leaves the job to the new owner.
+    let superseded = false;
+    let beating: Promise<void> | undefined;
+    const beatOnce = async () => {
+      const current = await this.read(record.id);
+      if (current && (current.owner !== record.owner || current.attempt !== record.attempt)) {
+        superseded = true;
+        abort.abort();
+        return;
+      }
       record.heartbeatTs = this.clock();
-      // A write that fails (the store away) is retried by the next beat; missed beats make the job look stale.
-      beating = this.write(record).catch(() => undefined);
+      await this.write(record);
+    };
+    const beat = setInterval(() => {
+      // One beat at a time: a store slower than the interval must not land an old beat after the last write.
+      // One that fails (the store away) is retried by the next; missed beats make the job look stale.
+      beating ??= beatOnce()
+        .catch(() => undefined)
+        .finally(() => (beating = undefined));
     }, this.timing.heartbeatMs);
     const stopBeating = async () => {
       clearInterval(beat);
       await beating;
     };
-    const out = path.join(mkdtempSync(path.join(tmpdir(), "vigil-export-")), "out");
+    let scratch: string | undefined;
     const finished = (async () => {
       try {
+        scratch = mkdtempSync(path.join(tmpdir(), "vigil-export-"));
+        const out = path.join(scratch, "out");
         const manifest = await exportPerson(
           {
             ...(await this.deps()),
@@ -176,9 +196,13 @@ export class ExportJobs {
           },
           { ...record.request, out },
         );
-        await stopBeating();
-        for (const f of manifest.files)
+        // Still beating while the files go up (a large video to S3 can take longer than a heartbeat's age limit).
+        for (const f of manifest.files) {
+          if (superseded) return;
           await this.crops.put(key(record.id, f.file), readFileSync(path.join(out, f.file)));
+        }
+        await stopBeating();
+        if (superseded) return;
         // The manifest makes the export done for every replica; the record is then only clutter.
         await this.crops.put(
           key(record.id, "manifest.json"),
@@ -187,13 +211,15 @@ export class ExportJobs {
         await this.crops.delete([key(record.id, "job.json")]);
       } catch (err) {
         await stopBeating();
+        if (superseded) return;
         // Stopped by close(): let it go, so the next replica asked takes it over without waiting.
         if (abort.signal.aborted) record.heartbeatTs = 0;
         else Object.assign(record, { state: "failed", error: (err as Error).message });
         // Not written (the store away), a running record goes stale and is run again elsewhere.
         await this.write(record).catch(() => undefined);
       } finally {
-        rmSync(path.dirname(out), { recursive: true, force: true });
+        await stopBeating();
+        if (scratch) rmSync(scratch, { recursive: true, force: true });
         this.runs.delete(record.id);
       }
     })();
@@ -203,9 +229,12 @@ export class ExportJobs {
 
   /**
    * Claims a job whose replica stopped and runs it again from its start, unless it has been run as often as
-   * allowed. Of two replicas claiming it at once, the one whose claim is read back after the settle runs it.
+   * allowed, or this replica cannot run it (no face models to redact with: the job waits for one that can). Of
+   * two replicas claiming it at once, the one whose claim is read back after the settle runs it; the other's
+   * runs, if both started, are stopped by their heartbeats, which find the record no longer theirs.
    */
   private async takeOver(record: JobRecord): Promise<JobRecord> {
+    if (record.request.redact === "others" && !(await this.deps()).vision) return record;
     if (record.attempt >= this.timing.maxAttempts) {
       const failed: JobRecord = {
         ...record,
@@ -215,20 +244,32 @@ export class ExportJobs {
       await this.write(failed);
       return failed;
     }
-    const now = this.clock();
     const claim: JobRecord = {
       ...record,
       owner: this.owner,
       attempt: record.attempt + 1,
-      heartbeatTs: now,
+      heartbeatTs: this.clock(),
       done: 0,
       total: null,
     };
     await this.write(claim);
+    this.claiming.add(record.id);
     void (async () => {
-      await new Promise((r) => setTimeout(r, this.timing.claimSettleMs));
-      const current = await this.read(record.id).catch(() => undefined);
-      if (current?.owner === this.owner && !this.closed && !this.runs.has(record.id)) await this.run(claim);
+      try {
+        await new Promise((r) => setTimeout(r, this.timing.claimSettleMs));
+        const current = await this.read(record.id);
+        const mine = current?.owner === this.owner && current.attempt === claim.attempt;
+        // Finished meanwhile by a replica that was only slow: nothing to run.
+        const done = (await this.crops.get(key(record.id, "manifest.json"))) !== undefined;
+        if (!mine || done || this.runs.has(record.id)) return;
+        // Shut down while settling: let the claim go at once, as close() does for running exports.
+        if (this.closed) await this.write({ ...claim, heartbeatTs: 0 });
+        else await this.run(claim);
+      } catch {
+        // The store away: the claim goes stale and the next replica asked claims it again.
+      } finally {
+        this.claiming.delete(record.id);
+      }
     })();
     return claim;
   }

@@ -266,6 +266,8 @@ export async function redactVideo(input: string, output: string, o: RedactOption
     if (exit.code !== 0)
       throw new Error(`ffmpeg could not decode ${input}: ${exit.stderr.slice(-3).join(" ")}`);
   } catch (err) {
+    // The encoder dies of the kill: that is not a second failure to report (nor an unhandled rejection).
+    encoded.catch(() => undefined);
     decoder.kill("SIGKILL");
     encoder.kill("SIGKILL");
     throw err;

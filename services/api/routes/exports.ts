@@ -76,8 +76,7 @@ export function exportRoutes(app: ZodApp, ctx: ApiContext) {
     },
     async (request) => {
       const job = await ctx.exports.get(request.params.id);
-      if (!job)
-        throw new NotFoundError(`no export ${request.params.id} (or it is running on another replica)`);
+      if (!job) throw new NotFoundError(`no export ${request.params.id}`);
       return job as z.output<typeof ExportJob>;
     },
   );
