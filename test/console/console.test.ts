@@ -9,7 +9,7 @@ import {
   type Response as PageResponse,
 } from "playwright-core";
 import sharp from "sharp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { cliActor, KeyService } from "../../lib/api/keys.ts";
 import { loadConfig } from "../../lib/config/index.ts";
 import { cropLargestFace, samplePhotos, slideshowVideo } from "../../lib/media/sample-media.ts";
@@ -251,6 +251,17 @@ describe.skipIf(!!missing)("the web console in Chromium, on vigil run --api", ()
     page = context.pages()[0] ?? (await context.newPage());
     page.on("pageerror", (err) => log.push(`page error: ${err.message}\n`));
   }, 300_000);
+
+  // When a test fails, what vigil printed says why (a crash, a camera that never played, a stage that fell
+  // behind): once, so that one cause does not print the same tail under every test it fails.
+  let logShown = false;
+  beforeEach(({ onTestFailed }) =>
+    onTestFailed(() => {
+      if (logShown) return;
+      logShown = true;
+      process.stderr.write(`vigil run --api, its last output:\n${log.join("").slice(-6000)}\n`);
+    }),
+  );
 
   afterAll(async () => {
     await context?.close().catch(() => {});
