@@ -8,6 +8,7 @@ import {
   planExport,
   type ExportDeps,
   type ExportManifest,
+  type ExportPlan,
   type ExportRequest,
 } from "./person-export.ts";
 
@@ -89,7 +90,7 @@ export class ExportJobs {
   async start(request: Omit<ExportRequest, "out">): Promise<{ id: string; done: Promise<void> }> {
     if (this.closed) throw new Error("this API replica is shutting down: start the export again");
     const deps = await this.deps();
-    await planExport(deps, request);
+    const plan = await planExport(deps, request);
     const id = randomBytes(8).toString("hex");
     const now = this.clock();
     const record: JobRecord = {
@@ -104,7 +105,7 @@ export class ExportJobs {
       total: null,
     };
     await this.write(record);
-    return { id, done: this.run(record) };
+    return { id, done: this.run(record, plan) };
   }
 
   /**
@@ -156,7 +157,8 @@ export class ExportJobs {
     await Promise.all(runs.map((r) => r.finished));
   }
 
-  private run(record: JobRecord): Promise<void> {
+  /** Runs the export of `record`, from `plan` when the caller has just made it (a takeover plans afresh). */
+  private run(record: JobRecord, plan?: ExportPlan): Promise<void> {
     const abort = new AbortController();
     // Set when another replica has taken the job over (this one was only slow): it then publishes and writes
     // nothing more, and leaves the job to the new owner.
@@ -195,6 +197,7 @@ export class ExportJobs {
             progress: (done, total) => Object.assign(record, { done, total }),
           },
           { ...record.request, out },
+          plan,
         );
         // Still beating while the files go up (a large video to S3 can take longer than a heartbeat's age limit).
         for (const f of manifest.files) {

@@ -178,8 +178,8 @@ export async function buildApi(deps: ApiDeps): Promise<ZodApp> {
     clipped: clippedRecords(config),
   };
   app.addHook("onClose", async () => {
-    // Exports running here stop after their current clip and are let go (written to the clip store, so before
-    // it closes), for another replica to take over.
+    // Exports running here stop at their next frame and are let go (written to the clip store, so before it
+    // closes), for another replica to take over.
     await ctx.exports.close();
     // The clip store this API opened is its to close; one it was given is the caller's.
     if (!deps.clips) ctx.clips.crops.close();

@@ -236,6 +236,8 @@ export class CameraSupervisor {
     // all along: the setting was read by bench ingest but never handed to the decoder).
     if (this.timing.decoderThreads > 0) input.push("-threads", String(this.timing.decoderThreads));
     if (this.live) {
+      // Each connection records under its own session name, so a reconnect never overwrites what came before.
+      this.recordSession = this.recording && !this.recordOff ? this.clock().toString(36) : undefined;
       return startDecoder(c.url, {
         fps: c.fps,
         width: c.width,
@@ -246,8 +248,8 @@ export class CameraSupervisor {
         inputOptions: input,
         encoding: c.encoding,
         jpegQuality: c.jpegQuality,
-        ...(this.recording && !this.recordOff
-          ? { record: recordingOutput(this.recording.spec, (this.recordSession = this.clock().toString(36))) }
+        ...(this.recording && this.recordSession
+          ? { record: recordingOutput(this.recording.spec, this.recordSession) }
           : {}),
       });
     }
