@@ -7,7 +7,7 @@ import { type Point } from "../../geometry/index.ts";
 
 export interface AlignedFace {
   detection: Detection;
-  /** yuv420p from a live frame, BGR from a photo (or a JPEG frame). */
+  /** yuv420p from a live frame (raw, or a JPEG frame from Kafka), BGR from a photo. */
   crop: FrameImage;
   quality: QualityVerdict;
 }

@@ -1,5 +1,12 @@
 import sharp from "sharp";
-import { fillTensorFromYuv420, isYuv420, yuv420Bytes, yuv420ToBgr, type Yuv420Image } from "./yuv.ts";
+import {
+  fillTensorFromYuv420,
+  isYuv420,
+  rgbToYuv420,
+  yuv420Bytes,
+  yuv420ToBgr,
+  type Yuv420Image,
+} from "./yuv.ts";
 
 /** Packed 8-bit BGR pixels: the one in-memory image format of the pipeline (what ffmpeg's bgr24 gives). */
 export interface BgrImage {
@@ -30,15 +37,31 @@ export function isEncoded(image: object): image is EncodedFrame {
   return "format" in image && image.format === "jpeg";
 }
 
-/** Decodes a compressed frame and checks it is the size its header says. */
-export async function decodeFrame(frame: EncodedFrame): Promise<BgrImage> {
-  const image = await decodeImage(frame.data, `frame ${frame.label}`);
-  if (image.width !== frame.width || image.height !== frame.height) {
+/**
+ * Decodes a compressed frame and checks it is the size its header says. A colour frame with even sides (every
+ * frame ingest makes) comes out yuv420p, as a live frame in one process does, so it takes the same path from here:
+ * the detector's frame-input graph and the integer warp. Anything else decodes as a photo does. A camera frame
+ * carries no EXIF orientation to honour (ingest's encoder writes none; rotation is the camera's setting).
+ */
+export async function decodeFrame(frame: EncodedFrame): Promise<FrameImage> {
+  const label = `frame ${frame.label}`;
+  let decoded: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    decoded = await sharp(frame.data, { failOn: "error" }).raw().toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw new ImageDecodeError(`${label} is not a readable image: ${(err as Error).message}`);
+  }
+  const { width, height, channels } = decoded.info;
+  if (width !== frame.width || height !== frame.height) {
     throw new ImageDecodeError(
-      `frame ${frame.label}: JPEG is ${image.width}×${image.height}, header says ${frame.width}×${frame.height}`,
+      `${label}: JPEG is ${width}×${height}, header says ${frame.width}×${frame.height}`,
     );
   }
-  return image;
+  if (channels === 3 && width % 2 === 0 && height % 2 === 0) {
+    const rgb = new Uint8Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength);
+    return rgbToYuv420(rgb, width, height);
+  }
+  return decodeImage(frame.data, label);
 }
 
 /**

@@ -12,7 +12,14 @@ import {
   type TensorLayout,
 } from "./image.ts";
 import { sharpness } from "./quality.ts";
-import { fillTensorFromYuv420, isYuv420, yuv420Bytes, yuv420ToBgr, type Yuv420Image } from "./yuv.ts";
+import {
+  fillTensorFromYuv420,
+  isYuv420,
+  rgbToYuv420,
+  yuv420Bytes,
+  yuv420ToBgr,
+  type Yuv420Image,
+} from "./yuv.ts";
 
 // One frame of ffmpeg's colourful test pattern, in both pixel formats, converted by ffmpeg itself.
 const W = 1280;
@@ -83,6 +90,20 @@ describe("yuv420p frames", () => {
     // Padding is left alone: the detector's reused tensors rely on it.
     expect(fromYuv[padW - 1]).toBe(padW > w ? -1 : fromYuv[padW - 1]);
     expect(fromYuv[3 * padW * padH - 1]).toBe(-1);
+  });
+
+  it("converts RGB (a decoded JPEG) to the yuv420p ffmpeg's scaler makes of the same frame", () => {
+    const rgb = grab("rgb24");
+    const converted = rgbToYuv420(rgb, W, H);
+    const luma = W * H;
+    // Luma is per pixel and exact but for rounding; chroma is each 2×2 block's mean, where ffmpeg filters.
+    expect(meanAbsDiff(converted.data.subarray(0, luma), yuv.data.subarray(0, luma))).toBeLessThan(0.6);
+    expect(meanAbsDiff(converted.data.subarray(luma), yuv.data.subarray(luma))).toBeLessThan(1.5);
+    // Grey stays neutral and white is limited range's white.
+    const grey = rgbToYuv420(new Uint8Array(2 * 2 * 3).fill(200), 2, 2).data;
+    expect([...grey]).toEqual([188, 188, 188, 188, 128, 128]);
+    expect(rgbToYuv420(new Uint8Array(12).fill(255), 2, 2).data[0]).toBe(235);
+    expect(() => rgbToYuv420(new Uint8Array(9), 3, 1)).toThrow(/odd side/);
   });
 
   it("orders and normalises channels as the layout says", () => {

@@ -105,6 +105,57 @@ export function yuv420ToBgr(image: Yuv420Image): BgrImage {
 }
 
 /**
+ * Packed RGB (what libjpeg decodes to) as yuv420p, BT.601 limited range: the inverse of the conversion above, luma
+ * per pixel and chroma from each 2×2 block's mean. A JPEG frame from Kafka then takes the live frames' path (the
+ * detector's frame-input graph, the integer warp, yuv420p crops) instead of BGR's resize and float fill in
+ * JavaScript, which cost three times this conversion. Sides must be even.
+ */
+export function rgbToYuv420(rgb: Uint8Array, width: number, height: number): Yuv420Image {
+  if (width % 2 !== 0 || height % 2 !== 0) throw new RangeError(`a ${width}×${height} image has an odd side`);
+  if (rgb.length !== width * height * 3)
+    throw new RangeError(`${rgb.length} bytes do not hold a ${width}×${height} RGB image`);
+  const out = new Uint8Array(yuv420Bytes(width, height));
+  const cw = width >> 1;
+  const uBase = width * height;
+  const vBase = uBase + cw * (height >> 1);
+  const stride = width * 3;
+  // Coefficients in 16-bit fixed point (219/255 and 224/255 of BT.601's), offsets and rounding folded in. The
+  // chroma rows each sum to zero, so grey stays exactly neutral; nothing can leave [16, 240], so no clamp.
+  const Y0 = (16 << 16) + (1 << 15);
+  const C0 = (128 << 18) + (1 << 17);
+  for (let y = 0; y < height; y += 2) {
+    let p = y * stride;
+    let o = y * width;
+    let c = (y >> 1) * cw;
+    for (let x = 0; x < width; x += 2, p += 6, o += 2, c++) {
+      const q = p + stride;
+      const r0 = rgb[p]!,
+        g0 = rgb[p + 1]!,
+        b0 = rgb[p + 2]!;
+      const r1 = rgb[p + 3]!,
+        g1 = rgb[p + 4]!,
+        b1 = rgb[p + 5]!;
+      const r2 = rgb[q]!,
+        g2 = rgb[q + 1]!,
+        b2 = rgb[q + 2]!;
+      const r3 = rgb[q + 3]!,
+        g3 = rgb[q + 4]!,
+        b3 = rgb[q + 5]!;
+      out[o] = (16829 * r0 + 33039 * g0 + 6416 * b0 + Y0) >> 16;
+      out[o + 1] = (16829 * r1 + 33039 * g1 + 6416 * b1 + Y0) >> 16;
+      out[o + width] = (16829 * r2 + 33039 * g2 + 6416 * b2 + Y0) >> 16;
+      out[o + width + 1] = (16829 * r3 + 33039 * g3 + 6416 * b3 + Y0) >> 16;
+      const r = r0 + r1 + r2 + r3,
+        g = g0 + g1 + g2 + g3,
+        b = b0 + b1 + b2 + b3;
+      out[uBase + c] = (-9714 * r - 19070 * g + 28784 * b + C0) >> 18;
+      out[vBase + c] = (28784 * r - 24103 * g - 4681 * b + C0) >> 18;
+    }
+  }
+  return { format: "yuv420p", width, height, data: out };
+}
+
+/**
  * Warps a frame through the inverse affine `inv` (output → source) into a width×height crop: bilinear luma
  * (black outside the frame), bilinear chroma centred between its luma pixels (edge-clamped), once per 2×2 block of
  * output pixels since chroma has half the resolution of luma in the source as well. An even-sided crop stays
