@@ -177,7 +177,8 @@ const WHAT: Record<PlumbingShape, string> = {
     "the embedded pipeline (`vigil run`): frames → detect-align → embed → match → SQLite store, all in one process",
   service:
     "`vigil serve detect-align` as its own process on a local Kafka broker, fed JPEG frames as ingest publishes them on " +
-    "Kafka (ingest.frameEncoding auto); its per-frame figures, from its metrics, include decoding that JPEG (libvips)",
+    "Kafka (ingest.frameEncoding auto); its per-frame figures, from its metrics, include decoding that JPEG (libvips) " +
+    "and converting it to yuv420p",
 };
 
 /** One camera count's figures, before they are judged. */
