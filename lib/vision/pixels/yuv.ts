@@ -107,8 +107,9 @@ export function yuv420ToBgr(image: Yuv420Image): BgrImage {
 /**
  * Packed RGB (what libjpeg decodes to) as yuv420p, BT.601 limited range: the inverse of the conversion above, luma
  * per pixel and chroma from each 2×2 block's mean. A JPEG frame from Kafka then takes the live frames' path (the
- * detector's frame-input graph, the integer warp, yuv420p crops) instead of BGR's resize and float fill in
- * JavaScript, which cost three times this conversion. Sides must be even.
+ * detector's frame-input graph, the integer warp, yuv420p crops) instead of a photo's: a channel swap, a libvips
+ * resize and a float fill for the detector, which together cost half again as much as this conversion. Sides must
+ * be even.
  */
 export function rgbToYuv420(rgb: Uint8Array, width: number, height: number): Yuv420Image {
   if (width % 2 !== 0 || height % 2 !== 0) throw new RangeError(`a ${width}×${height} image has an odd side`);
