@@ -4,7 +4,7 @@ import { DeadLetterContract, FaceContract, FrameContract, Topics } from "../../l
 import { StageRunner } from "../../lib/runtime/runner.ts";
 import { encodeJpeg, decodeImage, resizeImage } from "../../lib/vision/pixels/image.ts";
 import { isYuv420 } from "../../lib/vision/pixels/yuv.ts";
-import { iou } from "../../lib/geometry/index.ts";
+import { cosine, iou } from "../../lib/geometry/index.ts";
 import { samplePhotos } from "../../lib/media/sample-media.ts";
 import { sharedVision, testConfig } from "../../test/helpers.ts";
 import { createDetectAlign } from "./index.ts";
@@ -85,7 +85,7 @@ describe("detect-align on JPEG frames (as they cross Kafka)", () => {
       // embed as the same person.
       expect(iou(face.detection.box, other.detection.box)).toBeGreaterThan(0.85);
       const [a, b] = await vision.embedder.embed([face.crop, other.crop]);
-      expect(a!.reduce((sum, v, j) => sum + v * b![j]!, 0)).toBeGreaterThan(0.9);
+      expect(cosine(a!, b!)).toBeGreaterThan(0.9);
       expect(face.quality.liveReasons).toEqual(other.quality.liveReasons);
       const { sharpness } = face.quality.scores;
       expect(Math.abs(sharpness - other.quality.scores.sharpness)).toBeLessThan(0.15 * sharpness);

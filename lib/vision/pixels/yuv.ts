@@ -104,6 +104,13 @@ export function yuv420ToBgr(image: Yuv420Image): BgrImage {
   return { width, height, data: out };
 }
 
+// rgbToYuv420's coefficients in 16-bit fixed point (219/255 and 224/255 of BT.601's), offsets and rounding folded
+// in; chroma takes the sum of a 2×2 block, hence 2 more bits. The chroma rows each sum to zero, so grey stays exactly
+// neutral; nothing can leave [16, 240], so no clamp.
+const Y0 = (16 << 16) + (1 << 15);
+const C0 = (128 << 18) + (1 << 17);
+const lumaOf = (r: number, g: number, b: number) => (16829 * r + 33039 * g + 6416 * b + Y0) >> 16;
+
 /**
  * Packed RGB (what libjpeg decodes to) as yuv420p, BT.601 limited range: the inverse of the conversion above, luma
  * per pixel and chroma from each 2×2 block's mean. A JPEG frame from Kafka then takes the live frames' path (the
@@ -120,10 +127,6 @@ export function rgbToYuv420(rgb: Uint8Array, width: number, height: number): Yuv
   const uBase = width * height;
   const vBase = uBase + cw * (height >> 1);
   const stride = width * 3;
-  // Coefficients in 16-bit fixed point (219/255 and 224/255 of BT.601's), offsets and rounding folded in. The
-  // chroma rows each sum to zero, so grey stays exactly neutral; nothing can leave [16, 240], so no clamp.
-  const Y0 = (16 << 16) + (1 << 15);
-  const C0 = (128 << 18) + (1 << 17);
   for (let y = 0; y < height; y += 2) {
     let p = y * stride;
     let o = y * width;
@@ -142,10 +145,10 @@ export function rgbToYuv420(rgb: Uint8Array, width: number, height: number): Yuv
       const r3 = rgb[q + 3]!,
         g3 = rgb[q + 4]!,
         b3 = rgb[q + 5]!;
-      out[o] = (16829 * r0 + 33039 * g0 + 6416 * b0 + Y0) >> 16;
-      out[o + 1] = (16829 * r1 + 33039 * g1 + 6416 * b1 + Y0) >> 16;
-      out[o + width] = (16829 * r2 + 33039 * g2 + 6416 * b2 + Y0) >> 16;
-      out[o + width + 1] = (16829 * r3 + 33039 * g3 + 6416 * b3 + Y0) >> 16;
+      out[o] = lumaOf(r0, g0, b0);
+      out[o + 1] = lumaOf(r1, g1, b1);
+      out[o + width] = lumaOf(r2, g2, b2);
+      out[o + width + 1] = lumaOf(r3, g3, b3);
       const r = r0 + r1 + r2 + r3,
         g = g0 + g1 + g2 + g3,
         b = b0 + b1 + b2 + b3;
